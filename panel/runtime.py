@@ -1,0 +1,69 @@
+"""Wiring: from settings to a ready panel (personas, prompts, store, providers, reviewer).
+
+Commands open a Runtime, use it, and close it; nothing here talks to a model by itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from panel.cards import ToolCard
+from panel.config import Settings
+from panel.errors import ProviderError
+from panel.personas import Persona, load_personas
+from panel.prompts import Prompts
+from panel.providers import make_provider
+from panel.review import Reviewer, review_tool
+from panel.store import Store, StoredReview
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    personas: list[Persona]
+    prompts: Prompts
+    store: Store
+    reviewer: Reviewer
+
+    async def review(
+        self, card: ToolCard, *, fresh: bool = False, on_done: Callable[[str], None] | None = None
+    ) -> tuple[list[StoredReview], dict[str, ProviderError]]:
+        """Store the card and return its panel's reviews (cached ones reused unless fresh)."""
+        self.store.save_tool(card)
+        return await review_tool(
+            self.reviewer,
+            card,
+            self.personas,
+            concurrency=self.settings.concurrency,
+            fresh=fresh,
+            on_done=on_done,
+        )
+
+    async def aclose(self) -> None:
+        for provider in self.reviewer.providers.values():
+            await provider.aclose()
+        self.store.close()
+
+
+def open_runtime(settings: Settings, only: list[str] | None = None) -> Runtime:
+    """Load personas and prompts, open the store and make every provider the panel needs."""
+    personas = load_personas(settings.personas_dir(), only)
+    prompts = Prompts(settings.prompts_dir())
+    for persona in personas:
+        _ = persona.answer_model  # fail on a broken persona before any call
+    names = {settings.provider} | {p.provider for p in personas if p.provider}
+    providers = {name: make_provider(settings, name) for name in sorted(names)}
+    store = Store(settings.db)
+    reviewer = Reviewer(
+        providers=providers,
+        default=settings.provider,
+        default_model=settings.model,
+        prompts=prompts,
+        store=store,
+        max_tokens=settings.max_tokens,
+        temperature=settings.temperature,
+        seed=settings.seed,
+        max_attempts=settings.max_attempts,
+    )
+    return Runtime(settings, personas, prompts, store, reviewer)

@@ -1,0 +1,252 @@
+"""The one SQLite file that holds panel's state: tools, reviews and a log of every model call.
+
+Schema changes are numbered migrations (small decorated functions, applied in order and
+recorded in PRAGMA user_version). Every write is a transaction. No API key is ever stored:
+only what the call log names explicitly is written.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from panel.cards import ToolCard
+from panel.errors import ConfigError
+
+Migration = Callable[[sqlite3.Connection], None]
+MIGRATIONS: list[Migration] = []
+
+
+def migration(fn: Migration) -> Migration:
+    """Register fn as the next numbered migration."""
+    MIGRATIONS.append(fn)
+    return fn
+
+
+def _execute_script(db: sqlite3.Connection, script: str) -> None:
+    """Run ;-separated statements inside the caller's transaction (executescript would commit)."""
+    for statement in script.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
+@migration
+def m001_initial(db: sqlite3.Connection) -> None:
+    _execute_script(
+        db,
+        """
+        CREATE TABLE tools (
+            slug TEXT PRIMARY KEY,
+            card TEXT NOT NULL,
+            card_hash TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL
+        );
+        CREATE TABLE reviews (
+            id INTEGER PRIMARY KEY,
+            tool TEXT NOT NULL REFERENCES tools(slug),
+            card_hash TEXT NOT NULL,
+            persona TEXT NOT NULL,
+            prompt_version TEXT NOT NULL,
+            provider TEXT NOT NULL,
+            model TEXT NOT NULL,
+            score INTEGER NOT NULL CHECK (score BETWEEN 0 AND 100),
+            verdict TEXT NOT NULL CHECK (verdict IN ('ship', 'skip')),
+            review TEXT NOT NULL CHECK (length(review) > 0),
+            fields TEXT NOT NULL,
+            attempts INTEGER NOT NULL,
+            created_at REAL NOT NULL,
+            UNIQUE (card_hash, persona, prompt_version, provider, model)
+        );
+        CREATE INDEX reviews_by_tool ON reviews (tool, created_at);
+        CREATE TABLE calls (
+            id INTEGER PRIMARY KEY,
+            at REAL NOT NULL,
+            provider TEXT NOT NULL,
+            model TEXT NOT NULL,
+            tool TEXT NOT NULL,
+            persona TEXT NOT NULL,
+            prompt_hash TEXT NOT NULL,
+            latency_ms INTEGER NOT NULL,
+            input_tokens INTEGER NOT NULL,
+            output_tokens INTEGER NOT NULL,
+            cost_usd REAL,
+            outcome TEXT NOT NULL,
+            error TEXT
+        );
+        """
+    )
+
+
+@dataclass(frozen=True)
+class StoredReview:
+    """A validated review as kept in the store."""
+
+    tool: str
+    card_hash: str
+    persona: str
+    prompt_version: str
+    provider: str
+    model: str
+    score: int
+    verdict: str
+    review: str
+    fields: dict[str, Any]
+    attempts: int
+    created_at: float
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    """One model call: what was asked of whom, how long it took, what it cost, how it ended."""
+
+    provider: str
+    model: str
+    tool: str
+    persona: str
+    prompt_hash: str
+    latency_ms: int
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float | None = None
+    outcome: str = "ok"
+    """ok, invalid (answer failed validation), refusal, or error."""
+    error: str | None = None
+    at: float = 0.0
+
+
+class Store:
+    """Access to one panel database file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(path, isolation_level=None, timeout=30)
+            self.db.row_factory = sqlite3.Row
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise ConfigError(f"{path}: not a usable panel database ({exc})") from None
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """Run the block as one IMMEDIATE transaction: all of it lands, or none."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        with self.transaction() as db:
+            current = db.execute("PRAGMA user_version").fetchone()[0]
+            if current > len(MIGRATIONS):
+                raise ConfigError(f"{self.path}: made by a newer panel (schema {current})")
+            for number, step in enumerate(MIGRATIONS[current:], start=current + 1):
+                step(db)
+                db.execute(f"PRAGMA user_version = {number}")
+
+    # --- tools ---------------------------------------------------------------------------------
+
+    def save_tool(self, card: ToolCard) -> None:
+        """Insert the card, or replace the stored card of the same slug."""
+        now = time.time()
+        with self.transaction() as db:
+            db.execute(
+                """INSERT INTO tools (slug, card, card_hash, created_at, updated_at)
+                   VALUES (?, ?, ?, ?, ?)
+                   ON CONFLICT (slug) DO UPDATE SET card = excluded.card,
+                       card_hash = excluded.card_hash, updated_at = excluded.updated_at""",
+                (card.slug, card.model_dump_json(), card.content_hash(), now, now),
+            )
+
+    def get_tool(self, slug: str) -> ToolCard | None:
+        row = self.db.execute("SELECT card FROM tools WHERE slug = ?", (slug,)).fetchone()
+        return ToolCard.model_validate_json(row["card"]) if row else None
+
+    def tools(self) -> list[ToolCard]:
+        rows = self.db.execute("SELECT card FROM tools ORDER BY slug").fetchall()
+        return [ToolCard.model_validate_json(row["card"]) for row in rows]
+
+    # --- reviews -------------------------------------------------------------------------------
+
+    def find_review(
+        self, card_hash: str, persona: str, prompt_version: str, provider: str, model: str
+    ) -> StoredReview | None:
+        """Return the stored review for exactly this card, question and model, if any."""
+        row = self.db.execute(
+            """SELECT * FROM reviews WHERE card_hash = ? AND persona = ? AND prompt_version = ?
+               AND provider = ? AND model = ?""",
+            (card_hash, persona, prompt_version, provider, model),
+        ).fetchone()
+        return _review_from_row(row) if row else None
+
+    def save_review(self, review: StoredReview) -> None:
+        """Store a validated review; a newer review with the same key replaces the old one."""
+        with self.transaction() as db:
+            db.execute(
+                """INSERT INTO reviews (tool, card_hash, persona, prompt_version, provider, model,
+                       score, verdict, review, fields, attempts, created_at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                   ON CONFLICT (card_hash, persona, prompt_version, provider, model) DO UPDATE SET
+                       score = excluded.score, verdict = excluded.verdict, review = excluded.review,
+                       fields = excluded.fields, attempts = excluded.attempts,
+                       created_at = excluded.created_at""",
+                (
+                    review.tool, review.card_hash, review.persona, review.prompt_version,
+                    review.provider, review.model, review.score, review.verdict, review.review,
+                    json.dumps(review.fields, ensure_ascii=False), review.attempts, review.created_at,
+                ),
+            )
+
+    def latest_reviews(self, tool: str) -> dict[str, StoredReview]:
+        """Return the newest review of each persona for the tool's current card."""
+        rows = self.db.execute(
+            """SELECT r.* FROM reviews r JOIN tools t ON t.slug = r.tool AND t.card_hash = r.card_hash
+               WHERE r.tool = ? ORDER BY r.created_at""",
+            (tool,),
+        ).fetchall()
+        return {row["persona"]: _review_from_row(row) for row in rows}
+
+    # --- call log ------------------------------------------------------------------------------
+
+    def log_call(self, call: CallRecord) -> None:
+        with self.transaction() as db:
+            db.execute(
+                """INSERT INTO calls (at, provider, model, tool, persona, prompt_hash, latency_ms,
+                       input_tokens, output_tokens, cost_usd, outcome, error)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                (
+                    call.at or time.time(), call.provider, call.model, call.tool, call.persona,
+                    call.prompt_hash, call.latency_ms, call.input_tokens, call.output_tokens,
+                    call.cost_usd, call.outcome, call.error,
+                ),
+            )
+
+    def recent_calls(self, limit: int = 20) -> list[CallRecord]:
+        rows = self.db.execute("SELECT * FROM calls ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
+        return [
+            CallRecord(**{k: row[k] for k in row.keys() if k != "id"}) for row in reversed(rows)
+        ]
+
+    def count_calls(self) -> int:
+        return int(self.db.execute("SELECT count(*) FROM calls").fetchone()[0])
+
+
+def _review_from_row(row: sqlite3.Row) -> StoredReview:
+    data = {k: row[k] for k in row.keys() if k != "id"}
+    data["fields"] = json.loads(data["fields"])
+    return StoredReview(**data)
