@@ -8,8 +8,10 @@ from typing import Any, Protocol
 
 
 class Scored(Protocol):
-    score: int
-    verdict: str
+    @property
+    def score(self) -> int: ...
+    @property
+    def verdict(self) -> str: ...
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
 
 from panel.errors import CardError
 
@@ -87,7 +88,7 @@ class ToolCard(BaseModel):
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-def _describe(error: dict[str, Any]) -> tuple[str, str]:
+def _describe(error: ErrorDetails) -> tuple[str, str]:
     """Return (field, problem) for the first pydantic error, in words a user understands."""
     field = ".".join(str(part) for part in error["loc"]) or "card"
     kind = error["type"]
@@ -142,10 +143,7 @@ def load_card(path: str | Path) -> ToolCard:
     if not text.strip():
         raise CardError(name, "file is empty")
     try:
-        if path.suffix.lower() == ".json":
-            data = json.loads(text)
-        else:
-            data = yaml.safe_load(text)
+        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
     except json.JSONDecodeError as exc:
         raise CardError(name, f"invalid JSON at line {exc.lineno}: {exc.msg}") from None
     except yaml.YAMLError as exc:
@@ -163,7 +161,9 @@ def load_cards(paths: list[Path]) -> list[ToolCard]:
     for path in paths:
         card = load_card(path)
         if card.slug in seen:
-            raise CardError(str(path), f"duplicate slug '{card.slug}' (also in {seen[card.slug]})", "slug")
+            raise CardError(
+                str(path), f"duplicate slug '{card.slug}' (also in {seen[card.slug]})", "slug"
+            )
         seen[card.slug] = path
         cards.append(card)
     return cards

@@ -38,7 +38,9 @@ app = typer.Typer(
 ProviderOpt = Annotated[
     str | None,
     typer.Option(
-        "--provider", "-p", help="local (default, embedded), openai or anthropic. Env: PANEL_PROVIDER."
+        "--provider",
+        "-p",
+        help="local (default, embedded), openai or anthropic. Env: PANEL_PROVIDER.",
     ),
 ]
 ModelOpt = Annotated[
@@ -63,19 +65,23 @@ StructuredOpt = Annotated[
 ]
 ConcurrencyOpt = Annotated[
     int | None,
-    typer.Option("--concurrency", "-c", help="Model calls in flight at once (remote providers). Default 8."),
+    typer.Option(
+        "--concurrency", "-c", help="Model calls in flight at once (remote providers). Default 8."
+    ),
 ]
 DbOpt = Annotated[
     Path | None, typer.Option("--db", help="SQLite store. Env: PANEL_DB. Default ./panel.db.")
 ]
 PersonasOpt = Annotated[
-    Path | None, typer.Option("--personas", help="Folder of persona files. Default: the built-in panel.")
+    Path | None,
+    typer.Option("--personas", help="Folder of persona files. Default: the built-in panel."),
 ]
 PromptsOpt = Annotated[
     Path | None, typer.Option("--prompts", help="Folder of prompt templates. Default: built-in.")
 ]
 OutOpt = Annotated[
-    Path | None, typer.Option("--out", "-o", help="Output folder. Env: PANEL_OUT. Default ./outputs.")
+    Path | None,
+    typer.Option("--out", "-o", help="Output folder. Env: PANEL_OUT. Default ./outputs."),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of tables.")]
 
@@ -118,13 +124,17 @@ def _guard(fn: Callable[[], T]) -> T:
 
 @app.command()
 def review(
-    cards: Annotated[list[Path], typer.Argument(help="Tool card files (YAML or JSON).", show_default=False)],
+    cards: Annotated[
+        list[Path], typer.Argument(help="Tool card files (YAML or JSON).", show_default=False)
+    ],
     provider: ProviderOpt = None,
     model: ModelOpt = None,
     base_url: BaseUrlOpt = None,
     structured_output: StructuredOpt = None,
     concurrency: ConcurrencyOpt = None,
-    fresh: Annotated[bool, typer.Option("--fresh", help="Ask the model again even if a review is stored.")] = False,
+    fresh: Annotated[
+        bool, typer.Option("--fresh", help="Ask the model again even if a review is stored.")
+    ] = False,
     persona: Annotated[
         list[str] | None, typer.Option("--persona", help="Only this persona (repeatable).")
     ] = None,
@@ -146,8 +156,15 @@ def review(
         from panel.runtime import open_runtime
 
         settings = _settings(
-            provider=provider, model=model, base_url=base_url, structured_output=structured_output,
-            concurrency=concurrency, db=db, personas=personas, prompts=prompts, out=out,
+            provider=provider,
+            model=model,
+            base_url=base_url,
+            structured_output=structured_output,
+            concurrency=concurrency,
+            db=db,
+            personas=personas,
+            prompts=prompts,
+            out=out,
         )
         loaded = load_cards(cards)  # every card is checked before any model call
         runtime = open_runtime(settings, persona)
@@ -202,7 +219,9 @@ def list_personas(
             table.add_column(column)
         for p in panel:
             returns = ", ".join(["score", "verdict", "review", *p.fields])
-            table.add_row(p.display_name, p.judges, returns, f"{p.provider or '(default)'} {p.model or ''}")
+            table.add_row(
+                p.display_name, p.judges, returns, f"{p.provider or '(default)'} {p.model or ''}"
+            )
         Console().print(table)
 
     _guard(main)
@@ -236,14 +255,37 @@ def log(
         from rich.table import Table
 
         table = Table(title=f"Last {len(calls)} model calls")
-        for column in ("When", "Provider", "Model", "Tool", "Persona", "ms", "In", "Out", "Cost $", "Outcome"):
-            table.add_column(column, justify="right" if column in ("ms", "In", "Out", "Cost $") else "left")
+        for column in (
+            "When",
+            "Provider",
+            "Model",
+            "Tool",
+            "Persona",
+            "ms",
+            "In",
+            "Out",
+            "Cost $",
+            "Outcome",
+        ):
+            table.add_column(
+                column, justify="right" if column in ("ms", "In", "Out", "Cost $") else "left"
+            )
         for c in calls:
             when = dt.datetime.fromtimestamp(c.at).strftime("%m-%d %H:%M:%S")
             cost = "" if c.cost_usd is None else f"{c.cost_usd:.5f}"
             outcome = c.outcome if not c.error else f"{c.outcome}: {c.error[:60]}"
-            table.add_row(when, c.provider, c.model, c.tool, c.persona, str(c.latency_ms),
-                          str(c.input_tokens), str(c.output_tokens), cost, outcome)
+            table.add_row(
+                when,
+                c.provider,
+                c.model,
+                c.tool,
+                c.persona,
+                str(c.latency_ms),
+                str(c.input_tokens),
+                str(c.output_tokens),
+                cost,
+                outcome,
+            )
         Console().print(table)
 
     _guard(main)
@@ -264,11 +306,21 @@ class _progress:
         if not self.enabled:
             return lambda _key: None
         from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
 
         self._bar = Progress(
-            TextColumn("reviewing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            console=Console(stderr=True), transient=True,
+            TextColumn("reviewing"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+            transient=True,
         )
         self._bar.start()
         task = self._bar.add_task("reviews", total=self.total)
@@ -285,14 +337,18 @@ def _print_scorecard(document: dict[str, Any]) -> None:
 
     tool = document["tool"]
     result = document["panel"]
-    table = Table(title=f"{tool['name']} — {tool['tagline']}", show_lines=True, title_justify="left")
+    table = Table(
+        title=f"{tool['name']} — {tool['tagline']}", show_lines=True, title_justify="left"
+    )
     table.add_column("Persona", style="bold")
     table.add_column("Score", justify="right")
     table.add_column("Verdict")
     table.add_column("Review")
     for r in document["reviews"]:
         style = "green" if r["verdict"] == "ship" else "red"
-        table.add_row(r["display_name"], f"{r['score']}/100", f"[{style}]{r['verdict']}[/]", r["review"])
+        table.add_row(
+            r["display_name"], f"{r['score']}/100", f"[{style}]{r['verdict']}[/]", r["review"]
+        )
     console = Console()
     console.print(table)
     if result["reviews"]:

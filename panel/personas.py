@@ -27,7 +27,15 @@ FIELD_MAX_CHARS = 600
 LIST_ITEM_MAX_CHARS = 120
 
 # Keywords every provider's structured-output mode accepts; the rest is checked in code.
-_PORTABLE_KEYWORDS = {"type", "properties", "required", "additionalProperties", "items", "enum", "description"}
+_PORTABLE_KEYWORDS = {
+    "type",
+    "properties",
+    "required",
+    "additionalProperties",
+    "items",
+    "enum",
+    "description",
+}
 
 
 class FieldSpec(BaseModel):
@@ -63,11 +71,18 @@ class Persona(BaseModel):
         for name, spec in self.fields.items():
             if name in Answer.model_fields:
                 raise ConfigError(f"persona {self.key}: field '{name}' clashes with a common field")
-            text = Annotated[str, Field(min_length=1, max_length=FIELD_MAX_CHARS, description=spec.description)]
+            text = Annotated[
+                str, Field(min_length=1, max_length=FIELD_MAX_CHARS, description=spec.description)
+            ]
             if spec.type == "list":
                 item = Annotated[str, Field(min_length=1, max_length=LIST_ITEM_MAX_CHARS)]
                 extras[name] = (
-                    Annotated[list[item], Field(min_length=1, max_length=spec.max_items, description=spec.description)],  # type: ignore[valid-type]
+                    Annotated[
+                        list[item],
+                        Field(
+                            min_length=1, max_length=spec.max_items, description=spec.description
+                        ),
+                    ],
                     ...,
                 )
             else:
@@ -78,7 +93,7 @@ class Persona(BaseModel):
     @cached_property
     def answer_schema(self) -> dict[str, Any]:
         """Return the portable JSON schema of the answer, fields in the order a model should write them."""
-        full = _portable(self.answer_model.model_json_schema())
+        full: dict[str, Any] = _portable(self.answer_model.model_json_schema())
         props = full["properties"]
         order = ["review", *self.fields, "score", "verdict"]
         full["properties"] = {name: props[name] for name in order}

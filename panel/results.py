@@ -41,7 +41,9 @@ def review_json(review: StoredReview, persona: Persona | None) -> dict[str, Any]
         "model": review.model,
         "prompt_version": review.prompt_version,
         "attempts": review.attempts,
-        "created_at": dt.datetime.fromtimestamp(review.created_at, dt.UTC).isoformat(timespec="seconds"),
+        "created_at": dt.datetime.fromtimestamp(review.created_at, dt.UTC).isoformat(
+            timespec="seconds"
+        ),
     }
 
 

@@ -14,8 +14,8 @@ import asyncio
 import json
 import re
 import time
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
@@ -76,7 +76,9 @@ class Reviewer:
             return provider.model
         return self.default_model or provider.model
 
-    async def review(self, card: ToolCard, persona: Persona, *, fresh: bool = False) -> StoredReview:
+    async def review(
+        self, card: ToolCard, persona: Persona, *, fresh: bool = False
+    ) -> StoredReview:
         """Return persona's validated review of card, from the store unless fresh."""
         provider = self.provider_for(persona)
         model = self.model_for(persona)
@@ -111,7 +113,9 @@ class Reviewer:
                         prompt_version=version,
                     )
                     try:
-                        answer = await self._call(provider, request, prompt.hash, persona.answer_model)
+                        answer = await self._call(
+                            provider, request, prompt.hash, persona.answer_model
+                        )
                     except InvalidAnswer as bad:
                         messages = [
                             *messages,
@@ -145,15 +149,13 @@ class Reviewer:
             attempts=attempts,
             created_at=time.time(),
         )
-        self.store.save_review(review)
+        self.store.save_review(card, review)
         return review
 
     async def _call(
         self, provider: Provider, request: Request, prompt_hash: str, answer_model: type[Answer]
     ) -> Answer:
         """Send request with transient-failure retries; log every attempt; return a valid answer."""
-        persona = request.persona
-
         async for attempt in AsyncRetrying(
             stop=stop_after_attempt(self.max_attempts),
             retry=retry_if_exception_type(TransientProviderError),
@@ -162,56 +164,67 @@ class Reviewer:
         ):
             with attempt:
                 started = time.monotonic()
-                record = {
-                    "provider": provider.name,
-                    "model": request.model,
-                    "tool": request.tool,
-                    "persona": persona,
-                    "prompt_hash": prompt_hash,
-                }
+
                 try:
                     generation = await provider.generate(request)
                 except ProviderError as exc:
-                    self.store.log_call(
-                        CallRecord(**record, latency_ms=_ms(started), outcome="error", error=str(exc))
-                    )
-                    if isinstance(exc, TransientProviderError) and attempt.retry_state.attempt_number >= self.max_attempts:
+                    self._log(provider, request, prompt_hash, started, "error", None, str(exc))
+                    last = attempt.retry_state.attempt_number >= self.max_attempts
+                    if isinstance(exc, TransientProviderError) and last:
                         raise ProviderError(
-                            f"{request.tool}: {persona}: {provider.name} still failing after "
-                            f"{self.max_attempts} attempts: {exc}",
+                            f"{request.tool}: {request.persona}: {provider.name} still failing "
+                            f"after {self.max_attempts} attempts: {exc}",
                             provider=provider.name,
                         ) from None
                     raise
-                usage = {
-                    "latency_ms": _ms(started),
-                    "input_tokens": generation.input_tokens,
-                    "output_tokens": generation.output_tokens,
-                    "cost_usd": provider.cost_usd(
-                        request.model, generation.input_tokens, generation.output_tokens
-                    ),
-                }
                 try:
                     answer = parse_answer(request, generation, answer_model)
                 except InvalidAnswer as bad:
-                    self.store.log_call(
-                        CallRecord(**record, **usage, outcome="invalid", error=str(bad)[:500])
+                    self._log(
+                        provider, request, prompt_hash, started, "invalid", generation, str(bad)
                     )
                     raise
                 except RefusalError as refusal:
-                    self.store.log_call(
-                        CallRecord(**record, **usage, outcome="refusal", error=refusal.raw[:500])
+                    self._log(
+                        provider, request, prompt_hash, started, "refusal", generation, refusal.raw
                     )
                     raise
-                self.store.log_call(CallRecord(**record, **usage))
+                self._log(provider, request, prompt_hash, started, "ok", generation, None)
                 return answer
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def _log(
+        self,
+        provider: Provider,
+        request: Request,
+        prompt_hash: str,
+        started: float,
+        outcome: str,
+        generation: Generation | None,
+        error: str | None,
+    ) -> None:
+        """Append one call to the call log."""
+        tokens_in = generation.input_tokens if generation else 0
+        tokens_out = generation.output_tokens if generation else 0
+        cost = provider.cost_usd(request.model, tokens_in, tokens_out) if generation else None
+        self.store.log_call(
+            CallRecord(
+                provider=provider.name,
+                model=request.model,
+                tool=request.tool,
+                persona=request.persona,
+                prompt_hash=prompt_hash,
+                latency_ms=int((time.monotonic() - started) * 1000),
+                input_tokens=tokens_in,
+                output_tokens=tokens_out,
+                cost_usd=cost,
+                outcome=outcome,
+                error=error[:500] if error else None,
+            )
+        )
 
-def _ms(started: float) -> int:
-    return int((time.monotonic() - started) * 1000)
 
-
-_backoff = wait_exponential_jitter(initial=0.5, max=20, jitter=0.5)
+_backoff = wait_exponential_jitter(multiplier=0.5, max=20, jitter=0.5)
 
 
 def _wait_honouring_retry_after(state: RetryCallState) -> float:
@@ -305,5 +318,7 @@ async def review_tool(
 
     results = await asyncio.gather(*(one(p) for p in personas))
     reviews = [r for r in results if isinstance(r, StoredReview)]
-    errors = {p.key: r for p, r in zip(personas, results, strict=True) if isinstance(r, ProviderError)}
+    errors = {
+        p.key: r for p, r in zip(personas, results, strict=True) if isinstance(r, ProviderError)
+    }
     return reviews, errors

@@ -80,7 +80,7 @@ def m001_initial(db: sqlite3.Connection) -> None:
             outcome TEXT NOT NULL,
             error TEXT
         );
-        """
+        """,
     )
 
 
@@ -163,15 +163,8 @@ class Store:
 
     def save_tool(self, card: ToolCard) -> None:
         """Insert the card, or replace the stored card of the same slug."""
-        now = time.time()
         with self.transaction() as db:
-            db.execute(
-                """INSERT INTO tools (slug, card, card_hash, created_at, updated_at)
-                   VALUES (?, ?, ?, ?, ?)
-                   ON CONFLICT (slug) DO UPDATE SET card = excluded.card,
-                       card_hash = excluded.card_hash, updated_at = excluded.updated_at""",
-                (card.slug, card.model_dump_json(), card.content_hash(), now, now),
-            )
+            _upsert_tool(db, card)
 
     def get_tool(self, slug: str) -> ToolCard | None:
         row = self.db.execute("SELECT card FROM tools WHERE slug = ?", (slug,)).fetchone()
@@ -194,9 +187,14 @@ class Store:
         ).fetchone()
         return _review_from_row(row) if row else None
 
-    def save_review(self, review: StoredReview) -> None:
-        """Store a validated review; a newer review with the same key replaces the old one."""
+    def save_review(self, card: ToolCard, review: StoredReview) -> None:
+        """Store the card and a validated review of it in one transaction.
+
+        A newer review with the same key (card, persona, prompt version, provider, model)
+        replaces the old one.
+        """
         with self.transaction() as db:
+            _upsert_tool(db, card)
             db.execute(
                 """INSERT INTO reviews (tool, card_hash, persona, prompt_version, provider, model,
                        score, verdict, review, fields, attempts, created_at)
@@ -206,9 +204,18 @@ class Store:
                        fields = excluded.fields, attempts = excluded.attempts,
                        created_at = excluded.created_at""",
                 (
-                    review.tool, review.card_hash, review.persona, review.prompt_version,
-                    review.provider, review.model, review.score, review.verdict, review.review,
-                    json.dumps(review.fields, ensure_ascii=False), review.attempts, review.created_at,
+                    review.tool,
+                    review.card_hash,
+                    review.persona,
+                    review.prompt_version,
+                    review.provider,
+                    review.model,
+                    review.score,
+                    review.verdict,
+                    review.review,
+                    json.dumps(review.fields, ensure_ascii=False),
+                    review.attempts,
+                    review.created_at,
                 ),
             )
 
@@ -230,9 +237,18 @@ class Store:
                        input_tokens, output_tokens, cost_usd, outcome, error)
                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 (
-                    call.at or time.time(), call.provider, call.model, call.tool, call.persona,
-                    call.prompt_hash, call.latency_ms, call.input_tokens, call.output_tokens,
-                    call.cost_usd, call.outcome, call.error,
+                    call.at or time.time(),
+                    call.provider,
+                    call.model,
+                    call.tool,
+                    call.persona,
+                    call.prompt_hash,
+                    call.latency_ms,
+                    call.input_tokens,
+                    call.output_tokens,
+                    call.cost_usd,
+                    call.outcome,
+                    call.error,
                 ),
             )
 
@@ -244,6 +260,18 @@ class Store:
 
     def count_calls(self) -> int:
         return int(self.db.execute("SELECT count(*) FROM calls").fetchone()[0])
+
+
+def _upsert_tool(db: sqlite3.Connection, card: ToolCard) -> None:
+    now = time.time()
+    db.execute(
+        """INSERT INTO tools (slug, card, card_hash, created_at, updated_at)
+           VALUES (?, ?, ?, ?, ?)
+           ON CONFLICT (slug) DO UPDATE SET card = excluded.card,
+               card_hash = excluded.card_hash, updated_at = excluded.updated_at
+           WHERE tools.card_hash != excluded.card_hash""",
+        (card.slug, card.model_dump_json(), card.content_hash(), now, now),
+    )
 
 
 def _review_from_row(row: sqlite3.Row) -> StoredReview:

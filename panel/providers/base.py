@@ -67,3 +67,44 @@ class Provider(ABC):
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release clients and connections."""
+
+
+def is_transient_status(status: int) -> bool:
+    """Return whether an HTTP status is worth retrying: timeouts, conflicts, 429, 5xx and 529."""
+    return status in (408, 409, 429) or status >= 500
+
+
+def retry_after_seconds(headers: Any) -> float | None:
+    """Return the wait a response asks for (retry-after-ms, or retry-after seconds or date)."""
+    if headers is None:
+        return None
+    try:
+        if (ms := headers.get("retry-after-ms")) is not None:
+            return float(ms) / 1000
+        value = headers.get("retry-after")
+        if value is None:
+            return None
+        return float(value)
+    except ValueError:
+        import email.utils
+        import time
+
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        return max(0.0, when.timestamp() - time.time())
+
+
+def price(
+    prices: dict[str, tuple[float, float]], model: str, tokens_in: int, tokens_out: int
+) -> float | None:
+    """Return the cost of a call from a table of (input, output) US dollars per million tokens.
+
+    The longest table key that starts the model name wins, so dated model names match too.
+    """
+    keys = [key for key in prices if model.startswith(key)]
+    if not keys:
+        return None
+    per_in, per_out = prices[max(keys, key=len)]
+    return round((tokens_in * per_in + tokens_out * per_out) / 1_000_000, 6)

@@ -128,10 +128,10 @@ class LocalProvider(Provider):
         return 0.0
 
     def _generate_sync(self, request: Request) -> Generation:
-        import llama_cpp
+        from llama_cpp.llama_grammar import LlamaGrammar
 
         llm = _load(self.model_path, self.seed)
-        grammar = llama_cpp.LlamaGrammar.from_string(schema_to_gbnf(request.schema), verbose=False)
+        grammar = LlamaGrammar.from_string(schema_to_gbnf(request.schema), verbose=False)
         with _generate_lock:  # one llama context: one generation at a time
             llm.reset()
             out = llm.create_chat_completion(

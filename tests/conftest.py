@@ -1,0 +1,146 @@
+"""Shared fixtures: a scripted fake provider, a temporary store, and card files."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from panel.cards import ToolCard, parse_card
+from panel.config import Settings, data_dir
+from panel.errors import ProviderError
+from panel.personas import Persona, load_personas
+from panel.prompts import Prompts
+from panel.providers.base import Generation, Provider, Request
+from panel.review import Reviewer
+from panel.store import Store
+
+REPO = Path(__file__).resolve().parent.parent
+
+Script = Callable[[Request], Generation | ProviderError]
+
+
+def good_answer(schema: dict[str, Any], score: int = 80) -> dict[str, Any]:
+    """Return a valid answer for a persona's answer schema."""
+    answer: dict[str, Any] = {}
+    for name, prop in schema["properties"].items():
+        if name == "score":
+            answer[name] = score
+        elif name == "verdict":
+            answer[name] = "ship" if score >= 60 else "skip"
+        elif prop["type"] == "array":
+            answer[name] = ["Moondream", "PaliGemma"]
+        elif name == "review":
+            answer[name] = (
+                f"A considered review in the {schema.get('title', 'persona')} voice, long enough to count as prose."
+            )
+        else:
+            answer[name] = f"Something specific about {name}."
+    return answer
+
+
+class ScriptedProvider(Provider):
+    """A fake provider that answers from a script: a function of the request, or a list in order."""
+
+    name = "scripted"
+    default_model = "scripted-1"
+    max_concurrency = 4
+
+    def __init__(
+        self, script: Script | list[str | Generation | ProviderError] | None = None
+    ) -> None:
+        self.model = self.default_model
+        self.script = script
+        self.requests: list[Request] = []
+
+    async def generate(self, request: Request) -> Generation:
+        self.requests.append(request)
+        if self.script is None:
+            result: Generation | ProviderError | str = Generation(
+                json.dumps(good_answer(request.schema)), input_tokens=100, output_tokens=50
+            )
+        elif callable(self.script):
+            result = self.script(request)
+        else:
+            result = self.script.pop(0)
+        if isinstance(result, ProviderError):
+            raise result
+        if isinstance(result, str):
+            return Generation(result, input_tokens=10, output_tokens=5)
+        return result
+
+    def cost_usd(self, model: str, input_tokens: int, output_tokens: int) -> float | None:
+        return (input_tokens + output_tokens) / 1_000_000
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    s = Store(tmp_path / "panel.db")
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def personas() -> list[Persona]:
+    return load_personas(data_dir("personas"))
+
+
+@pytest.fixture
+def prompts() -> Prompts:
+    return Prompts(data_dir("prompts"))
+
+
+@pytest.fixture
+def card() -> ToolCard:
+    return parse_card(
+        yaml.safe_load((REPO / "examples" / "smolvlm-3b.yaml").read_text()), "smolvlm-3b.yaml"
+    )
+
+
+@pytest.fixture
+def make_reviewer(store: Store, prompts: Prompts) -> Callable[[Provider], Reviewer]:
+    def make(provider: Provider, max_attempts: int = 3) -> Reviewer:
+        return Reviewer(
+            providers={provider.name: provider},
+            default=provider.name,
+            default_model=None,
+            prompts=prompts,
+            store=store,
+            max_attempts=max_attempts,
+        )
+
+    return make
+
+
+@pytest.fixture
+def write_card(tmp_path: Path) -> Callable[[str, str | bytes], Path]:
+    """Return a function that writes a card file and returns its path."""
+
+    def write(name: str, content: str | bytes) -> Path:
+        path = tmp_path / name
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content, encoding="utf-8")
+        return path
+
+    return write
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(db=tmp_path / "panel.db", out=tmp_path / "out")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Keep a developer's PANEL_* variables and panel.toml out of the tests."""
+    for name in list(os.environ):
+        if name.startswith("PANEL_") and name != "PANEL_LIVE":
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)

@@ -1,0 +1,185 @@
+"""The command line as a user meets it, including a real panel on the embedded local model."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from panel.personas import SHIP_THRESHOLD
+from panel.store import MIGRATIONS, Store
+
+from .conftest import REPO
+
+EXAMPLE = REPO / "examples" / "smolvlm-3b.yaml"
+
+
+def panel(
+    *args: str | Path, env: dict[str, str] | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
+    """Run `python -m panel ARGS` and return the finished process."""
+    return subprocess.run(
+        [sys.executable, "-m", "panel", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_help_explains_and_loads_no_sdk_or_model() -> None:
+    code = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from panel.cli import app\n"
+        "result = CliRunner().invoke(app, ['--help'])\n"
+        "assert result.exit_code == 0, result.output\n"
+        "loaded = [m for m in ('openai', 'anthropic', 'llama_cpp', 'jinja2', 'pydantic') if m in sys.modules]\n"
+        "print(loaded)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_module_entry_point_and_subcommand_help() -> None:
+    result = panel("review", "--help")
+    assert result.returncode == 0
+    for flag in ("--provider", "--model", "--base-url", "--fresh", "--json", "--structured-output"):
+        assert flag in result.stdout
+
+
+def test_personas_command_lists_the_panel() -> None:
+    result = panel("personas", "--json")
+    assert result.returncode == 0
+    listed = json.loads(result.stdout)
+    assert [p["display_name"] for p in listed] == ["Builder", "Skeptic", "Futurist", "Founder"]
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["review", EXAMPLE, "--provider", "nope"], "unknown provider 'nope'"),
+        (["review", EXAMPLE, "--concurrency", "0"], "setting 'concurrency'"),
+        (["review", EXAMPLE, "--personas", "/nonexistent"], "personas folder not found"),
+        (["review", EXAMPLE, "--persona", "critic"], "unknown persona 'critic'"),
+        (
+            ["review", EXAMPLE, "--provider", "local", "--model", "/nonexistent.gguf"],
+            "local model file not found",
+        ),
+        (["review", EXAMPLE, "--provider", "openai"], "OPENAI_API_KEY is not set"),
+        (["review", EXAMPLE, "--provider", "anthropic"], "ANTHROPIC_API_KEY is not set"),
+        (["log"], "no store yet"),
+    ],
+)
+def test_bad_settings_exit_2_with_one_line(tmp_path: Path, args: list[Any], fragment: str) -> None:
+    env = {
+        "PANEL_DB": str(tmp_path / "p.db"),
+        "OPENAI_API_KEY": "",
+        "ANTHROPIC_API_KEY": "",
+        "OPENAI_BASE_URL": "",
+        "ANTHROPIC_BASE_URL": "",
+    }
+    result = panel(*args, env=env)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and fragment in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_config_file_and_environment_precedence(tmp_path: Path) -> None:
+    (tmp_path / "panel.toml").write_text('[panel]\nprovider = "anthropic"\nconcurrency = 3\n')
+    env = {
+        "PANEL_PROVIDER": "openai",
+        "OPENAI_API_KEY": "",
+        "OPENAI_BASE_URL": "",
+        "PANEL_DB": str(tmp_path / "p.db"),
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "panel", "review", str(EXAMPLE)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, **env},
+        timeout=60,
+    )
+    assert "OPENAI_API_KEY" in result.stderr  # env beats the file
+    result = subprocess.run(
+        [sys.executable, "-m", "panel", "review", str(EXAMPLE), "--provider", "nope"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, **env},
+        timeout=60,
+    )
+    assert "unknown provider 'nope'" in result.stderr  # the flag beats the environment
+    (tmp_path / "panel.toml").write_text("provider = [\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "panel", "review", str(EXAMPLE)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "PANEL_DB": str(tmp_path / "p.db")},
+        timeout=60,
+    )
+    assert result.returncode == 2 and "panel.toml: cannot read config" in result.stderr
+
+
+def test_migrations_are_numbered_and_idempotent(tmp_path: Path) -> None:
+    path = tmp_path / "panel.db"
+    Store(path).close()
+    Store(path).close()
+    version = sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0]
+    assert version == len(MIGRATIONS) >= 1
+
+
+def test_a_foreign_file_is_not_a_store(tmp_path: Path) -> None:
+    path = tmp_path / "panel.db"
+    path.write_text("not a database at all, just text " * 100)
+    result = panel("review", EXAMPLE, "--db", path)
+    assert result.returncode == 2 and "not a usable panel database" in result.stderr
+    assert path.read_text().startswith("not a database"), "the file must be left as it was"
+
+
+@pytest.mark.slow
+def test_a_real_panel_on_the_embedded_model(tmp_path: Path) -> None:
+    db, out = tmp_path / "panel.db", tmp_path / "out"
+    result = panel("review", EXAMPLE, "--json", "--db", db, "--out", out)
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["schema"] == "panel.review/1"
+    assert document["tool"]["slug"] == "smolvlm-3b"
+    reviews = document["reviews"]
+    assert [r["persona"] for r in reviews] == ["builder", "skeptic", "futurist", "founder"]
+    for review in reviews:
+        assert 0 <= review["score"] <= 100
+        assert review["verdict"] == ("ship" if review["score"] >= SHIP_THRESHOLD else "skip")
+        assert len(review["review"]) >= 40
+        assert (
+            review["provider"] == "local" and review["model"] == "SmolLM2-135M-Instruct.Q4_1.gguf"
+        )
+    ships = sum(r["verdict"] == "ship" for r in reviews)
+    assert document["panel"]["ships"] == ships
+    assert document["panel"]["ship_pct"] == round(100 * ships / 4)
+    assert json.loads((out / "reviews" / "smolvlm-3b.json").read_text()) == document
+
+    calls = json.loads(panel("log", "--json", "--db", db).stdout)
+    assert len(calls) >= 4 and all(c["provider"] == "local" for c in calls)
+    assert all(c["latency_ms"] > 0 and c["output_tokens"] > 0 for c in calls)
+
+    again = panel("review", EXAMPLE, "--json", "--db", db, "--out", out)
+    assert again.returncode == 0
+    assert json.loads(again.stdout)["reviews"] == reviews
+    assert len(json.loads(panel("log", "--json", "-n", "100", "--db", db).stdout)) == len(calls), (
+        "a repeat review must make no call"
+    )
+
+    table = panel("review", EXAMPLE, "--db", db, "--out", out)
+    assert "Panel: " in table.stdout and "panel ship" in table.stdout

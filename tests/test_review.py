@@ -1,0 +1,300 @@
+"""The reviewer: validation, re-ask, typed failures, transient retries, caching, aggregation."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from panel.aggregate import panel_result
+from panel.cards import ToolCard
+from panel.errors import AnswerError, ProviderError, RefusalError, TransientProviderError
+from panel.personas import Persona
+from panel.providers.base import Generation, Provider, Request, price, retry_after_seconds
+from panel.review import Reviewer, review_tool
+from panel.store import Store, StoredReview
+
+from .conftest import ScriptedProvider, good_answer
+
+MakeReviewer = Callable[..., Reviewer]
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+def answer_text(persona: Persona, **changes: Any) -> str:
+    return json.dumps({**good_answer(persona.answer_schema), **changes})
+
+
+def test_a_valid_answer_is_stored_and_logged(
+    make_reviewer: MakeReviewer, store: Store, card: ToolCard, personas: list[Persona]
+) -> None:
+    provider = ScriptedProvider()
+    review = run(make_reviewer(provider).review(card, personas[1]))
+    assert review.score == 80 and review.verdict == "ship"
+    assert review.fields["competitors"] == ["Moondream", "PaliGemma"]
+    assert review.attempts == 1
+    assert list(store.latest_reviews(card.slug)) == ["skeptic"]
+    calls = store.recent_calls()
+    assert [(c.outcome, c.persona, c.input_tokens, c.output_tokens) for c in calls] == [
+        ("ok", "skeptic", 100, 50)
+    ]
+    assert calls[0].cost_usd == pytest.approx(150 / 1_000_000)
+
+
+MALFORMED: list[tuple[str, str]] = [
+    ("invalid-json", "{review: nope}"),
+    ("truncated", '{"review": "A good tool that'),
+    ("prose-around", 'Here you go: {"score": 80}'),
+    ("score-string", "SCORE_STRING"),
+    ("score-101", "SCORE_101"),
+    ("score-negative", "SCORE_NEG"),
+    ("nan", "NAN"),
+    ("unknown-verdict", "VERDICT"),
+    ("missing-field", "MISSING"),
+    ("empty", ""),
+    ("disagreeing-verdict", "DISAGREE"),
+    ("extra-field", "EXTRA"),
+]
+
+
+def _malformed(persona: Persona, kind: str) -> str:
+    good = good_answer(persona.answer_schema)
+    if kind == "SCORE_STRING":
+        return json.dumps({**good, "score": "80"})
+    if kind == "SCORE_101":
+        return json.dumps({**good, "score": 101})
+    if kind == "SCORE_NEG":
+        return json.dumps({**good, "score": -1, "verdict": "skip"})
+    if kind == "NAN":
+        return json.dumps(good).replace('"score": 80', '"score": NaN')
+    if kind == "VERDICT":
+        return json.dumps({**good, "verdict": "Ship!"})
+    if kind == "MISSING":
+        return json.dumps({k: v for k, v in good.items() if k != "review"})
+    if kind == "DISAGREE":
+        return json.dumps({**good, "score": 40})
+    if kind == "EXTRA":
+        return json.dumps({**good, "confidence": 0.9})
+    return kind
+
+
+@pytest.mark.parametrize("kind", [m[1] for m in MALFORMED], ids=[m[0] for m in MALFORMED])
+def test_a_malformed_answer_is_reasked_once_with_the_problem(
+    make_reviewer: MakeReviewer, store: Store, card: ToolCard, personas: list[Persona], kind: str
+) -> None:
+    persona = personas[0]
+    provider = ScriptedProvider([_malformed(persona, kind), answer_text(persona)])
+    review = run(make_reviewer(provider).review(card, persona))
+    assert review.attempts == 2
+    reask = provider.requests[1].messages
+    assert reask[-2]["role"] == "assistant"
+    assert reask[-1]["role"] == "user" and "could not be accepted" in reask[-1]["content"]
+    assert [c.outcome for c in store.recent_calls()] == ["invalid", "ok"]
+
+
+@pytest.mark.parametrize("kind", [m[1] for m in MALFORMED], ids=[m[0] for m in MALFORMED])
+def test_twice_malformed_fails_typed_and_stores_nothing(
+    make_reviewer: MakeReviewer, store: Store, card: ToolCard, personas: list[Persona], kind: str
+) -> None:
+    persona = personas[0]
+    bad = _malformed(persona, kind)
+    provider = ScriptedProvider([bad, bad])
+    with pytest.raises(AnswerError) as caught:
+        run(make_reviewer(provider).review(card, persona))
+    assert caught.value.attempts == 2 and caught.value.persona == "builder"
+    assert "Builder gave no valid review after 2 attempts" in str(caught.value)
+    assert store.db.execute("SELECT count(*) FROM reviews").fetchone()[0] == 0
+
+
+def test_code_fences_are_accepted(
+    make_reviewer: MakeReviewer, card: ToolCard, personas: list[Persona]
+) -> None:
+    fenced = "```json\n" + answer_text(personas[0]) + "\n```"
+    review = run(make_reviewer(ScriptedProvider([fenced])).review(card, personas[0]))
+    assert review.attempts == 1
+
+
+def test_a_stop_at_max_tokens_is_reasked(
+    make_reviewer: MakeReviewer, card: ToolCard, personas: list[Persona]
+) -> None:
+    cut = Generation('{"review": "A long', finish_reason="length")
+    provider = ScriptedProvider([cut, answer_text(personas[0])])
+    run(make_reviewer(provider).review(card, personas[0]))
+    assert "cut off at the token limit" in provider.requests[1].messages[-1]["content"]
+
+
+def test_a_refusal_is_recorded_as_a_refusal_never_a_score(
+    make_reviewer: MakeReviewer, store: Store, card: ToolCard, personas: list[Persona]
+) -> None:
+    refusal = Generation("", refusal="I can't help with that.", finish_reason="refusal")
+    with pytest.raises(RefusalError):
+        run(make_reviewer(ScriptedProvider([refusal])).review(card, personas[0]))
+    assert [(c.outcome, c.error) for c in store.recent_calls()] == [
+        ("refusal", "I can't help with that.")
+    ]
+    assert store.db.execute("SELECT count(*) FROM reviews").fetchone()[0] == 0
+
+
+def test_transient_failures_are_retried_honouring_retry_after(
+    make_reviewer: MakeReviewer, store: Store, card: ToolCard, personas: list[Persona]
+) -> None:
+    script: list[Any] = [
+        TransientProviderError("HTTP 429", retry_after=0.3),
+        TransientProviderError("HTTP 529"),
+        answer_text(personas[0]),
+    ]
+    started = time.monotonic()
+    review = run(make_reviewer(ScriptedProvider(script), max_attempts=3).review(card, personas[0]))
+    assert review.score == 80
+    assert time.monotonic() - started >= 0.3
+    assert [c.outcome for c in store.recent_calls()] == ["error", "error", "ok"]
+
+
+def test_retries_are_capped(
+    make_reviewer: MakeReviewer, card: ToolCard, personas: list[Persona]
+) -> None:
+    provider = ScriptedProvider(lambda r: TransientProviderError("HTTP 500", retry_after=0))
+    with pytest.raises(ProviderError, match="still failing after 3 attempts"):
+        run(make_reviewer(provider, max_attempts=3).review(card, personas[0]))
+    assert len(provider.requests) == 3
+
+
+def test_a_permanent_error_is_not_retried(
+    make_reviewer: MakeReviewer, card: ToolCard, personas: list[Persona]
+) -> None:
+    provider = ScriptedProvider(lambda r: ProviderError("HTTP 401: bad key"))
+    with pytest.raises(ProviderError, match="401"):
+        run(make_reviewer(provider).review(card, personas[0]))
+    assert len(provider.requests) == 1
+
+
+def test_an_unchanged_card_is_served_from_the_store(
+    make_reviewer: MakeReviewer, store: Store, card: ToolCard, personas: list[Persona]
+) -> None:
+    provider = ScriptedProvider()
+    reviewer = make_reviewer(provider)
+    store.save_tool(card)
+    first, errors = run(review_tool(reviewer, card, personas, concurrency=4))
+    assert len(first) == 4 and errors == {} and len(provider.requests) == 4
+    again, _ = run(review_tool(reviewer, card, personas, concurrency=4))
+    assert len(provider.requests) == 4
+    assert [r.created_at for r in again] == [r.created_at for r in first]
+    run(review_tool(reviewer, card, personas, concurrency=4, fresh=True))
+    assert len(provider.requests) == 8
+    changed = card.model_copy(update={"tagline": "Now with video"})
+    run(review_tool(reviewer, changed, personas, concurrency=4))
+    assert len(provider.requests) == 12
+
+
+def test_one_failing_persona_keeps_the_others(
+    make_reviewer: MakeReviewer, store: Store, card: ToolCard, personas: list[Persona]
+) -> None:
+    def script(request: Request) -> Generation | ProviderError:
+        if request.persona == "founder":
+            return ProviderError("HTTP 400: nope")
+        return Generation(json.dumps(good_answer(request.schema)))
+
+    store.save_tool(card)
+    reviews, errors = run(
+        review_tool(make_reviewer(ScriptedProvider(script)), card, personas, concurrency=4)
+    )
+    assert sorted(r.persona for r in reviews) == ["builder", "futurist", "skeptic"]
+    assert list(errors) == ["founder"]
+    assert set(store.latest_reviews(card.slug)) == {"builder", "futurist", "skeptic"}
+
+
+def test_personas_run_concurrently_up_to_the_limit(
+    make_reviewer: MakeReviewer, card: ToolCard, personas: list[Persona]
+) -> None:
+    class Slow(ScriptedProvider):
+        in_flight = 0
+        peak = 0
+
+        async def generate(self, request: Request) -> Generation:
+            Slow.in_flight += 1
+            Slow.peak = max(Slow.peak, Slow.in_flight)
+            await asyncio.sleep(0.1)
+            Slow.in_flight -= 1
+            return await super().generate(request)
+
+    started = time.monotonic()
+    run(review_tool(make_reviewer(Slow()), card, personas, concurrency=2))
+    assert Slow.peak == 2
+    assert 0.2 <= time.monotonic() - started < 0.35
+
+
+def test_a_persona_can_name_its_own_provider_and_model(
+    store: Store, card: ToolCard, personas: list[Persona], prompts: Any
+) -> None:
+    class Other(ScriptedProvider):
+        name = "other"
+
+    main, other = ScriptedProvider(), Other()
+    mixed = [personas[0], personas[1].model_copy(update={"provider": "other", "model": "judge-2"})]
+    reviewer = Reviewer(
+        providers={"scripted": main, "other": other},
+        default="scripted",
+        default_model=None,
+        prompts=prompts,
+        store=store,
+    )
+    reviews, _ = run(review_tool(reviewer, card, mixed, concurrency=4))
+    assert {(r.persona, r.provider, r.model) for r in reviews} == {
+        ("builder", "scripted", "scripted-1"),
+        ("skeptic", "other", "judge-2"),
+    }
+
+
+def _review(score: int, verdict: str) -> StoredReview:
+    return StoredReview("t", "h", "p", "v", "x", "m", score, verdict, "r", {}, 1, 0.0)
+
+
+@pytest.mark.parametrize(
+    ("scores", "label", "pct"),
+    [
+        ([(85, "ship"), (78, "ship"), (82, "ship"), (52, "skip")], "Ship · 3 ship / 1 skip", 75),
+        ([(85, "ship"), (78, "ship"), (40, "skip"), (52, "skip")], "Split · 2 ship / 2 skip", 50),
+        ([(10, "skip"), (20, "skip"), (82, "ship")], "Skip · 1 ship / 2 skip", 33),
+        ([(90, "ship")] * 4, "Ship · 4 ship / 0 skip", 100),
+    ],
+)
+def test_the_aggregator(scores: list[tuple[int, str]], label: str, pct: int) -> None:
+    result = panel_result([_review(s, v) for s, v in scores])
+    assert result.label == label
+    assert result.ship_pct == pct
+    assert result.score_min == min(s for s, _ in scores)
+    assert result.score_max == max(s for s, _ in scores)
+
+
+def test_the_aggregator_of_nothing() -> None:
+    assert panel_result([]).label == "Split · 0 ship / 0 skip"
+
+
+def test_retry_after_parsing() -> None:
+    assert retry_after_seconds({"retry-after": "2"}) == 2
+    assert retry_after_seconds({"retry-after-ms": "250"}) == 0.25
+    assert retry_after_seconds({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}) == 0
+    assert retry_after_seconds({"retry-after": "soon"}) is None
+    assert retry_after_seconds({}) is None
+
+
+def test_prices() -> None:
+    table = {"gpt-4o": (2.5, 10.0), "gpt-4o-mini": (0.15, 0.6)}
+    assert price(table, "gpt-4o-mini-2024-07-18", 1_000_000, 0) == 0.15
+    assert price(table, "gpt-4o", 0, 1_000_000) == 10.0
+    assert price(table, "llama3", 10, 10) is None
+
+
+def test_the_provider_interface_is_small() -> None:
+    abstract = {
+        name
+        for name, value in vars(Provider).items()
+        if getattr(value, "__isabstractmethod__", False)
+    }
+    assert abstract == {"generate"}
