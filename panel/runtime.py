@@ -27,34 +27,53 @@ class Runtime:
     reviewer: Reviewer
 
     async def review(
-        self, card: ToolCard, *, fresh: bool = False, on_done: Callable[[str], None] | None = None
+        self,
+        card: ToolCard,
+        *,
+        fresh: bool = False,
+        on_done: Callable[[str], None] | None = None,
+        personas: list[Persona] | None = None,
     ) -> tuple[list[StoredReview], dict[str, ProviderError]]:
-        """Store the card and return its panel's reviews (cached ones reused unless fresh)."""
-        self.store.save_tool(card)
+        """Return the panel's reviews of card (cached ones reused unless fresh).
+
+        `personas` narrows the panel, e.g. to the personas a stored review set lacks.
+        """
         return await review_tool(
             self.reviewer,
             card,
-            self.personas,
+            self.personas if personas is None else personas,
             concurrency=self.settings.concurrency,
             fresh=fresh,
             on_done=on_done,
         )
 
-    async def aclose(self) -> None:
+    async def close_providers(self) -> None:
         for provider in self.reviewer.providers.values():
             await provider.aclose()
+
+    async def aclose(self) -> None:
+        await self.close_providers()
         self.store.close()
 
 
-def open_runtime(settings: Settings, only: list[str] | None = None) -> Runtime:
-    """Load personas and prompts, open the store and make every provider the panel needs."""
-    personas = load_personas(settings.personas_dir(), only)
+def open_runtime(
+    settings: Settings,
+    only: list[str] | None = None,
+    *,
+    personas: list[Persona] | None = None,
+    store: Store | None = None,
+) -> Runtime:
+    """Load personas and prompts, open the store and make every provider the panel needs.
+
+    `personas` and `store` reuse what a command already loaded or opened.
+    """
+    personas = personas if personas is not None else load_personas(settings.personas_dir(), only)
     prompts = Prompts(settings.prompts_dir())
     for persona in personas:
         _ = persona.answer_model  # fail on a broken persona before any call
     names = {settings.provider} | {p.provider for p in personas if p.provider}
     providers = {name: make_provider(settings, name) for name in sorted(names)}
-    store = Store(settings.db)
+    store = store or Store(settings.db)
     reviewer = Reviewer(
         providers=providers,
         default=settings.provider,

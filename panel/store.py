@@ -84,6 +84,29 @@ def m001_initial(db: sqlite3.Connection) -> None:
     )
 
 
+@migration
+def m002_votes_and_comparisons(db: sqlite3.Connection) -> None:
+    _execute_script(
+        db,
+        """
+        CREATE TABLE votes (
+            tool TEXT NOT NULL REFERENCES tools(slug),
+            voter TEXT NOT NULL,
+            vote TEXT NOT NULL CHECK (vote IN ('ship', 'skip')),
+            at REAL NOT NULL,
+            PRIMARY KEY (tool, voter)
+        );
+        CREATE TABLE comparisons (
+            a TEXT NOT NULL REFERENCES tools(slug),
+            b TEXT NOT NULL REFERENCES tools(slug),
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            PRIMARY KEY (a, b)
+        );
+        """,
+    )
+
+
 @dataclass(frozen=True)
 class StoredReview:
     """A validated review as kept in the store."""
@@ -195,29 +218,7 @@ class Store:
         """
         with self.transaction() as db:
             _upsert_tool(db, card)
-            db.execute(
-                """INSERT INTO reviews (tool, card_hash, persona, prompt_version, provider, model,
-                       score, verdict, review, fields, attempts, created_at)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                   ON CONFLICT (card_hash, persona, prompt_version, provider, model) DO UPDATE SET
-                       score = excluded.score, verdict = excluded.verdict, review = excluded.review,
-                       fields = excluded.fields, attempts = excluded.attempts,
-                       created_at = excluded.created_at""",
-                (
-                    review.tool,
-                    review.card_hash,
-                    review.persona,
-                    review.prompt_version,
-                    review.provider,
-                    review.model,
-                    review.score,
-                    review.verdict,
-                    review.review,
-                    json.dumps(review.fields, ensure_ascii=False),
-                    review.attempts,
-                    review.created_at,
-                ),
-            )
+            _upsert_review(db, card, review)
 
     def latest_reviews(self, tool: str) -> dict[str, StoredReview]:
         """Return the newest review of each persona for the tool's current card."""
@@ -227,6 +228,51 @@ class Store:
             (tool,),
         ).fetchall()
         return {row["persona"]: _review_from_row(row) for row in rows}
+
+    def import_records(self, cards: list[ToolCard], reviews: list[StoredReview]) -> None:
+        """Store imported tools and reviews in one transaction: all of the file, or nothing."""
+        by_slug = {card.slug: card for card in cards}
+        with self.transaction() as db:
+            for card in cards:
+                _upsert_tool(db, card)
+            for review in reviews:
+                _upsert_review(db, by_slug[review.tool], review)
+
+    # --- community votes and comparisons ------------------------------------------------------
+
+    def save_vote(self, tool: str, voter: str, vote: str) -> None:
+        """Record voter's vote on tool; a later vote by the same voter replaces the earlier one."""
+        with self.transaction() as db:
+            db.execute(
+                """INSERT INTO votes (tool, voter, vote, at) VALUES (?, ?, ?, ?)
+                   ON CONFLICT (tool, voter) DO UPDATE SET vote = excluded.vote, at = excluded.at""",
+                (tool, voter, vote, time.time()),
+            )
+
+    def vote_counts(self, tool: str) -> tuple[int, int]:
+        """Return (ship votes, skip votes) for tool."""
+        row = self.db.execute(
+            """SELECT count(*) FILTER (WHERE vote = 'ship'), count(*) FILTER (WHERE vote = 'skip')
+               FROM votes WHERE tool = ?""",
+            (tool,),
+        ).fetchone()
+        return int(row[0]), int(row[1])
+
+    def save_comparison(self, a: str, b: str) -> None:
+        now = time.time()
+        with self.transaction() as db:
+            db.execute(
+                """INSERT INTO comparisons (a, b, created_at, updated_at) VALUES (?, ?, ?, ?)
+                   ON CONFLICT (a, b) DO UPDATE SET updated_at = excluded.updated_at""",
+                (a, b, now, now),
+            )
+
+    def comparisons(self) -> list[tuple[str, str, float]]:
+        """Return (a, b, created_at) of every comparison, newest first."""
+        rows = self.db.execute(
+            "SELECT a, b, created_at FROM comparisons ORDER BY created_at DESC, a, b"
+        ).fetchall()
+        return [(row["a"], row["b"], row["created_at"]) for row in rows]
 
     # --- call log ------------------------------------------------------------------------------
 
@@ -271,6 +317,32 @@ def _upsert_tool(db: sqlite3.Connection, card: ToolCard) -> None:
                card_hash = excluded.card_hash, updated_at = excluded.updated_at
            WHERE tools.card_hash != excluded.card_hash""",
         (card.slug, card.model_dump_json(), card.content_hash(), now, now),
+    )
+
+
+def _upsert_review(db: sqlite3.Connection, card: ToolCard, review: StoredReview) -> None:
+    db.execute(
+        """INSERT INTO reviews (tool, card_hash, persona, prompt_version, provider, model,
+               score, verdict, review, fields, attempts, created_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+           ON CONFLICT (card_hash, persona, prompt_version, provider, model) DO UPDATE SET
+               score = excluded.score, verdict = excluded.verdict, review = excluded.review,
+               fields = excluded.fields, attempts = excluded.attempts,
+               created_at = excluded.created_at""",
+        (
+            card.slug,
+            card.content_hash(),
+            review.persona,
+            review.prompt_version,
+            review.provider,
+            review.model,
+            review.score,
+            review.verdict,
+            review.review,
+            json.dumps(review.fields, ensure_ascii=False),
+            review.attempts,
+            review.created_at,
+        ),
     )
 
 

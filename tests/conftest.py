@@ -78,6 +78,12 @@ class ScriptedProvider(Provider):
         return (input_tokens + output_tokens) / 1_000_000
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-goldens", action="store_true", help="re-render tests/golden/*/expected from the cassettes"
+    )
+
+
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
     s = Store(tmp_path / "panel.db")

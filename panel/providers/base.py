@@ -30,6 +30,8 @@ class Request:
     persona: str = ""
     tool: str = ""
     prompt_version: str = ""
+    nonce: str = ""
+    """The random part of this call's delimiters (so recordings can normalise it away)."""
 
 
 @dataclass

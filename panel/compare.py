@@ -1,0 +1,223 @@
+"""Comparisons: two tools' review documents side by side, with community votes and a head-to-head.
+
+The comparison document (schema "panel.compare/1") is what every page is rendered from:
+
+    {"schema": "panel.compare/1", "slug": "a-vs-b", "title": "A vs B", "generated_at": iso,
+     "a": <review document of A (panel.review/1) + "community">,
+     "b": <same for B>,
+     "scorecard": [{"persona", "display_name", "a": review|null, "b": review|null,
+                    "prefers": "a"|"b"|"tie"|null, "margin": int|null}],
+     "head_to_head": {"a_wins", "b_wins", "ties", "mean_gap", "pick": "a"|"b"|null,
+                      "pick_name": str|null, "summary": str},
+     "provenance": {"models": [str], "prompt_versions": [str], "reviewed_from": iso|null,
+                    "reviewed_to": iso|null}}
+
+"community" is {"votes", "ship", "skip", "ship_pct": int|null, "label"}, the label being
+"No community votes yet" or e.g. "12 votes · 67% ship".
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from panel.cards import ToolCard, load_card
+from panel.config import Settings
+from panel.errors import InputError, ProviderError
+from panel.personas import Persona, load_personas
+from panel.results import tool_document, write_atomic
+from panel.store import Store
+
+SCHEMA = "panel.compare/1"
+
+CLOSE_CALL_POINTS = 3.0
+"""With equal panel ship %, a mean-score gap below this many points is too close to call."""
+
+
+def community(store: Store, slug: str) -> dict[str, Any]:
+    """Return the community vote summary of a tool."""
+    ship, skip = store.vote_counts(slug)
+    votes = ship + skip
+    pct = round(100 * ship / votes) if votes else None
+    if not votes:
+        label = "No community votes yet"
+    else:
+        label = f"{votes} vote{'s' if votes != 1 else ''} · {pct}% ship"
+    return {"votes": votes, "ship": ship, "skip": skip, "ship_pct": pct, "label": label}
+
+
+def comparison_slug(a: str, b: str) -> str:
+    return f"{a}-vs-{b}"
+
+
+def _scorecard(
+    a: dict[str, Any], b: dict[str, Any], personas: list[Persona]
+) -> list[dict[str, Any]]:
+    a_by = {r["persona"]: r for r in a["reviews"]}
+    b_by = {r["persona"]: r for r in b["reviews"]}
+    keys = [p.key for p in personas if p.key in a_by or p.key in b_by]
+    keys += sorted((set(a_by) | set(b_by)) - set(keys))
+    names = {p.key: p.display_name for p in personas}
+    rows = []
+    for key in keys:
+        ra, rb = a_by.get(key), b_by.get(key)
+        margin = ra["score"] - rb["score"] if ra and rb else None
+        prefers = None if margin is None else "a" if margin > 0 else "b" if margin < 0 else "tie"
+        rows.append(
+            {
+                "persona": key,
+                "display_name": names.get(key) or (ra or rb or {}).get("display_name", key.title()),
+                "a": ra,
+                "b": rb,
+                "prefers": prefers,
+                "margin": abs(margin) if margin is not None else None,
+            }
+        )
+    return rows
+
+
+def _head_to_head(
+    a: dict[str, Any], b: dict[str, Any], rows: list[dict[str, Any]]
+) -> dict[str, Any]:
+    a_wins = sum(1 for r in rows if r["prefers"] == "a")
+    b_wins = sum(1 for r in rows if r["prefers"] == "b")
+    ties = sum(1 for r in rows if r["prefers"] == "tie")
+    pa, pb = a["panel"], b["panel"]
+    gap = round((pa["score_mean"] or 0) - (pb["score_mean"] or 0), 1)
+    if pa["ship_pct"] != pb["ship_pct"]:
+        pick: str | None = "a" if pa["ship_pct"] > pb["ship_pct"] else "b"
+    elif abs(gap) >= CLOSE_CALL_POINTS:
+        pick = "a" if gap > 0 else "b"
+    else:
+        pick = None
+    name_a, name_b = a["tool"]["name"], b["tool"]["name"]
+    split = f"{name_a} is preferred by {a_wins} persona{'s' if a_wins != 1 else ''}, {name_b} by {b_wins}"
+    if ties:
+        split += f", {ties} tied"
+    points = f"{abs(gap):g} point{'s' if abs(gap) != 1 else ''} apart on average"
+    if pick is None:
+        summary = f"Too close to call: both at {pa['ship_pct']}% panel ship, {points}. {split}."
+    else:
+        winner, loser = (a, b) if pick == "a" else (b, a)
+        why = (
+            f"{winner['panel']['ship_pct']}% panel ship against {loser['panel']['ship_pct']}%"
+            if pa["ship_pct"] != pb["ship_pct"]
+            else f"{abs(gap):g} points higher on average"
+        )
+        summary = f"The panel picks {winner['tool']['name']}: {why}. {split}."
+    return {
+        "a_wins": a_wins,
+        "b_wins": b_wins,
+        "ties": ties,
+        "mean_gap": gap,
+        "pick": pick,
+        "pick_name": None if pick is None else (name_a if pick == "a" else name_b),
+        "summary": summary,
+    }
+
+
+def _provenance(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    reviews = a["reviews"] + b["reviews"]
+    dates = sorted(r["created_at"] for r in reviews)
+    return {
+        "models": sorted({f"{r['provider']}/{r['model']}" for r in reviews}),
+        "prompt_versions": sorted({r["prompt_version"] for r in reviews}),
+        "reviewed_from": dates[0] if dates else None,
+        "reviewed_to": dates[-1] if dates else None,
+    }
+
+
+def comparison_document(
+    a: dict[str, Any], b: dict[str, Any], personas: list[Persona], store: Store
+) -> dict[str, Any]:
+    """Return the comparison document of two review documents (see the module docstring)."""
+    a = {**a, "community": community(store, a["tool"]["slug"])}
+    b = {**b, "community": community(store, b["tool"]["slug"])}
+    rows = _scorecard(a, b, personas)
+    return {
+        "schema": SCHEMA,
+        "slug": comparison_slug(a["tool"]["slug"], b["tool"]["slug"]),
+        "title": f"{a['tool']['name']} vs {b['tool']['name']}",
+        "generated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "a": a,
+        "b": b,
+        "scorecard": rows,
+        "head_to_head": _head_to_head(a, b, rows),
+        "provenance": _provenance(a, b),
+    }
+
+
+def resolve_tool(arg: str, store: Store) -> ToolCard:
+    """Return the card a command-line argument names: a card file, or the slug of a stored tool."""
+    path = Path(arg)
+    if path.suffix.lower() in (".yaml", ".yml", ".json") or path.exists():
+        return load_card(path)
+    card = store.get_tool(arg)
+    if card is None:
+        raise InputError(f"{arg}: neither a card file nor the slug of a tool in the store")
+    return card
+
+
+async def compare_tools(
+    settings: Settings,
+    args: tuple[str, str],
+    *,
+    fresh: bool = False,
+    on_done: Callable[[str], None] | None = None,
+) -> tuple[dict[str, Any], dict[str, Path]]:
+    """Review what is missing, build the comparison document and write its three files.
+
+    Stored reviews are reused: a tool reviewed once serves every comparison it appears in.
+    Returns the document and the files written ({"html", "md", "json"}).
+    """
+    from panel import pages  # rendering is only needed here
+    from panel.runtime import Runtime, open_runtime
+
+    store = Store(settings.db)
+    runtime: Runtime | None = None
+    try:
+        personas = load_personas(settings.personas_dir())
+        cards = [resolve_tool(arg, store) for arg in args]
+        if cards[0].slug == cards[1].slug:
+            raise InputError(f"{args[0]} and {args[1]} are the same tool ({cards[0].slug})")
+        documents = []
+        for card in cards:
+            stored = store.latest_reviews(card.slug) if store.get_tool(card.slug) == card else {}
+            missing = [p for p in personas if fresh or p.key not in stored]
+            errors: dict[str, ProviderError] = {}
+            if missing:
+                runtime = runtime or open_runtime(settings, personas=personas, store=store)
+                _, errors = await runtime.review(
+                    card, fresh=fresh, on_done=on_done, personas=missing
+                )
+            if errors:
+                first = next(iter(errors.values()))
+                raise ProviderError(
+                    f"{len(errors)} review(s) of {card.slug} failed; the others are stored, "
+                    f"run again to retry: {first}"
+                )
+            reviews = [
+                r
+                for key, r in store.latest_reviews(card.slug).items()
+                if key in {p.key for p in personas}
+            ]
+            documents.append(tool_document(card, reviews, personas))
+        document = comparison_document(documents[0], documents[1], personas, store)
+        base = settings.out / "compare" / document["slug"]
+        files = {
+            "html": base.with_suffix(".html"),
+            "md": base.with_suffix(".md"),
+            "json": base.with_suffix(".json"),
+        }
+        write_atomic(files["html"], pages.compare_html(document))
+        write_atomic(files["md"], pages.compare_markdown(document))
+        write_atomic(files["json"], json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+        store.save_comparison(cards[0].slug, cards[1].slug)
+        return document, files
+    finally:
+        if runtime:
+            await runtime.close_providers()
+        store.close()

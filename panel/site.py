@@ -1,0 +1,84 @@
+"""The static site: an index of comparisons and tools, a page per tool, the comparison pages and
+an Atom feed, all rebuilt from the store with relative links (open from disk or any static host).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+from panel import pages
+from panel.compare import community, comparison_document
+from panel.personas import Persona
+from panel.results import tool_document, write_atomic
+from panel.store import Store
+
+SITE_TITLE = "panel · AI tool verdicts"
+
+
+def _iso(timestamp: float) -> str:
+    return dt.datetime.fromtimestamp(timestamp, dt.UTC).isoformat(timespec="seconds")
+
+
+def _summary(document: dict[str, Any]) -> dict[str, Any]:
+    tool = document["tool"]
+    return {
+        "slug": tool["slug"],
+        "name": tool["name"],
+        "tagline": tool["tagline"],
+        "category": tool["category"],
+        "entry": tool["entry"],
+        "panel": document["panel"],
+        "community": document["community"],
+    }
+
+
+def build_site(
+    store: Store, personas: list[Persona], out: Path, base_url: str | None = None
+) -> dict[str, int]:
+    """Write the whole site under out; return how many pages of each kind were written."""
+    keys = {p.key for p in personas}
+    tools: dict[str, dict[str, Any]] = {}
+    for card in store.tools():
+        reviews = [r for k, r in store.latest_reviews(card.slug).items() if k in keys]
+        tools[card.slug] = {
+            **tool_document(card, reviews, personas),
+            "community": community(store, card.slug),
+        }
+
+    entries = []
+    for a, b, created in store.comparisons():
+        document = comparison_document(tools[a], tools[b], personas, store)
+        folder = out / "compare"
+        write_atomic(folder / f"{document['slug']}.html", pages.compare_html(document))
+        write_atomic(folder / f"{document['slug']}.md", pages.compare_markdown(document))
+        write_atomic(
+            folder / f"{document['slug']}.json",
+            json.dumps(document, indent=2, ensure_ascii=False) + "\n",
+        )
+        entries.append(
+            {
+                "slug": document["slug"],
+                "title": document["title"],
+                "created_at": _iso(created),
+                "a": _summary(tools[a]),
+                "b": _summary(tools[b]),
+                "head_to_head": document["head_to_head"],
+            }
+        )
+
+    site = {
+        "title": SITE_TITLE,
+        "generated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "base_url": base_url,
+        "comparisons": entries,
+        "tools": [_summary(doc) for doc in tools.values()],
+    }
+    for slug, document in tools.items():
+        mine = [e for e in entries if slug in (e["a"]["slug"], e["b"]["slug"])]
+        write_atomic(out / "tools" / f"{slug}.html", pages.tool_html(document, mine))
+    write_atomic(out / "index.html", pages.index_html(site))
+    write_atomic(out / "feed.atom", pages.atom_feed(site))
+    return {"comparisons": len(entries), "tools": len(tools)}
