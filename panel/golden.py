@@ -1,0 +1,235 @@
+"""Golden cases: recorded model answers replayed through the whole pipeline, outputs compared.
+
+A case is a folder:
+
+    case.yaml        optional: {cards: [...], import: records.jsonl, compare: [slug_a, slug_b]}
+    cards/*.yaml     the tool cards (default: every card in cards/)
+    cassettes/       recorded answers (`panel golden record CASE`)
+    expected/        <slug>.json review documents, compare.md and compare.html if the case compares
+
+`check` replays the cassettes into a scratch store, renders, and reports what moved: which
+persona, old and new score and verdict, and a short diff. A persona whose prompt changed has no
+recording any more; the report names it and the command that re-records the case.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict
+
+from panel.cards import load_card
+from panel.compare import comparison_document
+from panel.config import Settings
+from panel.errors import ConfigError
+from panel.imports import import_file
+from panel.results import tool_document, write_atomic
+from panel.runtime import open_runtime
+
+FROZEN_TIME = "2000-01-01T00:00:00+00:00"
+"""Every timestamp in a golden output, so outputs depend only on inputs and answers."""
+DIFF_LINES = 24
+
+
+class CaseSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    cards: list[str] | None = None
+    compare: tuple[str, str] | None = None
+    import_: str | None = None
+
+
+@dataclass
+class Outcome:
+    """What a golden check found: rendered files by name, and problems in words."""
+
+    files: dict[str, str] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+
+def _spec(case: Path) -> CaseSpec:
+    path = case / "case.yaml"
+    if not case.is_dir():
+        raise ConfigError(f"{case}: golden case folder not found")
+    if not path.is_file():
+        return CaseSpec()
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    if "import" in data:
+        data["import_"] = data.pop("import")
+    try:
+        return CaseSpec.model_validate(data)
+    except ValueError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def _card_paths(case: Path, spec: CaseSpec) -> list[Path]:
+    if spec.cards is not None:
+        return [case / name for name in spec.cards]
+    return sorted((case / "cards").glob("*.y*ml")) + sorted((case / "cards").glob("*.json"))
+
+
+def _freeze(document: dict[str, Any]) -> dict[str, Any]:
+    """Return document with every timestamp replaced by FROZEN_TIME."""
+    frozen: dict[str, Any] = json.loads(json.dumps(document))
+    for side in [frozen] if "reviews" in frozen else [frozen["a"], frozen["b"]]:
+        for review in side["reviews"]:
+            review["created_at"] = FROZEN_TIME
+    if "generated_at" in frozen:
+        frozen["generated_at"] = FROZEN_TIME
+        for key in ("reviewed_from", "reviewed_to"):
+            if frozen["provenance"][key]:
+                frozen["provenance"][key] = FROZEN_TIME
+    return frozen
+
+
+def _dump(document: dict[str, Any]) -> str:
+    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+
+
+async def render_case(case: Path, base: Settings) -> Outcome:
+    """Replay case's cassettes into a scratch store and return the rendered outputs."""
+    from panel import pages
+
+    spec = _spec(case)
+    outcome = Outcome()
+    with tempfile.TemporaryDirectory(prefix="panel-golden-") as scratch:
+        settings = base.model_copy(
+            update={
+                "provider": "replay",
+                "model": None,
+                "cassettes": case / "cassettes",
+                "record": None,
+                "db": Path(scratch) / "panel.db",
+                "out": Path(scratch) / "out",
+            }
+        )
+        (case / "cassettes").mkdir(exist_ok=True)
+        runtime = open_runtime(settings)
+        try:
+            if spec.import_:
+                import_file(case / spec.import_, runtime.personas, runtime.store)
+            documents: dict[str, dict[str, Any]] = {}
+            for path in _card_paths(case, spec):
+                card = load_card(path)
+                reviews, errors = await runtime.review(card)
+                for persona, error in errors.items():
+                    outcome.problems.append(f"{case.name}: {card.slug}: {persona}: {error}")
+                documents[card.slug] = tool_document(card, reviews, runtime.personas, errors)
+            for slug in {s for s in spec.compare or ()} - set(documents):
+                stored = runtime.store.get_tool(slug)
+                if stored is None:
+                    raise ConfigError(f"{case}/case.yaml: compare names unknown tool '{slug}'")
+                reviews = list(runtime.store.latest_reviews(slug).values())
+                documents[slug] = tool_document(stored, reviews, runtime.personas)
+            for slug, document in sorted(documents.items()):
+                outcome.files[f"{slug}.json"] = _dump(_freeze(document))
+            if spec.compare:
+                a, b = (documents[s] for s in spec.compare)
+                compared = _freeze(comparison_document(a, b, runtime.personas, runtime.store))
+                outcome.files["compare.json"] = _dump(compared)
+                outcome.files["compare.md"] = pages.compare_markdown(compared)
+                outcome.files["compare.html"] = pages.compare_html(compared)
+        finally:
+            await runtime.aclose()
+    return outcome
+
+
+def _moved(name: str, old: str, new: str) -> list[str]:
+    """Return, for a review document, which personas' scores or verdicts moved."""
+    if not name.endswith(".json") or name.startswith("compare"):
+        return []
+    try:
+        before = {r["persona"]: r for r in json.loads(old)["reviews"]}
+        after = {r["persona"]: r for r in json.loads(new)["reviews"]}
+    except (ValueError, KeyError):
+        return []
+    lines = []
+    for persona in sorted(set(before) | set(after)):
+        was, now = before.get(persona), after.get(persona)
+        if was is None or now is None:
+            lines.append(f"{persona}: {'added' if was is None else 'missing'}")
+        elif (was["score"], was["verdict"]) != (now["score"], now["verdict"]):
+            lines.append(
+                f"{persona}: {was['score']} {was['verdict']} -> {now['score']} {now['verdict']}"
+            )
+        elif was != now:
+            lines.append(f"{persona}: same score and verdict, review text or fields changed")
+    return lines
+
+
+async def check_case(case: Path, base: Settings) -> list[str]:
+    """Return what differs between case's expected outputs and a replay (empty: all good)."""
+    outcome = await render_case(case, base)
+    problems = list(outcome.problems)
+    expected_dir = case / "expected"
+    expected = (
+        {p.name: p.read_text(encoding="utf-8") for p in expected_dir.glob("*")}
+        if expected_dir.is_dir()
+        else {}
+    )
+    for name in sorted(set(expected) | set(outcome.files)):
+        old, new = expected.get(name), outcome.files.get(name)
+        if old == new:
+            continue
+        if old is None or new is None:
+            problems.append(
+                f"{case.name}: {name}: {'not expected' if old is None else 'not produced'}"
+            )
+            continue
+        moved = _moved(name, old, new)
+        diff = list(
+            difflib.unified_diff(
+                old.splitlines(), new.splitlines(), f"expected/{name}", "replayed", lineterm="", n=1
+            )
+        )
+        shown = "\n    ".join(diff[:DIFF_LINES]) + ("\n    ..." if len(diff) > DIFF_LINES else "")
+        problems.append(
+            f"{case.name}: {name} changed"
+            + (": " + "; ".join(moved) if moved else "")
+            + "\n    "
+            + shown
+        )
+    if problems:
+        problems.append(
+            f"to re-record the model answers: panel golden record {case}; "
+            f"to accept the new outputs as they are: panel golden update {case}"
+        )
+    return problems
+
+
+async def update_case(case: Path, base: Settings) -> list[str]:
+    """Re-render case's expected outputs from its cassettes; return the replay problems."""
+    outcome = await render_case(case, base)
+    expected_dir = case / "expected"
+    if expected_dir.is_dir():
+        shutil.rmtree(expected_dir)
+    for name, text in outcome.files.items():
+        write_atomic(expected_dir / name, text)
+    return outcome.problems
+
+
+async def record_case(case: Path, base: Settings) -> list[str]:
+    """Record fresh answers for every card of case from base's provider, then update expected."""
+    spec = _spec(case)
+    cassettes = case / "cassettes"
+    if cassettes.is_dir():
+        shutil.rmtree(cassettes)
+    cassettes.mkdir(parents=True)
+    with tempfile.TemporaryDirectory(prefix="panel-record-") as scratch:
+        settings = base.model_copy(update={"record": cassettes, "db": Path(scratch) / "panel.db"})
+        runtime = open_runtime(settings)
+        try:
+            for path in _card_paths(case, spec):
+                _, errors = await runtime.review(load_card(path), fresh=True)
+                if errors:
+                    return [f"{case.name}: {path.name}: {p}: {e}" for p, e in errors.items()]
+        finally:
+            await runtime.aclose()
+    return await update_case(case, base)
