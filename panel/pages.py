@@ -1,0 +1,202 @@
+"""Pages: panel documents rendered into the published site, document in, text out.
+
+Comparison pages (HTML and Markdown), tool pages, the index and its Atom feed, all from the
+Jinja2 templates in panel/templates/. Every field of a document is untrusted text: HTML and Atom
+are autoescaped, Markdown goes through `markdown_text`, and only http(s) URLs become links.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import re
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+from panel.personas import SHIP_THRESHOLD
+
+TEMPLATES = Path(__file__).parent / "templates"
+
+_MARKDOWN_INLINE = re.compile(r"([\\`*_~\[\]|])")
+_MARKDOWN_LIST_NUMBER = re.compile(r"^(\d+)([.)])")
+_MARKDOWN_BLOCK_MARK = re.compile(r"^([#+=-])")
+_BLANK_LINE = re.compile(r"\n\s*\n")
+_WEB_URL = re.compile(r"^https?://[^\s/?#]+", re.IGNORECASE)
+
+
+def _parse_time(iso: str) -> dt.datetime:
+    moment = dt.datetime.fromisoformat(iso)
+    return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
+
+
+def human_date(iso: str | None) -> str:
+    """Return an ISO timestamp as a date a reader scans: "22 Nov 2026" ("—" when missing)."""
+    if not iso:
+        return "—"
+    moment = _parse_time(iso)
+    return f"{moment.day} {moment:%b %Y}"
+
+
+def human_time(iso: str) -> str:
+    """Return an ISO timestamp as "22 Nov 2026, 05:52 UTC"."""
+    moment = _parse_time(iso)
+    return f"{moment.day} {moment:%b %Y, %H:%M} UTC"
+
+
+def rfc3339(iso: str) -> str:
+    """Return an ISO timestamp as the RFC 3339 UTC time Atom requires."""
+    return _parse_time(iso).isoformat()
+
+
+def date_range(first: str | None, last: str | None) -> str:
+    """Return the span of two ISO timestamps as dates, one date when they fall on the same day."""
+    start, end = human_date(first), human_date(last)
+    return start if start == end else f"{start} – {end}"
+
+
+def review_provenance(reviews: list[dict[str, Any]]) -> dict[str, Any]:
+    """Return who wrote reviews and when: models, prompt versions, first and last review time."""
+    times = sorted(review["created_at"] for review in reviews)
+    return {
+        "models": sorted({f"{review['provider']}/{review['model']}" for review in reviews}),
+        "prompt_versions": sorted({review["prompt_version"] for review in reviews}),
+        "reviewed_from": times[0] if times else None,
+        "reviewed_to": times[-1] if times else None,
+    }
+
+
+def percent(value: float | None) -> str:
+    return "—" if value is None else f"{value:g}%"
+
+
+def bar_width(value: Any) -> int:
+    """Return a score or percentage as a bar width from 0 to 100 (never text in a style)."""
+    return max(0, min(100, round(float(value))))
+
+
+def score_text(review: dict[str, Any]) -> str:
+    """Return a review's score line as on the seed pages: "85/100 · ship"."""
+    return f"{review['score']}/100 · {review['verdict']}"
+
+
+def tone(verdict: str | None) -> str:
+    """Return the colour class of a verdict: ship, skip or split (anything else is neutral)."""
+    word = (verdict or "").lower()
+    return word if word in ("ship", "skip", "split") else "neutral"
+
+
+def initial(name: str) -> str:
+    """Return the letter of a tool's badge: the first character of its name."""
+    return name.strip()[:1].upper() or "?"
+
+
+def paragraphs(text: str) -> list[str]:
+    """Return the paragraphs of a text: blocks separated by a blank line."""
+    return [block for block in _BLANK_LINE.split(text.strip()) if block.strip()]
+
+
+def field_label(key: str) -> str:
+    """Return the heading of a persona field key: "moment_of_truth" -> "Moment of truth"."""
+    words = " ".join(key.replace("_", " ").split())
+    return words[:1].upper() + words[1:]
+
+
+def field_items(value: Any) -> list[str]:
+    """Return a persona field's value as a list of text items (a list field keeps its items)."""
+    values = value if isinstance(value, list) else [value]
+    return [str(item) for item in values]
+
+
+def web_url(url: str | None) -> str | None:
+    """Return url if it is an http(s) link, with every character that could end it encoded.
+
+    Anything else (javascript:, data:, relative paths) gives None and is never made a link.
+    """
+    if not url or not _WEB_URL.match(url):
+        return None
+    return quote(url, safe=":/?#[]@!$&*+,;=%~")
+
+
+def path_part(slug: str) -> str:
+    """Return a slug encoded as one path segment of a relative link."""
+    return quote(slug, safe="")
+
+
+def markdown_text(value: Any) -> str:
+    """Return value as one line of Markdown that renders as exactly that text.
+
+    Raw HTML is entity-escaped, inline syntax and table pipes are backslash-escaped and
+    newlines collapse, so the text stays text in a paragraph and one cell in a table.
+    """
+    text = html.escape(" ".join(str(value).split()), quote=False)
+    text = _MARKDOWN_INLINE.sub(r"\\\1", text)
+    text = _MARKDOWN_LIST_NUMBER.sub(r"\1\\\2", text)
+    return _MARKDOWN_BLOCK_MARK.sub(r"\\\1", text)
+
+
+def _environment(autoescape: bool) -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=autoescape,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters.update(
+        bar=bar_width,
+        date=human_date,
+        date_range=date_range,
+        datetime=human_time,
+        field_items=field_items,
+        field_label=field_label,
+        initial=initial,
+        md=markdown_text,
+        paragraphs=paragraphs,
+        path_part=path_part,
+        percent=percent,
+        provenance=review_provenance,
+        rfc3339=rfc3339,
+        score_text=score_text,
+        tone=tone,
+        web_url=web_url,
+    )
+    env.globals["ship_threshold"] = SHIP_THRESHOLD
+    return env
+
+
+# HTML and Atom escape every value (autoescape=True: select_autoescape would skip *.html.j2).
+_MARKUP = _environment(autoescape=True)
+_MARKDOWN = _environment(autoescape=False)
+
+
+def compare_html(doc: dict[str, Any]) -> str:
+    """Return the HTML page of a comparison document (schema panel.compare/1)."""
+    return _MARKUP.get_template("compare.html.j2").render(doc=doc, root="../")
+
+
+def compare_markdown(doc: dict[str, Any]) -> str:
+    """Return the Markdown page of a comparison document (schema panel.compare/1)."""
+    return _MARKDOWN.get_template("compare.md.j2").render(doc=doc)
+
+
+def tool_html(doc: dict[str, Any], comparisons: list[dict[str, Any]]) -> str:
+    """Return the page of one tool: its review document with "community", and its comparisons.
+
+    comparisons are site index entries that involve the tool, newest first.
+    """
+    return _MARKUP.get_template("tool.html.j2").render(doc=doc, comparisons=comparisons, root="../")
+
+
+def index_html(site: dict[str, Any]) -> str:
+    """Return the site's front page: latest comparisons and every tool."""
+    return _MARKUP.get_template("index.html.j2").render(site=site, root="")
+
+
+def atom_feed(site: dict[str, Any]) -> str:
+    """Return the Atom feed of the site's comparisons (links absolute when base_url is set)."""
+    base = site["base_url"].rstrip("/") + "/" if site["base_url"] else ""
+    return _MARKUP.get_template("feed.atom.j2").render(site=site, base=base)
