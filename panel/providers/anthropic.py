@@ -12,6 +12,7 @@ import json
 import os
 
 import anthropic
+from anthropic.types import Message as AnthropicMessage
 
 from panel.config import Settings
 from panel.errors import ConfigError, ProviderError, TransientProviderError
@@ -62,7 +63,7 @@ class AnthropicProvider(Provider):
             response = await self.client.messages.create(  # type: ignore[call-overload]
                 model=request.model,
                 max_tokens=request.max_tokens,
-                system=system,
+                system=system or anthropic.omit,  # omitted, never sent empty
                 messages=messages,
                 tools=[
                     {
@@ -74,7 +75,7 @@ class AnthropicProvider(Provider):
                 tool_choice={"type": "tool", "name": TOOL_NAME},
             )
         except anthropic.APIStatusError as exc:
-            message = f"anthropic: HTTP {exc.status_code}: {exc.message[:300]}"
+            message = f"anthropic: HTTP {exc.status_code}: {_detail(exc)[:300]}"
             if is_transient_status(exc.status_code):
                 retry_after = retry_after_seconds(exc.response.headers)
                 raise TransientProviderError(
@@ -85,7 +86,12 @@ class AnthropicProvider(Provider):
             raise TransientProviderError(
                 f"anthropic: {exc.__class__.__name__}: {exc}", provider=self.name
             ) from None
-        text = ""
+        if not isinstance(response, AnthropicMessage) or not isinstance(response.content, list):
+            raise ProviderError(
+                f"anthropic: {self.client.base_url} did not answer with a message "
+                "(is it a Messages API endpoint?)",
+                provider=self.name,
+            )
         for block in response.content:
             if block.type == "tool_use" and block.name == TOOL_NAME:
                 text = json.dumps(block.input, ensure_ascii=False)
@@ -93,10 +99,11 @@ class AnthropicProvider(Provider):
         else:  # no tool call: keep whatever prose came back, validation will re-ask
             text = "".join(getattr(b, "text", "") for b in response.content)
         stop = response.stop_reason or "stop"
+        usage = response.usage  # compatible endpoints may leave it out
         return Generation(
             text=text,
-            input_tokens=response.usage.input_tokens,
-            output_tokens=response.usage.output_tokens,
+            input_tokens=usage.input_tokens if usage else 0,
+            output_tokens=usage.output_tokens if usage else 0,
             finish_reason={"max_tokens": "length", "refusal": "refusal"}.get(stop, "stop"),
             refusal=text if stop == "refusal" else None,
             raw=response.model_dump(mode="json"),
@@ -110,6 +117,17 @@ def _split_system(messages: list[Message]) -> tuple[str, list[Message]]:
     """Return the system prompt and the user/assistant turns, as the Messages API wants them."""
     system = "\n\n".join(m["content"] for m in messages if m["role"] == "system")
     return system, [m for m in messages if m["role"] != "system"]
+
+
+def _detail(exc: anthropic.APIStatusError) -> str:
+    """Return the error message of an HTTP error answer, on one line."""
+    body = exc.body
+    error = body.get("error", body) if isinstance(body, dict) else None
+    if isinstance(error, dict) and error.get("message"):
+        text = str(error["message"])
+    else:
+        text = str(exc.message)
+    return " ".join(text.split())
 
 
 def create(settings: Settings) -> AnthropicProvider:

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import os
 from typing import Any
+from urllib.parse import urlsplit
 
 import openai
+from openai.types.chat import ChatCompletion
+from openai.types.chat.chat_completion import Choice
 
 from panel.config import Settings
 from panel.errors import ConfigError, ProviderError, TransientProviderError
@@ -52,12 +55,14 @@ class OpenAIProvider(Provider):
         self.client = openai.AsyncOpenAI(
             api_key=api_key, base_url=base_url, max_retries=0, timeout=settings.timeout
         )
-        self.official = base_url is None
+        # OpenAI itself, whether reached by default or through an explicit base URL.
+        self.official = base_url is None or urlsplit(base_url).hostname == "api.openai.com"
         self.mode = settings.structured_output
         self.model = settings.model or self.default_model
 
     def cost_usd(self, model: str, input_tokens: int, output_tokens: int) -> float | None:
-        return price(PRICES, model, input_tokens, output_tokens)
+        # A compatible server may answer to an OpenAI model name; OpenAI's prices are not its.
+        return price(PRICES, model, input_tokens, output_tokens) if self.official else None
 
     def _response_format(self, request: Request) -> dict[str, Any]:
         if self.mode == "json_object":
@@ -80,41 +85,70 @@ class OpenAIProvider(Provider):
                 **{limit: request.max_tokens},
             )
         except openai.APIStatusError as exc:
-            message = f"openai: HTTP {exc.status_code}: {_short(exc)}"
-            if is_transient_status(exc.status_code):
-                retry_after = retry_after_seconds(exc.response.headers)
-                raise TransientProviderError(
-                    message, provider=self.name, retry_after=retry_after
-                ) from None
-            raise ProviderError(message, provider=self.name) from None
+            raise self._status_error(exc) from None
         except openai.APIConnectionError as exc:  # includes timeouts
             raise TransientProviderError(
                 f"openai: {exc.__class__.__name__}: {exc}", provider=self.name
             ) from None
-        if not response.choices:
-            raise TransientProviderError("openai: response had no choices", provider=self.name)
-        choice = response.choices[0]
+        choice = self._first_choice(response)
         usage = response.usage
+        finish = choice.finish_reason or "stop"
         return Generation(
             text=choice.message.content or "",
             input_tokens=usage.prompt_tokens if usage else 0,
             output_tokens=usage.completion_tokens if usage else 0,
-            finish_reason=choice.finish_reason or "stop",
+            # A filtered answer is a refusal to be recorded, not a malformed one to re-ask.
+            finish_reason="refusal" if finish == "content_filter" else finish,
             refusal=getattr(choice.message, "refusal", None),
             raw=response.model_dump(mode="json"),
         )
+
+    def _status_error(self, exc: openai.APIStatusError) -> ProviderError:
+        """Return the panel error for an HTTP error answer; transient ones carry Retry-After."""
+        detail = _detail(exc)
+        message = f"openai: HTTP {exc.status_code}: {detail[:300]}"
+        if not self.official and self.mode == "json_schema" and "response_format" in detail:
+            # llama-cpp-python's server rejects json_schema with a 500 that no retry will fix.
+            return ProviderError(
+                f"{message} (this server may not support json_schema: "
+                "try --structured-output json_object)",
+                provider=self.name,
+            )
+        if is_transient_status(exc.status_code):
+            return TransientProviderError(
+                message, provider=self.name, retry_after=retry_after_seconds(exc.response.headers)
+            )
+        return ProviderError(message, provider=self.name)
+
+    def _first_choice(self, response: Any) -> Choice:
+        """Return the first choice of a chat completion, or raise if the body is not one."""
+        choices = getattr(response, "choices", None)
+        if not isinstance(response, ChatCompletion) or not isinstance(choices, list):
+            raise ProviderError(
+                f"openai: {self.client.base_url} did not answer with a chat completion "
+                "(is it an OpenAI-compatible /v1 endpoint?)",
+                provider=self.name,
+            )
+        if not choices:
+            raise TransientProviderError("openai: response had no choices", provider=self.name)
+        choice: Choice = choices[0]
+        if getattr(choice, "message", None) is None:
+            raise ProviderError("openai: the first choice has no message", provider=self.name)
+        return choice
 
     async def aclose(self) -> None:
         await self.client.close()
 
 
-def _short(exc: openai.APIStatusError) -> str:
+def _detail(exc: openai.APIStatusError) -> str:
+    """Return the error message of an HTTP error answer, on one line."""
     body = exc.body
-    if isinstance(body, dict):
-        error = body.get("error", body)
-        if isinstance(error, dict) and error.get("message"):
-            return str(error["message"])[:300]
-    return str(exc.message)[:300]
+    error = body.get("error", body) if isinstance(body, dict) else None
+    if isinstance(error, dict) and error.get("message"):
+        text = str(error["message"])
+    else:
+        text = str(exc.message)
+    return " ".join(text.split())
 
 
 def create(settings: Settings) -> OpenAIProvider:

@@ -1,0 +1,276 @@
+"""The anthropic provider end to end: `panel review` against a loopback Messages API server.
+
+The server, a thread in the test process, speaks the Messages wire format and answers the forced
+`submit_review` tool call with a valid review built from the tool's input schema; the CLI runs
+in a subprocess, as a user would run it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import closing
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+CARD = REPO / "examples" / "smolvlm-3b.yaml"
+PANEL = Path(sys.executable).with_name("panel")
+SECRET = "sk-ant-test-SECRET123"
+PANEL_KEYS = ["builder", "skeptic", "futurist", "founder"]
+TOOL_CHOICE = {"type": "tool", "name": "submit_review"}
+
+# --- a scripted Messages API server ------------------------------------------------------------
+
+
+@dataclass
+class Reply:
+    """One scripted HTTP answer with a JSON body."""
+
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Seen:
+    """One request the loopback server received."""
+
+    path: str
+    headers: dict[str, str]
+    """Header names lower-cased."""
+    body: dict[str, Any]
+    at: float
+    """time.monotonic() on arrival."""
+
+
+class Loopback:
+    """An HTTP server on 127.0.0.1, in a thread, that records POSTs and answers from a script.
+
+    Queued replies are given first, in order; after that `answer` makes every reply.
+    """
+
+    def __init__(self, answer: Callable[[Seen], Reply]) -> None:
+        self.answer = answer
+        self.queue: list[Reply] = []
+        self.seen: list[Seen] = []
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        ).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_port}"
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def _reply_to(self, seen: Seen) -> Reply:
+        """Record a request and return the reply the script gives it."""
+        with self._lock:
+            self.seen.append(seen)
+            queued = self.queue.pop(0) if self.queue else None
+        return queued or self.answer(seen)
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        """Return a request handler class bound to this server's script."""
+        loopback = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("content-length", 0))
+                reply = loopback._reply_to(
+                    Seen(
+                        path=self.path,
+                        headers={k.lower(): v for k, v in self.headers.items()},
+                        body=json.loads(self.rfile.read(length)),
+                        at=time.monotonic(),
+                    )
+                )
+                data = json.dumps(reply.body).encode()
+                self.send_response(reply.status)
+                self.send_header("content-type", "application/json")
+                for name, value in reply.headers.items():
+                    self.send_header(name, value)
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                """Keep the test output quiet."""
+
+        return Handler
+
+
+def answer_for(schema: dict[str, Any]) -> dict[str, Any]:
+    """Return a valid answer to a persona's answer schema: score 80, a ship, prose everywhere."""
+    answer: dict[str, Any] = {}
+    for name in schema["required"]:
+        prop = schema["properties"][name]
+        if "enum" in prop:
+            answer[name] = "ship"
+        elif prop["type"] == "integer":
+            answer[name] = 80
+        elif prop["type"] == "array":
+            answer[name] = ["Moondream", "PaliGemma"]
+        else:
+            answer[name] = (
+                f"A considered {name} that weighs Moondream, PaliGemma and Apple's stack."
+            )
+    return answer
+
+
+def tool_call(seen: Seen) -> Reply:
+    """Return a Messages answer that calls the requested tool with a valid review."""
+    tool = seen.body["tools"][0]
+    block = {
+        "type": "tool_use",
+        "id": "toolu_loopback",
+        "name": tool["name"],
+        "input": answer_for(tool["input_schema"]),
+    }
+    return Reply(
+        200,
+        {
+            "id": "msg_loopback",
+            "type": "message",
+            "role": "assistant",
+            "model": seen.body["model"],
+            "content": [block],
+            "stop_reason": "tool_use",
+            "stop_sequence": None,
+            "usage": {"input_tokens": 321, "output_tokens": 123},
+        },
+    )
+
+
+def error_reply(status: int, kind: str, message: str) -> Reply:
+    """Return an Anthropic-style error answer."""
+    return Reply(status, {"type": "error", "error": {"type": kind, "message": message}})
+
+
+@pytest.fixture
+def server() -> Iterator[Loopback]:
+    """Return a loopback Messages API server that answers every call with a valid review."""
+    loopback = Loopback(tool_call)
+    yield loopback
+    loopback.close()
+
+
+def review_with_cli(
+    folder: Path, *flags: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Return the finished `panel review --provider anthropic` of the example card.
+
+    The subprocess sees the test key and `env`, and no ANTHROPIC_* or PANEL_* of the developer's.
+    """
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("PANEL_", "ANTHROPIC_"))}
+    args = [str(PANEL), "review", str(CARD), "--provider", "anthropic", "--json"]
+    args += ["--db", str(folder / "panel.db"), "--out", str(folder / "out"), *flags]
+    return subprocess.run(
+        args,
+        env={**clean, "ANTHROPIC_API_KEY": SECRET, **(env or {})},
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def query(db: Path, sql: str) -> list[tuple[Any, ...]]:
+    """Return the rows of one query on a panel database."""
+    with closing(sqlite3.connect(db)) as conn:
+        return conn.execute(sql).fetchall()
+
+
+# --- tests -------------------------------------------------------------------------------------
+
+
+def test_panel_reviews_through_a_forced_tool_call(server: Loopback, tmp_path: Path) -> None:
+    proc = review_with_cli(tmp_path, "--base-url", server.url)
+
+    assert (proc.returncode, proc.stderr) == (0, "")
+    document = json.loads(proc.stdout)
+    assert [r["persona"] for r in document["reviews"]] == PANEL_KEYS
+    for review in document["reviews"]:
+        assert (review["provider"], review["model"]) == ("anthropic", "claude-sonnet-4-6")
+        assert (review["score"], review["verdict"], review["attempts"]) == (80, "ship", 1)
+    assert document["reviews"][1]["fields"]["competitors"] == ["Moondream", "PaliGemma"]
+    assert document["errors"] == []
+
+    assert len(server.seen) == len(PANEL_KEYS)
+    roles = set()
+    for seen in server.seen:
+        assert seen.path == "/v1/messages"
+        assert seen.body["tool_choice"] == TOOL_CHOICE
+        assert [t["name"] for t in seen.body["tools"]] == ["submit_review"]
+        assert seen.body["system"].startswith("You are the ")
+        assert [m["role"] for m in seen.body["messages"]] == ["user"]
+        assert "temperature" not in seen.body
+        # The 2.x SDK sends the key as a bearer token, not as x-api-key.
+        assert seen.headers["authorization"] == f"Bearer {SECRET}"
+        assert "x-api-key" not in seen.headers
+        assert seen.headers["anthropic-version"]
+        roles.add(seen.body["system"].split(" on an AI tool")[0])
+    assert roles == {f"You are the {key.title()}" for key in PANEL_KEYS}
+
+    db = tmp_path / "panel.db"
+    assert query(db, "SELECT provider, model, input_tokens, output_tokens, outcome FROM calls") == [
+        ("anthropic", "claude-sonnet-4-6", 321, 123, "ok")
+    ] * len(PANEL_KEYS)
+    state = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert db in state and (tmp_path / "out" / "reviews" / "smolvlm-3b.json") in state
+    assert [p for p in state if SECRET.encode() in p.read_bytes()] == []
+    assert SECRET not in proc.stdout
+
+    again = review_with_cli(tmp_path, "--base-url", server.url)
+    assert (again.returncode, again.stderr) == (0, "")
+    assert json.loads(again.stdout)["reviews"] == document["reviews"]
+    assert len(server.seen) == len(PANEL_KEYS)  # every review came from the store
+
+
+def test_overloaded_once_is_retried_and_succeeds(server: Loopback, tmp_path: Path) -> None:
+    server.queue.append(error_reply(529, "overloaded_error", "Overloaded"))
+    proc = review_with_cli(tmp_path, "--base-url", server.url)
+
+    assert (proc.returncode, proc.stderr) == (0, "")
+    assert [r["persona"] for r in json.loads(proc.stdout)["reviews"]] == PANEL_KEYS
+    assert len(server.seen) == len(PANEL_KEYS) + 1
+    outcomes = query(tmp_path / "panel.db", "SELECT outcome, error FROM calls ORDER BY outcome")
+    assert outcomes == [("error", "anthropic: HTTP 529: Overloaded")] + [("ok", None)] * 4
+
+
+def test_bad_request_is_a_clean_exit_1(server: Loopback, tmp_path: Path) -> None:
+    server.answer = lambda seen: error_reply(
+        400, "invalid_request_error", "max_tokens: 1200 >\n  the model's limit"
+    )
+    proc = review_with_cli(tmp_path, "--base-url", server.url)
+
+    assert proc.returncode == 1
+    assert json.loads(proc.stdout)["reviews"] == []
+    # One line per persona, the same line: a 400 carries no persona and is not retried.
+    line = "panel: error: anthropic: HTTP 400: max_tokens: 1200 > the model's limit"
+    assert proc.stderr.splitlines() == [line] * len(PANEL_KEYS)
+    assert len(server.seen) == len(PANEL_KEYS)
+    assert query(tmp_path / "panel.db", "SELECT count(*) FROM reviews") == [(0,)]
+
+
+def test_base_url_from_anthropic_base_url(server: Loopback, tmp_path: Path) -> None:
+    proc = review_with_cli(tmp_path, env={"ANTHROPIC_BASE_URL": server.url})
+
+    assert (proc.returncode, proc.stderr) == (0, "")
+    assert len(json.loads(proc.stdout)["reviews"]) == len(PANEL_KEYS)
+    assert len(server.seen) == len(PANEL_KEYS)
