@@ -86,7 +86,7 @@ def write_cassette(
         },
     }
     write_atomic(
-        path, scrub(json.dumps(cassette, indent=2, sort_keys=True, ensure_ascii=False)) + "\n"
+        path, scrub(json.dumps(cassette, indent=2, ensure_ascii=False)) + "\n"
     )
     return path
 

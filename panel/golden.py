@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict
 from panel.cards import load_card
 from panel.compare import comparison_document
 from panel.config import Settings
-from panel.errors import ConfigError
+from panel.errors import AnswerError, ConfigError
 from panel.imports import import_file
 from panel.results import tool_document, write_atomic
 from panel.runtime import open_runtime
@@ -75,18 +75,16 @@ def _card_paths(case: Path, spec: CaseSpec) -> list[Path]:
     return sorted((case / "cards").glob("*.y*ml")) + sorted((case / "cards").glob("*.json"))
 
 
-def _freeze(document: dict[str, Any]) -> dict[str, Any]:
-    """Return document with every timestamp replaced by FROZEN_TIME."""
-    frozen: dict[str, Any] = json.loads(json.dumps(document))
-    for side in [frozen] if "reviews" in frozen else [frozen["a"], frozen["b"]]:
-        for review in side["reviews"]:
-            review["created_at"] = FROZEN_TIME
-    if "generated_at" in frozen:
-        frozen["generated_at"] = FROZEN_TIME
-        for key in ("reviewed_from", "reviewed_to"):
-            if frozen["provenance"][key]:
-                frozen["provenance"][key] = FROZEN_TIME
-    return frozen
+_TIMESTAMPS = {"created_at", "generated_at", "reviewed_from", "reviewed_to"}
+
+
+def _freeze(value: Any) -> Any:
+    """Return value with every timestamp (at any depth) replaced by FROZEN_TIME."""
+    if isinstance(value, dict):
+        return {k: FROZEN_TIME if k in _TIMESTAMPS and v else _freeze(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_freeze(item) for item in value]
+    return value
 
 
 def _dump(document: dict[str, Any]) -> str:
@@ -120,7 +118,9 @@ async def render_case(case: Path, base: Settings) -> Outcome:
                 card = load_card(path)
                 reviews, errors = await runtime.review(card)
                 for persona, error in errors.items():
-                    outcome.problems.append(f"{case.name}: {card.slug}: {persona}: {error}")
+                    # A recorded invalid answer is part of the output; anything else is a problem.
+                    if not isinstance(error, AnswerError):
+                        outcome.problems.append(f"{case.name}: {card.slug}: {persona}: {error}")
                 documents[card.slug] = tool_document(card, reviews, runtime.personas, errors)
             for slug in {s for s in spec.compare or ()} - set(documents):
                 stored = runtime.store.get_tool(slug)
@@ -228,8 +228,9 @@ async def record_case(case: Path, base: Settings) -> list[str]:
         try:
             for path in _card_paths(case, spec):
                 _, errors = await runtime.review(load_card(path), fresh=True)
-                if errors:
-                    return [f"{case.name}: {path.name}: {p}: {e}" for p, e in errors.items()]
+                failed = {p: e for p, e in errors.items() if not isinstance(e, AnswerError)}
+                if failed:
+                    return [f"{case.name}: {path.name}: {p}: {e}" for p, e in failed.items()]
         finally:
             await runtime.aclose()
     return await update_case(case, base)

@@ -80,7 +80,9 @@ class ScriptedProvider(Provider):
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
-        "--update-goldens", action="store_true", help="re-render tests/golden/*/expected from the cassettes"
+        "--update-goldens",
+        action="store_true",
+        help="re-render tests/golden/*/expected from the cassettes",
     )
 
 
