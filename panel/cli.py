@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
@@ -513,7 +514,9 @@ def _golden(action: str, cases: list[Path], **flags: Any) -> None:
                 failed += 1
                 typer.echo("\n".join(problems), err=True)
             else:
-                typer.echo(f"{case}: {'ok' if action == 'check' else action + 'd'}")
+                typer.echo(
+                    f"{case}: {dict(check='ok', update='updated', record='recorded')[action]}"
+                )
         return 1 if failed else 0
 
     raise typer.Exit(_run(main))
@@ -556,7 +559,283 @@ def golden_record(
     )
 
 
+queue_app = typer.Typer(
+    help="Batch generation of comparisons from a durable queue in the store.", no_args_is_help=True
+)
+app.add_typer(queue_app, name="queue")
+
+
+@queue_app.command("add")
+def queue_add(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help='CSV (a,b per line) or JSONL ({"a": ..., "b": ...}) of card paths or slugs.',
+            show_default=False,
+        ),
+    ],
+    db: DbOpt = None,
+    personas: PersonasOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Queue comparisons. A pair already queued or done adds nothing; every card is checked first."""
+
+    def main() -> None:
+        from dataclasses import asdict
+
+        from panel.personas import load_personas
+        from panel.queue import add_pairs, read_pairs
+        from panel.store import Store
+
+        settings = _settings(db=db, personas=personas)
+        panel_personas = load_personas(settings.personas_dir())
+        store = Store(settings.db)
+        try:
+            added = add_pairs(store, panel_personas, read_pairs(file, store))
+        finally:
+            store.close()
+        if as_json:
+            typer.echo(json.dumps(asdict(added)))
+        else:
+            typer.echo(
+                f"queued {added.jobs} comparison(s) ({added.already} already queued or done) "
+                f"over {added.tools} tool(s): {added.tasks} review(s) to run"
+            )
+
+    _guard(main)
+
+
+@queue_app.command("run")
+def queue_run(
+    concurrency: Annotated[
+        int | None,
+        typer.Option(
+            "--concurrency",
+            "-c",
+            help="Workers (and model calls) in flight at once. Default: the concurrency setting (8).",
+        ),
+    ] = None,
+    rpm: Annotated[
+        int | None, typer.Option("--rpm", help="Requests per minute per provider. Env: PANEL_RPM.")
+    ] = None,
+    tpm: Annotated[
+        int | None, typer.Option("--tpm", help="Tokens per minute per provider. Env: PANEL_TPM.")
+    ] = None,
+    max_attempts: Annotated[
+        int,
+        typer.Option(
+            "--max-attempts", help="Attempts per review or comparison before it is marked failed."
+        ),
+    ] = 3,
+    lease: Annotated[
+        float,
+        typer.Option(
+            "--lease", help="Seconds a crashed worker's units stay claimed before others take them."
+        ),
+    ] = 30.0,
+    provider: ProviderOpt = None,
+    model: ModelOpt = None,
+    base_url: BaseUrlOpt = None,
+    structured_output: StructuredOpt = None,
+    db: DbOpt = None,
+    personas: PersonasOpt = None,
+    prompts: PromptsOpt = None,
+    out: OutOpt = None,
+    record: RecordOpt = None,
+    cassettes: CassettesOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Drain the queue: review every tool once, then write every comparison. Safe to kill and rerun.
+
+    Exit 0 when every job is done, 1 when some failed (see `panel queue status`).
+    """
+
+    async def main() -> int:
+        from panel.queue import QueueRunner, status
+        from panel.runtime import open_runtime
+
+        settings = _settings(
+            provider=provider,
+            model=model,
+            base_url=base_url,
+            structured_output=structured_output,
+            concurrency=concurrency,
+            db=db,
+            personas=personas,
+            prompts=prompts,
+            out=out,
+            record=record,
+            cassettes=cassettes,
+            rpm=rpm,
+            tpm=tpm,
+        )
+        runtime = open_runtime(settings)
+        try:
+            runner = QueueRunner(
+                runtime, concurrency=settings.concurrency, max_attempts=max_attempts, lease=lease
+            )
+            with _QueueProgress(runner, enabled=not as_json) as progress:
+                runner.on_change = progress.update
+                stats = await runner.run()
+            summary = status(runtime.store)
+        finally:
+            await runtime.aclose()
+        if as_json:
+            typer.echo(
+                json.dumps(
+                    {
+                        "run": {
+                            "jobs_done": stats.jobs_done,
+                            "jobs_failed": stats.jobs_failed,
+                            "reviews_done": stats.tasks_done,
+                            "reviews_failed": stats.tasks_failed,
+                            "calls": progress.calls,
+                            "tokens": progress.tokens,
+                            "seconds": round(time.monotonic() - stats.started, 3),
+                        },
+                        "jobs": summary["jobs"],
+                        "tasks": summary["tasks"],
+                    }
+                )
+            )
+        else:
+            typer.echo(
+                f"done: {summary['jobs']['done']} · failed: {summary['jobs']['failed']} · "
+                f"pending: {summary['jobs']['pending'] + summary['jobs']['running']} · "
+                f"{progress.calls} model call(s), {progress.tokens} token(s) in "
+                f"{time.monotonic() - stats.started:.1f} s"
+            )
+        return 1 if summary["jobs"]["failed"] else 0
+
+    raise typer.Exit(_run(main))
+
+
+@queue_app.command("status")
+def queue_status(db: DbOpt = None, as_json: JsonOpt = False) -> None:
+    """Counts of pending, running, done and failed jobs, and every failed job with its error."""
+
+    def main() -> None:
+        from panel.queue import status
+        from panel.store import Store
+
+        settings = _settings(db=db)
+        if not settings.db.exists():
+            _fail(f"{settings.db}: no store yet (run `panel queue add` first)", 2)
+        store = Store(settings.db)
+        try:
+            summary = status(store)
+        finally:
+            store.close()
+        if as_json:
+            typer.echo(json.dumps(summary, indent=2))
+            return
+        jobs, tasks = summary["jobs"], summary["tasks"]
+        typer.echo("jobs:    " + " · ".join(f"{k} {v}" for k, v in jobs.items()))
+        typer.echo("reviews: " + " · ".join(f"{k} {v}" for k, v in tasks.items()))
+        for job in summary["failed"]:
+            typer.echo(
+                f"failed #{job['id']} {job['a']} vs {job['b']} after {job['attempts']} attempt(s): {job['last_error']}"
+            )
+
+    _guard(main)
+
+
+@queue_app.command("retry")
+def queue_retry(
+    failed: Annotated[
+        bool, typer.Option("--failed", help="Requeue every failed job and review.")
+    ] = False,
+    db: DbOpt = None,
+) -> None:
+    """Requeue failed jobs (and the failed reviews they need)."""
+
+    def main() -> None:
+        from panel.errors import InputError
+        from panel.queue import retry_failed
+        from panel.store import Store
+
+        if not failed:
+            raise InputError("say what to retry: --failed")
+        store = Store(_settings(db=db).db)
+        try:
+            typer.echo(f"requeued {retry_failed(store)} failed job(s)")
+        finally:
+            store.close()
+
+    _guard(main)
+
+
 # --- output helpers ----------------------------------------------------------------------------
+
+
+class _QueueProgress:
+    """A live bar of jobs with done, failed, calls, tokens and ETA; plain lines off a terminal."""
+
+    def __init__(self, runner: Any, enabled: bool) -> None:
+        self.runner = runner
+        self.enabled = enabled
+        self.tty = sys.stderr.isatty()
+        self.started_at = time.time()
+        self.calls = 0
+        self.tokens = 0
+        self.total = 0
+        self._bar: Any = None
+        self._task: Any = None
+        self._last_line = 0.0
+
+    def _measure(self) -> tuple[int, int]:
+        store = self.runner.store
+        row = store.db.execute(
+            "SELECT count(*), coalesce(sum(input_tokens + output_tokens), 0) FROM calls WHERE at >= ?",
+            (self.started_at,),
+        ).fetchone()
+        done, failed, total = store.db.execute(
+            """SELECT count(*) FILTER (WHERE state = 'done'), count(*) FILTER (WHERE state = 'failed'),
+                      count(*) FROM jobs"""
+        ).fetchone()
+        self.calls, self.tokens, self.total = int(row[0]), int(row[1]), int(total)
+        return int(done), int(failed)
+
+    def __enter__(self) -> _QueueProgress:
+        done, _ = self._measure()
+        if self.enabled and self.tty:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+            )
+
+            self._bar = Progress(
+                TextColumn("comparisons"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[detail]}"),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
+                console=Console(stderr=True),
+            )
+            self._bar.start()
+            self._task = self._bar.add_task("jobs", total=self.total, completed=done, detail="")
+        return self
+
+    def update(self) -> None:
+        if not self.enabled:
+            return
+        done, failed = self._measure()
+        detail = f"failed {failed} · calls {self.calls} · tokens {self.tokens}"
+        if self._bar is not None:
+            self._bar.update(self._task, completed=done + failed, total=self.total, detail=detail)
+        elif time.monotonic() - self._last_line >= 2 or done + failed == self.total:
+            self._last_line = time.monotonic()
+            typer.echo(f"queue: {done + failed}/{self.total} · done {done} · {detail}", err=True)
+
+    def __exit__(self, *exc: object) -> None:
+        self._measure()
+        if self._bar is not None:
+            self._bar.stop()
 
 
 class _progress:

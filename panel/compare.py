@@ -161,6 +161,34 @@ def resolve_tool(arg: str, store: Store) -> ToolCard:
     return card
 
 
+def write_comparison(
+    store: Store, personas: list[Persona], cards: tuple[ToolCard, ToolCard], out: Path
+) -> tuple[dict[str, Any], dict[str, Path]]:
+    """Build the comparison of two tools from their stored reviews; write .html, .md and .json.
+
+    Each file is written atomically; the comparison is then recorded for the site index.
+    """
+    from panel import pages  # rendering is only needed here
+
+    keys = {p.key for p in personas}
+    documents = []
+    for card in cards:
+        reviews = [r for key, r in store.latest_reviews(card.slug).items() if key in keys]
+        documents.append(tool_document(card, reviews, personas))
+    document = comparison_document(documents[0], documents[1], personas, store)
+    base = out / "compare" / document["slug"]
+    files = {
+        "html": base.with_suffix(".html"),
+        "md": base.with_suffix(".md"),
+        "json": base.with_suffix(".json"),
+    }
+    write_atomic(files["html"], pages.compare_html(document))
+    write_atomic(files["md"], pages.compare_markdown(document))
+    write_atomic(files["json"], json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+    store.save_comparison(cards[0].slug, cards[1].slug)
+    return document, files
+
+
 async def compare_tools(
     settings: Settings,
     args: tuple[str, str],
@@ -173,7 +201,6 @@ async def compare_tools(
     Stored reviews are reused: a tool reviewed once serves every comparison it appears in.
     Returns the document and the files written ({"html", "md", "json"}).
     """
-    from panel import pages  # rendering is only needed here
     from panel.runtime import Runtime, open_runtime
 
     store = Store(settings.db)
@@ -183,7 +210,6 @@ async def compare_tools(
         cards = [resolve_tool(arg, store) for arg in args]
         if cards[0].slug == cards[1].slug:
             raise InputError(f"{args[0]} and {args[1]} are the same tool ({cards[0].slug})")
-        documents = []
         for card in cards:
             stored = store.latest_reviews(card.slug) if store.get_tool(card.slug) == card else {}
             missing = [p for p in personas if fresh or p.key not in stored]
@@ -199,24 +225,7 @@ async def compare_tools(
                     f"{len(errors)} review(s) of {card.slug} failed; the others are stored, "
                     f"run again to retry: {first}"
                 )
-            reviews = [
-                r
-                for key, r in store.latest_reviews(card.slug).items()
-                if key in {p.key for p in personas}
-            ]
-            documents.append(tool_document(card, reviews, personas))
-        document = comparison_document(documents[0], documents[1], personas, store)
-        base = settings.out / "compare" / document["slug"]
-        files = {
-            "html": base.with_suffix(".html"),
-            "md": base.with_suffix(".md"),
-            "json": base.with_suffix(".json"),
-        }
-        write_atomic(files["html"], pages.compare_html(document))
-        write_atomic(files["md"], pages.compare_markdown(document))
-        write_atomic(files["json"], json.dumps(document, indent=2, ensure_ascii=False) + "\n")
-        store.save_comparison(cards[0].slug, cards[1].slug)
-        return document, files
+        return write_comparison(store, personas, (cards[0], cards[1]), settings.out)
     finally:
         if runtime:
             await runtime.close_providers()

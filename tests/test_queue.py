@@ -1,0 +1,215 @@
+"""The batch queue: idempotent adds, one review per tool, failures, retries, crashes, two workers."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from .fake_openai import FakeOpenAI, Fault
+from .test_cli import panel
+
+SEED = (
+    Path(__file__).resolve().parent.parent
+    / "examples"
+    / "seeds"
+    / "000-smolvlm-3b-vs-mistral-8x22b-v2.jsonl"
+)
+
+
+def make_cards(folder: Path, count: int) -> list[Path]:
+    """Write count distinct tool cards into folder and return their paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(count):
+        path = folder / f"tool-{i:02d}.yaml"
+        path.write_text(
+            yaml.safe_dump(
+                {
+                    "name": f"Tool {i:02d}",
+                    "tagline": f"Does thing number {i}",
+                    "description": f"Tool {i} does a useful thing for developers.",
+                    "entry": "Free",
+                }
+            )
+        )
+        paths.append(path)
+    return paths
+
+
+def pairs_file(folder: Path, cards: list[Path], count: int) -> Path:
+    """Write a CSV of `count` pairs over cards (every card used) and return its path."""
+    lines = ["a,b"]
+    n = len(cards)
+    ring = [(i, (i + step) % n) for step in range(1, n // 2) for i in range(n)]  # distinct pairs
+    for i, j in ring[:count]:
+        lines.append(f"{cards[i]},{cards[j]}")
+    path = folder / "pairs.csv"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def env_for(server: FakeOpenAI, db: Path, out: Path) -> dict[str, str]:
+    return {
+        "PANEL_PROVIDER": "openai",
+        "PANEL_BASE_URL": server.base_url,
+        "PANEL_MODEL": "fake-model",
+        "PANEL_DB": str(db),
+        "PANEL_OUT": str(out),
+        "OPENAI_API_KEY": "sk-test-queue-key-123456",
+    }
+
+
+def query(db: Path, sql: str) -> list[Any]:
+    con = sqlite3.connect(db)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def test_every_tool_is_reviewed_once_across_the_batch(tmp_path: Path) -> None:
+    cards = make_cards(tmp_path / "cards", 10)
+    pairs = pairs_file(tmp_path, cards, 14)
+    db, out = tmp_path / "panel.db", tmp_path / "out"
+    with FakeOpenAI(latency=0.05) as server:
+        env = env_for(server, db, out)
+        added = panel("queue", "add", pairs, env=env)
+        assert added.returncode == 0, added.stderr
+        assert (
+            "queued 14 comparison(s) (0 already queued or done) over 10 tool(s): 40 review(s) to run"
+            in added.stdout
+        )
+        again = panel("queue", "add", pairs, "--json", env=env)
+        assert json.loads(again.stdout)["jobs"] == 0
+        result = panel("queue", "run", "--concurrency", "8", "--json", env=env)
+        assert result.returncode == 0, result.stderr
+        run = json.loads(result.stdout)["run"]
+        assert run["jobs_done"] == 14 and run["calls"] == 40 == server.answered
+    assert len(list((out / "compare").glob("*.html"))) == 14
+    assert query(db, "SELECT count(*) FROM reviews") == [(40,)]
+    status = json.loads(panel("queue", "status", "--json", "--db", db).stdout)
+    assert status["jobs"] == {"pending": 0, "running": 0, "done": 14, "failed": 0}
+    assert all(job["files"]["html"].endswith(".html") for job in status["all"])
+
+
+def test_tools_already_reviewed_cost_nothing(tmp_path: Path) -> None:
+    db, out = tmp_path / "panel.db", tmp_path / "out"
+    assert panel("import", SEED, "--db", db).returncode == 0
+    (tmp_path / "q.jsonl").write_text('{"a": "smolvlm-3b", "b": "mistral-8x22b-v2"}\n')
+    with FakeOpenAI() as server:
+        env = env_for(server, db, out)
+        assert "0 review(s) to run" in panel("queue", "add", tmp_path / "q.jsonl", env=env).stdout
+        assert panel("queue", "run", env=env).returncode == 0
+        assert server.requests == 0
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        ("a,b\nonly-one\n", ":2: each line must be two tools"),
+        ("ghost,other\n", ":1: ghost: neither a card file nor the slug"),
+        ('{"a": 1}\n', ":1: each line must be"),
+        ("", "no pairs in file"),
+    ],
+)
+def test_bad_queue_files_add_nothing(tmp_path: Path, content: str, fragment: str) -> None:
+    path = tmp_path / ("q.jsonl" if content.startswith("{") else "q.csv")
+    path.write_text(content)
+    result = panel("queue", "add", path, "--db", tmp_path / "p.db")
+    assert result.returncode == 2 and fragment in result.stderr, result.stderr
+    assert query(tmp_path / "p.db", "SELECT count(*) FROM jobs") == [(0,)]
+
+
+def test_a_failing_review_fails_its_jobs_and_the_rest_drain(tmp_path: Path) -> None:
+    cards = make_cards(tmp_path / "cards", 4)
+    (tmp_path / "q.csv").write_text(f"{cards[0]},{cards[1]}\n{cards[2]},{cards[3]}\n")
+    db, out = tmp_path / "panel.db", tmp_path / "out"
+
+    def fault(number: int, body: dict[str, Any]) -> Fault | None:
+        user = body["messages"][1]["content"]
+        return Fault(status=400) if "Tool 00" in user and "Founder" in user else None
+
+    with FakeOpenAI(fault=fault) as server:
+        env = env_for(server, db, out)
+        panel("queue", "add", tmp_path / "q.csv", env=env)
+        result = panel("queue", "run", "--max-attempts", "2", env=env)
+        assert result.returncode == 1
+        status = panel("queue", "status", env=env)
+        assert "done 1" in status.stdout and "failed 1" in status.stdout
+        assert (
+            "failed #1 tool-00 vs tool-01 after" in status.stdout
+            and "review of tool-00 by founder failed after 2 attempt(s)" in status.stdout
+        )
+        server.fault = None
+        assert "requeued 1 failed job(s)" in panel("queue", "retry", "--failed", env=env).stdout
+        assert panel("queue", "run", env=env).returncode == 0
+    assert query(db, "SELECT state, count(*) FROM jobs GROUP BY state") == [("done", 2)]
+
+
+def test_kill_9_then_rerun_loses_nothing_and_redoes_only_in_flight_calls(tmp_path: Path) -> None:
+    cards = make_cards(tmp_path / "cards", 12)
+    pairs = pairs_file(tmp_path, cards, 16)
+    db, out = tmp_path / "panel.db", tmp_path / "out"
+    with FakeOpenAI(latency=0.2) as server:
+        env = {**os.environ, **env_for(server, db, out)}
+        assert panel("queue", "add", pairs, env=env).returncode == 0
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "panel", "queue", "run", "--concurrency", "4", "--lease", "1"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and query(db, "SELECT count(*) FROM reviews")[0][0] < 20:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        reviews_before = query(db, "SELECT count(*) FROM reviews")[0][0]
+        answered_before = server.answered
+        assert 0 < reviews_before < 48
+        result = panel("queue", "run", "--concurrency", "4", "--lease", "1", env=env)
+        assert result.returncode == 0, result.stderr
+        redone = server.answered - answered_before - (48 - reviews_before)
+        assert 0 <= redone <= 4, f"only the calls in flight at the kill may be redone, got {redone}"
+    assert query(db, "SELECT count(*) FROM reviews") == [(48,)]
+    assert query(
+        db,
+        "SELECT count(*) FROM (SELECT tool, persona FROM reviews GROUP BY tool, persona HAVING count(*) > 1)",
+    ) == [(0,)]
+    assert query(db, "SELECT state, count(*) FROM jobs GROUP BY state") == [("done", 16)]
+    assert not list(out.rglob("*.tmp"))
+    for page in (out / "compare").glob("*.html"):
+        assert page.read_text().rstrip().endswith("</html>")
+
+
+def test_two_runners_share_the_work(tmp_path: Path) -> None:
+    cards = make_cards(tmp_path / "cards", 10)
+    pairs = pairs_file(tmp_path, cards, 12)
+    db, out = tmp_path / "panel.db", tmp_path / "out"
+    with FakeOpenAI(latency=0.1) as server:
+        env = {**os.environ, **env_for(server, db, out)}
+        assert panel("queue", "add", pairs, env=env).returncode == 0
+        runners = [
+            subprocess.Popen(
+                [sys.executable, "-m", "panel", "queue", "run", "-c", "3", "--json"],
+                env=env,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(2)
+        ]
+        outputs = [json.loads(r.communicate(timeout=120)[0])["run"] for r in runners]
+        assert server.answered == 40, "no review may be done twice"
+    assert sum(o["reviews_done"] for o in outputs) == 40
+    assert sum(o["jobs_done"] for o in outputs) == 12
+    assert all(o["reviews_done"] > 0 for o in outputs), "both runners must take part"
