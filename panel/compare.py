@@ -161,21 +161,22 @@ def resolve_tool(arg: str, store: Store) -> ToolCard:
     return card
 
 
-def write_comparison(
-    store: Store, personas: list[Persona], cards: tuple[ToolCard, ToolCard], out: Path
-) -> tuple[dict[str, Any], dict[str, Path]]:
-    """Build the comparison of two tools from their stored reviews; write .html, .md and .json.
-
-    Each file is written atomically; the comparison is then recorded for the site index.
-    """
-    from panel import pages  # rendering is only needed here
-
+def comparison_for(
+    store: Store, personas: list[Persona], cards: tuple[ToolCard, ToolCard]
+) -> dict[str, Any]:
+    """Return the comparison document of two tools from their stored reviews."""
     keys = {p.key for p in personas}
     documents = []
     for card in cards:
         reviews = [r for key, r in store.latest_reviews(card.slug).items() if key in keys]
         documents.append(tool_document(card, reviews, personas))
-    document = comparison_document(documents[0], documents[1], personas, store)
+    return comparison_document(documents[0], documents[1], personas, store)
+
+
+def write_pages(document: dict[str, Any], out: Path) -> dict[str, Path]:
+    """Render a comparison document and write its .html, .md and .json, each atomically."""
+    from panel import pages  # rendering is only needed here
+
     base = out / "compare" / document["slug"]
     files = {
         "html": base.with_suffix(".html"),
@@ -185,6 +186,15 @@ def write_comparison(
     write_atomic(files["html"], pages.compare_html(document))
     write_atomic(files["md"], pages.compare_markdown(document))
     write_atomic(files["json"], json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+    return files
+
+
+def write_comparison(
+    store: Store, personas: list[Persona], cards: tuple[ToolCard, ToolCard], out: Path
+) -> tuple[dict[str, Any], dict[str, Path]]:
+    """Build, render and write the comparison of two tools; record it for the site index."""
+    document = comparison_for(store, personas, cards)
+    files = write_pages(document, out)
     store.save_comparison(cards[0].slug, cards[1].slug)
     return document, files
 

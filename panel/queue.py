@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from panel.cards import ToolCard
-from panel.compare import resolve_tool, write_comparison
+from panel.compare import comparison_for, resolve_tool, write_pages
 from panel.errors import CardError, InputError, ProviderError
 from panel.personas import Persona
 from panel.runtime import Runtime
@@ -229,7 +229,7 @@ class QueueRunner:
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.stats = RunStats()
         self.personas = {p.key: p for p in runtime.personas}
-        self._wake = asyncio.Event()
+        self._news = asyncio.Condition()
         self._cards: dict[str, ToolCard] = {}
 
     # claiming: one UPDATE ... RETURNING inside BEGIN IMMEDIATE, so two processes never share a unit
@@ -319,14 +319,14 @@ class QueueRunner:
             )
         self.stats.tasks_done += 1
 
-    def _do_job(self, job: int, a: str, b: str) -> None:
+    async def _do_job(self, job: int, a: str, b: str) -> None:
         try:
-            _, files = write_comparison(
-                self.store,
-                self.runtime.personas,
-                (self._card(a), self._card(b)),
-                self.runtime.settings.out,
+            document = comparison_for(
+                self.store, self.runtime.personas, (self._card(a), self._card(b))
             )
+            # Rendering and writing run in a thread so the event loop keeps dispatching calls.
+            files = await asyncio.to_thread(write_pages, document, self.runtime.settings.out)
+            self.store.save_comparison(a, b)
         except (OSError, InputError) as exc:
             with self.store.transaction() as db:
                 db.execute(
@@ -346,18 +346,20 @@ class QueueRunner:
     async def _worker(self) -> None:
         while True:
             if (job := self._claim_job()) is not None:
-                self._do_job(*job)
+                await self._do_job(*job)
             elif (task := self._claim_task()) is not None:
                 await self._do_task(*task)
+                async with self._news:  # a finished review may make jobs ready: wake one idler
+                    self._news.notify(1)
             elif self._work_left():
-                # Waiting for units in flight here or in another process: wake on news, or poll.
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=min(0.25, self.lease / 4))
+                # Units are in flight here or in another process: wait for news, or poll
+                # (a unit held by a dead process comes back when its lease expires).
+                async with self._news:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._news.wait(), timeout=min(0.25, self.lease / 4))
                 continue
             else:
                 return
-            self._wake.set()
             self.on_change()
 
     async def _heartbeat(self) -> None:

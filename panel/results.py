@@ -67,14 +67,16 @@ def tool_document(
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Write text to path through a temporary file and a rename: never a half-written file."""
+    """Write text to path through a temporary file and a rename: never a half-written file.
+
+    The rename is atomic, so a crash of panel leaves the old file or the new one. There is no
+    fsync: it guards only against power loss, and costs stalls of the whole batch on slow disks.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -261,9 +261,9 @@ def test_bad_request_is_a_clean_exit_1(server: Loopback, tmp_path: Path) -> None
 
     assert proc.returncode == 1
     assert json.loads(proc.stdout)["reviews"] == []
-    # One line per persona, the same line: a 400 carries no persona and is not retried.
-    line = "panel: error: anthropic: HTTP 400: max_tokens: 1200 > the model's limit"
-    assert proc.stderr.splitlines() == [line] * len(PANEL_KEYS)
+    # One line per persona, naming tool and persona: a 400 is not retried.
+    line = "panel: error: smolvlm-3b: {}: anthropic: HTTP 400: max_tokens: 1200 > the model's limit"
+    assert proc.stderr.splitlines() == [line.format(key) for key in PANEL_KEYS]
     assert len(server.seen) == len(PANEL_KEYS)
     assert query(tmp_path / "panel.db", "SELECT count(*) FROM reviews") == [(0,)]
 
