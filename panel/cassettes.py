@@ -85,9 +85,7 @@ def write_cassette(
             "output_tokens": answer.output_tokens,
         },
     }
-    write_atomic(
-        path, scrub(json.dumps(cassette, indent=2, ensure_ascii=False)) + "\n"
-    )
+    write_atomic(path, scrub(json.dumps(cassette, indent=2, ensure_ascii=False)) + "\n")
     return path
 
 

@@ -26,14 +26,23 @@ def convert(text: str) -> list[dict[str, object]]:
         tagline = lines[i + 2]
         entry = lines[i + 12]
         description = lines[i + 16]
-        tools.append({"type": "tool", "slug": slugify(name), "name": name, "tagline": tagline,
-                      "description": description, "category": lines[i - 2], "entry": entry})
+        tools.append(
+            {
+                "type": "tool",
+                "slug": slugify(name),
+                "name": name,
+                "tagline": tagline,
+                "description": description,
+                "category": lines[i - 2],
+                "entry": entry,
+            }
+        )
     decision = lines.index("Decision")
     pricing = lines.index("Pricing", decision)
     tools[0]["pricing"], tools[1]["pricing"] = lines[pricing + 1], lines[pricing + 2]
     records: list[dict[str, object]] = list(tools)
     start = lines.index("Reviewer scorecard")
-    body = [line for line in lines[start + 1:] if line]
+    body = [line for line in lines[start + 1 :] if line]
     side = 0
     persona = None
     for j, line in enumerate(body):
@@ -42,8 +51,16 @@ def convert(text: str) -> list[dict[str, object]]:
             continue
         match = re.fullmatch(r"(\d+)/100 · (ship|skip)", line)
         if match and persona:
-            records.append({"type": "review", "tool": tools[side]["slug"], "persona": persona,
-                            "score": int(match[1]), "verdict": match[2], "review": body[j + 1]})
+            records.append(
+                {
+                    "type": "review",
+                    "tool": tools[side]["slug"],
+                    "persona": persona,
+                    "score": int(match[1]),
+                    "verdict": match[2],
+                    "review": body[j + 1],
+                }
+            )
             side += 1
         if line == "Weekly AI Tool Verdicts":
             break
