@@ -115,6 +115,10 @@ def _run(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
         _fail("interrupted", 130)
 
 
+def _note(line: str) -> None:
+    typer.echo(f"panel: {line}", err=True)
+
+
 def _fail(message: str, code: int) -> NoReturn:
     typer.echo(f"panel: error: {message}", err=True)
     raise typer.Exit(code)
@@ -204,8 +208,12 @@ def review(
             payload: Any = documents[0] if len(documents) == 1 else documents
             typer.echo(json.dumps(payload, indent=2, ensure_ascii=False))
         for document in documents:
+            slug = document["tool"]["slug"]
             for error in document["errors"]:
-                typer.echo(f"panel: error: {error['error']}", err=True)
+                message = error["error"]
+                if not message.startswith(f"{slug}:") and f"{slug} / " not in message:
+                    message = f"{slug}: {error['persona']}: {message}"
+                typer.echo(f"panel: error: {message}", err=True)
         return 1 if failed else 0
 
     code = _run(main)
@@ -633,6 +641,20 @@ def queue_run(
             "--lease", help="Seconds a crashed worker's units stay claimed before others take them."
         ),
     ] = 30.0,
+    batch_api: Annotated[
+        bool,
+        typer.Option(
+            "--batch-api",
+            help="Send the pending reviews as one provider batch (openai, anthropic) at about half "
+            "the price, wait for it (up to 24 h), then write the comparisons. An invalid or "
+            "failed answer is not re-asked: its jobs fail (see `panel queue retry`). Killed "
+            "while waiting, a rerun resumes the same batch.",
+        ),
+    ] = False,
+    poll_interval: Annotated[
+        float,
+        typer.Option("--poll-interval", help="With --batch-api: seconds between batch polls."),
+    ] = 30.0,
     provider: ProviderOpt = None,
     model: ModelOpt = None,
     base_url: BaseUrlOpt = None,
@@ -676,6 +698,17 @@ def queue_run(
             )
             with _QueueProgress(runner, enabled=not as_json) as progress:
                 runner.on_change = progress.update
+                if batch_api:
+                    from panel.batch import Batcher
+
+                    await Batcher(
+                        runtime,
+                        lease=lease,
+                        poll_interval=poll_interval,
+                        stats=runner.stats,
+                        on_change=progress.update,
+                        notify=(lambda line: None) if as_json else _note,
+                    ).run()
                 stats = await runner.run()
             summary = status(runtime.store)
         finally:

@@ -15,7 +15,7 @@ import json
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pydantic import ValidationError
@@ -76,21 +76,28 @@ class Reviewer:
             return provider.model
         return self.default_model or provider.model
 
+    def cached_review(self, card_hash: str, persona: Persona) -> StoredReview | None:
+        """Return the stored review of this card by persona with today's prompt and model."""
+        return self.store.find_review(
+            card_hash,
+            persona.key,
+            self.prompts.version(persona),
+            self.provider_for(persona).name,
+            self.model_for(persona),
+        )
+
     async def review(
         self, card: ToolCard, persona: Persona, *, fresh: bool = False
     ) -> StoredReview:
         """Return persona's validated review of card, from the store unless fresh."""
         provider = self.provider_for(persona)
-        model = self.model_for(persona)
-        version = self.prompts.version(persona)
         card_hash = card.content_hash()
         if not fresh:
-            cached = self.store.find_review(card_hash, persona.key, version, provider.name, model)
+            cached = self.cached_review(card_hash, persona)
             if cached:
                 return cached
 
-        prompt = self.prompts.review(persona, card)
-        messages = list(prompt.messages)
+        request, prompt_hash = self.request_for(card, persona)
         attempts = 0
         try:
             async for attempt in AsyncRetrying(
@@ -100,29 +107,16 @@ class Reviewer:
             ):
                 with attempt:
                     attempts += 1
-                    request = Request(
-                        messages=messages,
-                        schema=persona.answer_schema,
-                        schema_name=f"{persona.key}_review",
-                        model=model,
-                        max_tokens=self.max_tokens,
-                        temperature=self.temperature,
-                        seed=self.seed,
-                        persona=persona.key,
-                        tool=card.slug,
-                        prompt_version=version,
-                        nonce=prompt.nonce,
-                    )
                     try:
                         answer = await self._call(
-                            provider, request, prompt.hash, persona.answer_model
+                            provider, request, prompt_hash, persona.answer_model
                         )
                     except InvalidAnswer as bad:
-                        messages = [
-                            *messages,
+                        reask = [
                             {"role": "assistant", "content": bad.generation.text or "(empty)"},
                             {"role": "user", "content": self.prompts.reask(bad.problems)},
                         ]
+                        request = replace(request, messages=[*request.messages, *reask])
                         raise
         except InvalidAnswer as bad:
             raise AnswerError(
@@ -136,22 +130,30 @@ class Reviewer:
                 output_tokens=bad.generation.output_tokens,
             ) from None
 
-        review = StoredReview(
-            tool=card.slug,
-            card_hash=card_hash,
-            persona=persona.key,
-            prompt_version=version,
-            provider=provider.name,
-            model=model,
-            score=answer.score,
-            verdict=answer.verdict,
-            review=answer.review,
-            fields=answer.model_dump(exclude=set(Answer.model_fields)),
-            attempts=attempts,
-            created_at=time.time(),
-        )
+        review = stored_review(card_hash, provider.name, request, answer, attempts)
         self.store.save_review(card, review)
         return review
+
+    def request_for(self, card: ToolCard, persona: Persona) -> tuple[Request, str]:
+        """Return the request asking persona to review card, and the hash of its prompt.
+
+        A live review sends it (and re-asks from it); a batch sends it as one of many.
+        """
+        prompt = self.prompts.review(persona, card)
+        request = Request(
+            messages=list(prompt.messages),
+            schema=persona.answer_schema,
+            schema_name=f"{persona.key}_review",
+            model=self.model_for(persona),
+            max_tokens=self.max_tokens,
+            temperature=self.temperature,
+            seed=self.seed,
+            persona=persona.key,
+            tool=card.slug,
+            prompt_version=prompt.version,
+            nonce=prompt.nonce,
+        )
+        return request, prompt.hash
 
     async def _call(
         self, provider: Provider, request: Request, prompt_hash: str, answer_model: type[Answer]
@@ -234,6 +236,26 @@ def _wait_honouring_retry_after(state: RetryCallState) -> float:
     if isinstance(exc, TransientProviderError) and exc.retry_after is not None:
         return min(max(exc.retry_after, 0.0), MAX_RETRY_AFTER)
     return float(_backoff(state))
+
+
+def stored_review(
+    card_hash: str, provider: str, request: Request, answer: Answer, attempts: int
+) -> StoredReview:
+    """Return the review to store for a valid answer to request."""
+    return StoredReview(
+        tool=request.tool,
+        card_hash=card_hash,
+        persona=request.persona,
+        prompt_version=request.prompt_version,
+        provider=provider,
+        model=request.model,
+        score=answer.score,
+        verdict=answer.verdict,
+        review=answer.review,
+        fields=answer.model_dump(exclude=set(Answer.model_fields)),
+        attempts=attempts,
+        created_at=time.time(),
+    )
 
 
 _FENCE = re.compile(r"^```(?:json)?\s*\n?(.*?)\n?```$", re.DOTALL)

@@ -143,6 +143,57 @@ def m003_queue(db: sqlite3.Connection) -> None:
     )
 
 
+@migration
+def m004_batches(db: sqlite3.Connection) -> None:
+    """Provider batches in flight, so a killed `queue run --batch-api` resumes instead of resubmitting."""
+    _execute_script(
+        db,
+        """
+        CREATE TABLE batches (
+            id INTEGER PRIMARY KEY,
+            provider TEXT NOT NULL,
+            batch_id TEXT NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('submitted', 'ended')),
+            status TEXT NOT NULL,
+            lease_owner TEXT,
+            lease_expires REAL,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            UNIQUE (provider, batch_id)
+        );
+        CREATE TABLE batch_items (
+            batch INTEGER NOT NULL REFERENCES batches(id),
+            custom_id TEXT NOT NULL,
+            tool TEXT NOT NULL,
+            persona TEXT NOT NULL,
+            model TEXT NOT NULL,
+            prompt_version TEXT NOT NULL,
+            prompt_hash TEXT NOT NULL,
+            card_hash TEXT NOT NULL,
+            outcome TEXT,
+            PRIMARY KEY (batch, custom_id)
+        );
+        CREATE INDEX batch_items_by_task ON batch_items (tool, persona);
+        CREATE INDEX batches_by_state ON batches (state);
+        """,
+    )
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    """One request of a provider batch: which review it asks for, and how it was asked."""
+
+    custom_id: str
+    tool: str
+    persona: str
+    model: str
+    prompt_version: str
+    prompt_hash: str
+    card_hash: str
+    outcome: str | None = None
+    """None until ingested; then ok, invalid, refusal or error."""
+
+
 @dataclass(frozen=True)
 class StoredReview:
     """A validated review as kept in the store."""
@@ -190,6 +241,10 @@ class Store:
             self.db = sqlite3.connect(path, isolation_level=None, timeout=30)
             self.db.row_factory = sqlite3.Row
             self.db.execute("PRAGMA journal_mode=WAL")
+            # With WAL, NORMAL keeps every commit across a crash of panel (kill -9 included);
+            # only an OS crash or power cut can lose the last commits. FULL costs an fsync per
+            # commit, which on slow disks stalls the event loop for hundreds of milliseconds.
+            self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA foreign_keys=ON")
             self._migrate()
         except sqlite3.DatabaseError as exc:
@@ -253,8 +308,7 @@ class Store:
         replaces the old one.
         """
         with self.transaction() as db:
-            _upsert_tool(db, card)
-            _upsert_review(db, card, review)
+            insert_review(db, card, review)
 
     def latest_reviews(self, tool: str) -> dict[str, StoredReview]:
         """Return the newest review of each persona for the tool's current card."""
@@ -314,25 +368,7 @@ class Store:
 
     def log_call(self, call: CallRecord) -> None:
         with self.transaction() as db:
-            db.execute(
-                """INSERT INTO calls (at, provider, model, tool, persona, prompt_hash, latency_ms,
-                       input_tokens, output_tokens, cost_usd, outcome, error)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-                (
-                    call.at or time.time(),
-                    call.provider,
-                    call.model,
-                    call.tool,
-                    call.persona,
-                    call.prompt_hash,
-                    call.latency_ms,
-                    call.input_tokens,
-                    call.output_tokens,
-                    call.cost_usd,
-                    call.outcome,
-                    call.error,
-                ),
-            )
+            insert_call(db, call)
 
     def recent_calls(self, limit: int = 20) -> list[CallRecord]:
         rows = self.db.execute("SELECT * FROM calls ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
@@ -342,6 +378,80 @@ class Store:
 
     def count_calls(self) -> int:
         return int(self.db.execute("SELECT count(*) FROM calls").fetchone()[0])
+
+    # --- provider batches ----------------------------------------------------------------------
+
+    def save_batch(
+        self,
+        provider: str,
+        batch_id: str,
+        status: str,
+        owner: str,
+        lease: float,
+        items: list[BatchItem],
+    ) -> int:
+        """Record a submitted batch, held by owner for lease seconds, and its items; return its row id."""
+        now = time.time()
+        with self.transaction() as db:
+            row = db.execute(
+                """INSERT INTO batches (provider, batch_id, state, status, lease_owner, lease_expires,
+                       created_at, updated_at) VALUES (?, ?, 'submitted', ?, ?, ?, ?, ?) RETURNING id""",
+                (provider, batch_id, status, owner, now + lease, now, now),
+            ).fetchone()
+            db.executemany(
+                """INSERT INTO batch_items (batch, custom_id, tool, persona, model, prompt_version,
+                       prompt_hash, card_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
+                [
+                    (
+                        row[0],
+                        i.custom_id,
+                        i.tool,
+                        i.persona,
+                        i.model,
+                        i.prompt_version,
+                        i.prompt_hash,
+                        i.card_hash,
+                    )
+                    for i in items
+                ],
+            )
+        return int(row[0])
+
+    def batch_items(self, batch: int) -> list[BatchItem]:
+        """Return the items of a batch (by row id) in the order they were submitted."""
+        rows = self.db.execute(
+            "SELECT * FROM batch_items WHERE batch = ? ORDER BY rowid", (batch,)
+        ).fetchall()
+        return [BatchItem(**{k: row[k] for k in row.keys() if k != "batch"}) for row in rows]
+
+
+def insert_call(db: sqlite3.Connection, call: CallRecord) -> None:
+    """Append one call to the call log, inside the caller's transaction."""
+    db.execute(
+        """INSERT INTO calls (at, provider, model, tool, persona, prompt_hash, latency_ms,
+               input_tokens, output_tokens, cost_usd, outcome, error)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+        (
+            call.at or time.time(),
+            call.provider,
+            call.model,
+            call.tool,
+            call.persona,
+            call.prompt_hash,
+            call.latency_ms,
+            call.input_tokens,
+            call.output_tokens,
+            call.cost_usd,
+            call.outcome,
+            call.error,
+        ),
+    )
+
+
+def insert_review(db: sqlite3.Connection, card: ToolCard, review: StoredReview) -> None:
+    """Store card and a validated review of it, inside the caller's transaction (see save_review)."""
+    _upsert_tool(db, card)
+    _upsert_review(db, card, review)
 
 
 def _upsert_tool(db: sqlite3.Connection, card: ToolCard) -> None:

@@ -3,12 +3,14 @@
 It answers POST /v1/chat/completions with a valid review built from the request's JSON schema
 (json_schema or json_object mode), after `latency` seconds. `fault` may turn any request into an
 HTTP error (e.g. 429 with Retry-After) or a dropped connection. It counts what it served.
+FakeOpenAIBatches adds the Files and Batch APIs on top.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -93,6 +95,7 @@ class FakeOpenAI:
         self.bodies: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         self._lock = threading.Lock()
+        ThreadingHTTPServer.request_queue_size = 256  # a burst of 64 connects must not be dropped
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -109,8 +112,11 @@ class FakeOpenAI:
         self._server.shutdown()
         self._server.server_close()
 
-    def handle(self, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        """Return (status, JSON) for a request other than chat completions (subclasses add routes)."""
+    def handle(self, path: str, body: dict[str, Any]) -> tuple[int, Any]:
+        """Return (status, JSON or raw bytes) for other requests than chat completions.
+
+        Subclasses add routes.
+        """
         return 404, {"error": {"message": f"no route {path}"}}
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
@@ -119,15 +125,24 @@ class FakeOpenAI:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
+            def setup(self) -> None:
+                super().setup()
+                # Headers and body go out in two writes: without this, Nagle's algorithm and the
+                # client's delayed ACK add ~40 ms to every answer.
+                self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
             def log_message(self, *args: object) -> None:
                 pass
 
             def _send(
                 self, status: int, payload: Any, headers: dict[str, str] | None = None
             ) -> None:
-                data = json.dumps(payload).encode()
+                raw = isinstance(payload, bytes)  # a file's content, sent as is
+                data = payload if raw else json.dumps(payload).encode()
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                self.send_header(
+                    "Content-Type", "application/octet-stream" if raw else "application/json"
+                )
                 self.send_header("Content-Length", str(len(data)))
                 for key, value in (headers or {}).items():
                     self.send_header(key, value)
@@ -173,3 +188,137 @@ class FakeOpenAI:
                 self._send(status, payload)
 
         return Handler
+
+
+class FakeOpenAIBatches(FakeOpenAI):
+    """FakeOpenAI plus the Files and Batch APIs: a batch ends at its `polls`-th retrieval.
+
+    Ending, it answers each JSONL line as chat completions would, except that `error(body)` may
+    give a line an HTTP status (the line goes to the error file), `content(body)` may replace the
+    answer's text, and `expire_after=k` expires the batch with only its first k lines answered
+    (the rest are in neither file, as a request the batch never reached).
+    """
+
+    def __init__(
+        self,
+        *,
+        polls: int = 2,
+        error: Callable[[dict[str, Any]], int | None] | None = None,
+        content: Callable[[dict[str, Any]], str | None] | None = None,
+        expire_after: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.polls = polls
+        self.error = error
+        self.content = content
+        self.expire_after = expire_after
+        self.files: dict[str, bytes] = {}
+        self.batches: dict[str, dict[str, Any]] = {}
+        self.created: list[str] = []
+        """Ids of the batches created, in order."""
+        self.paths: list[str] = []
+        """Every path served by this class, e.g. "POST /v1/batches"."""
+
+    def input_lines(self, batch_id: str) -> list[dict[str, Any]]:
+        """Return the request lines of a batch's input file."""
+        data = self.files[self.batches[batch_id]["input_file_id"]]
+        return [json.loads(line) for line in data.decode().splitlines() if line.strip()]
+
+    def handle(self, path: str, body: dict[str, Any]) -> tuple[int, Any]:
+        route = path.split("?")[0].removeprefix("/v1")
+        with self._lock:
+            self.paths.append(f"{'GET' if not body else 'POST'} {path}")
+            if route == "/files":
+                return 200, self._upload(body["_raw"])
+            if route == "/batches":
+                return 200, self._create(body)
+            parts = route.strip("/").split("/")
+            if parts[0] == "batches" and len(parts) == 2 and parts[1] in self.batches:
+                return 200, self._retrieve(parts[1])
+            if parts[0] == "files" and parts[-1] == "content" and parts[1] in self.files:
+                return 200, self.files[parts[1]]
+        return super().handle(path, body)
+
+    def _upload(self, raw: bytes) -> dict[str, Any]:
+        """Keep the `file` part of a multipart upload; return its file object."""
+        boundary = raw.split(b"\r\n", 1)[0]
+        part = next(p for p in raw.split(boundary) if b'name="file"' in p)
+        data = part.split(b"\r\n\r\n", 1)[1].removesuffix(b"\r\n")
+        return self._file(data, "panel-batch.jsonl", "batch")
+
+    def _file(self, data: bytes, name: str, purpose: str) -> dict[str, Any]:
+        file_id = f"file-{len(self.files) + 1}"
+        self.files[file_id] = data
+        return {
+            "id": file_id,
+            "object": "file",
+            "bytes": len(data),
+            "created_at": int(time.time()),
+            "filename": name,
+            "purpose": purpose,
+            "status": "processed",
+        }
+
+    def _create(self, body: dict[str, Any]) -> dict[str, Any]:
+        batch_id = f"batch_{len(self.batches) + 1}"
+        self.created.append(batch_id)
+        self.batches[batch_id] = {
+            "id": batch_id,
+            "object": "batch",
+            "endpoint": body["endpoint"],
+            "input_file_id": body["input_file_id"],
+            "completion_window": body["completion_window"],
+            "created_at": int(time.time()),
+            "status": "validating",
+            "polls": 0,
+        }
+        return self._public(batch_id)
+
+    def _retrieve(self, batch_id: str) -> dict[str, Any]:
+        batch = self.batches[batch_id]
+        batch["polls"] += 1
+        if batch["status"] in ("validating", "in_progress"):
+            batch["status"] = "in_progress"
+            if batch["polls"] >= self.polls:
+                self._finish(batch)
+        return self._public(batch_id)
+
+    def _finish(self, batch: dict[str, Any]) -> None:
+        """Answer the batch's lines into an output and an error file, and end it."""
+        lines = self.input_lines(batch["id"])
+        answered = lines if self.expire_after is None else lines[: self.expire_after]
+        output, errors = [], []
+        for n, line in enumerate(answered):
+            body = line["body"]
+            status = self.error(body) if self.error else None
+            if status is not None:
+                payload: dict[str, Any] = {"error": {"message": f"fake batch error {status}"}}
+                errors.append(_result_line(n, line["custom_id"], status, payload))
+                continue
+            reply = review_completion(body)
+            text = self.content(body) if self.content else None
+            if text is not None:
+                reply = completion(body, text)
+            output.append(_result_line(n, line["custom_id"], 200, reply))
+        for name, found in (("output_file_id", output), ("error_file_id", errors)):
+            if found:
+                data = "".join(json.dumps(r) + "\n" for r in found).encode()
+                batch[name] = self._file(data, f"{batch['id']}_{name}.jsonl", "batch_output")["id"]
+        batch["status"] = "completed" if self.expire_after is None else "expired"
+        batch["request_counts"] = {
+            "total": len(lines),
+            "completed": len(output),
+            "failed": len(lines) - len(output),
+        }
+
+    def _public(self, batch_id: str) -> dict[str, Any]:
+        return {k: v for k, v in self.batches[batch_id].items() if k != "polls"}
+
+
+def _result_line(n: int, custom_id: str, status: int, body: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": f"batch_req_{n}",
+        "custom_id": custom_id,
+        "response": {"status_code": status, "request_id": f"req_{n}", "body": body},
+        "error": None,
+    }

@@ -3,13 +3,17 @@
 The review schema becomes the input schema of one tool the model must call, which works on
 every Claude model and every Messages-compatible endpoint (ANTHROPIC_BASE_URL or --base-url).
 The SDK's own retries are off: panel.review retries. The current Messages API takes no
-temperature, so none is sent.
+temperature, so none is sent. A Message Batch sends each request with the very params of a live
+call, and its results are parsed by the same function.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+from collections.abc import AsyncIterator
+from typing import Any
 
 import anthropic
 from anthropic.types import Message as AnthropicMessage
@@ -17,6 +21,8 @@ from anthropic.types import Message as AnthropicMessage
 from panel.config import Settings
 from panel.errors import ConfigError, ProviderError, TransientProviderError
 from panel.providers.base import (
+    BatchResults,
+    BatchStatus,
     Generation,
     Message,
     Provider,
@@ -41,6 +47,7 @@ PRICES = {
 class AnthropicProvider(Provider):
     name = "anthropic"
     default_model = "claude-sonnet-4-6"
+    supports_batch = True
 
     def __init__(self, settings: Settings) -> None:
         base_url = settings.base_url or os.environ.get("ANTHROPIC_BASE_URL") or None
@@ -57,23 +64,87 @@ class AnthropicProvider(Provider):
     def cost_usd(self, model: str, input_tokens: int, output_tokens: int) -> float | None:
         return price(PRICES, model, input_tokens, output_tokens)
 
-    async def generate(self, request: Request) -> Generation:
+    def request_params(self, request: Request) -> dict[str, Any]:
+        """Return the Messages params for request: what a live call and a batch request send."""
         system, messages = _split_system(request.messages)
-        try:
-            response = await self.client.messages.create(  # type: ignore[call-overload]
-                model=request.model,
-                max_tokens=request.max_tokens,
-                system=system or anthropic.omit,  # omitted, never sent empty
-                messages=messages,
-                tools=[
-                    {
-                        "name": TOOL_NAME,
-                        "description": "Submit your review of the tool.",
-                        "input_schema": request.schema,
-                    }
-                ],
-                tool_choice={"type": "tool", "name": TOOL_NAME},
+        params: dict[str, Any] = {
+            "model": request.model,
+            "max_tokens": request.max_tokens,
+            "messages": messages,
+            "tools": [
+                {
+                    "name": TOOL_NAME,
+                    "description": "Submit your review of the tool.",
+                    "input_schema": request.schema,
+                }
+            ],
+            "tool_choice": {"type": "tool", "name": TOOL_NAME},
+        }
+        if system:  # omitted, never sent empty
+            params["system"] = system
+        return params
+
+    async def generate(self, request: Request) -> Generation:
+        async with self._errors_mapped():
+            response = await self.client.messages.create(**self.request_params(request))
+        if not isinstance(response, AnthropicMessage) or not isinstance(response.content, list):
+            raise ProviderError(
+                f"anthropic: {self.client.base_url} did not answer with a message "
+                "(is it a Messages API endpoint?)",
+                provider=self.name,
             )
+        return _generation(response)
+
+    # --- Message Batches: the same params per request, results streamed as JSONL ----------------
+
+    async def batch_create(self, items: list[tuple[str, Request]]) -> str:
+        requests = [
+            {"custom_id": custom_id, "params": self.request_params(request)}
+            for custom_id, request in items
+        ]
+        async with self._errors_mapped():
+            batch = await self.client.messages.batches.create(
+                requests=requests  # type: ignore[arg-type]  # params is the live call's dict
+            )
+        return batch.id
+
+    async def batch_check(self, batch_id: str) -> BatchStatus:
+        async with self._errors_mapped():
+            batch = await self.client.messages.batches.retrieve(batch_id)
+        counts = batch.request_counts
+        finished = counts.succeeded + counts.errored + counts.canceled + counts.expired
+        return BatchStatus(
+            state=batch.processing_status,
+            ended=batch.processing_status == "ended",
+            done=finished,
+            total=finished + counts.processing,
+        )
+
+    async def batch_results(self, batch_id: str) -> BatchResults:
+        results: BatchResults = {}
+        async with self._errors_mapped():
+            async for line in await self.client.messages.batches.results(batch_id):
+                result = line.result
+                if result.type == "succeeded":
+                    results[line.custom_id] = _generation(result.message)
+                elif result.type == "errored":
+                    error = result.error.error
+                    detail = " ".join(error.message.split())[:300]
+                    results[line.custom_id] = ProviderError(
+                        f"anthropic: batch request {error.type}: {detail}", provider=self.name
+                    )
+                else:  # expired or canceled before it ran
+                    results[line.custom_id] = ProviderError(
+                        f"anthropic: batch request {result.type} before it was processed",
+                        provider=self.name,
+                    )
+        return results
+
+    @contextlib.asynccontextmanager
+    async def _errors_mapped(self) -> AsyncIterator[None]:
+        """Turn the SDK's failures inside the block into panel errors."""
+        try:
+            yield
         except anthropic.APIStatusError as exc:
             message = f"anthropic: HTTP {exc.status_code}: {_detail(exc)[:300]}"
             if is_transient_status(exc.status_code):
@@ -86,31 +157,29 @@ class AnthropicProvider(Provider):
             raise TransientProviderError(
                 f"anthropic: {exc.__class__.__name__}: {exc}", provider=self.name
             ) from None
-        if not isinstance(response, AnthropicMessage) or not isinstance(response.content, list):
-            raise ProviderError(
-                f"anthropic: {self.client.base_url} did not answer with a message "
-                "(is it a Messages API endpoint?)",
-                provider=self.name,
-            )
-        for block in response.content:
-            if block.type == "tool_use" and block.name == TOOL_NAME:
-                text = json.dumps(block.input, ensure_ascii=False)
-                break
-        else:  # no tool call: keep whatever prose came back, validation will re-ask
-            text = "".join(getattr(b, "text", "") for b in response.content)
-        stop = response.stop_reason or "stop"
-        usage = response.usage  # compatible endpoints may leave it out
-        return Generation(
-            text=text,
-            input_tokens=usage.input_tokens if usage else 0,
-            output_tokens=usage.output_tokens if usage else 0,
-            finish_reason={"max_tokens": "length", "refusal": "refusal"}.get(stop, "stop"),
-            refusal=text if stop == "refusal" else None,
-            raw=response.model_dump(mode="json"),
-        )
 
     async def aclose(self) -> None:
         await self.client.close()
+
+
+def _generation(response: AnthropicMessage) -> Generation:
+    """Return the Generation in a Messages answer (live, or one result of a batch)."""
+    for block in response.content:
+        if block.type == "tool_use" and block.name == TOOL_NAME:
+            text = json.dumps(block.input, ensure_ascii=False)
+            break
+    else:  # no tool call: keep whatever prose came back, validation will re-ask
+        text = "".join(getattr(b, "text", "") for b in response.content)
+    stop = response.stop_reason or "stop"
+    usage = response.usage  # compatible endpoints may leave it out
+    return Generation(
+        text=text,
+        input_tokens=usage.input_tokens if usage else 0,
+        output_tokens=usage.output_tokens if usage else 0,
+        finish_reason={"max_tokens": "length", "refusal": "refusal"}.get(stop, "stop"),
+        refusal=text if stop == "refusal" else None,
+        raw=response.model_dump(mode="json"),
+    )
 
 
 def _split_system(messages: list[Message]) -> tuple[str, list[Message]]:

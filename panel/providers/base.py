@@ -4,6 +4,10 @@ A provider turns a Request (messages + JSON schema) into a Generation (the raw a
 token usage, why it stopped). It maps its SDK's failures onto TransientProviderError (worth a
 retry) or ProviderError (not). Parsing and validating the answer is the reviewer's job, so every
 provider's answers are judged by the same rules.
+
+Providers with a batch API (about half the price, answers within a day) also implement the
+optional batch hooks: create a batch from (custom_id, Request) pairs, check it, read its results;
+panel.batch drives them.
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
+
+from panel.errors import ProviderError
 
 Message = dict[str, str]
 
@@ -48,6 +54,24 @@ class Generation:
     """The provider's response body as JSON, for recording."""
 
 
+@dataclass(frozen=True)
+class BatchStatus:
+    """Where a provider batch stands, as one poll saw it."""
+
+    state: str
+    """The provider's own word: in_progress, completed, expired, ended..."""
+    ended: bool
+    """Whether the batch will change no more (its results, if any, can be read)."""
+    done: int = 0
+    total: int = 0
+    error: str | None = None
+    """Why the batch as a whole failed, when it did."""
+
+
+BatchResults = dict[str, Generation | ProviderError]
+"""A batch's answers by custom_id; a request with no result (e.g. expired) is missing."""
+
+
 class Provider(ABC):
     """A model provider. Subclasses live one per module in panel/providers/."""
 
@@ -69,6 +93,22 @@ class Provider(ABC):
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release clients and connections."""
+
+    # --- optional batch hooks: implemented where supports_batch is True ----------------------
+
+    supports_batch: ClassVar[bool] = False
+
+    async def batch_create(self, items: list[tuple[str, Request]]) -> str:
+        """Submit every request as one batch, each under its custom_id; return the batch id."""
+        raise ProviderError(f"{self.name}: no batch API", provider=self.name)
+
+    async def batch_check(self, batch_id: str) -> BatchStatus:
+        """Return the batch's current status."""
+        raise ProviderError(f"{self.name}: no batch API", provider=self.name)
+
+    async def batch_results(self, batch_id: str) -> BatchResults:
+        """Return the answers of an ended batch by custom_id, errors as ProviderError."""
+        raise ProviderError(f"{self.name}: no batch API", provider=self.name)
 
 
 def is_transient_status(status: int) -> bool:

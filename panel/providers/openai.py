@@ -3,21 +3,28 @@
 Structured output has two modes, because servers differ: `json_schema` (OpenAI, vLLM, Ollama:
 strict schema) and `json_object` with the schema alongside (llama-cpp-python's server, which
 answers HTTP 500 to json_schema). The SDK's own retries are off: panel.review retries.
+The Batch API path (one JSONL file of requests) sends the very body a live call sends.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
-from typing import Any
+from collections.abc import AsyncIterator
+from typing import Any, Final
 from urllib.parse import urlsplit
 
 import openai
 from openai.types.chat import ChatCompletion
 from openai.types.chat.chat_completion import Choice
+from pydantic import ValidationError
 
 from panel.config import Settings
 from panel.errors import ConfigError, ProviderError, TransientProviderError
 from panel.providers.base import (
+    BatchResults,
+    BatchStatus,
     Generation,
     Provider,
     Request,
@@ -39,9 +46,14 @@ PRICES = {
 }
 
 
+BATCH_ENDPOINT: Final = "/v1/chat/completions"
+BATCH_ENDED = ("completed", "failed", "expired", "cancelled")
+
+
 class OpenAIProvider(Provider):
     name = "openai"
     default_model = "gpt-4.1-mini"
+    supports_batch = True
 
     def __init__(self, settings: Settings) -> None:
         base_url = settings.base_url or os.environ.get("OPENAI_BASE_URL") or None
@@ -72,24 +84,26 @@ class OpenAIProvider(Provider):
             "json_schema": {"name": request.schema_name, "schema": request.schema, "strict": True},
         }
 
-    async def generate(self, request: Request) -> Generation:
+    def request_body(self, request: Request) -> dict[str, Any]:
+        """Return the chat completions body for request: what a live call and a batch line send."""
         # OpenAI's newer models take max_completion_tokens; compatible servers know max_tokens.
         limit = "max_completion_tokens" if self.official else "max_tokens"
-        try:
-            response = await self.client.chat.completions.create(  # type: ignore[call-overload]
-                model=request.model,
-                messages=request.messages,
-                response_format=self._response_format(request),
-                temperature=request.temperature,
-                seed=request.seed,
-                **{limit: request.max_tokens},
-            )
-        except openai.APIStatusError as exc:
-            raise self._status_error(exc) from None
-        except openai.APIConnectionError as exc:  # includes timeouts
-            raise TransientProviderError(
-                f"openai: {exc.__class__.__name__}: {exc}", provider=self.name
-            ) from None
+        return {
+            "model": request.model,
+            "messages": request.messages,
+            "response_format": self._response_format(request),
+            "temperature": request.temperature,
+            "seed": request.seed,
+            limit: request.max_tokens,
+        }
+
+    async def generate(self, request: Request) -> Generation:
+        async with self._errors_mapped():
+            response = await self.client.chat.completions.create(**self.request_body(request))
+        return self.generation(response)
+
+    def generation(self, response: Any) -> Generation:
+        """Return the Generation in a chat completion (live, or parsed from a batch line)."""
         choice = self._first_choice(response)
         usage = response.usage
         finish = choice.finish_reason or "stop"
@@ -102,6 +116,88 @@ class OpenAIProvider(Provider):
             refusal=getattr(choice.message, "refusal", None),
             raw=response.model_dump(mode="json"),
         )
+
+    # --- the Batch API: a JSONL file of chat completion requests, results as JSONL files -------
+
+    async def batch_create(self, items: list[tuple[str, Request]]) -> str:
+        lines = [
+            json.dumps(
+                {
+                    "custom_id": custom_id,
+                    "method": "POST",
+                    "url": BATCH_ENDPOINT,
+                    "body": self.request_body(request),
+                },
+                ensure_ascii=False,
+            )
+            for custom_id, request in items
+        ]
+        data = ("\n".join(lines) + "\n").encode()
+        async with self._errors_mapped():
+            upload = await self.client.files.create(
+                file=("panel-batch.jsonl", data, "application/jsonl"), purpose="batch"
+            )
+            batch = await self.client.batches.create(
+                input_file_id=upload.id, endpoint=BATCH_ENDPOINT, completion_window="24h"
+            )
+        return batch.id
+
+    async def batch_check(self, batch_id: str) -> BatchStatus:
+        async with self._errors_mapped():
+            batch = await self.client.batches.retrieve(batch_id)
+        counts = batch.request_counts
+        errors = batch.errors.data if batch.errors and batch.errors.data else []
+        return BatchStatus(
+            state=batch.status,
+            ended=batch.status in BATCH_ENDED,
+            done=(counts.completed + counts.failed) if counts else 0,
+            total=counts.total if counts else 0,
+            error="; ".join(e.message or e.code or "unknown" for e in errors) or None,
+        )
+
+    async def batch_results(self, batch_id: str) -> BatchResults:
+        results: BatchResults = {}
+        async with self._errors_mapped():
+            batch = await self.client.batches.retrieve(batch_id)
+            for file_id in (batch.output_file_id, batch.error_file_id):
+                if file_id:
+                    content = await self.client.files.content(file_id)
+                    for line in content.text.splitlines():
+                        if (parsed := self._batch_line(line)) is not None:
+                            results[parsed[0]] = parsed[1]
+        return results
+
+    def _batch_line(self, line: str) -> tuple[str, Generation | ProviderError] | None:
+        """Return the custom_id of an output or error file line and its answer or error."""
+        try:
+            record = json.loads(line)
+            custom_id = str(record["custom_id"])
+        except (ValueError, TypeError, KeyError):
+            return None  # not a result line: its request counts as unanswered
+        if (problem := _batch_error(record)) is not None:
+            return custom_id, ProviderError(f"openai: batch request {problem}", provider=self.name)
+        try:
+            completion = ChatCompletion.model_validate(record["response"]["body"])
+        except ValidationError:
+            return custom_id, ProviderError(
+                "openai: batch answer is not a chat completion", provider=self.name
+            )
+        try:
+            return custom_id, self.generation(completion)
+        except ProviderError as exc:
+            return custom_id, exc
+
+    @contextlib.asynccontextmanager
+    async def _errors_mapped(self) -> AsyncIterator[None]:
+        """Turn the SDK's failures inside the block into panel errors."""
+        try:
+            yield
+        except openai.APIStatusError as exc:
+            raise self._status_error(exc) from None
+        except openai.APIConnectionError as exc:  # includes timeouts
+            raise TransientProviderError(
+                f"openai: {exc.__class__.__name__}: {exc}", provider=self.name
+            ) from None
 
     def _status_error(self, exc: openai.APIStatusError) -> ProviderError:
         """Return the panel error for an HTTP error answer; transient ones carry Retry-After."""
@@ -149,6 +245,21 @@ def _detail(exc: openai.APIStatusError) -> str:
     else:
         text = str(exc.message)
     return " ".join(text.split())
+
+
+def _batch_error(record: dict[str, Any]) -> str | None:
+    """Return what went wrong with one batch request (error object or HTTP status), else None."""
+    response = record.get("response") or {}
+    if error := record.get("error"):
+        detail = f"{error.get('code') or 'error'}: {error.get('message') or ''}"
+    elif (status := response.get("status_code")) != 200:
+        body = response.get("body")
+        inner = body.get("error", body) if isinstance(body, dict) else None
+        message = inner.get("message") if isinstance(inner, dict) else None
+        detail = f"HTTP {status}: {message or body}"
+    else:
+        return None
+    return " ".join(detail.split())[:300]
 
 
 def create(settings: Settings) -> OpenAIProvider:
