@@ -765,6 +765,11 @@ def queue_status(db: DbOpt = None, as_json: JsonOpt = False) -> None:
         jobs, tasks = summary["jobs"], summary["tasks"]
         typer.echo("jobs:    " + " · ".join(f"{k} {v}" for k, v in jobs.items()))
         typer.echo("reviews: " + " · ".join(f"{k} {v}" for k, v in tasks.items()))
+        if summary["in_open_batches"]:
+            typer.echo(
+                f"{summary['in_open_batches']} review(s) wait in an open provider batch: "
+                "`panel queue run --batch-api` collects them"
+            )
         for job in summary["failed"]:
             typer.echo(
                 f"failed #{job['id']} {job['a']} vs {job['b']} after {job['attempts']} attempt(s): {job['last_error']}"

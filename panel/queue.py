@@ -34,6 +34,8 @@ from panel.runtime import Runtime
 from panel.store import Store
 
 LEASE_SECONDS = 30.0
+_OPEN_BATCH_ITEMS = """SELECT i.tool, i.persona FROM batch_items i JOIN batches b ON b.id = i.batch
+                       WHERE b.state = 'submitted' AND i.outcome IS NULL"""
 STATES = ("pending", "running", "done", "failed")
 
 
@@ -171,9 +173,11 @@ def status(store: Store) -> dict[str, Any]:
     jobs = store.db.execute(
         "SELECT id, a, b, state, attempts, last_error, files FROM jobs ORDER BY id"
     ).fetchall()
+    waiting = store.db.execute(f"SELECT count(*) FROM ({_OPEN_BATCH_ITEMS})").fetchone()[0]
     return {
         "jobs": counts("jobs"),
         "tasks": counts("tasks"),
+        "in_open_batches": waiting,
         "failed": [dict(row) for row in failed],
         "all": [
             {**dict(row), "files": json.loads(row["files"]) if row["files"] else None}
@@ -254,11 +258,14 @@ class QueueRunner:
         now = time.time()
         with self.store.transaction() as db:
             row = db.execute(
-                """UPDATE tasks SET state = 'running', lease_owner = ?, lease_expires = ?,
+                f"""UPDATE tasks SET state = 'running', lease_owner = ?, lease_expires = ?,
                        attempts = attempts + 1, updated_at = ?
                    WHERE rowid = (
-                       SELECT rowid FROM tasks
-                       WHERE state = 'pending' OR (state = 'running' AND lease_expires < ?)
+                       SELECT rowid FROM tasks t
+                       WHERE (state = 'pending' OR (state = 'running' AND lease_expires < ?))
+                         -- a review asked of a provider batch still open is answered by it
+                         AND NOT EXISTS (SELECT 1 FROM ({_OPEN_BATCH_ITEMS}) o
+                                         WHERE o.tool = t.tool AND o.persona = t.persona)
                        ORDER BY rowid LIMIT 1)
                    RETURNING tool, persona, attempts""",
                 (self.owner, now + self.lease, now, now),
@@ -266,9 +273,17 @@ class QueueRunner:
         return (row["tool"], row["persona"], row["attempts"]) if row else None
 
     def _work_left(self) -> bool:
+        """Return whether anything is left that this runner could do or wait for.
+
+        Reviews waiting in an open provider batch (and the jobs that need them) are left to
+        `queue run --batch-api`, which collects them.
+        """
         row = self.store.db.execute(
-            """SELECT (SELECT count(*) FROM jobs WHERE state IN ('pending', 'running'))
-                    + (SELECT count(*) FROM tasks WHERE state IN ('pending', 'running'))"""
+            f"""WITH open_items AS ({_OPEN_BATCH_ITEMS})
+               SELECT (SELECT count(*) FROM tasks t WHERE state IN ('pending', 'running')
+                         AND NOT EXISTS (SELECT 1 FROM open_items o WHERE o.tool = t.tool AND o.persona = t.persona))
+                    + (SELECT count(*) FROM jobs j WHERE state IN ('pending', 'running')
+                         AND NOT EXISTS (SELECT 1 FROM open_items o WHERE o.tool IN (j.a, j.b)))"""
         ).fetchone()
         return bool(row[0])
 

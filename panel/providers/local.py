@@ -21,15 +21,18 @@ from typing import Any
 
 from panel.config import Settings
 from panel.errors import ConfigError, ProviderError
+from panel.personas import FIELD_MAX_CHARS, LIST_ITEM_MAX_CHARS, SHIP_THRESHOLD
 from panel.providers.base import Generation, Provider, Request
 
 DEFAULT_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
-TEXT_WORDS = {"review": (12, 110)}
-"""(min, max) words of a text field by name; other text fields get DEFAULT_TEXT_WORDS."""
-DEFAULT_TEXT_WORDS = (2, 40)
-LIST_ITEM_WORDS = (1, 6)
+# Word bounds keep every answer inside the limits panel.personas validates: a word is 2 to
+# WORD_CHARS characters, so N words take at most N * (WORD_CHARS + 1) characters.
 WORD_CHARS = 24
+TEXT_WORDS = {"review": (14, 110)}
+"""(min, max) words of a text field by name: 14 words >= 40 characters, 110 words <= 4000."""
+DEFAULT_TEXT_WORDS = (2, FIELD_MAX_CHARS // (WORD_CHARS + 1))
+LIST_ITEM_WORDS = (1, LIST_ITEM_MAX_CHARS // (WORD_CHARS + 1))
 
 _models: dict[str, Any] = {}
 _models_lock = threading.Lock()
@@ -54,7 +57,7 @@ def default_model_path() -> Path:
 # --- grammar -----------------------------------------------------------------------------------
 
 _GRAMMAR_COMMON = rf"""
-word ::= [A-Za-z0-9(] wchar{{0,{WORD_CHARS - 1}}}
+word ::= [A-Za-z0-9(] wchar{{1,{WORD_CHARS - 1}}}
 wchar ::= [^"\\\x00-\x1F\x7F ] | "\\\""
 int100 ::= "100" | [1-9] [0-9] | [0-9]
 """
@@ -64,14 +67,34 @@ def _text_rule(min_words: int, max_words: int) -> str:
     return f'"\\"" word (" " word){{{min_words - 1},{max_words - 1}}} "\\""'
 
 
+def _scores(low: int, high: int) -> str:
+    return " | ".join(f'"{n}"' for n in range(low, high + 1))
+
+
+def _score_and_verdict() -> str:
+    """Return the rule for `score, verdict` that only admits pairs obeying the verdict rule.
+
+    A 135M model cannot be trusted to keep the two consistent, so its grammar does; other
+    providers are checked in code and re-asked (panel.personas.Answer.check_rules).
+    """
+    ship = f'({_scores(SHIP_THRESHOLD, 100)}) ", \\"verdict\\": \\"ship\\""'
+    skip = f'({_scores(0, SHIP_THRESHOLD - 1)}) ", \\"verdict\\": \\"skip\\""'
+    return f"{ship} | {skip}"
+
+
 def schema_to_gbnf(schema: dict[str, Any]) -> str:
     """Return a GBNF grammar that only admits JSON objects of this (flat) portable schema."""
     rules: list[str] = []
     parts: list[str] = []
-    for index, (name, prop) in enumerate(schema["properties"].items()):
+    properties = list(schema["properties"].items())
+    if [name for name, _ in properties[-2:]] == ["score", "verdict"]:
+        properties = properties[:-1]  # the verdict is written by the score rule
+    for index, (name, prop) in enumerate(properties):
         rule = "f-" + name.replace("_", "-")
         kind = prop.get("type")
-        if "enum" in prop:
+        if name == "score" and len(properties) < len(schema["properties"]):
+            body = _score_and_verdict()
+        elif "enum" in prop:
             body = " | ".join(json.dumps(json.dumps(v)) for v in prop["enum"])
         elif kind == "integer":
             body = "int100"
