@@ -3,9 +3,11 @@
 For each concurrency it queues the same batch (TOOLS distinct tools, PAIRS comparisons) into a
 fresh store, drains it with the real queue runner and the real openai provider, and prints:
 model calls, wall time, the ideal bound ceil(calls / concurrency) x latency, and their ratio.
-Beside it, the naive baseline: the same calls one after another through the SDK.
+Beside each, the bare SDK making the same number of calls at the same concurrency with no panel
+code (the floor this server and machine allow), and the naive baseline: the same calls one after
+another through the SDK.
 
-Usage: python scripts/bench.py [--latency 0.3] [--tools 40] [--pairs 60] [--concurrency 16 64]
+Usage: python scripts/bench.py [--latency 0.5] [--tools 40] [--pairs 60] [--concurrency 16 64]
 """
 
 from __future__ import annotations
@@ -107,8 +109,12 @@ async def run_queue(
     return wall, int(calls)
 
 
-async def run_naive(base_url: str, calls: int) -> float:
-    """Return the wall time of `calls` review calls made one after another through the SDK."""
+async def run_sdk(base_url: str, calls: int, concurrency: int = 1) -> float:
+    """Return the wall time of `calls` bare SDK calls, `concurrency` at a time (no panel code).
+
+    With concurrency 1 this is the naive baseline; with more it is the floor that the SDK and
+    the loopback server themselves set on this machine.
+    """
     client = openai.AsyncOpenAI(api_key="bench", base_url=base_url, max_retries=0)
     schema = {
         "type": "object",
@@ -120,21 +126,30 @@ async def run_naive(base_url: str, calls: int) -> float:
         "required": ["review", "score", "verdict"],
         "additionalProperties": False,
     }
+    pending = iter(range(calls))
+
+    async def worker() -> None:
+        for i in pending:  # workers share one iterator: each call is made once
+            await client.chat.completions.create(
+                model="bench-model",
+                messages=[
+                    {"role": "system", "content": "Review."},
+                    {"role": "user", "content": f"Tool {i}"},
+                ],
+                response_format={
+                    "type": "json_schema",
+                    "json_schema": {"name": "review", "schema": schema, "strict": True},
+                },
+            )
+
     started = time.perf_counter()
-    for i in range(calls):
-        await client.chat.completions.create(
-            model="bench-model",
-            messages=[
-                {"role": "system", "content": "Review."},
-                {"role": "user", "content": f"Tool {i}"},
-            ],
-            response_format={
-                "type": "json_schema",
-                "json_schema": {"name": "review", "schema": schema, "strict": True},
-            },
-        )
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
     await client.close()
     return time.perf_counter() - started
+
+
+def row(name: str, calls: int, wall: float, ideal: float) -> None:
+    print(f"{name:<18}{calls:>7}{wall:>9.2f}{ideal:>9.2f}{wall / ideal:>8.2f}")
 
 
 def main() -> None:
@@ -142,7 +157,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--latency", type=float, default=0.3, help="seconds the server takes per call"
+        "--latency", type=float, default=0.5, help="seconds the server takes per call"
     )
     parser.add_argument("--tools", type=int, default=40, help="distinct tools (4 calls each)")
     parser.add_argument("--pairs", type=int, default=60, help="comparisons over those tools")
@@ -167,12 +182,16 @@ def main() -> None:
                     f"bench: {calls} calls for {args.tools} tools; expected exactly {4 * args.tools}"
                 )
             ideal = math.ceil(calls / concurrency) * args.latency
-            print(
-                f"{f'queue -c {concurrency}':<18}{calls:>7}{wall:>9.2f}{ideal:>9.2f}{wall / ideal:>8.2f}"
+            row(f"queue -c {concurrency}", calls, wall, ideal)
+            row(
+                f"bare SDK -c {concurrency}",
+                calls,
+                asyncio.run(run_sdk(base_url, calls, concurrency)),
+                ideal,
             )
-        naive = asyncio.run(run_naive(base_url, calls))
+        naive = asyncio.run(run_sdk(base_url, calls))
         ideal = calls * args.latency
-        print(f"{'naive sequential':<18}{calls:>7}{naive:>9.2f}{ideal:>9.2f}{naive / ideal:>8.2f}")
+        row("naive sequential", calls, naive, ideal)
 
 
 if __name__ == "__main__":

@@ -178,7 +178,6 @@ def _generation(response: AnthropicMessage) -> Generation:
         output_tokens=usage.output_tokens if usage else 0,
         finish_reason={"max_tokens": "length", "refusal": "refusal"}.get(stop, "stop"),
         refusal=text if stop == "refusal" else None,
-        raw=response.model_dump(mode="json"),
     )
 
 

@@ -13,7 +13,7 @@ panel.batch drives them.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from panel.errors import ProviderError
@@ -50,8 +50,6 @@ class Generation:
     finish_reason: str = "stop"
     """"stop", "length" (hit max_tokens), "refusal" or the provider's own word."""
     refusal: str | None = None
-    raw: dict[str, Any] = field(default_factory=dict)
-    """The provider's response body as JSON, for recording."""
 
 
 @dataclass(frozen=True)

@@ -173,7 +173,6 @@ class LocalProvider(Provider):
             input_tokens=int(usage.get("prompt_tokens", 0)),
             output_tokens=int(usage.get("completion_tokens", 0)),
             finish_reason=choice.get("finish_reason") or "stop",
-            raw=out,
         )
 
     async def generate(self, request: Request) -> Generation:

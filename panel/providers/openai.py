@@ -99,7 +99,11 @@ class OpenAIProvider(Provider):
 
     async def generate(self, request: Request) -> Generation:
         async with self._errors_mapped():
-            response = await self.client.chat.completions.create(**self.request_body(request))
+            # The body is already plain JSON: post it as is, skipping the SDK's per-call
+            # transformation of typed parameters (a few ms each, the bulk of a batch's CPU).
+            response = await self.client.post(
+                "/chat/completions", body=self.request_body(request), cast_to=ChatCompletion
+            )
         return self.generation(response)
 
     def generation(self, response: Any) -> Generation:
@@ -114,7 +118,6 @@ class OpenAIProvider(Provider):
             # A filtered answer is a refusal to be recorded, not a malformed one to re-ask.
             finish_reason="refusal" if finish == "content_filter" else finish,
             refusal=getattr(choice.message, "refusal", None),
-            raw=response.model_dump(mode="json"),
         )
 
     # --- the Batch API: a JSONL file of chat completion requests, results as JSONL files -------
