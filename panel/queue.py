@@ -374,7 +374,8 @@ class QueueRunner:
                         await asyncio.wait_for(self._news.wait(), timeout=min(0.25, self.lease / 4))
                 continue
             else:
-                async with self._news:  # nothing left: let idle workers see it now, not at their poll
+                # Nothing left: let idle workers see it now rather than at their next poll.
+                async with self._news:
                     self._news.notify_all()
                 return
             self.on_change()

@@ -6,7 +6,6 @@ import json
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
@@ -20,28 +19,11 @@ from panel.providers.base import Generation, Provider, Request
 from panel.review import Reviewer
 from panel.store import Store
 
+from .fake_openai import answer_for
+
 REPO = Path(__file__).resolve().parent.parent
 
 Script = Callable[[Request], Generation | ProviderError]
-
-
-def good_answer(schema: dict[str, Any], score: int = 80) -> dict[str, Any]:
-    """Return a valid answer for a persona's answer schema."""
-    answer: dict[str, Any] = {}
-    for name, prop in schema["properties"].items():
-        if name == "score":
-            answer[name] = score
-        elif name == "verdict":
-            answer[name] = "ship" if score >= 60 else "skip"
-        elif prop["type"] == "array":
-            answer[name] = ["Moondream", "PaliGemma"]
-        elif name == "review":
-            answer[name] = (
-                f"A considered review in the {schema.get('title', 'persona')} voice, long enough to count as prose."
-            )
-        else:
-            answer[name] = f"Something specific about {name}."
-    return answer
 
 
 class ScriptedProvider(Provider):
@@ -62,7 +44,7 @@ class ScriptedProvider(Provider):
         self.requests.append(request)
         if self.script is None:
             result: Generation | ProviderError | str = Generation(
-                json.dumps(good_answer(request.schema)), input_tokens=100, output_tokens=50
+                json.dumps(answer_for(request.schema, score=80)), input_tokens=100, output_tokens=50
             )
         elif callable(self.script):
             result = self.script(request)

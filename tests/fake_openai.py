@@ -33,10 +33,15 @@ FaultRule = Callable[[int, dict[str, Any]], Fault | None]
 """Given the request number (1-based) and body, return a Fault or None to answer normally."""
 
 
-def answer_for(schema: dict[str, Any], seed_text: str) -> dict[str, Any]:
-    """Return a valid answer for a review schema, varied but deterministic per request text."""
-    digest = int(hashlib.sha256(seed_text.encode()).hexdigest(), 16)
-    score = 35 + digest % 60
+def answer_for(
+    schema: dict[str, Any], seed_text: str = "", score: int | None = None
+) -> dict[str, Any]:
+    """Return a valid answer for a review schema.
+
+    The score is `score`, or else varied but deterministic per seed_text; the verdict follows it.
+    """
+    if score is None:
+        score = 35 + int(hashlib.sha256(seed_text.encode()).hexdigest(), 16) % 60
     answer: dict[str, Any] = {}
     for name, prop in schema["properties"].items():
         if name == "score":
@@ -44,10 +49,10 @@ def answer_for(schema: dict[str, Any], seed_text: str) -> dict[str, Any]:
         elif name == "verdict":
             answer[name] = "ship" if score >= 60 else "skip"
         elif prop.get("type") == "array":
-            answer[name] = ["Competitor One", "Competitor Two"]
+            answer[name] = ["Moondream", "PaliGemma"]
         else:
             answer[name] = (
-                f"A specific, considered answer for {name}, written as a full sentence of prose."
+                f"A considered {name} that weighs Moondream, PaliGemma and Apple's stack."
             )
     return answer
 

@@ -23,6 +23,8 @@ from typing import Any
 
 import pytest
 
+from .fake_openai import answer_for
+
 REPO = Path(__file__).resolve().parent.parent
 CARD = REPO / "examples" / "smolvlm-3b.yaml"
 PANEL = Path(sys.executable).with_name("panel")
@@ -115,24 +117,6 @@ class Loopback:
         return Handler
 
 
-def answer_for(schema: dict[str, Any]) -> dict[str, Any]:
-    """Return a valid answer to a persona's answer schema: score 80, a ship, prose everywhere."""
-    answer: dict[str, Any] = {}
-    for name in schema["required"]:
-        prop = schema["properties"][name]
-        if "enum" in prop:
-            answer[name] = "ship"
-        elif prop["type"] == "integer":
-            answer[name] = 80
-        elif prop["type"] == "array":
-            answer[name] = ["Moondream", "PaliGemma"]
-        else:
-            answer[name] = (
-                f"A considered {name} that weighs Moondream, PaliGemma and Apple's stack."
-            )
-    return answer
-
-
 def tool_call(seen: Seen) -> Reply:
     """Return a Messages answer that calls the requested tool with a valid review."""
     tool = seen.body["tools"][0]
@@ -140,7 +124,7 @@ def tool_call(seen: Seen) -> Reply:
         "type": "tool_use",
         "id": "toolu_loopback",
         "name": tool["name"],
-        "input": answer_for(tool["input_schema"]),
+        "input": answer_for(tool["input_schema"], score=80),
     }
     return Reply(
         200,

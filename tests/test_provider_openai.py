@@ -36,6 +36,8 @@ from panel.providers.local import default_model_path
 from panel.runtime import open_runtime
 from panel.store import StoredReview
 
+from .fake_openai import answer_for
+
 REPO = Path(__file__).resolve().parent.parent
 CARD = REPO / "examples" / "smolvlm-3b.yaml"
 PANEL = Path(sys.executable).with_name("panel")
@@ -128,24 +130,6 @@ class Loopback:
         return Handler
 
 
-def answer_for(schema: dict[str, Any]) -> dict[str, Any]:
-    """Return a valid answer to a persona's answer schema: score 80, a ship, prose everywhere."""
-    answer: dict[str, Any] = {}
-    for name in schema["required"]:
-        prop = schema["properties"][name]
-        if "enum" in prop:
-            answer[name] = "ship"
-        elif prop["type"] == "integer":
-            answer[name] = 80
-        elif prop["type"] == "array":
-            answer[name] = ["Moondream", "PaliGemma"]
-        else:
-            answer[name] = (
-                f"A considered {name} that weighs Moondream, PaliGemma and Apple's stack."
-            )
-    return answer
-
-
 def completion(
     content: str | None, *, finish_reason: str = "stop", refusal: str | None = None
 ) -> dict[str, Any]:
@@ -170,7 +154,7 @@ def review_completion(seen: Seen) -> Reply:
     """Return a chat completion holding a valid answer to the schema the request carried."""
     fmt = seen.body["response_format"]
     schema = fmt["json_schema"]["schema"] if fmt["type"] == "json_schema" else fmt["schema"]
-    return Reply(200, completion(json.dumps(answer_for(schema))))
+    return Reply(200, completion(json.dumps(answer_for(schema, score=80))))
 
 
 @pytest.fixture

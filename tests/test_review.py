@@ -18,7 +18,8 @@ from panel.providers.base import Generation, Provider, Request, price, retry_aft
 from panel.review import Reviewer, review_tool
 from panel.store import Store, StoredReview
 
-from .conftest import ScriptedProvider, good_answer
+from .conftest import ScriptedProvider
+from .fake_openai import answer_for
 
 MakeReviewer = Callable[..., Reviewer]
 
@@ -28,7 +29,7 @@ def run(coro: Any) -> Any:
 
 
 def answer_text(persona: Persona, **changes: Any) -> str:
-    return json.dumps({**good_answer(persona.answer_schema), **changes})
+    return json.dumps({**answer_for(persona.answer_schema, score=80), **changes})
 
 
 def test_a_valid_answer_is_stored_and_logged(
@@ -64,7 +65,7 @@ MALFORMED: list[tuple[str, str]] = [
 
 
 def _malformed(persona: Persona, kind: str) -> str:
-    good = good_answer(persona.answer_schema)
+    good = answer_for(persona.answer_schema, score=80)
     if kind == "SCORE_STRING":
         return json.dumps({**good, "score": "80"})
     if kind == "SCORE_101":
@@ -198,7 +199,7 @@ def test_one_failing_persona_keeps_the_others(
     def script(request: Request) -> Generation | ProviderError:
         if request.persona == "founder":
             return ProviderError("HTTP 400: nope")
-        return Generation(json.dumps(good_answer(request.schema)))
+        return Generation(json.dumps(answer_for(request.schema, score=80)))
 
     store.save_tool(card)
     reviews, errors = run(
