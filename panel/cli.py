@@ -938,6 +938,7 @@ def _print_scorecard(document: dict[str, Any]) -> None:
             f"Panel: [bold]{result['label']}[/] · {result['ship_pct']}% panel ship · "
             f"mean score {result['score_mean']} (min {result['score_min']}, max {result['score_max']})\n",
             highlight=False,
+            soft_wrap=True,
         )
 
 
