@@ -31,7 +31,7 @@ from panel.compare import comparison_for, resolve_tool, write_pages
 from panel.errors import CardError, InputError, ProviderError
 from panel.personas import Persona
 from panel.runtime import Runtime
-from panel.store import Store
+from panel.store import Store, upsert_tool
 
 LEASE_SECONDS = 30.0
 _OPEN_BATCH_ITEMS = """SELECT i.tool, i.persona FROM batch_items i JOIN batches b ON b.id = i.batch
@@ -123,12 +123,7 @@ def add_pairs(
     tools = {card.slug: card for pair in pairs for card in pair}
     with store.transaction() as db:
         for card in tools.values():
-            db.execute(
-                """INSERT INTO tools (slug, card, card_hash, created_at, updated_at) VALUES (?, ?, ?, ?, ?)
-                   ON CONFLICT (slug) DO UPDATE SET card = excluded.card, card_hash = excluded.card_hash,
-                       updated_at = excluded.updated_at WHERE tools.card_hash != excluded.card_hash""",
-                (card.slug, card.model_dump_json(), card.content_hash(), now, now),
-            )
+            upsert_tool(db, card)
         for a, b in pairs:
             cursor = db.execute(
                 """INSERT INTO jobs (a, b, state, created_at, updated_at) VALUES (?, ?, 'pending', ?, ?)

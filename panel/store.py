@@ -278,7 +278,7 @@ class Store:
     def save_tool(self, card: ToolCard) -> None:
         """Insert the card, or replace the stored card of the same slug."""
         with self.transaction() as db:
-            _upsert_tool(db, card)
+            upsert_tool(db, card)
 
     def get_tool(self, slug: str) -> ToolCard | None:
         row = self.db.execute("SELECT card FROM tools WHERE slug = ?", (slug,)).fetchone()
@@ -324,7 +324,7 @@ class Store:
         by_slug = {card.slug: card for card in cards}
         with self.transaction() as db:
             for card in cards:
-                _upsert_tool(db, card)
+                upsert_tool(db, card)
             for review in reviews:
                 _upsert_review(db, by_slug[review.tool], review)
 
@@ -450,11 +450,12 @@ def insert_call(db: sqlite3.Connection, call: CallRecord) -> None:
 
 def insert_review(db: sqlite3.Connection, card: ToolCard, review: StoredReview) -> None:
     """Store card and a validated review of it, inside the caller's transaction (see save_review)."""
-    _upsert_tool(db, card)
+    upsert_tool(db, card)
     _upsert_review(db, card, review)
 
 
-def _upsert_tool(db: sqlite3.Connection, card: ToolCard) -> None:
+def upsert_tool(db: sqlite3.Connection, card: ToolCard) -> None:
+    """Insert the card, or replace the stored card of its slug if its content changed."""
     now = time.time()
     db.execute(
         """INSERT INTO tools (slug, card, card_hash, created_at, updated_at)
