@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -19,7 +18,7 @@ import anthropic
 from anthropic.types import Message as AnthropicMessage
 
 from panel.config import Settings
-from panel.errors import ConfigError, ProviderError, TransientProviderError
+from panel.errors import ProviderError, TransientProviderError
 from panel.providers.base import (
     BatchResults,
     BatchStatus,
@@ -27,6 +26,8 @@ from panel.providers.base import (
     Message,
     Provider,
     Request,
+    credentials,
+    error_detail,
     is_transient_status,
     price,
     retry_after_seconds,
@@ -50,12 +51,7 @@ class AnthropicProvider(Provider):
     supports_batch = True
 
     def __init__(self, settings: Settings) -> None:
-        base_url = settings.base_url or os.environ.get("ANTHROPIC_BASE_URL") or None
-        api_key = os.environ.get("ANTHROPIC_API_KEY")
-        if not api_key:
-            if not base_url:
-                raise ConfigError("ANTHROPIC_API_KEY is not set")
-            api_key = "no-key"
+        api_key, base_url = credentials(settings.base_url, "ANTHROPIC")
         self.client = anthropic.AsyncAnthropic(
             api_key=api_key, base_url=base_url, max_retries=0, timeout=settings.timeout
         )
@@ -146,7 +142,7 @@ class AnthropicProvider(Provider):
         try:
             yield
         except anthropic.APIStatusError as exc:
-            message = f"anthropic: HTTP {exc.status_code}: {_detail(exc)[:300]}"
+            message = f"anthropic: HTTP {exc.status_code}: {error_detail(exc.body, str(exc.message))[:300]}"
             if is_transient_status(exc.status_code):
                 retry_after = retry_after_seconds(exc.response.headers)
                 raise TransientProviderError(
@@ -185,17 +181,6 @@ def _split_system(messages: list[Message]) -> tuple[str, list[Message]]:
     """Return the system prompt and the user/assistant turns, as the Messages API wants them."""
     system = "\n\n".join(m["content"] for m in messages if m["role"] == "system")
     return system, [m for m in messages if m["role"] != "system"]
-
-
-def _detail(exc: anthropic.APIStatusError) -> str:
-    """Return the error message of an HTTP error answer, on one line."""
-    body = exc.body
-    error = body.get("error", body) if isinstance(body, dict) else None
-    if isinstance(error, dict) and error.get("message"):
-        text = str(error["message"])
-    else:
-        text = str(exc.message)
-    return " ".join(text.split())
 
 
 def create(settings: Settings) -> AnthropicProvider:

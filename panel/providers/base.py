@@ -12,11 +12,12 @@ panel.batch drives them.
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from panel.errors import ProviderError
+from panel.errors import ConfigError, ProviderError
 
 Message = dict[str, str]
 
@@ -148,3 +149,22 @@ def price(
         return None
     per_in, per_out = prices[max(keys, key=len)]
     return round((tokens_in * per_in + tokens_out * per_out) / 1_000_000, 6)
+
+
+def credentials(base_url: str | None, env: str, hint: str = "") -> tuple[str, str | None]:
+    """Return (API key, base URL) for an SDK client: the key from $<env>_API_KEY, the base URL
+    from the flag or $<env>_BASE_URL. Local compatible servers need no key; others do."""
+    base_url = base_url or os.environ.get(f"{env}_BASE_URL") or None
+    api_key = os.environ.get(f"{env}_API_KEY")
+    if not api_key:
+        if not base_url:
+            raise ConfigError(f"{env}_API_KEY is not set{hint}")
+        api_key = "no-key"  # local servers accept any key
+    return api_key, base_url
+
+
+def error_detail(body: object, message: str) -> str:
+    """Return the message of an HTTP error answer (the body's error.message if any), on one line."""
+    error = body.get("error", body) if isinstance(body, dict) else None
+    text = str(error["message"]) if isinstance(error, dict) and error.get("message") else message
+    return " ".join(text.split())

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 from collections.abc import AsyncIterator
 from typing import Any, Final
 from urllib.parse import urlsplit
@@ -21,13 +20,15 @@ from openai.types.chat.chat_completion import Choice
 from pydantic import ValidationError
 
 from panel.config import Settings
-from panel.errors import ConfigError, ProviderError, TransientProviderError
+from panel.errors import ProviderError, TransientProviderError
 from panel.providers.base import (
     BatchResults,
     BatchStatus,
     Generation,
     Provider,
     Request,
+    credentials,
+    error_detail,
     is_transient_status,
     price,
     retry_after_seconds,
@@ -56,14 +57,9 @@ class OpenAIProvider(Provider):
     supports_batch = True
 
     def __init__(self, settings: Settings) -> None:
-        base_url = settings.base_url or os.environ.get("OPENAI_BASE_URL") or None
-        api_key = os.environ.get("OPENAI_API_KEY")
-        if not api_key:
-            if not base_url:
-                raise ConfigError(
-                    "OPENAI_API_KEY is not set (for a local OpenAI-compatible server, pass --base-url)"
-                )
-            api_key = "no-key"  # local servers accept any key
+        api_key, base_url = credentials(
+            settings.base_url, "OPENAI", " (for a local OpenAI-compatible server, pass --base-url)"
+        )
         self.client = openai.AsyncOpenAI(
             api_key=api_key, base_url=base_url, max_retries=0, timeout=settings.timeout
         )
@@ -204,7 +200,7 @@ class OpenAIProvider(Provider):
 
     def _status_error(self, exc: openai.APIStatusError) -> ProviderError:
         """Return the panel error for an HTTP error answer; transient ones carry Retry-After."""
-        detail = _detail(exc)
+        detail = error_detail(exc.body, str(exc.message))
         message = f"openai: HTTP {exc.status_code}: {detail[:300]}"
         if not self.official and self.mode == "json_schema" and "response_format" in detail:
             # llama-cpp-python's server rejects json_schema with a 500 that no retry will fix.
@@ -237,17 +233,6 @@ class OpenAIProvider(Provider):
 
     async def aclose(self) -> None:
         await self.client.close()
-
-
-def _detail(exc: openai.APIStatusError) -> str:
-    """Return the error message of an HTTP error answer, on one line."""
-    body = exc.body
-    error = body.get("error", body) if isinstance(body, dict) else None
-    if isinstance(error, dict) and error.get("message"):
-        text = str(error["message"])
-    else:
-        text = str(exc.message)
-    return " ".join(text.split())
 
 
 def _batch_error(record: dict[str, Any]) -> str | None:
