@@ -5,12 +5,11 @@ an Atom feed, all rebuilt from the store with relative links (open from disk or 
 from __future__ import annotations
 
 import datetime as dt
-import json
 from pathlib import Path
 from typing import Any
 
 from panel import pages
-from panel.compare import community, comparison_document
+from panel.compare import community, comparison_document, write_pages
 from panel.personas import Persona
 from panel.results import tool_document, write_atomic
 from panel.store import Store
@@ -51,13 +50,7 @@ def build_site(
     entries = []
     for a, b, created in store.comparisons():
         document = comparison_document(tools[a], tools[b], personas, store)
-        folder = out / "compare"
-        write_atomic(folder / f"{document['slug']}.html", pages.compare_html(document))
-        write_atomic(folder / f"{document['slug']}.md", pages.compare_markdown(document))
-        write_atomic(
-            folder / f"{document['slug']}.json",
-            json.dumps(document, indent=2, ensure_ascii=False) + "\n",
-        )
+        write_pages(document, out)
         entries.append(
             {
                 "slug": document["slug"],
