@@ -1,7 +1,8 @@
 """Tool cards: the YAML or JSON file that describes one AI tool launch, loaded and validated.
 
-A card is untrusted text. Loading it strips invisible characters, bounds every field and
-turns every problem into a CardError naming the file and the field.
+A card is untrusted text. Loading it scans the raw text for injection attempts (kept with the
+card as its `findings`), strips invisible characters, bounds every field and turns every problem
+into a CardError naming the file and the field.
 """
 
 from __future__ import annotations
@@ -14,11 +15,20 @@ import unicodedata
 from pathlib import Path
 from typing import Annotated, Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import ErrorDetails
 
 from panel.errors import CardError
+from panel.injection import INVISIBLE, Finding, scan
+from panel.parsing import ParseError, load_json, load_yaml
 
 MAX_CARD_BYTES = 64 * 1024
 """A card file larger than this is refused before it is parsed."""
@@ -28,18 +38,13 @@ MAX_DESCRIPTION_CHARS = 4000
 
 SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,78}[a-z0-9])?$"
 
-# Zero-width characters, bidi controls, the BOM and the Unicode tag block: invisible in a page,
-# but read by a model, so a favourite carrier of hidden instructions.
-_INVISIBLE = re.compile(
-    "[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff\U000e0000-\U000e007f]"
-)
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f]")
 
 
 def clean_text(text: str) -> str:
     """Return text with invisible and control characters removed and Unicode normalised (NFC)."""
     text = unicodedata.normalize("NFC", text)
-    return _CONTROL.sub("", _INVISIBLE.sub("", text)).strip()
+    return _CONTROL.sub("", INVISIBLE.sub("", text)).strip()
 
 
 def slugify(name: str) -> str:
@@ -67,6 +72,19 @@ class ToolCard(BaseModel):
     url: Annotated[str, Field(max_length=500, pattern=r"^https?://\S+$")] | None = None
     license: Line | None = None
     launched: dt.date | None = None
+
+    _findings: tuple[Finding, ...] = PrivateAttr(default=())
+
+    @property
+    def findings(self) -> tuple[Finding, ...]:
+        """What the injection scan found in the card's raw text (see panel.injection)."""
+        return self._findings
+
+    def with_findings(self, findings: tuple[Finding, ...] | list[Finding]) -> ToolCard:
+        """Return a copy of the card that carries findings (a stored card gets them back)."""
+        card = self.model_copy()
+        card._findings = tuple(findings)
+        return card
 
     @field_validator("*", mode="before")
     @classmethod
@@ -102,7 +120,8 @@ def _describe(error: ErrorDetails) -> tuple[str, str]:
         limit = error.get("ctx", {}).get("max_length")
         return field, f"is too long (at most {limit} characters)"
     if kind == "string_type":
-        return field, f"must be text, got {type(error['input']).__name__}"
+        got = error["input"]
+        return field, "must be text, got " + ("nothing" if got is None else type(got).__name__)
     if kind == "string_pattern_mismatch" and field == "slug":
         return field, "must be lowercase letters, digits and single hyphens (e.g. my-tool-2)"
     return field, str(error["msg"]).removeprefix("Value error, ")
@@ -114,10 +133,11 @@ def parse_card(data: Any, source: str) -> ToolCard:
         kind = "a list" if isinstance(data, list) else type(data).__name__
         raise CardError(source, f"a card must be a mapping of fields, got {kind}")
     try:
-        return ToolCard.model_validate(data)
+        card = ToolCard.model_validate(data)
     except ValidationError as exc:
         field, problem = _describe(exc.errors()[0])
         raise CardError(source, problem, field) from None
+    return card.with_findings(scan(data))
 
 
 def load_card(path: str | Path) -> ToolCard:
@@ -143,14 +163,9 @@ def load_card(path: str | Path) -> ToolCard:
     if not text.strip():
         raise CardError(name, "file is empty")
     try:
-        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
-    except json.JSONDecodeError as exc:
-        raise CardError(name, f"invalid JSON at line {exc.lineno}: {exc.msg}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or "cannot parse"
-        raise CardError(name, f"invalid YAML{where}: {problem}") from None
+        data = load_json(text) if path.suffix.lower() == ".json" else load_yaml(text)
+    except ParseError as exc:
+        raise CardError(name, str(exc)) from None
     return parse_card(data, name)
 
 

@@ -11,19 +11,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from pathlib import Path
 from typing import Any
 
+from panel.errors import scrub
 from panel.providers.base import Generation, Provider, Request
 from panel.results import write_atomic
 
 NONCE_PLACEHOLDER = "NONCE"
 FORMAT = "panel.cassette/1"
-
-_SECRET = re.compile(
-    r"(sk-ant-[A-Za-z0-9_\-]{8,}|sk-[A-Za-z0-9_\-]{16,}|Bearer\s+[A-Za-z0-9._\-]{8,})"
-)
 
 
 def normalise(request: Request) -> dict[str, Any]:
@@ -58,11 +54,6 @@ def request_hash(request: Request) -> str:
 def cassette_path(folder: Path, request: Request) -> Path:
     """Return the cassette file of request: readable prefix, named by the request hash."""
     return folder / f"{request.tool}.{request.persona}.{request_hash(request)}.json"
-
-
-def scrub(text: str) -> str:
-    """Return text with anything shaped like an API key or bearer token removed."""
-    return _SECRET.sub("[REDACTED]", text)
 
 
 def write_cassette(

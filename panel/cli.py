@@ -236,15 +236,20 @@ def list_personas(
             return
         from rich.console import Console
         from rich.table import Table
+        from rich.text import Text
 
         table = Table(title="The panel", show_lines=True)
         for column in ("Persona", "Judges", "Returns", "Model"):
             table.add_column(column)
         for p in panel:
             returns = ", ".join(["score", "verdict", "review", *p.fields])
-            table.add_row(
-                p.display_name, p.judges, returns, f"{p.provider or '(default)'} {p.model or ''}"
+            cells = (
+                p.display_name,
+                p.judges,
+                returns,
+                f"{p.provider or '(default)'} {p.model or ''}",
             )
+            table.add_row(*map(Text, cells))  # text from files, never markup
         Console().print(table)
 
     _guard(main)
@@ -276,6 +281,7 @@ def log(
 
         from rich.console import Console
         from rich.table import Table
+        from rich.text import Text
 
         table = Table(title=f"Last {len(calls)} model calls")
         for column in (
@@ -297,7 +303,7 @@ def log(
             when = dt.datetime.fromtimestamp(c.at).strftime("%m-%d %H:%M:%S")
             cost = "" if c.cost_usd is None else f"{c.cost_usd:.5f}"
             outcome = c.outcome if not c.error else f"{c.outcome}: {c.error[:60]}"
-            table.add_row(
+            cells = (
                 when,
                 c.provider,
                 c.model,
@@ -309,6 +315,7 @@ def log(
                 cost,
                 outcome,
             )
+            table.add_row(*map(Text, cells))  # errors quote servers: text, never markup
         Console().print(table)
 
     _guard(main)
@@ -916,11 +923,13 @@ class _progress:
 def _print_scorecard(document: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
+    # Every value is a Text, never markup: a card or a review may hold "[/]" or "[link=...]".
     tool = document["tool"]
     result = document["panel"]
     table = Table(
-        title=f"{tool['name']} — {tool['tagline']}", show_lines=True, title_justify="left"
+        title=Text(f"{tool['name']} — {tool['tagline']}"), show_lines=True, title_justify="left"
     )
     table.add_column("Persona", style="bold")
     table.add_column("Score", justify="right")
@@ -929,17 +938,26 @@ def _print_scorecard(document: dict[str, Any]) -> None:
     for r in document["reviews"]:
         style = "green" if r["verdict"] == "ship" else "red"
         table.add_row(
-            r["display_name"], f"{r['score']}/100", f"[{style}]{r['verdict']}[/]", r["review"]
+            Text(r["display_name"]),
+            f"{r['score']}/100",
+            Text(r["verdict"], style=style),
+            Text(r["review"]),
         )
     console = Console()
     console.print(table)
     if result["reviews"]:
         console.print(
-            f"Panel: [bold]{result['label']}[/] · {result['ship_pct']}% panel ship · "
-            f"mean score {result['score_mean']} (min {result['score_min']}, max {result['score_max']})\n",
-            highlight=False,
+            Text.assemble(
+                "Panel: ",
+                (result["label"], "bold"),
+                f" · {result['ship_pct']}% panel ship · mean score {result['score_mean']} "
+                f"(min {result['score_min']}, max {result['score_max']})",
+            ),
             soft_wrap=True,
         )
+    for flag in result["flags"]:
+        console.print(Text.assemble(("Flag: ", "bold yellow"), flag["message"]), soft_wrap=True)
+    console.print()
 
 
 def main() -> None:

@@ -5,13 +5,29 @@ The CLI turns a PanelError into one line on stderr and its `exit_code`; anything
 
 from __future__ import annotations
 
+import re
+
+_SECRET = re.compile(
+    r"(sk-ant-[A-Za-z0-9_\-]{8,}|sk-[A-Za-z0-9_\-]{16,}|Bearer\s+[A-Za-z0-9._\-]{8,})"
+)
+
+
+def scrub(text: str) -> str:
+    """Return text with anything shaped like an API key or bearer token replaced by [REDACTED]."""
+    return _SECRET.sub("[REDACTED]", text)
+
 
 class PanelError(Exception):
-    """Root of every error panel raises on purpose."""
+    """Root of every error panel raises on purpose.
+
+    Its message is scrubbed of key-shaped text: an error may quote a server's answer, and from
+    here it reaches stderr, the call log, the queue and the review documents.
+    """
 
     exit_code = 1
 
     def __init__(self, message: str) -> None:
+        message = scrub(message)
         super().__init__(message)
         self.message = message
 

@@ -6,7 +6,6 @@ number and nothing from the file is stored.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -15,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from panel.cards import SLUG_PATTERN, ToolCard, parse_card
 from panel.errors import CardError
+from panel.parsing import ParseError, load_json
 from panel.personas import Persona
 from panel.store import Store, StoredReview
 
@@ -61,9 +61,9 @@ def read_records(
         if not line.strip():
             continue
         try:
-            data: Any = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise _fail(where, f"not valid JSON ({exc.msg})") from None
+            data: Any = load_json(line)
+        except ParseError as exc:
+            raise _fail(where, f"not valid JSON ({exc})") from None
         if not isinstance(data, dict):
             raise _fail(where, "each line must be a JSON object")
         kind = data.get("type")

@@ -93,6 +93,14 @@ def initial(name: str) -> str:
     return name.strip()[:1].upper() or "?"
 
 
+FLAG_TITLES = {"injection": "Injection attempt", "unanimous-extreme": "Unanimous extreme scores"}
+
+
+def flag_title(kind: str) -> str:
+    """Return the heading of a panel flag: "injection" -> "Injection attempt"."""
+    return FLAG_TITLES.get(kind, field_label(kind))
+
+
 def paragraphs(text: str) -> list[str]:
     """Return the paragraphs of a text: blocks separated by a blank line."""
     return [block for block in _BLANK_LINE.split(text.strip()) if block.strip()]
@@ -153,6 +161,7 @@ def _environment(autoescape: bool) -> Environment:
         datetime=human_time,
         field_items=field_items,
         field_label=field_label,
+        flag_title=flag_title,
         initial=initial,
         md=markdown_text,
         paragraphs=paragraphs,

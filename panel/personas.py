@@ -13,10 +13,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, create_model
 
 from panel.errors import ConfigError
+from panel.parsing import ParseError, load_yaml
 
 SHIP_THRESHOLD = 60
 """The verdict rule: a score of 60 or more is a ship, below 60 a skip (seeds: 52, 55 skip; 72+ ship)."""
@@ -156,8 +156,12 @@ def load_persona(path: Path) -> Persona:
     """Load and validate one persona file, or raise ConfigError naming it."""
     try:
         raw = path.read_bytes()
-        data = yaml.safe_load(raw.decode("utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        data = load_yaml(raw.decode("utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read persona: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: cannot load persona: not UTF-8 text") from None
+    except ParseError as exc:
         raise ConfigError(f"{path}: cannot load persona: {exc}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a persona file must be a mapping")

@@ -1,7 +1,8 @@
 """Prompt templates: Jinja2 files rendered strictly, with the tool card fenced as untrusted data.
 
 Every call gets fresh random delimiters around the card, so text inside a card cannot forge
-the end of the data block. The prompt version is a hash of the persona file and the template
+the end of the data block; runs of angle brackets in the card are softened besides, so nothing
+in it even looks like a delimiter. The prompt version is a hash of the persona file and the template
 sources: it changes when, and only when, what the model is asked changes.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +24,22 @@ from panel.personas import REVIEW_MAX_CHARS, REVIEW_MIN_CHARS, SHIP_THRESHOLD, P
 TEMPLATES = ("system.j2", "user.j2", "reask.j2")
 
 Message = dict[str, str]
+
+_MARKER_LIKE = re.compile(r"<{3,}|>{3,}")
+
+
+def fenced(card: ToolCard) -> ToolCard:
+    """Return card as the prompt shows it: runs of three or more < or > become one ‹ or ›."""
+
+    def soften(text: str) -> str:
+        return _MARKER_LIKE.sub(lambda m: "‹" if m.group()[0] == "<" else "›", text)
+
+    changes = {
+        name: soften(value)
+        for name, value in card.model_dump().items()
+        if isinstance(value, str) and _MARKER_LIKE.search(value)
+    }
+    return card.model_copy(update=changes) if changes else card
 
 
 @dataclass(frozen=True)
@@ -74,7 +92,7 @@ class Prompts:
         nonce = secrets.token_hex(6)
         context = {
             "persona": persona,
-            "card": card,
+            "card": fenced(card),
             "open": f"<<<TOOL_CARD_{nonce}>>>",
             "close": f"<<<END_TOOL_CARD_{nonce}>>>",
             "ship_threshold": SHIP_THRESHOLD,

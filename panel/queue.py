@@ -29,6 +29,7 @@ from typing import Any
 from panel.cards import ToolCard
 from panel.compare import comparison_for, resolve_tool, write_pages
 from panel.errors import CardError, InputError, ProviderError
+from panel.parsing import ParseError, load_json
 from panel.personas import Persona
 from panel.runtime import Runtime
 from panel.store import Store, upsert_tool
@@ -56,9 +57,9 @@ def read_pairs(path: Path, store: Store) -> list[tuple[ToolCard, ToolCard]]:
             if not line.strip():
                 continue
             try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise CardError(f"{path}:{number}", f"not valid JSON ({exc.msg})") from None
+                record = load_json(line)
+            except ParseError as exc:
+                raise CardError(f"{path}:{number}", f"not valid JSON ({exc})") from None
             if (
                 not isinstance(record, dict)
                 or not isinstance(record.get("a"), str)

@@ -6,7 +6,9 @@ comparison documents. Schema "panel.review/1":
     {"schema": "panel.review/1",
      "tool":    {card fields..., "slug"},
      "panel":   {"ships", "skips", "reviews", "ship_pct", "verdict", "label",
-                 "score_mean", "score_min", "score_max"},
+                 "score_mean", "score_min", "score_max",
+                 "flags": [{"kind": "injection" | "unanimous-extreme", "message",
+                            "found": [{"kind", "field", "excerpt"}]}]},
      "reviews": [{"persona", "display_name", "score", "verdict", "review", "fields",
                   "provider", "model", "prompt_version", "attempts", "created_at"}],
      "errors":  [{"persona", "error"}]}
@@ -60,7 +62,7 @@ def tool_document(
     return {
         "schema": SCHEMA,
         "tool": card.model_dump(mode="json"),
-        "panel": panel_result(ordered).to_json(),
+        "panel": panel_result(ordered, card.findings).to_json(),
         "reviews": [review_json(r, by_key.get(r.persona)) for r in ordered],
         "errors": [{"persona": key, "error": str(e)} for key, e in (errors or {}).items()],
     }

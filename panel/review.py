@@ -295,7 +295,9 @@ def _load_json(text: str, problems: list[str]) -> Any:
         return json.loads(text, parse_constant=_reject_constant)
     except ValueError as exc:
         problems.append(f"the answer is not one valid JSON object ({exc})")
-        return None
+    except RecursionError:
+        problems.append("the answer is not one valid JSON object (nested too deeply)")
+    return None
 
 
 def _reject_constant(name: str) -> Any:

@@ -12,12 +12,13 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from panel.cards import ToolCard
-from panel.errors import ConfigError
+from panel.errors import ConfigError, scrub
+from panel.injection import Finding
 
 Migration = Callable[[sqlite3.Connection], None]
 MIGRATIONS: list[Migration] = []
@@ -179,6 +180,12 @@ def m004_batches(db: sqlite3.Connection) -> None:
     )
 
 
+@migration
+def m005_card_findings(db: sqlite3.Connection) -> None:
+    """What the injection scan found in each card's raw text, which cleaning removes in part."""
+    db.execute("ALTER TABLE tools ADD COLUMN findings TEXT NOT NULL DEFAULT '[]'")
+
+
 @dataclass(frozen=True)
 class BatchItem:
     """One request of a provider batch: which review it asks for, and how it was asked."""
@@ -281,12 +288,12 @@ class Store:
             upsert_tool(db, card)
 
     def get_tool(self, slug: str) -> ToolCard | None:
-        row = self.db.execute("SELECT card FROM tools WHERE slug = ?", (slug,)).fetchone()
-        return ToolCard.model_validate_json(row["card"]) if row else None
+        row = self.db.execute("SELECT card, findings FROM tools WHERE slug = ?", (slug,)).fetchone()
+        return _card_from_row(row) if row else None
 
     def tools(self) -> list[ToolCard]:
-        rows = self.db.execute("SELECT card FROM tools ORDER BY slug").fetchall()
-        return [ToolCard.model_validate_json(row["card"]) for row in rows]
+        rows = self.db.execute("SELECT card, findings FROM tools ORDER BY slug").fetchall()
+        return [_card_from_row(row) for row in rows]
 
     # --- reviews -------------------------------------------------------------------------------
 
@@ -443,7 +450,7 @@ def insert_call(db: sqlite3.Connection, call: CallRecord) -> None:
             call.output_tokens,
             call.cost_usd,
             call.outcome,
-            call.error,
+            scrub(call.error) if call.error else None,
         ),
     )
 
@@ -455,16 +462,22 @@ def insert_review(db: sqlite3.Connection, card: ToolCard, review: StoredReview) 
 
 
 def upsert_tool(db: sqlite3.Connection, card: ToolCard) -> None:
-    """Insert the card, or replace the stored card of its slug if its content changed."""
+    """Insert the card, or replace the stored card of its slug if its content or findings changed."""
     now = time.time()
+    findings = json.dumps([asdict(f) for f in card.findings], ensure_ascii=False)
     db.execute(
-        """INSERT INTO tools (slug, card, card_hash, created_at, updated_at)
-           VALUES (?, ?, ?, ?, ?)
-           ON CONFLICT (slug) DO UPDATE SET card = excluded.card,
-               card_hash = excluded.card_hash, updated_at = excluded.updated_at
-           WHERE tools.card_hash != excluded.card_hash""",
-        (card.slug, card.model_dump_json(), card.content_hash(), now, now),
+        """INSERT INTO tools (slug, card, card_hash, findings, created_at, updated_at)
+           VALUES (?, ?, ?, ?, ?, ?)
+           ON CONFLICT (slug) DO UPDATE SET card = excluded.card, card_hash = excluded.card_hash,
+               findings = excluded.findings, updated_at = excluded.updated_at
+           WHERE tools.card_hash != excluded.card_hash OR tools.findings != excluded.findings""",
+        (card.slug, card.model_dump_json(), card.content_hash(), findings, now, now),
     )
+
+
+def _card_from_row(row: sqlite3.Row) -> ToolCard:
+    card = ToolCard.model_validate_json(row["card"])
+    return card.with_findings([Finding(**f) for f in json.loads(row["findings"])])
 
 
 def _upsert_review(db: sqlite3.Connection, card: ToolCard, review: StoredReview) -> None:

@@ -2,7 +2,8 @@
 
 It answers POST /v1/chat/completions with a valid review built from the request's JSON schema
 (json_schema or json_object mode), after `latency` seconds. `fault` may turn any request into an
-HTTP error (e.g. 429 with Retry-After) or a dropped connection. It counts what it served.
+HTTP error (e.g. 429 with Retry-After), a hang or a reset connection; `content` may replace the
+answer (its text, or a whole completion). It counts what it served.
 FakeOpenAIBatches adds the Files and Batch APIs on top.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import socket
+import struct
 import threading
 import time
 from collections.abc import Callable
@@ -21,7 +23,8 @@ from typing import Any
 
 @dataclass
 class Fault:
-    """What to do instead of answering: an HTTP status (with headers), or drop the connection."""
+    """What to do instead of answering, after `delay` seconds: an HTTP status (with headers), or
+    reset the connection (drop)."""
 
     status: int = 500
     headers: dict[str, str] | None = None
@@ -31,6 +34,9 @@ class Fault:
 
 FaultRule = Callable[[int, dict[str, Any]], Fault | None]
 """Given the request number (1-based) and body, return a Fault or None to answer normally."""
+
+ContentRule = Callable[[dict[str, Any]], "str | dict[str, Any] | None"]
+"""Given a request body, return the answer's text, a whole completion, or None for a valid review."""
 
 
 def answer_for(
@@ -57,24 +63,25 @@ def answer_for(
     return answer
 
 
-def completion(body: dict[str, Any], content: str, finish_reason: str = "stop") -> dict[str, Any]:
+def completion(
+    body: dict[str, Any],
+    content: str | None,
+    finish_reason: str = "stop",
+    refusal: str | None = None,
+) -> dict[str, Any]:
     prompt_tokens = len(json.dumps(body.get("messages", []))) // 4
+    content = content if refusal is None else None
+    message: dict[str, Any] = {"role": "assistant", "content": content, "refusal": refusal}
     return {
         "id": "chatcmpl-fake",
         "object": "chat.completion",
         "created": int(time.time()),
         "model": body.get("model", "fake"),
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": content},
-                "finish_reason": finish_reason,
-            }
-        ],
+        "choices": [{"index": 0, "message": message, "finish_reason": finish_reason}],
         "usage": {
             "prompt_tokens": prompt_tokens,
-            "completion_tokens": len(content) // 4,
-            "total_tokens": prompt_tokens + len(content) // 4,
+            "completion_tokens": len(content or "") // 4,
+            "total_tokens": prompt_tokens + len(content or "") // 4,
         },
     }
 
@@ -92,9 +99,15 @@ def review_completion(body: dict[str, Any]) -> dict[str, Any]:
 class FakeOpenAI:
     """Run with `with FakeOpenAI(latency=0.3) as server:`; point clients at server.base_url."""
 
-    def __init__(self, latency: float = 0.0, fault: FaultRule | None = None) -> None:
+    def __init__(
+        self,
+        latency: float = 0.0,
+        fault: FaultRule | None = None,
+        content: ContentRule | None = None,
+    ) -> None:
         self.latency = latency
         self.fault = fault
+        self.content = content
         self.requests = 0
         self.answered = 0
         self.bodies: list[dict[str, Any]] = []
@@ -118,6 +131,13 @@ class FakeOpenAI:
     def __exit__(self, *exc: object) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+    def reply(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Return the chat completion that answers body: a valid review unless `content` says."""
+        custom = self.content(body) if self.content else None
+        if custom is None:
+            return review_completion(body)
+        return custom if isinstance(custom, dict) else completion(body, custom)
 
     def handle(self, path: str, body: dict[str, Any]) -> tuple[int, Any]:
         """Return (status, JSON or raw bytes) for other requests than chat completions.
@@ -175,8 +195,11 @@ class FakeOpenAI:
                 fault = server.fault(number, body) if server.fault else None
                 if fault is not None:
                     time.sleep(fault.delay)
-                    if fault.drop:
+                    if fault.drop:  # a reset: RST, not a polite FIN
                         self.close_connection = True
+                        self.connection.setsockopt(
+                            socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+                        )
                         self.connection.close()
                         return
                     self._send(
@@ -188,7 +211,7 @@ class FakeOpenAI:
                 time.sleep(server.latency)
                 with server._lock:
                     server.answered += 1
-                self._send(200, review_completion(body))
+                self._send(200, server.reply(body))
 
             def do_GET(self) -> None:
                 status, payload = server.handle(self.path, {})
@@ -202,7 +225,7 @@ class FakeOpenAIBatches(FakeOpenAI):
 
     Ending, it answers each JSONL line as chat completions would, except that `error(body)` may
     give a line an HTTP status (the line goes to the error file), `content(body)` may replace the
-    answer's text, and `expire_after=k` expires the batch with only its first k lines answered
+    answer as in live calls, and `expire_after=k` expires the batch with only its first k lines answered
     (the rest are in neither file, as a request the batch never reached).
     """
 
@@ -211,13 +234,12 @@ class FakeOpenAIBatches(FakeOpenAI):
         *,
         polls: int = 2,
         error: Callable[[dict[str, Any]], int | None] | None = None,
-        content: Callable[[dict[str, Any]], str | None] | None = None,
+        content: ContentRule | None = None,
         expire_after: int | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(content=content)
         self.polls = polls
         self.error = error
-        self.content = content
         self.expire_after = expire_after
         self.files: dict[str, bytes] = {}
         self.batches: dict[str, dict[str, Any]] = {}
@@ -230,6 +252,13 @@ class FakeOpenAIBatches(FakeOpenAI):
         """Return the request lines of a batch's input file."""
         data = self.files[self.batches[batch_id]["input_file_id"]]
         return [json.loads(line) for line in data.decode().splitlines() if line.strip()]
+
+    def reply(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Return the chat completion that answers body: a valid review unless `content` says."""
+        custom = self.content(body) if self.content else None
+        if custom is None:
+            return review_completion(body)
+        return custom if isinstance(custom, dict) else completion(body, custom)
 
     def handle(self, path: str, body: dict[str, Any]) -> tuple[int, Any]:
         route = path.split("?")[0].removeprefix("/v1")
@@ -302,11 +331,7 @@ class FakeOpenAIBatches(FakeOpenAI):
                 payload: dict[str, Any] = {"error": {"message": f"fake batch error {status}"}}
                 errors.append(_result_line(n, line["custom_id"], status, payload))
                 continue
-            reply = review_completion(body)
-            text = self.content(body) if self.content else None
-            if text is not None:
-                reply = completion(body, text)
-            output.append(_result_line(n, line["custom_id"], 200, reply))
+            output.append(_result_line(n, line["custom_id"], 200, self.reply(body)))
         for name, found in (("output_file_id", output), ("error_file_id", errors)):
             if found:
                 data = "".join(json.dumps(r) + "\n" for r in found).encode()

@@ -1,0 +1,79 @@
+"""YAML and JSON text from users into Python data, or one line that says what is wrong.
+
+Stricter than the parsers' defaults where a user would be surprised: a key given twice in one
+mapping is refused (PyYAML and json keep the last one silently), and nesting deep enough to
+exhaust the recursion limit is a parse error, not a crash.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import yaml
+
+
+class ParseError(ValueError):
+    """The text is not valid YAML or JSON; the message is one line, with the line number."""
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping."""
+
+
+def _construct_unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> Any:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        key = loader.construct_object(key_node)
+        try:
+            duplicate = key in seen
+        except TypeError:
+            continue  # an unhashable key: construct_mapping reports it
+        if duplicate:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key '{key}'", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node)
+
+
+_UniqueKeyLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
+    _construct_unique_mapping,
+)
+
+
+def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in data:
+            raise ValueError(f"duplicate key '{key}'")
+        data[key] = value
+    return data
+
+
+def load_json(text: str) -> Any:
+    """Return the data in JSON text, or raise ParseError."""
+    try:
+        return json.loads(text, object_pairs_hook=_unique_object)
+    except json.JSONDecodeError as exc:
+        raise ParseError(f"invalid JSON at line {exc.lineno}: {exc.msg}") from None
+    except ValueError as exc:
+        raise ParseError(f"invalid JSON: {exc}") from None
+    except RecursionError:
+        raise ParseError("invalid JSON: nested too deeply") from None
+
+
+def load_yaml(text: str) -> Any:
+    """Return the data in YAML text (plain data only: no Python tags), or raise ParseError."""
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = " ".join(str(getattr(exc, "problem", None) or "cannot parse").split())
+        raise ParseError(f"invalid YAML{where}: {problem}") from None
+    except RecursionError:
+        raise ParseError("invalid YAML: nested too deeply") from None
