@@ -258,6 +258,14 @@ def stored_review(
     )
 
 
+_JSON_KINDS = {
+    type(None): "null",
+    list: "an array",
+    str: "a string",
+    bool: "true or false",
+    int: "a number",
+    float: "a number",
+}
 _FENCE = re.compile(r"^```(?:json)?\s*\n?(.*?)\n?```$", re.DOTALL)
 
 
@@ -278,7 +286,11 @@ def parse_answer(request: Request, generation: Generation, answer_model: type[An
     else:
         fenced = _FENCE.match(text)
         data = _load_json(fenced.group(1) if fenced else text, problems)
-        if data is not None:
+        if not isinstance(data, dict):
+            if not problems:  # valid JSON, but null, a list, a string or a number
+                kind = _JSON_KINDS.get(type(data), "something else")
+                problems.append(f"the answer must be one JSON object, not {kind}")
+        else:
             try:
                 answer = answer_model.model_validate(data)
             except ValidationError as exc:
