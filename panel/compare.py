@@ -108,6 +108,10 @@ def _head_to_head(
             else f"{abs(gap):g} points higher on average"
         )
         summary = f"The panel picks {winner['tool']['name']}: {why}. {split}."
+        if winner["panel"].get("flags"):
+            summary += (
+                f" {winner['tool']['name']} is flagged: read its flags before trusting the pick."
+            )
     return {
         "a_wins": a_wins,
         "b_wins": b_wins,

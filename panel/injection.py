@@ -29,7 +29,7 @@ _I = re.IGNORECASE
 PATTERNS: dict[str, re.Pattern[str]] = {
     "ignore-instructions": re.compile(
         r"\b(?:ignore|disregard|forget|override|bypass)\b[^.\n]{0,40}?"
-        r"\b(?:instructions?|prompts?|rules|directions|guidelines|system message)\b",
+        r"\b(?:instructions?|prompts?|rules|rubric|criteria|directions|guidelines|system message)\b",
         _I,
     ),
     "role-override": re.compile(
@@ -83,6 +83,13 @@ def _excerpt(text: str) -> str:
     return text if len(text) <= EXCERPT_CHARS else text[: EXCERPT_CHARS - 1] + "…"
 
 
+def _sentence(match: re.Match[str]) -> str:
+    """Return the matched text and the rest of its sentence."""
+    rest = re.search(r"[.!?\n]", match.string[match.end() :])
+    end = match.end() + (rest.end() if rest else len(match.string))
+    return match.string[match.start() : end]
+
+
 def _decoded_base64(text: str) -> list[str]:
     """Return the runs of text that decode from base64 to readable text (words, not bytes)."""
     readable = []
@@ -122,8 +129,7 @@ def scan_text(field: str, text: str) -> list[Finding]:
         sources = (visible, smuggled, *decoded)
         match = next((m for source in sources if (m := pattern.search(source))), None)
         if match:
-            excerpt = _excerpt(match.string[match.start() :][:EXCERPT_CHARS])
-            findings.append(Finding(kind, field, excerpt.lstrip(".!? ")))
+            findings.append(Finding(kind, field, _excerpt(_sentence(match)).lstrip(".!? ")))
     return findings
 
 

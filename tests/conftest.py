@@ -6,6 +6,7 @@ import json
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import yaml
@@ -20,6 +21,9 @@ from panel.review import Reviewer
 from panel.store import Store
 
 from .fake_openai import answer_for
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -125,6 +129,14 @@ def write_card(tmp_path: Path) -> Callable[[str, str | bytes], Path]:
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings(db=tmp_path / "panel.db", out=tmp_path / "out")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Headless Chromium (Debian's, under playwright) for the page tests."""
+    from .browser import launch_browser
+
+    yield from launch_browser()
 
 
 @pytest.fixture(autouse=True)

@@ -30,6 +30,8 @@ class Fault:
     headers: dict[str, str] | None = None
     drop: bool = False
     delay: float = 0.0
+    message: str = ""
+    """The error message the server sends (servers quote keys in theirs); default "fake fault N"."""
 
 
 FaultRule = Callable[[int, dict[str, Any]], Fault | None]
@@ -204,7 +206,12 @@ class FakeOpenAI:
                         return
                     self._send(
                         fault.status,
-                        {"error": {"message": f"fake fault {fault.status}", "type": "fake"}},
+                        {
+                            "error": {
+                                "message": fault.message or f"fake fault {fault.status}",
+                                "type": "fake",
+                            }
+                        },
                         fault.headers,
                     )
                     return
