@@ -13,8 +13,17 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, create_model
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    ValidationError,
+    create_model,
+    field_validator,
+)
 
+from panel.cards import clean_text
 from panel.errors import ConfigError
 from panel.parsing import ParseError, load_yaml
 
@@ -105,9 +114,22 @@ class Persona(BaseModel):
 
 
 class Answer(BaseModel):
-    """The fields every persona returns. Score range and verdict rule are checked in code."""
+    """The fields every persona returns. Score range and verdict rule are checked in code.
+
+    Text is cleaned as card text is (control and invisible characters removed): a review is
+    printed to terminals and pages, where an escape sequence must not act.
+    """
 
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _clean_text(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return clean_text(value)
+        if isinstance(value, list):
+            return [clean_text(item) if isinstance(item, str) else item for item in value]
+        return value
 
     review: Annotated[
         str,

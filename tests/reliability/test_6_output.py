@@ -196,3 +196,47 @@ def test_nothing_runs_in_chromium(
             bad_links,
         )
         assert "Evil" in text
+
+
+TERMINAL = {
+    "rich-markup": "[bold red]now[/] [/blue-red] [link=https://evil.example]click[/link]",
+    "escape-sequences": "clear\x1b[2J title\x1b]0;pwned\x07 link\x1b]8;;https://evil\x1b\\x bell\x07",
+}
+
+
+@pytest.mark.parametrize("key", list(TERMINAL))
+def test_the_terminal_scorecard_prints_text_not_markup_or_escapes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], tally: Tally, key: str
+) -> None:
+    from panel.cli import _print_scorecard
+    from panel.results import tool_document
+
+    payload = TERMINAL[key]
+    records = [
+        {**record, "slug": f"term-{key}"}
+        if record["type"] == "tool"
+        else {**record, "tool": f"term-{key}"}
+        for record in hostile_records("script-tag")
+    ]
+    for record in records:
+        for field in ("name", "tagline", "review"):
+            if field in record:
+                record[field] = f"{record[field][:60]} {payload}"
+    path = tmp_path / "term.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    personas = load_personas(data_dir("personas"))
+    store = Store(tmp_path / "panel.db")
+    try:
+        import_file(path, personas, store)
+        card = store.get_tool(f"term-{key}")
+        assert card is not None
+        doc = tool_document(card, list(store.latest_reviews(card.slug).values()), personas)
+    finally:
+        store.close()
+    _print_scorecard(doc)
+    printed = capsys.readouterr().out
+    shown = "[/blue-red]" in printed if key == "rich-markup" else "clear[2J" in printed
+    escapes = "\x1b" in printed or "\x07" in printed
+    tally.add("output", survived=shown and not escapes, lost=int(escapes))
+    assert shown, printed
+    assert not escapes, repr(printed)
