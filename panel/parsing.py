@@ -1,8 +1,9 @@
 """YAML and JSON text from users into Python data, or one line that says what is wrong.
 
 Stricter than the parsers' defaults where a user would be surprised: a key given twice in one
-mapping is refused (PyYAML and json keep the last one silently), and nesting deep enough to
-exhaust the recursion limit is a parse error, not a crash.
+mapping is refused (PyYAML and json keep the last one silently), NaN and Infinity are not JSON,
+and nesting deep enough to exhaust the recursion limit is a parse error, not a crash. Cards,
+imports, queue files, persona files and model answers are all read here.
 """
 
 from __future__ import annotations
@@ -54,10 +55,15 @@ def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return data
 
 
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
 def load_json(text: str) -> Any:
-    """Return the data in JSON text, or raise ParseError."""
+    """Return the data in JSON text (NaN and Infinity refused, as the standard has them), or
+    raise ParseError."""
     try:
-        return json.loads(text, object_pairs_hook=_unique_object)
+        return json.loads(text, object_pairs_hook=_unique_object, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
         raise ParseError(f"invalid JSON at line {exc.lineno}: {exc.msg}") from None
     except ValueError as exc:

@@ -2,8 +2,8 @@
 
 Every call gets fresh random delimiters around the card, so text inside a card cannot forge
 the end of the data block; runs of angle brackets in the card are softened besides, so nothing
-in it even looks like a delimiter. The prompt version is a hash of the persona file and the template
-sources: it changes when, and only when, what the model is asked changes.
+in it even looks like a delimiter. The prompt version is a hash of the persona file and the
+template sources: it changes when, and only when, what the model is asked changes.
 """
 
 from __future__ import annotations

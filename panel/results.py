@@ -32,6 +32,10 @@ from panel.store import StoredReview
 
 SCHEMA = "panel.review/1"
 
+TEMP_SUFFIX = ".tmp"
+_TEMP_WRITER = re.compile(r"\.(\d+)\.[^.]+\.tmp$")
+"""A temporary file of write_atomic: `.<name>.<pid of the writer>.<random>.tmp`."""
+
 
 def review_json(review: StoredReview, persona: Persona | None) -> dict[str, Any]:
     return {
@@ -90,10 +94,6 @@ def write_atomic(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-TEMP_SUFFIX = ".tmp"
-_TEMP_WRITER = re.compile(r"\.(\d+)\.[^.]+\.tmp$")
 
 
 def _remove_dead_temporaries(path: Path) -> None:

@@ -11,7 +11,6 @@ Every call, failed or not, lands in the call log.
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import time
 from collections.abc import Callable
@@ -29,6 +28,7 @@ from tenacity import (
 
 from panel.cards import ToolCard
 from panel.errors import AnswerError, ProviderError, RefusalError, TransientProviderError
+from panel.parsing import ParseError, load_json
 from panel.personas import Answer, Persona
 from panel.prompts import Prompts
 from panel.providers.base import Generation, Provider, Request
@@ -304,16 +304,10 @@ def parse_answer(request: Request, generation: Generation, answer_model: type[An
 
 def _load_json(text: str, problems: list[str]) -> Any:
     try:
-        return json.loads(text, parse_constant=_reject_constant)
-    except ValueError as exc:
-        problems.append(f"the answer is not one valid JSON object ({exc})")
-    except RecursionError:
-        problems.append("the answer is not one valid JSON object (nested too deeply)")
-    return None
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
+        return load_json(text)
+    except ParseError as exc:
+        problems.append(f"the answer is {exc}")
+        return None
 
 
 def _explain(exc: ValidationError) -> list[str]:
