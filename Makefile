@@ -41,7 +41,7 @@ golden: install
 	$(BIN)/python -m pytest tests/test_golden.py
 
 goldens-update: install
-	$(BIN)/python -m pytest tests/test_golden.py --update-goldens
+	$(BIN)/python -m pytest tests/test_golden.py tests/test_pages.py --update-goldens
 
 # Throughput of the queue against a loopback OpenAI-compatible server (figures, not a test).
 bench: install

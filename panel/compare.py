@@ -27,8 +27,9 @@ from typing import Any
 from panel.cards import ToolCard, load_card
 from panel.config import Settings
 from panel.errors import InputError, ProviderError
+from panel.files import write_atomic
 from panel.personas import Persona, load_personas
-from panel.results import tool_document, write_atomic
+from panel.results import provenance, tool_document
 from panel.store import Store
 
 SCHEMA = "panel.compare/1"
@@ -123,17 +124,6 @@ def _head_to_head(
     }
 
 
-def _provenance(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
-    reviews = a["reviews"] + b["reviews"]
-    dates = sorted(r["created_at"] for r in reviews)
-    return {
-        "models": sorted({f"{r['provider']}/{r['model']}" for r in reviews}),
-        "prompt_versions": sorted({r["prompt_version"] for r in reviews}),
-        "reviewed_from": dates[0] if dates else None,
-        "reviewed_to": dates[-1] if dates else None,
-    }
-
-
 def comparison_document(
     a: dict[str, Any], b: dict[str, Any], personas: list[Persona], store: Store
 ) -> dict[str, Any]:
@@ -150,7 +140,7 @@ def comparison_document(
         "b": b,
         "scorecard": rows,
         "head_to_head": _head_to_head(a, b, rows),
-        "provenance": _provenance(a, b),
+        "provenance": provenance(a["reviews"] + b["reviews"]),
     }
 
 

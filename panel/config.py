@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from panel.errors import ConfigError
+from panel.errors import ConfigError, validation_problem
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -106,6 +106,6 @@ def load_settings(**flags: Any) -> Settings:
     try:
         return Settings.model_validate(values)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        field = ".".join(str(p) for p in err["loc"])
-        raise ConfigError(f"setting '{field}': {err['msg']} (got {err.get('input')!r})") from None
+        field, problem = validation_problem(exc)
+        got = exc.errors()[0].get("input")
+        raise ConfigError(f"setting '{field}': {problem} (got {got!r})") from None

@@ -1,11 +1,18 @@
 """The one exception tree of panel: every error a user can cause or meet derives from PanelError.
 
-The CLI turns a PanelError into one line on stderr and its `exit_code`; anything else is a bug.
+Errors carry where they happened as fields (path, tool, persona, field), and `located` formats
+them in one way: "path or tool: persona: field: message". The CLI turns a PanelError into that
+one line on stderr and its `exit_code`; anything else is a bug.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 _SECRET = re.compile(
     r"(sk-ant-[A-Za-z0-9_\-]{8,}|sk-[A-Za-z0-9_\-]{16,}|Bearer\s+[A-Za-z0-9._\-]{8,})"
@@ -17,8 +24,32 @@ def scrub(text: str) -> str:
     return _SECRET.sub("[REDACTED]", text)
 
 
+def located(
+    message: str,
+    *,
+    path: str | None = None,
+    tool: str | None = None,
+    persona: str | None = None,
+    field: str | None = None,
+) -> str:
+    """Return message behind where it happened: "path or tool: persona: field: message"."""
+    where = [part for part in (path, tool, persona, field) if part]
+    return ": ".join([*where, message])
+
+
+def error_field(error: Mapping[str, Any]) -> str:
+    """Return the dotted field path of one pydantic error ("fields.competitors.0")."""
+    return ".".join(str(part) for part in error["loc"])
+
+
+def validation_problem(exc: ValidationError) -> tuple[str, str]:
+    """Return (field.path, problem) of a pydantic ValidationError's first error."""
+    error = exc.errors()[0]
+    return error_field(error), str(error["msg"]).removeprefix("Value error, ")
+
+
 class PanelError(Exception):
-    """Root of every error panel raises on purpose.
+    """Root of every error panel raises on purpose; str() is the one line a user sees.
 
     Its message is scrubbed of key-shaped text: an error may quote a server's answer, and from
     here it reaches stderr, the call log, the queue and the review documents.
@@ -26,13 +57,33 @@ class PanelError(Exception):
 
     exit_code = 1
 
-    def __init__(self, message: str) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | None = None,
+        tool: str | None = None,
+        persona: str | None = None,
+        field: str | None = None,
+    ) -> None:
         message = scrub(message)
         super().__init__(message)
         self.message = message
+        self.path = path
+        self.tool = tool
+        self.persona = persona
+        self.field = field
+
+    def about(self, *, tool: str, persona: str) -> PanelError:
+        """Return this error, naming tool and persona where it did not already."""
+        self.tool = self.tool or tool
+        self.persona = self.persona or persona
+        return self
 
     def __str__(self) -> str:
-        return self.message
+        return located(
+            self.message, path=self.path, tool=self.tool, persona=self.persona, field=self.field
+        )
 
 
 class InputError(PanelError):
@@ -45,11 +96,7 @@ class CardError(InputError):
     """A tool card failed to load or validate; names the file and the field."""
 
     def __init__(self, path: str, problem: str, field: str | None = None) -> None:
-        where = f"{path}: {field}: " if field else f"{path}: "
-        super().__init__(where + problem)
-        self.path = path
-        self.field = field
-        self.problem = problem
+        super().__init__(problem, path=path, field=field)
 
 
 class ConfigError(InputError):
@@ -59,8 +106,16 @@ class ConfigError(InputError):
 class ProviderError(PanelError):
     """A model provider failed and retries did not help (exit 1)."""
 
-    def __init__(self, message: str, *, provider: str = "", retryable: bool = False) -> None:
-        super().__init__(message)
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str = "",
+        retryable: bool = False,
+        tool: str | None = None,
+        persona: str | None = None,
+    ) -> None:
+        super().__init__(message, tool=tool, persona=persona)
         self.provider = provider
         self.retryable = retryable
 
@@ -83,14 +138,14 @@ class AnswerError(ProviderError):
         message: str,
         *,
         provider: str = "",
-        persona: str = "",
+        tool: str | None = None,
+        persona: str | None = None,
         attempts: int = 0,
         raw: str = "",
         input_tokens: int = 0,
         output_tokens: int = 0,
     ) -> None:
-        super().__init__(message, provider=provider)
-        self.persona = persona
+        super().__init__(message, provider=provider, tool=tool, persona=persona)
         self.attempts = attempts
         self.raw = raw
         self.input_tokens = input_tokens

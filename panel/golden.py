@@ -23,14 +23,15 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from panel.cards import load_card
 from panel.compare import comparison_document
 from panel.config import Settings
-from panel.errors import AnswerError, ConfigError
+from panel.errors import AnswerError, ConfigError, validation_problem
+from panel.files import write_atomic
 from panel.imports import import_file
-from panel.results import tool_document, write_atomic
+from panel.results import tool_document
 from panel.runtime import open_runtime
 
 FROZEN_TIME = "2000-01-01T00:00:00+00:00"
@@ -65,8 +66,9 @@ def _spec(case: Path) -> CaseSpec:
         data["import_"] = data.pop("import")
     try:
         return CaseSpec.model_validate(data)
-    except ValueError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
+    except ValidationError as exc:
+        field, problem = validation_problem(exc)
+        raise ConfigError(problem, path=str(path), field=field) from None
 
 
 def _card_paths(case: Path, spec: CaseSpec) -> list[Path]:
@@ -78,12 +80,12 @@ def _card_paths(case: Path, spec: CaseSpec) -> list[Path]:
 _TIMESTAMPS = {"created_at", "generated_at", "reviewed_from", "reviewed_to"}
 
 
-def _freeze(value: Any) -> Any:
+def freeze(value: Any) -> Any:
     """Return value with every timestamp (at any depth) replaced by FROZEN_TIME."""
     if isinstance(value, dict):
-        return {k: FROZEN_TIME if k in _TIMESTAMPS and v else _freeze(v) for k, v in value.items()}
+        return {k: FROZEN_TIME if k in _TIMESTAMPS and v else freeze(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_freeze(item) for item in value]
+        return [freeze(item) for item in value]
     return value
 
 
@@ -129,10 +131,10 @@ async def render_case(case: Path, base: Settings) -> Outcome:
                 reviews = list(runtime.store.latest_reviews(slug).values())
                 documents[slug] = tool_document(stored, reviews, runtime.personas)
             for slug, document in sorted(documents.items()):
-                outcome.files[f"{slug}.json"] = _dump(_freeze(document))
+                outcome.files[f"{slug}.json"] = _dump(freeze(document))
             if spec.compare:
                 a, b = (documents[s] for s in spec.compare)
-                compared = _freeze(comparison_document(a, b, runtime.personas, runtime.store))
+                compared = freeze(comparison_document(a, b, runtime.personas, runtime.store))
                 outcome.files["compare.json"] = _dump(compared)
                 outcome.files["compare.md"] = pages.compare_markdown(compared)
                 outcome.files["compare.html"] = pages.compare_html(compared)

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from panel.cards import SLUG_PATTERN, ToolCard, parse_card
-from panel.errors import CardError
+from panel.errors import CardError, validation_problem
 from panel.parsing import ParseError, load_json
 from panel.personas import Persona
 from panel.store import Store, StoredReview
@@ -36,10 +36,6 @@ class ReviewRecord(BaseModel):
     created_at: float | None = None
 
 
-def _fail(where: str, problem: str, field: str | None = None) -> CardError:
-    return CardError(where, problem, field)
-
-
 def read_records(
     path: Path, personas: list[Persona], store: Store
 ) -> tuple[list[ToolCard], list[StoredReview]]:
@@ -47,12 +43,12 @@ def read_records(
     by_key = {p.key: p for p in personas}
     try:
         if path.stat().st_size > MAX_IMPORT_BYTES:
-            raise _fail(str(path), f"file is larger than {MAX_IMPORT_BYTES // 2**20} MiB")
+            raise CardError(str(path), f"file is larger than {MAX_IMPORT_BYTES // 2**20} MiB")
         text = path.read_bytes().decode("utf-8")
     except FileNotFoundError:
-        raise _fail(str(path), "no such file") from None
+        raise CardError(str(path), "no such file") from None
     except UnicodeDecodeError as exc:
-        raise _fail(str(path), f"is not UTF-8 text (bad byte at offset {exc.start})") from None
+        raise CardError(str(path), f"is not UTF-8 text (bad byte at offset {exc.start})") from None
     cards: dict[str, ToolCard] = {}
     reviews: dict[tuple[str, str], tuple[int, StoredReview]] = {}
     now = time.time()
@@ -63,33 +59,33 @@ def read_records(
         try:
             data: Any = load_json(line)
         except ParseError as exc:
-            raise _fail(where, f"not valid JSON ({exc})") from None
+            raise CardError(where, f"not valid JSON ({exc})") from None
         if not isinstance(data, dict):
-            raise _fail(where, "each line must be a JSON object")
+            raise CardError(where, "each line must be a JSON object")
         kind = data.get("type")
         if kind == "tool":
             card = parse_card({k: v for k, v in data.items() if k != "type"}, where)
             if card.slug in cards:
-                raise _fail(where, f"duplicate tool '{card.slug}' in this file", "slug")
+                raise CardError(where, f"duplicate tool '{card.slug}' in this file", "slug")
             cards[card.slug] = card
         elif kind == "review":
             review = _review(data, where, by_key, cards, store, now)
             key = (review.tool, review.persona)
             if key in reviews:
-                raise _fail(
+                raise CardError(
                     where,
                     f"second review of '{key[0]}' by {key[1]} (first on line {reviews[key][0]})",
                 )
             reviews[key] = (number, review)
         else:
-            raise _fail(where, 'must be "tool" or "review"', "type")
+            raise CardError(where, 'must be "tool" or "review"', "type")
     if not cards and not reviews:
-        raise _fail(str(path), "no records in file")
+        raise CardError(str(path), "no records in file")
     needed = {review.tool for _, review in reviews.values()} - set(cards)
     for slug in needed:
         stored = store.get_tool(slug)
         if stored is None:  # checked per line already; kept for safety against races
-            raise _fail(str(path), f"unknown tool '{slug}'")
+            raise CardError(str(path), f"unknown tool '{slug}'")
         cards[slug] = stored
     return list(cards.values()), [review for _, review in reviews.values()]
 
@@ -105,15 +101,15 @@ def _review(
     try:
         envelope = ReviewRecord.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        raise _fail(where, str(err["msg"]), ".".join(map(str, err["loc"]))) from None
+        field, problem = validation_problem(exc)
+        raise CardError(where, problem, field) from None
     persona = personas.get(envelope.persona)
     if persona is None:
-        raise _fail(
+        raise CardError(
             where, f"unknown persona '{envelope.persona}' (panel: {', '.join(personas)})", "persona"
         )
     if envelope.tool not in cards and store.get_tool(envelope.tool) is None:
-        raise _fail(
+        raise CardError(
             where, f"unknown tool '{envelope.tool}': add a tool record before its reviews", "tool"
         )
     answer_data = {k: v for k, v in data.items() if k not in ReviewRecord.model_fields}
@@ -121,11 +117,11 @@ def _review(
     try:
         answer = persona.import_model.model_validate(answer_data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        raise _fail(where, str(err["msg"]), ".".join(map(str, err["loc"]))) from None
+        field, problem = validation_problem(exc)
+        raise CardError(where, problem, field) from None
     problems = answer.check_rules()
     if problems:
-        raise _fail(where, problems[0])
+        raise CardError(where, problems[0])
     fields = {
         k: v
         for k, v in answer.model_dump(exclude={"score", "verdict", "review"}).items()

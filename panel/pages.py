@@ -16,7 +16,8 @@ from urllib.parse import quote
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from panel.personas import SHIP_THRESHOLD
+from panel.results import provenance
+from panel.rules import SHIP_THRESHOLD
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -55,17 +56,6 @@ def date_range(first: str | None, last: str | None) -> str:
     """Return the span of two ISO timestamps as dates, one date when they fall on the same day."""
     start, end = human_date(first), human_date(last)
     return start if start == end else f"{start} – {end}"
-
-
-def review_provenance(reviews: list[dict[str, Any]]) -> dict[str, Any]:
-    """Return who wrote reviews and when: models, prompt versions, first and last review time."""
-    times = sorted(review["created_at"] for review in reviews)
-    return {
-        "models": sorted({f"{review['provider']}/{review['model']}" for review in reviews}),
-        "prompt_versions": sorted({review["prompt_version"] for review in reviews}),
-        "reviewed_from": times[0] if times else None,
-        "reviewed_to": times[-1] if times else None,
-    }
 
 
 def percent(value: float | None) -> str:
@@ -167,7 +157,7 @@ def _environment(autoescape: bool) -> Environment:
         paragraphs=paragraphs,
         path_part=path_part,
         percent=percent,
-        provenance=review_provenance,
+        provenance=provenance,
         rfc3339=rfc3339,
         score_text=score_text,
         tone=tone,

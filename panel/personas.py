@@ -24,16 +24,16 @@ from pydantic import (
 )
 
 from panel.cards import clean_text
-from panel.errors import ConfigError
+from panel.errors import ConfigError, validation_problem
 from panel.parsing import ParseError, load_yaml
-
-SHIP_THRESHOLD = 60
-"""The verdict rule: a score of 60 or more is a ship, below 60 a skip (seeds: 52, 55 skip; 72+ ship)."""
-
-REVIEW_MIN_CHARS = 40
-REVIEW_MAX_CHARS = 4000
-FIELD_MAX_CHARS = 600
-LIST_ITEM_MAX_CHARS = 120
+from panel.rules import (
+    FIELD_MAX_CHARS,
+    LIST_ITEM_MAX_CHARS,
+    REVIEW_MAX_CHARS,
+    REVIEW_MIN_CHARS,
+    SHIP_THRESHOLD,
+    verdict_for,
+)
 
 # Keywords every provider's structured-output mode accepts; the rest is checked in code.
 _PORTABLE_KEYWORDS = {
@@ -147,7 +147,7 @@ class Answer(BaseModel):
 
     def check_rules(self) -> list[str]:
         """Return the problems a JSON schema cannot express; empty when the answer is sound."""
-        expected = "ship" if self.score >= SHIP_THRESHOLD else "skip"
+        expected = verdict_for(self.score)
         problems = []
         if self.verdict != expected:
             problems.append(
@@ -192,9 +192,8 @@ def load_persona(path: Path) -> Persona:
     try:
         return Persona.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        field = ".".join(str(p) for p in err["loc"])
-        raise ConfigError(f"{path}: {field}: {err['msg']}") from None
+        field, problem = validation_problem(exc)
+        raise ConfigError(problem, path=str(path), field=field) from None
 
 
 def load_personas(folder: Path, only: list[str] | None = None) -> list[Persona]:

@@ -19,11 +19,11 @@ import jinja2
 
 from panel.cards import ToolCard
 from panel.errors import ConfigError
-from panel.personas import REVIEW_MAX_CHARS, REVIEW_MIN_CHARS, SHIP_THRESHOLD, Persona
+from panel.personas import Persona
+from panel.providers.base import Message
+from panel.rules import REVIEW_MAX_CHARS, REVIEW_MIN_CHARS, SHIP_THRESHOLD
 
 TEMPLATES = ("system.j2", "user.j2", "reask.j2")
-
-Message = dict[str, str]
 
 _MARKER_LIKE = re.compile(r"<{3,}|>{3,}")
 

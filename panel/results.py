@@ -1,4 +1,4 @@
-"""The review document of one tool (card + panel result + reviews) and how files are written.
+"""The review document of one tool: card + panel result + reviews, and who wrote them when.
 
 `tool_document` is the stable JSON schema printed by `panel review --json` and embedded in
 comparison documents. Schema "panel.review/1":
@@ -17,11 +17,6 @@ comparison documents. Schema "panel.review/1":
 from __future__ import annotations
 
 import datetime as dt
-import glob
-import os
-import re
-import tempfile
-from pathlib import Path
 from typing import Any
 
 from panel.aggregate import panel_result
@@ -31,10 +26,6 @@ from panel.personas import Persona
 from panel.store import StoredReview
 
 SCHEMA = "panel.review/1"
-
-TEMP_SUFFIX = ".tmp"
-_TEMP_WRITER = re.compile(r"\.(\d+)\.[^.]+\.tmp$")
-"""A temporary file of write_atomic: `.<name>.<pid of the writer>.<random>.tmp`."""
 
 
 def review_json(review: StoredReview, persona: Persona | None) -> dict[str, Any]:
@@ -74,43 +65,13 @@ def tool_document(
     }
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write text to path through a temporary file and a rename: never a half-written file.
-
-    The rename is atomic, so a crash of panel leaves the old file or the new one, and at worst
-    its temporary file, which names the writer's process: writing the same path again removes
-    the temporaries of writers that have died. There is no fsync: it guards only against power
-    loss, and costs stalls of the whole batch on slow disks.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _remove_dead_temporaries(path)
-    fd, tmp = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=TEMP_SUFFIX
-    )
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _remove_dead_temporaries(path: Path) -> None:
-    """Remove the temporary files of path left by writers that are no longer running."""
-    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*{TEMP_SUFFIX}"):
-        writer = _TEMP_WRITER.search(tmp.name)
-        if writer and not _running(int(writer.group(1))):
-            tmp.unlink(missing_ok=True)
-
-
-def _running(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # alive, another user's
-    return True
+def provenance(reviews: list[dict[str, Any]]) -> dict[str, Any]:
+    """Return who wrote reviews (review_json entries) and when: models, prompt versions, and the
+    first and last review time."""
+    times = sorted(review["created_at"] for review in reviews)
+    return {
+        "models": sorted({f"{review['provider']}/{review['model']}" for review in reviews}),
+        "prompt_versions": sorted({review["prompt_version"] for review in reviews}),
+        "reviewed_from": times[0] if times else None,
+        "reviewed_to": times[-1] if times else None,
+    }

@@ -27,7 +27,14 @@ from tenacity import (
 )
 
 from panel.cards import ToolCard
-from panel.errors import AnswerError, ProviderError, RefusalError, TransientProviderError
+from panel.errors import (
+    AnswerError,
+    PanelError,
+    ProviderError,
+    RefusalError,
+    TransientProviderError,
+    error_field,
+)
 from panel.parsing import ParseError, load_json
 from panel.personas import Answer, Persona
 from panel.prompts import Prompts
@@ -98,6 +105,19 @@ class Reviewer:
                 return cached
 
         request, prompt_hash = self.request_for(card, persona)
+        try:
+            answer, attempts = await self._answer(provider, request, prompt_hash, persona)
+        except PanelError as exc:
+            raise exc.about(tool=card.slug, persona=persona.key) from None
+
+        review = stored_review(card_hash, provider.name, request, answer, attempts)
+        self.store.save_review(card, review)
+        return review
+
+    async def _answer(
+        self, provider: Provider, request: Request, prompt_hash: str, persona: Persona
+    ) -> tuple[Answer, int]:
+        """Return a valid answer to request and the attempts it took; re-ask an invalid one once."""
         attempts = 0
         try:
             async for attempt in AsyncRetrying(
@@ -120,19 +140,15 @@ class Reviewer:
                         raise
         except InvalidAnswer as bad:
             raise AnswerError(
-                f"{card.slug}: {persona.display_name} gave no valid review after {attempts} "
-                f"attempts: {bad.problems[0]}",
+                f"gave no valid review after {attempts} attempts: {bad.problems[0]}",
                 provider=provider.name,
-                persona=persona.key,
                 attempts=attempts,
                 raw=bad.generation.text,
                 input_tokens=bad.generation.input_tokens,
                 output_tokens=bad.generation.output_tokens,
             ) from None
 
-        review = stored_review(card_hash, provider.name, request, answer, attempts)
-        self.store.save_review(card, review)
-        return review
+        return answer, attempts
 
     def request_for(self, card: ToolCard, persona: Persona) -> tuple[Request, str]:
         """Return the request asking persona to review card, and the hash of its prompt.
@@ -175,8 +191,8 @@ class Reviewer:
                     last = attempt.retry_state.attempt_number >= self.max_attempts
                     if isinstance(exc, TransientProviderError) and last:
                         raise ProviderError(
-                            f"{request.tool}: {request.persona}: {provider.name} still failing "
-                            f"after {self.max_attempts} attempts: {exc}",
+                            f"{provider.name} still failing after {self.max_attempts} attempts: "
+                            f"{exc.message}",
                             provider=provider.name,
                         ) from None
                     raise
@@ -273,7 +289,8 @@ def parse_answer(request: Request, generation: Generation, answer_model: type[An
     """Return the validated answer in generation, or raise InvalidAnswer / RefusalError."""
     if generation.refusal or generation.finish_reason == "refusal":
         raise RefusalError(
-            f"{request.tool}: {request.persona} refused to review",
+            "refused to review",
+            tool=request.tool,
             persona=request.persona,
             raw=generation.refusal or generation.text,
         )
@@ -311,11 +328,7 @@ def _load_json(text: str, problems: list[str]) -> Any:
 
 
 def _explain(exc: ValidationError) -> list[str]:
-    problems = []
-    for err in exc.errors()[:6]:
-        field = ".".join(str(p) for p in err["loc"]) or "answer"
-        problems.append(f"field '{field}': {err['msg']}")
-    return problems
+    return [f"field '{error_field(err) or 'answer'}': {err['msg']}" for err in exc.errors()[:6]]
 
 
 async def review_tool(

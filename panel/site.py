@@ -10,8 +10,9 @@ from typing import Any
 
 from panel import pages
 from panel.compare import community, comparison_document, write_pages
+from panel.files import write_atomic
 from panel.personas import Persona
-from panel.results import tool_document, write_atomic
+from panel.results import tool_document
 from panel.store import Store
 
 SITE_TITLE = "panel · AI tool verdicts"

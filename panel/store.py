@@ -1,7 +1,7 @@
 """The one SQLite file that holds panel's state: tools, reviews and a log of every model call.
 
-Schema changes are numbered migrations (small decorated functions, applied in order and
-recorded in PRAGMA user_version). Every write is a transaction. No API key is ever stored:
+Schema changes are numbered migrations (panel.migrations), applied when the store is opened;
+the queue's tables are read and written by panel.queue.db. Every write is a transaction. No API key is ever stored:
 only what the call log names explicitly is written.
 """
 
@@ -10,195 +10,16 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from panel import migrations
 from panel.cards import ToolCard
 from panel.errors import ConfigError, scrub
 from panel.injection import Finding
-
-Migration = Callable[[sqlite3.Connection], None]
-MIGRATIONS: list[Migration] = []
-
-
-def migration(fn: Migration) -> Migration:
-    """Register fn as the next numbered migration."""
-    MIGRATIONS.append(fn)
-    return fn
-
-
-def _execute_script(db: sqlite3.Connection, script: str) -> None:
-    """Run ;-separated statements inside the caller's transaction (executescript would commit)."""
-    for statement in script.split(";"):
-        if statement.strip():
-            db.execute(statement)
-
-
-@migration
-def m001_initial(db: sqlite3.Connection) -> None:
-    _execute_script(
-        db,
-        """
-        CREATE TABLE tools (
-            slug TEXT PRIMARY KEY,
-            card TEXT NOT NULL,
-            card_hash TEXT NOT NULL,
-            created_at REAL NOT NULL,
-            updated_at REAL NOT NULL
-        );
-        CREATE TABLE reviews (
-            id INTEGER PRIMARY KEY,
-            tool TEXT NOT NULL REFERENCES tools(slug),
-            card_hash TEXT NOT NULL,
-            persona TEXT NOT NULL,
-            prompt_version TEXT NOT NULL,
-            provider TEXT NOT NULL,
-            model TEXT NOT NULL,
-            score INTEGER NOT NULL CHECK (score BETWEEN 0 AND 100),
-            verdict TEXT NOT NULL CHECK (verdict IN ('ship', 'skip')),
-            review TEXT NOT NULL CHECK (length(review) > 0),
-            fields TEXT NOT NULL,
-            attempts INTEGER NOT NULL,
-            created_at REAL NOT NULL,
-            UNIQUE (card_hash, persona, prompt_version, provider, model)
-        );
-        CREATE INDEX reviews_by_tool ON reviews (tool, created_at);
-        CREATE TABLE calls (
-            id INTEGER PRIMARY KEY,
-            at REAL NOT NULL,
-            provider TEXT NOT NULL,
-            model TEXT NOT NULL,
-            tool TEXT NOT NULL,
-            persona TEXT NOT NULL,
-            prompt_hash TEXT NOT NULL,
-            latency_ms INTEGER NOT NULL,
-            input_tokens INTEGER NOT NULL,
-            output_tokens INTEGER NOT NULL,
-            cost_usd REAL,
-            outcome TEXT NOT NULL,
-            error TEXT
-        );
-        """,
-    )
-
-
-@migration
-def m002_votes_and_comparisons(db: sqlite3.Connection) -> None:
-    _execute_script(
-        db,
-        """
-        CREATE TABLE votes (
-            tool TEXT NOT NULL REFERENCES tools(slug),
-            voter TEXT NOT NULL,
-            vote TEXT NOT NULL CHECK (vote IN ('ship', 'skip')),
-            at REAL NOT NULL,
-            PRIMARY KEY (tool, voter)
-        );
-        CREATE TABLE comparisons (
-            a TEXT NOT NULL REFERENCES tools(slug),
-            b TEXT NOT NULL REFERENCES tools(slug),
-            created_at REAL NOT NULL,
-            updated_at REAL NOT NULL,
-            PRIMARY KEY (a, b)
-        );
-        """,
-    )
-
-
-@migration
-def m003_queue(db: sqlite3.Connection) -> None:
-    _execute_script(
-        db,
-        """
-        CREATE TABLE jobs (
-            id INTEGER PRIMARY KEY,
-            a TEXT NOT NULL REFERENCES tools(slug),
-            b TEXT NOT NULL REFERENCES tools(slug),
-            state TEXT NOT NULL CHECK (state IN ('pending', 'running', 'done', 'failed')),
-            attempts INTEGER NOT NULL DEFAULT 0,
-            lease_owner TEXT,
-            lease_expires REAL,
-            last_error TEXT,
-            files TEXT,
-            created_at REAL NOT NULL,
-            updated_at REAL NOT NULL,
-            UNIQUE (a, b)
-        );
-        CREATE TABLE tasks (
-            tool TEXT NOT NULL REFERENCES tools(slug),
-            persona TEXT NOT NULL,
-            state TEXT NOT NULL CHECK (state IN ('pending', 'running', 'done', 'failed')),
-            attempts INTEGER NOT NULL DEFAULT 0,
-            lease_owner TEXT,
-            lease_expires REAL,
-            last_error TEXT,
-            updated_at REAL NOT NULL,
-            PRIMARY KEY (tool, persona)
-        );
-        CREATE INDEX jobs_by_state ON jobs (state, id);
-        CREATE INDEX tasks_by_state ON tasks (state, tool);
-        """,
-    )
-
-
-@migration
-def m004_batches(db: sqlite3.Connection) -> None:
-    """Provider batches in flight, so a killed `queue run --batch-api` resumes instead of resubmitting."""
-    _execute_script(
-        db,
-        """
-        CREATE TABLE batches (
-            id INTEGER PRIMARY KEY,
-            provider TEXT NOT NULL,
-            batch_id TEXT NOT NULL,
-            state TEXT NOT NULL CHECK (state IN ('submitted', 'ended')),
-            status TEXT NOT NULL,
-            lease_owner TEXT,
-            lease_expires REAL,
-            created_at REAL NOT NULL,
-            updated_at REAL NOT NULL,
-            UNIQUE (provider, batch_id)
-        );
-        CREATE TABLE batch_items (
-            batch INTEGER NOT NULL REFERENCES batches(id),
-            custom_id TEXT NOT NULL,
-            tool TEXT NOT NULL,
-            persona TEXT NOT NULL,
-            model TEXT NOT NULL,
-            prompt_version TEXT NOT NULL,
-            prompt_hash TEXT NOT NULL,
-            card_hash TEXT NOT NULL,
-            outcome TEXT,
-            PRIMARY KEY (batch, custom_id)
-        );
-        CREATE INDEX batch_items_by_task ON batch_items (tool, persona);
-        CREATE INDEX batches_by_state ON batches (state);
-        """,
-    )
-
-
-@migration
-def m005_card_findings(db: sqlite3.Connection) -> None:
-    """What the injection scan found in each card's raw text, which cleaning removes in part."""
-    db.execute("ALTER TABLE tools ADD COLUMN findings TEXT NOT NULL DEFAULT '[]'")
-
-
-@dataclass(frozen=True)
-class BatchItem:
-    """One request of a provider batch: which review it asks for, and how it was asked."""
-
-    custom_id: str
-    tool: str
-    persona: str
-    model: str
-    prompt_version: str
-    prompt_hash: str
-    card_hash: str
-    outcome: str | None = None
-    """None until ingested; then ok, invalid, refusal or error."""
 
 
 @dataclass(frozen=True)
@@ -273,12 +94,7 @@ class Store:
 
     def _migrate(self) -> None:
         with self.transaction() as db:
-            current = db.execute("PRAGMA user_version").fetchone()[0]
-            if current > len(MIGRATIONS):
-                raise ConfigError(f"{self.path}: made by a newer panel (schema {current})")
-            for number, step in enumerate(MIGRATIONS[current:], start=current + 1):
-                step(db)
-                db.execute(f"PRAGMA user_version = {number}")
+            migrations.apply(db, str(self.path))
 
     # --- tools ---------------------------------------------------------------------------------
 
@@ -385,51 +201,6 @@ class Store:
 
     def count_calls(self) -> int:
         return int(self.db.execute("SELECT count(*) FROM calls").fetchone()[0])
-
-    # --- provider batches ----------------------------------------------------------------------
-
-    def save_batch(
-        self,
-        provider: str,
-        batch_id: str,
-        status: str,
-        owner: str,
-        lease: float,
-        items: list[BatchItem],
-    ) -> int:
-        """Record a submitted batch, held by owner for lease seconds, and its items; return its row id."""
-        now = time.time()
-        with self.transaction() as db:
-            row = db.execute(
-                """INSERT INTO batches (provider, batch_id, state, status, lease_owner, lease_expires,
-                       created_at, updated_at) VALUES (?, ?, 'submitted', ?, ?, ?, ?, ?) RETURNING id""",
-                (provider, batch_id, status, owner, now + lease, now, now),
-            ).fetchone()
-            db.executemany(
-                """INSERT INTO batch_items (batch, custom_id, tool, persona, model, prompt_version,
-                       prompt_hash, card_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
-                [
-                    (
-                        row[0],
-                        i.custom_id,
-                        i.tool,
-                        i.persona,
-                        i.model,
-                        i.prompt_version,
-                        i.prompt_hash,
-                        i.card_hash,
-                    )
-                    for i in items
-                ],
-            )
-        return int(row[0])
-
-    def batch_items(self, batch: int) -> list[BatchItem]:
-        """Return the items of a batch (by row id) in the order they were submitted."""
-        rows = self.db.execute(
-            "SELECT * FROM batch_items WHERE batch = ? ORDER BY rowid", (batch,)
-        ).fetchall()
-        return [BatchItem(**{k: row[k] for k in row.keys() if k != "batch"}) for row in rows]
 
 
 def insert_call(db: sqlite3.Connection, call: CallRecord) -> None:

@@ -31,13 +31,14 @@ import yaml
 
 from panel.cards import load_card
 from panel.config import Settings
-from panel.queue import QueueRunner, add_pairs
+from panel.queue.pairs import add_pairs
+from panel.queue.runner import QueueRunner
 from panel.runtime import open_runtime
 
 SERVER = """
 import sys, time
 sys.path.insert(0, {root!r})
-from tests.fake_openai import FakeOpenAI
+from tests.fakes.openai import FakeOpenAI
 with FakeOpenAI(latency={latency}) as server:
     print(server.base_url, flush=True)
     sys.stdin.read()  # serve until the benchmark closes our stdin
@@ -94,8 +95,8 @@ async def run_queue(
     runtime = open_runtime(settings)
     try:
         cards = {p: load_card(p) for pair in pairs for p in pair}
-        add_pairs(runtime.store, runtime.personas, [(cards[a], cards[b]) for a, b in pairs])
         runner = QueueRunner(runtime, concurrency=concurrency)
+        add_pairs(runner.queue, runtime.personas, [(cards[a], cards[b]) for a, b in pairs])
         started = time.perf_counter()
         stats = await runner.run()
         wall = time.perf_counter() - started

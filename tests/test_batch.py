@@ -1,6 +1,6 @@
 """`panel queue run --batch-api`: every pending review in one provider batch, polled, ingested.
 
-Against loopback Batch API servers (tests/fake_openai.py, tests/fake_anthropic.py) through the
+Against loopback Batch API servers (tests/fakes/openai.py, tests/fakes/anthropic.py) through the
 CLI, as a user runs it: one batch, no live call, comparisons written; per-request errors, invalid
 answers and expiry end as failed jobs; a run killed while polling resumes the same batch.
 """
@@ -21,8 +21,8 @@ from panel.config import Settings
 from panel.providers.base import Request
 from panel.providers.openai import OpenAIProvider
 
-from .fake_anthropic import FakeAnthropicBatches
-from .fake_openai import FakeOpenAI, FakeOpenAIBatches
+from .fakes.anthropic import FakeAnthropicBatches
+from .fakes.openai import FakeOpenAI, FakeOpenAIBatches
 from .test_cli import panel
 from .test_queue import env_for, make_cards, pairs_file, query
 
@@ -104,13 +104,13 @@ def test_errors_invalid_answers_and_expiry_fail_their_jobs_and_retry_rebatches(
         status = panel("queue", "status", env=env).stdout
         assert "done 0" in status and "failed 3" in status
         assert (
-            "tool-00 vs tool-01 after 0 attempt(s): review of tool-00 by founder failed "
+            "tool-00 vs tool-01 after 0 attempt(s): tool-00: founder: failed "
             "in openai batch batch_1: openai: batch request HTTP 400: fake batch error 400"
         ) in status
-        assert "review of tool-02 by skeptic failed in openai batch batch_1: " in status
+        assert "tool-02: skeptic: failed in openai batch batch_1: " in status
         assert "(a batch answer is not re-asked)" in status
         assert (
-            "review of tool-05 by builder failed in openai batch batch_1: openai: batch expired "
+            "tool-05: builder: failed in openai batch batch_1: openai: batch expired "
             "without answering this request"
         ) in status
         assert query(db, "SELECT outcome, count(*) FROM calls GROUP BY outcome") == [
@@ -186,7 +186,7 @@ def test_anthropic_message_batches_work_the_same_way(tmp_path: Path) -> None:
         assert [m["role"] for m in params["messages"]] == ["user"]
     status = panel("queue", "status", "--db", db).stdout
     assert (
-        "review of tool-01 by builder failed in anthropic batch msgbatch_0001: anthropic: batch "
+        "tool-01: builder: failed in anthropic batch msgbatch_0001: anthropic: batch "
         "request invalid_request_error: prompt is too long"
     ) in status
     assert "anthropic: batch request expired before it was processed" in status

@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from panel.personas import SHIP_THRESHOLD
-from panel.store import MIGRATIONS, Store
+from panel.migrations import MIGRATIONS
+from panel.rules import SHIP_THRESHOLD
+from panel.store import Store
 
 from .conftest import REPO
 

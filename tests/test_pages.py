@@ -1,14 +1,15 @@
 """The published pages: golden files from seed 000's fixed reviews, its figures, escaping of hostile text.
 
+The comparison pages are checked against golden case seed-000's expected files (the same
+page, its timestamps frozen); the tool page, index and feed against tests/pages_expected/.
 Re-render the expected files after a deliberate change of the templates:
-    PANEL_UPDATE_PAGES=1 .venv/bin/pytest tests/test_pages.py
+    make goldens-update  (pytest --update-goldens)
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import re
 import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
@@ -20,6 +21,7 @@ import pytest
 from panel import pages
 from panel.compare import comparison_document
 from panel.config import data_dir
+from panel.golden import freeze
 from panel.imports import import_file
 from panel.personas import load_personas
 from panel.results import tool_document
@@ -29,9 +31,7 @@ from .conftest import REPO
 
 SEED = REPO / "examples" / "seeds" / "000-smolvlm-3b-vs-mistral-8x22b-v2.jsonl"
 EXPECTED = Path(__file__).parent / "pages_expected"
-
-# Read at import: the autouse fixture of conftest.py clears PANEL_* variables before each test.
-UPDATE = os.environ.get("PANEL_UPDATE_PAGES") == "1"
+GOLDEN_SEED = Path(__file__).parent / "golden" / "seed-000" / "expected"
 
 REVIEWED_AT = dt.datetime(2026, 11, 20, 9, 30, tzinfo=dt.UTC).timestamp()
 GENERATED_AT = "2026-11-22T12:00:00+00:00"
@@ -235,18 +235,20 @@ def hostile_doc(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 @pytest.mark.parametrize(
     "name", ["compare.html", "compare.md", "tool.html", "index.html", "feed.atom"]
 )
-def test_pages_match_the_expected_files(seed_doc: dict[str, Any], name: str) -> None:
-    actual = render_all(seed_doc)[name]
-    expected_path = EXPECTED / name
-    if UPDATE:
-        expected_path.parent.mkdir(exist_ok=True)
-        expected_path.write_text(actual, encoding="utf-8")
-    assert expected_path.exists(), (
-        f"{expected_path} is missing: PANEL_UPDATE_PAGES=1 .venv/bin/pytest tests/test_pages.py"
-    )
+def test_pages_match_the_expected_files(
+    seed_doc: dict[str, Any], name: str, request: pytest.FixtureRequest
+) -> None:
+    if name.startswith("compare."):  # the golden case's page: timestamps frozen as it has them
+        actual, expected_path = render_all(freeze(seed_doc))[name], GOLDEN_SEED / name
+    else:
+        actual, expected_path = render_all(seed_doc)[name], EXPECTED / name
+        if request.config.getoption("--update-goldens"):
+            expected_path.parent.mkdir(exist_ok=True)
+            expected_path.write_text(actual, encoding="utf-8")
+    assert expected_path.exists(), f"{expected_path} is missing: make goldens-update"
     assert actual == expected_path.read_text(encoding="utf-8"), (
         f"{name} differs from {expected_path}; if the change is intended, re-render with "
-        "PANEL_UPDATE_PAGES=1 .venv/bin/pytest tests/test_pages.py"
+        "make goldens-update"
     )
 
 

@@ -12,18 +12,15 @@ import os
 import sqlite3
 import subprocess
 import sys
-import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import closing
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .fake_openai import answer_for
+from .fakes.http import Reply, ScriptedServer, Seen
+from .fakes.openai import answer_for
 
 REPO = Path(__file__).resolve().parent.parent
 CARD = REPO / "examples" / "smolvlm-3b.yaml"
@@ -33,88 +30,6 @@ PANEL_KEYS = ["builder", "skeptic", "futurist", "founder"]
 TOOL_CHOICE = {"type": "tool", "name": "submit_review"}
 
 # --- a scripted Messages API server ------------------------------------------------------------
-
-
-@dataclass
-class Reply:
-    """One scripted HTTP answer with a JSON body."""
-
-    status: int
-    body: dict[str, Any]
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class Seen:
-    """One request the loopback server received."""
-
-    path: str
-    headers: dict[str, str]
-    """Header names lower-cased."""
-    body: dict[str, Any]
-    at: float
-    """time.monotonic() on arrival."""
-
-
-class Loopback:
-    """An HTTP server on 127.0.0.1, in a thread, that records POSTs and answers from a script.
-
-    Queued replies are given first, in order; after that `answer` makes every reply.
-    """
-
-    def __init__(self, answer: Callable[[Seen], Reply]) -> None:
-        self.answer = answer
-        self.queue: list[Reply] = []
-        self.seen: list[Seen] = []
-        self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        ).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_port}"
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def _reply_to(self, seen: Seen) -> Reply:
-        """Record a request and return the reply the script gives it."""
-        with self._lock:
-            self.seen.append(seen)
-            queued = self.queue.pop(0) if self.queue else None
-        return queued or self.answer(seen)
-
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        """Return a request handler class bound to this server's script."""
-        loopback = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("content-length", 0))
-                reply = loopback._reply_to(
-                    Seen(
-                        path=self.path,
-                        headers={k.lower(): v for k, v in self.headers.items()},
-                        body=json.loads(self.rfile.read(length)),
-                        at=time.monotonic(),
-                    )
-                )
-                data = json.dumps(reply.body).encode()
-                self.send_response(reply.status)
-                self.send_header("content-type", "application/json")
-                for name, value in reply.headers.items():
-                    self.send_header(name, value)
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                """Keep the test output quiet."""
-
-        return Handler
 
 
 def tool_call(seen: Seen) -> Reply:
@@ -147,11 +62,10 @@ def error_reply(status: int, kind: str, message: str) -> Reply:
 
 
 @pytest.fixture
-def server() -> Iterator[Loopback]:
+def server() -> Iterator[ScriptedServer]:
     """Return a loopback Messages API server that answers every call with a valid review."""
-    loopback = Loopback(tool_call)
-    yield loopback
-    loopback.close()
+    with ScriptedServer(tool_call) as loopback:
+        yield loopback
 
 
 def review_with_cli(
@@ -183,7 +97,7 @@ def query(db: Path, sql: str) -> list[tuple[Any, ...]]:
 # --- tests -------------------------------------------------------------------------------------
 
 
-def test_panel_reviews_through_a_forced_tool_call(server: Loopback, tmp_path: Path) -> None:
+def test_panel_reviews_through_a_forced_tool_call(server: ScriptedServer, tmp_path: Path) -> None:
     proc = review_with_cli(tmp_path, "--base-url", server.url)
 
     assert (proc.returncode, proc.stderr) == (0, "")
@@ -226,7 +140,7 @@ def test_panel_reviews_through_a_forced_tool_call(server: Loopback, tmp_path: Pa
     assert len(server.seen) == len(PANEL_KEYS)  # every review came from the store
 
 
-def test_overloaded_once_is_retried_and_succeeds(server: Loopback, tmp_path: Path) -> None:
+def test_overloaded_once_is_retried_and_succeeds(server: ScriptedServer, tmp_path: Path) -> None:
     server.queue.append(error_reply(529, "overloaded_error", "Overloaded"))
     proc = review_with_cli(tmp_path, "--base-url", server.url)
 
@@ -237,7 +151,7 @@ def test_overloaded_once_is_retried_and_succeeds(server: Loopback, tmp_path: Pat
     assert outcomes == [("error", "anthropic: HTTP 529: Overloaded")] + [("ok", None)] * 4
 
 
-def test_bad_request_is_a_clean_exit_1(server: Loopback, tmp_path: Path) -> None:
+def test_bad_request_is_a_clean_exit_1(server: ScriptedServer, tmp_path: Path) -> None:
     server.answer = lambda seen: error_reply(
         400, "invalid_request_error", "max_tokens: 1200 >\n  the model's limit"
     )
@@ -252,7 +166,7 @@ def test_bad_request_is_a_clean_exit_1(server: Loopback, tmp_path: Path) -> None
     assert query(tmp_path / "panel.db", "SELECT count(*) FROM reviews") == [(0,)]
 
 
-def test_base_url_from_anthropic_base_url(server: Loopback, tmp_path: Path) -> None:
+def test_base_url_from_anthropic_base_url(server: ScriptedServer, tmp_path: Path) -> None:
     proc = review_with_cli(tmp_path, env={"ANTHROPIC_BASE_URL": server.url})
 
     assert (proc.returncode, proc.stderr) == (0, "")

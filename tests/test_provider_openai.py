@@ -16,13 +16,11 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import closing
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +29,14 @@ import pytest
 from panel.cards import ToolCard
 from panel.config import Settings
 from panel.errors import AnswerError, ProviderError, RefusalError
-from panel.personas import REVIEW_MIN_CHARS, SHIP_THRESHOLD, Persona
+from panel.personas import Persona
 from panel.providers.local import default_model_path
+from panel.rules import REVIEW_MIN_CHARS, SHIP_THRESHOLD
 from panel.runtime import open_runtime
 from panel.store import StoredReview
 
-from .fake_openai import answer_for
+from .fakes.http import Reply, ScriptedServer, Seen
+from .fakes.openai import answer_for
 
 REPO = Path(__file__).resolve().parent.parent
 CARD = REPO / "examples" / "smolvlm-3b.yaml"
@@ -45,89 +45,6 @@ SECRET = "sk-test-SECRET-openai-4242"
 PANEL_KEYS = ["builder", "skeptic", "futurist", "founder"]
 
 # --- a scripted OpenAI-compatible server -------------------------------------------------------
-
-
-@dataclass
-class Reply:
-    """One scripted HTTP answer: a JSON body, or any other text sent as HTML."""
-
-    status: int
-    body: dict[str, Any] | str
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class Seen:
-    """One request the loopback server received."""
-
-    path: str
-    headers: dict[str, str]
-    """Header names lower-cased."""
-    body: dict[str, Any]
-    at: float
-    """time.monotonic() on arrival."""
-
-
-class Loopback:
-    """An HTTP server on 127.0.0.1, in a thread, that records POSTs and answers from a script.
-
-    Queued replies are given first, in order; after that `answer` makes every reply.
-    """
-
-    def __init__(self, answer: Callable[[Seen], Reply]) -> None:
-        self.answer = answer
-        self.queue: list[Reply] = []
-        self.seen: list[Seen] = []
-        self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        ).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_port}"
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def _reply_to(self, seen: Seen) -> Reply:
-        """Record a request and return the reply the script gives it."""
-        with self._lock:
-            self.seen.append(seen)
-            queued = self.queue.pop(0) if self.queue else None
-        return queued or self.answer(seen)
-
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        """Return a request handler class bound to this server's script."""
-        loopback = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("content-length", 0))
-                reply = loopback._reply_to(
-                    Seen(
-                        path=self.path,
-                        headers={k.lower(): v for k, v in self.headers.items()},
-                        body=json.loads(self.rfile.read(length)),
-                        at=time.monotonic(),
-                    )
-                )
-                is_json = isinstance(reply.body, dict)
-                data = (json.dumps(reply.body) if is_json else str(reply.body)).encode()
-                self.send_response(reply.status)
-                self.send_header("content-type", "application/json" if is_json else "text/html")
-                for name, value in reply.headers.items():
-                    self.send_header(name, value)
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                """Keep the test output quiet."""
-
-        return Handler
 
 
 def completion(
@@ -158,11 +75,10 @@ def review_completion(seen: Seen) -> Reply:
 
 
 @pytest.fixture
-def server() -> Iterator[Loopback]:
+def server() -> Iterator[ScriptedServer]:
     """Return a loopback OpenAI-compatible server that answers every call with a valid review."""
-    loopback = Loopback(review_completion)
-    yield loopback
-    loopback.close()
+    with ScriptedServer(review_completion) as loopback:
+        yield loopback
 
 
 @pytest.fixture(autouse=True)
@@ -172,7 +88,7 @@ def _openai_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
 
 
-def loopback_settings(server: Loopback, tmp_path: Path, **overrides: Any) -> Settings:
+def loopback_settings(server: ScriptedServer, tmp_path: Path, **overrides: Any) -> Settings:
     """Return settings that point the openai provider at the loopback server."""
     return Settings(
         provider="openai",
@@ -208,7 +124,7 @@ def query(db: Path, sql: str) -> list[tuple[Any, ...]]:
 
 
 def test_rate_limit_waits_for_retry_after_then_succeeds(
-    server: Loopback, tmp_path: Path, card: ToolCard
+    server: ScriptedServer, tmp_path: Path, card: ToolCard
 ) -> None:
     server.queue.append(Reply(429, error_body("Rate limit reached"), {"Retry-After": "0.2"}))
     reviews, errors = review_once(loopback_settings(server, tmp_path), card, "builder")
@@ -226,7 +142,7 @@ def test_rate_limit_waits_for_retry_after_then_succeeds(
 
 
 def test_server_error_every_time_fails_after_max_attempts_without_sdk_retries(
-    server: Loopback, tmp_path: Path, card: ToolCard
+    server: ScriptedServer, tmp_path: Path, card: ToolCard
 ) -> None:
     # Retry-After 0 keeps the test fast; the attempt count is what is under test.
     server.answer = lambda seen: Reply(500, error_body("upstream exploded"), {"Retry-After": "0"})
@@ -246,7 +162,7 @@ def test_server_error_every_time_fails_after_max_attempts_without_sdk_retries(
 
 
 def test_cut_off_answer_is_reasked_once_then_fails(
-    server: Loopback, tmp_path: Path, card: ToolCard
+    server: ScriptedServer, tmp_path: Path, card: ToolCard
 ) -> None:
     server.answer = lambda seen: Reply(
         200, completion('{"review": "Half a', finish_reason="length")
@@ -257,7 +173,7 @@ def test_cut_off_answer_is_reasked_once_then_fails(
     error = errors["builder"]
     assert isinstance(error, AnswerError) and not isinstance(error, RefusalError)
     assert str(error) == (
-        "smolvlm-3b: Builder gave no valid review after 2 attempts: "
+        "smolvlm-3b: builder: gave no valid review after 2 attempts: "
         "the answer was cut off at the token limit; answer more briefly"
     )
     first, second = server.seen
@@ -271,14 +187,14 @@ def test_cut_off_answer_is_reasked_once_then_fails(
 
 
 def test_refusal_is_logged_as_refusal_and_never_stored(
-    server: Loopback, tmp_path: Path, card: ToolCard
+    server: ScriptedServer, tmp_path: Path, card: ToolCard
 ) -> None:
     server.answer = lambda seen: Reply(200, completion(None, refusal="I can't help with that."))
     reviews, errors = review_once(loopback_settings(server, tmp_path), card, "builder")
 
     assert reviews == []
     assert isinstance(errors["builder"], RefusalError)
-    assert str(errors["builder"]) == "smolvlm-3b: builder refused to review"
+    assert str(errors["builder"]) == "smolvlm-3b: builder: refused to review"
     assert len(server.seen) == 1  # a refusal is not re-asked
     db = tmp_path / "panel.db"
     assert query(db, "SELECT provider, outcome, error FROM calls") == [
@@ -289,7 +205,7 @@ def test_refusal_is_logged_as_refusal_and_never_stored(
 
 @pytest.mark.parametrize("mode", ["json_schema", "json_object"])
 def test_request_carries_the_response_format_of_the_mode(
-    server: Loopback, tmp_path: Path, card: ToolCard, personas: list[Persona], mode: str
+    server: ScriptedServer, tmp_path: Path, card: ToolCard, personas: list[Persona], mode: str
 ) -> None:
     review_once(loopback_settings(server, tmp_path, structured_output=mode), card, "builder")
 
@@ -313,7 +229,9 @@ def test_request_carries_the_response_format_of_the_mode(
     assert seen.body["max_tokens"] == 1200 and "max_completion_tokens" not in seen.body
 
 
-def test_api_key_is_sent_but_never_stored(server: Loopback, tmp_path: Path, card: ToolCard) -> None:
+def test_api_key_is_sent_but_never_stored(
+    server: ScriptedServer, tmp_path: Path, card: ToolCard
+) -> None:
     reviews, _ = review_once(loopback_settings(server, tmp_path), card, "skeptic")
 
     assert [r.persona for r in reviews] == ["skeptic"]
@@ -324,21 +242,21 @@ def test_api_key_is_sent_but_never_stored(server: Loopback, tmp_path: Path, card
 
 
 def test_a_server_that_is_not_an_api_is_one_clean_error(
-    server: Loopback, tmp_path: Path, card: ToolCard
+    server: ScriptedServer, tmp_path: Path, card: ToolCard
 ) -> None:
     server.answer = lambda seen: Reply(200, "<html><body>It works!</body></html>")
     reviews, errors = review_once(loopback_settings(server, tmp_path), card, "builder")
 
     assert reviews == []
     assert str(errors["builder"]) == (
-        f"openai: {server.url}/v1/ did not answer with a chat completion "
+        f"smolvlm-3b: builder: openai: {server.url}/v1/ did not answer with a chat completion "
         "(is it an OpenAI-compatible /v1 endpoint?)"
     )
     assert len(server.seen) == 1  # not worth a retry
 
 
 def test_json_schema_rejected_by_the_server_is_not_retried(
-    server: Loopback, tmp_path: Path, card: ToolCard
+    server: ScriptedServer, tmp_path: Path, card: ToolCard
 ) -> None:
     # What llama-cpp-python's server answers to json_schema (see the slow test below).
     rejection = "1 validation error:\n  {'loc': ('body', 'response_format', 'type')}\n\n  File x"
@@ -346,7 +264,7 @@ def test_json_schema_rejected_by_the_server_is_not_retried(
     _, errors = review_once(loopback_settings(server, tmp_path), card, "builder")
 
     assert str(errors["builder"]) == (
-        "openai: HTTP 500: 1 validation error: {'loc': ('body', 'response_format', 'type')} "
+        "smolvlm-3b: builder: openai: HTTP 500: 1 validation error: {'loc': ('body', 'response_format', 'type')} "
         "File x (this server may not support json_schema: try --structured-output json_object)"
     )
     assert len(server.seen) == 1
@@ -477,9 +395,9 @@ def test_tiny_model_in_json_object_mode_ends_each_persona_valid_or_in_one_typed_
         assert review["verdict"] == ("ship" if review["score"] >= SHIP_THRESHOLD else "skip")
         assert len(review["review"]) >= REVIEW_MIN_CHARS
     for error in document["errors"]:
-        name = error["persona"].title()
         assert re.fullmatch(
-            rf"smolvlm-3b: {name} gave no valid review after 2 attempts: [^\n]+", error["error"]
+            rf"smolvlm-3b: {error['persona']}: gave no valid review after 2 attempts: [^\n]+",
+            error["error"],
         ), error["error"]
     assert proc.stderr.splitlines() == [f"panel: error: {e['error']}" for e in document["errors"]]
     written = json.loads((json_object_run.out / "reviews" / "smolvlm-3b.json").read_text())

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from .fake_openai import FakeOpenAI, Fault
+from .fakes.openai import FakeOpenAI, Fault
 from .test_cli import panel
 
 SEED = (
@@ -146,7 +146,7 @@ def test_a_failing_review_fails_its_jobs_and_the_rest_drain(tmp_path: Path) -> N
         assert "done 1" in status.stdout and "failed 1" in status.stdout
         assert (
             "failed #1 tool-00 vs tool-01 after" in status.stdout
-            and "review of tool-00 by founder failed after 2 attempt(s)" in status.stdout
+            and "tool-00: founder: failed after 2 attempt(s)" in status.stdout
         )
         server.fault = None
         assert "requeued 1 failed job(s)" in panel("queue", "retry", "--failed", env=env).stdout

@@ -18,8 +18,8 @@ from panel.providers.base import Generation, Provider, Request, price, retry_aft
 from panel.review import Reviewer, review_tool
 from panel.store import Store, StoredReview
 
-from .conftest import ScriptedProvider
-from .fake_openai import answer_for
+from .fakes.openai import answer_for
+from .fakes.scripted import ScriptedProvider
 
 MakeReviewer = Callable[..., Reviewer]
 

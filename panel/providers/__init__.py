@@ -35,11 +35,11 @@ def make_provider(settings: Settings, name: str | None = None) -> Provider:
         raise ConfigError(f"provider '{name}' needs {exc.name}: {hint}") from None
     provider: Provider = module.create(settings)
     if settings.rpm or settings.tpm:
-        from panel.ratelimit import RateLimited
+        from panel.providers.wrappers import RateLimited
 
         provider = RateLimited(provider, settings.rpm, settings.tpm)
     if settings.record is not None:
-        from panel.cassettes import Recorder
+        from panel.providers.wrappers import Recorder
 
         provider = Recorder(provider, settings.record)
     return provider

@@ -7,7 +7,7 @@ provider's answers are judged by the same rules.
 
 Providers with a batch API (about half the price, answers within a day) also implement the
 optional batch hooks: create a batch from (custom_id, Request) pairs, check it, read its results;
-panel.batch drives them.
+panel.queue.batch drives them.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from panel.errors import ConfigError, ProviderError
+from panel.rules import SHIP_THRESHOLD
 
 Message = dict[str, str]
 
@@ -33,6 +34,8 @@ class Request:
     max_tokens: int = 1200
     temperature: float = 0.0
     seed: int = 7
+    ship_threshold: int = SHIP_THRESHOLD
+    """The verdict rule the answer must follow (a grammar-constrained provider enforces it)."""
     # Context for logs, cassettes and error messages; never sent to a model.
     persona: str = ""
     tool: str = ""
@@ -74,9 +77,9 @@ BatchResults = dict[str, Generation | ProviderError]
 class Provider(ABC):
     """A model provider. Subclasses live one per module in panel/providers/."""
 
-    name: ClassVar[str]
+    name: str
     default_model: ClassVar[str]
-    max_concurrency: ClassVar[int] = 64
+    max_concurrency: int = 64
     """How many calls this provider may have in flight at once (the local model: 1)."""
 
     model: str
@@ -95,7 +98,16 @@ class Provider(ABC):
 
     # --- optional batch hooks: implemented where supports_batch is True ----------------------
 
-    supports_batch: ClassVar[bool] = False
+    supports_batch: bool = False
+
+    def cannot_batch(self) -> str | None:
+        """Return why this provider cannot run --batch-api, or None when it can."""
+        if self.supports_batch:
+            return None
+        return (
+            "--batch-api needs a provider with a batch API (openai or anthropic), "
+            f"not '{self.name}'"
+        )
 
     async def batch_create(self, items: list[tuple[str, Request]]) -> str:
         """Submit every request as one batch, each under its custom_id; return the batch id."""

@@ -9,10 +9,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from panel.cassettes import cassette_path, read_answer
 from panel.config import Settings
 from panel.errors import ConfigError, ProviderError
 from panel.providers.base import Generation, Provider, Request
+from panel.providers.cassette import cassette_path, read_answer
 
 
 class ReplayMissError(ProviderError):
@@ -33,11 +33,13 @@ class ReplayProvider(Provider):
         path = cassette_path(self.folder, request)
         if not path.is_file():
             raise ReplayMissError(
-                f"no recording for {request.tool} / {request.persona} (request {path.stem.rsplit('.', 1)[-1]}) "
-                f"in {self.folder}: its persona, prompt or card changed since it was recorded; "
+                f"no recording (request {path.stem.rsplit('.', 1)[-1]}) in {self.folder}: "
+                "its persona, prompt or card changed since it was recorded; "
                 f"re-record with `panel review <card> --record {self.folder}` "
-                f"(golden cases: `panel golden record <case>`)",
+                "(golden cases: `panel golden record <case>`)",
                 provider=self.name,
+                tool=request.tool,
+                persona=request.persona,
             )
         return read_answer(path)[1]
 

@@ -29,8 +29,8 @@ from panel.providers.base import Generation
 from panel.review import Reviewer
 from panel.store import Store
 
-from ..conftest import ScriptedProvider
-from ..fake_openai import FakeOpenAI, answer_for, completion
+from ..fakes.openai import FakeOpenAI, answer_for, completion
+from ..fakes.scripted import ScriptedProvider
 from .conftest import Tally
 
 

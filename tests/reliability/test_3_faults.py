@@ -19,7 +19,7 @@ from typing import Any
 
 from panel.config import Settings
 
-from ..fake_openai import FakeOpenAI, Fault
+from ..fakes.openai import FakeOpenAI, Fault
 from ..test_cli import panel
 from ..test_queue import env_for, make_cards, pairs_file
 from .conftest import Tally

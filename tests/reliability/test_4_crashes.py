@@ -19,9 +19,9 @@ import sys
 import time
 from pathlib import Path
 
-from panel.results import write_atomic
+from panel.files import write_atomic
 
-from ..fake_openai import FakeOpenAI
+from ..fakes.openai import FakeOpenAI
 from ..test_cli import panel
 from ..test_queue import env_for, make_cards, pairs_file
 from .conftest import Tally

@@ -28,7 +28,7 @@ from panel.personas import load_personas
 from panel.prompts import Prompts
 
 from ..conftest import REPO
-from ..fake_openai import FakeOpenAI, answer_for
+from ..fakes.openai import FakeOpenAI, answer_for
 from .conftest import Tally
 
 

@@ -208,7 +208,7 @@ TERMINAL = {
 def test_the_terminal_scorecard_prints_text_not_markup_or_escapes(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], tally: Tally, key: str
 ) -> None:
-    from panel.cli import _print_scorecard
+    from panel.cli.output import print_scorecard
     from panel.results import tool_document
 
     payload = TERMINAL[key]
@@ -233,7 +233,7 @@ def test_the_terminal_scorecard_prints_text_not_markup_or_escapes(
         doc = tool_document(card, list(store.latest_reviews(card.slug).values()), personas)
     finally:
         store.close()
-    _print_scorecard(doc)
+    print_scorecard(doc)
     printed = capsys.readouterr().out
     shown = "[/blue-red]" in printed if key == "rich-markup" else "clear[2J" in printed
     escapes = "\x1b" in printed or "\x07" in printed

@@ -16,8 +16,9 @@ import sys
 from pathlib import Path
 
 from ..conftest import REPO
-from ..fake_openai import FakeOpenAI, Fault
-from ..test_provider_anthropic import Loopback, error_reply, tool_call
+from ..fakes.http import ScriptedServer
+from ..fakes.openai import FakeOpenAI, Fault
+from ..test_provider_anthropic import error_reply, tool_call
 from ..test_queue import make_cards, pairs_file
 from .conftest import Tally
 
@@ -65,7 +66,8 @@ def test_no_secret_in_store_cassettes_logs_or_outputs(tmp_path: Path, tally: Tal
         return None
 
     examples = REPO / "examples"
-    anthropic = Loopback(tool_call)
+    anthropic = ScriptedServer(tool_call)
+    anthropic.start()
     anthropic.queue.append(error_reply(529, "overloaded_error", f"Overloaded ({ANTHROPIC_KEY})"))
     try:
         with FakeOpenAI(fault=quoting_the_key) as server:

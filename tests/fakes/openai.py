@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import socket
-import struct
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from .http import LoopbackServer, Reply, Seen
 
 
 @dataclass
@@ -98,7 +96,7 @@ def review_completion(body: dict[str, Any]) -> dict[str, Any]:
     return completion(body, json.dumps(answer_for(schema, seed)))
 
 
-class FakeOpenAI:
+class FakeOpenAI(LoopbackServer):
     """Run with `with FakeOpenAI(latency=0.3) as server:`; point clients at server.base_url."""
 
     def __init__(
@@ -107,6 +105,7 @@ class FakeOpenAI:
         fault: FaultRule | None = None,
         content: ContentRule | None = None,
     ) -> None:
+        super().__init__()
         self.latency = latency
         self.fault = fault
         self.content = content
@@ -114,25 +113,10 @@ class FakeOpenAI:
         self.answered = 0
         self.bodies: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
-        self._lock = threading.Lock()
-        ThreadingHTTPServer.request_queue_size = 256  # a burst of 64 connects must not be dropped
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        # A client that dies mid-answer (the kill -9 tests) is expected: no traceback on stderr.
-        self._server.handle_error = lambda request, address: None  # type: ignore[method-assign]
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
-
-    def __enter__(self) -> FakeOpenAI:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        return f"{self.url}/v1"
 
     def reply(self, body: dict[str, Any]) -> dict[str, Any]:
         """Return the chat completion that answers body: a valid review unless `content` says."""
@@ -141,90 +125,31 @@ class FakeOpenAI:
             return review_completion(body)
         return custom if isinstance(custom, dict) else completion(body, custom)
 
-    def handle(self, path: str, body: dict[str, Any]) -> tuple[int, Any]:
+    def handle(self, seen: Seen) -> tuple[int, Any]:
         """Return (status, JSON or raw bytes) for other requests than chat completions.
 
         Subclasses add routes.
         """
-        return 404, {"error": {"message": f"no route {path}"}}
+        return 404, {"error": {"message": f"no route {seen.path}"}}
 
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def setup(self) -> None:
-                super().setup()
-                # Headers and body go out in two writes: without this, Nagle's algorithm and the
-                # client's delayed ACK add ~40 ms to every answer.
-                self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def _send(
-                self, status: int, payload: Any, headers: dict[str, str] | None = None
-            ) -> None:
-                raw = isinstance(payload, bytes)  # a file's content, sent as is
-                data = payload if raw else json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header(
-                    "Content-Type", "application/octet-stream" if raw else "application/json"
-                )
-                self.send_header("Content-Length", str(len(data)))
-                for key, value in (headers or {}).items():
-                    self.send_header(key, value)
-                self.end_headers()
-                self.wfile.write(data)
-
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length", 0))
-                raw = self.rfile.read(length)
-                try:
-                    body = json.loads(raw) if raw else {}
-                except ValueError:
-                    body = {"_raw": raw}
-                with server._lock:
-                    server.requests += 1
-                    number = server.requests
-                    server.bodies.append(body)
-                    server.headers.append(dict(self.headers.items()))
-                if not self.path.endswith("/chat/completions"):
-                    status, payload = server.handle(self.path, body)
-                    self._send(status, payload)
-                    return
-                fault = server.fault(number, body) if server.fault else None
-                if fault is not None:
-                    time.sleep(fault.delay)
-                    if fault.drop:  # a reset: RST, not a polite FIN
-                        self.close_connection = True
-                        self.connection.setsockopt(
-                            socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
-                        )
-                        self.connection.close()
-                        return
-                    self._send(
-                        fault.status,
-                        {
-                            "error": {
-                                "message": fault.message or f"fake fault {fault.status}",
-                                "type": "fake",
-                            }
-                        },
-                        fault.headers,
-                    )
-                    return
-                time.sleep(server.latency)
-                with server._lock:
-                    server.answered += 1
-                self._send(200, server.reply(body))
-
-            def do_GET(self) -> None:
-                status, payload = server.handle(self.path, {})
-                self._send(status, payload)
-
-        return Handler
+    def respond(self, seen: Seen) -> Reply:
+        if seen.method == "POST":
+            with self._lock:
+                self.requests += 1
+                number = self.requests
+                self.bodies.append(seen.body)
+                self.headers.append(seen.headers)
+        if not seen.path.endswith("/chat/completions"):
+            return Reply(*self.handle(seen))
+        fault = self.fault(number, seen.body) if self.fault else None
+        if fault is not None:
+            message = fault.message or f"fake fault {fault.status}"
+            error = {"error": {"message": message, "type": "fake"}}
+            return Reply(fault.status, error, fault.headers or {}, fault.delay, fault.drop)
+        time.sleep(self.latency)
+        with self._lock:
+            self.answered += 1
+        return Reply(200, self.reply(seen.body))
 
 
 class FakeOpenAIBatches(FakeOpenAI):
@@ -260,17 +185,11 @@ class FakeOpenAIBatches(FakeOpenAI):
         data = self.files[self.batches[batch_id]["input_file_id"]]
         return [json.loads(line) for line in data.decode().splitlines() if line.strip()]
 
-    def reply(self, body: dict[str, Any]) -> dict[str, Any]:
-        """Return the chat completion that answers body: a valid review unless `content` says."""
-        custom = self.content(body) if self.content else None
-        if custom is None:
-            return review_completion(body)
-        return custom if isinstance(custom, dict) else completion(body, custom)
-
-    def handle(self, path: str, body: dict[str, Any]) -> tuple[int, Any]:
+    def handle(self, seen: Seen) -> tuple[int, Any]:
+        path, body = seen.path, seen.body
         route = path.split("?")[0].removeprefix("/v1")
         with self._lock:
-            self.paths.append(f"{'GET' if not body else 'POST'} {path}")
+            self.paths.append(f"{seen.method} {path}")
             if route == "/files":
                 return 200, self._upload(body["_raw"])
             if route == "/batches":
@@ -280,7 +199,7 @@ class FakeOpenAIBatches(FakeOpenAI):
                 return 200, self._retrieve(parts[1])
             if parts[0] == "files" and parts[-1] == "content" and parts[1] in self.files:
                 return 200, self.files[parts[1]]
-        return super().handle(path, body)
+        return super().handle(seen)
 
     def _upload(self, raw: bytes) -> dict[str, Any]:
         """Keep the `file` part of a multipart upload; return its file object."""

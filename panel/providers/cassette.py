@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from panel.errors import scrub
-from panel.providers.base import Generation, Provider, Request
-from panel.results import write_atomic
+from panel.files import write_atomic
+from panel.providers.base import Generation, Request
 
 NONCE_PLACEHOLDER = "NONCE"
 FORMAT = "panel.cassette/1"
@@ -103,25 +103,3 @@ def read_answer(path: Path) -> tuple[dict[str, Any], Generation]:
         refusal=answer["refusal"],
     )
     return cassette["request"], generation
-
-
-class Recorder(Provider):
-    """Wraps a provider and writes a cassette for every answer it gives."""
-
-    def __init__(self, inner: Provider, folder: Path) -> None:
-        self.inner = inner
-        self.folder = folder
-        self.name = inner.name  # type: ignore[misc]  # the recorder is transparent
-        self.model = inner.model
-        self.max_concurrency = inner.max_concurrency  # type: ignore[misc]
-
-    async def generate(self, request: Request) -> Generation:
-        answer = await self.inner.generate(request)
-        write_cassette(self.folder, request, self.inner.name, request.model, answer)
-        return answer
-
-    def cost_usd(self, model: str, input_tokens: int, output_tokens: int) -> float | None:
-        return self.inner.cost_usd(model, input_tokens, output_tokens)
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()

@@ -10,20 +10,19 @@ refused, so a test can prove that no review went out live.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from .fake_openai import answer_for
+from .http import LoopbackServer, Reply, Seen
+from .openai import answer_for
 
 
 def _stamp(offset: float = 0.0) -> str:
     return (datetime.now(UTC) + timedelta(seconds=offset)).isoformat()
 
 
-class FakeAnthropicBatches:
+class FakeAnthropicBatches(LoopbackServer):
     """Run with `with FakeAnthropicBatches() as server:`; point clients at server.url."""
 
     def __init__(
@@ -41,24 +40,12 @@ class FakeAnthropicBatches:
         """The requests of each batch, by batch id."""
         self.live_calls = 0
         self.headers: list[dict[str, str]] = []
-        self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
+        super().__init__()
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_port}"
-
-    def __enter__(self) -> FakeAnthropicBatches:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+    def respond(self, seen: Seen) -> Reply:
+        with self._lock:
+            self.headers.append(seen.headers)
+        return Reply(*self.route(seen.method, seen.path, seen.body))
 
     def route(self, method: str, path: str, body: dict[str, Any]) -> tuple[int, Any]:
         """Return (status, JSON or raw bytes) for one request."""
@@ -162,35 +149,3 @@ class FakeAnthropicBatches:
 
     def _public(self, batch_id: str) -> dict[str, Any]:
         return {k: v for k, v in self.batches[batch_id].items() if not k.startswith("_")}
-
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def _answer(self, method: str, body: dict[str, Any]) -> None:
-                with server._lock:
-                    server.headers.append({k.lower(): v for k, v in self.headers.items()})
-                status, payload = server.route(method, self.path, body)
-                raw = isinstance(payload, bytes)
-                data = payload if raw else json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header(
-                    "content-type", "application/binary" if raw else "application/json"
-                )
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def do_POST(self) -> None:
-                length = int(self.headers.get("content-length", 0))
-                self._answer("POST", json.loads(self.rfile.read(length) or b"{}"))
-
-            def do_GET(self) -> None:
-                self._answer("GET", {})
-
-        return Handler

@@ -1,0 +1,35 @@
+"""The `panel` command line, assembled: one module per command group, imports inside commands.
+
+Exit codes: 0 ok, 1 a provider failed after retries, 2 bad input (card, flag, file, setting),
+130 interrupted. `panel --help` loads no SDK, model, pydantic or asyncio.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from panel.cli import compare, golden, queue, review
+
+app = typer.Typer(
+    name="panel",
+    help=(
+        "Review an AI tool launch with a panel of four personas (Builder, Skeptic, Futurist, "
+        "Founder) and turn the verdicts into comparison pages.\n\n"
+        "Runs on an embedded local model by default (no key, no network); use --provider "
+        "openai or anthropic for real reviews. Settings come from flags, then PANEL_* "
+        "environment variables, then panel.toml."
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    add_completion=False,
+)
+
+app.command("review")(review.review)
+app.command("personas")(review.personas)
+app.command("log")(review.log)
+app.command("compare")(compare.compare)
+app.command("import")(compare.import_records)
+app.command("vote")(compare.vote)
+app.add_typer(compare.site_app, name="site")
+app.add_typer(golden.app, name="golden")
+app.add_typer(queue.app, name="queue")

@@ -1,0 +1,83 @@
+"""The options several commands share, and the one way a command turns its flags into Settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from panel.config import Settings
+
+ProviderOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--provider",
+        "-p",
+        help="local (default, embedded), openai or anthropic. Env: PANEL_PROVIDER.",
+    ),
+]
+ModelOpt = Annotated[
+    str | None,
+    typer.Option("--model", "-m", help="Model name (local: a GGUF path). Env: PANEL_MODEL."),
+]
+BaseUrlOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--base-url",
+        help="OpenAI-compatible or Anthropic-compatible endpoint. Env: PANEL_BASE_URL, "
+        "OPENAI_BASE_URL, ANTHROPIC_BASE_URL.",
+    ),
+]
+StructuredOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--structured-output",
+        help="openai provider: json_schema (OpenAI, vLLM, Ollama) or json_object "
+        "(llama-cpp-python server). Env: PANEL_STRUCTURED_OUTPUT.",
+    ),
+]
+ConcurrencyOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--concurrency", "-c", help="Model calls in flight at once (remote providers). Default 8."
+    ),
+]
+DbOpt = Annotated[
+    Path | None, typer.Option("--db", help="SQLite store. Env: PANEL_DB. Default ./panel.db.")
+]
+PersonasOpt = Annotated[
+    Path | None,
+    typer.Option("--personas", help="Folder of persona files. Default: the built-in panel."),
+]
+PromptsOpt = Annotated[
+    Path | None, typer.Option("--prompts", help="Folder of prompt templates. Default: built-in.")
+]
+OutOpt = Annotated[
+    Path | None,
+    typer.Option("--out", "-o", help="Output folder. Env: PANEL_OUT. Default ./outputs."),
+]
+RecordOpt = Annotated[
+    Path | None,
+    typer.Option("--record", help="Save every model call as a cassette file in this folder."),
+]
+CassettesOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--cassettes", help="Cassette folder for --provider replay (answers only from recordings)."
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of tables.")]
+
+
+def settings_from(flags: dict[str, Any], **more: Any) -> Settings:
+    """Return the settings of a command: its flags that name a setting (pass `locals()` first
+    thing in the command), then PANEL_* variables, then the config file.
+
+    A flag left at None is "not given"; `more` adds values under other names.
+    """
+    from panel.config import Settings, load_settings
+
+    given = {k: v for k, v in flags.items() if k in Settings.model_fields}
+    return load_settings(**given, **more)

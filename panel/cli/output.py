@@ -1,0 +1,217 @@
+"""What the command line shows: one-line errors and exit codes, progress bars, scorecards, tables.
+
+Every value printed to a terminal table is rich Text, never markup: a card, a review or a
+server's error may hold "[/]" or "[link=...]".
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Coroutine, Sequence
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+
+import typer
+
+if TYPE_CHECKING:
+    from panel.queue.db import QueueDB
+
+T = TypeVar("T")
+
+
+def note(line: str) -> None:
+    """Print a line for the user on stderr."""
+    typer.echo(f"panel: {line}", err=True)
+
+
+def fail(message: str, code: int) -> NoReturn:
+    """Print one error line on stderr and exit with code."""
+    typer.echo(f"panel: error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def echo_json(value: Any, *, indent: int | None = 2, ensure_ascii: bool = False) -> None:
+    """Print value as JSON on stdout, for scripts."""
+    import json
+
+    typer.echo(json.dumps(value, indent=indent, ensure_ascii=ensure_ascii))
+
+
+def run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a command's coroutine; a PanelError becomes one line and its exit code."""
+    import asyncio
+
+    from panel.errors import PanelError
+
+    try:
+        return asyncio.run(coroutine)
+    except PanelError as exc:
+        fail(str(exc), exc.exit_code)
+    except KeyboardInterrupt:
+        fail("interrupted", 130)
+
+
+def guard(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Call a command's function; a PanelError becomes one line on stderr and its exit code."""
+    from panel.errors import PanelError
+
+    try:
+        return fn(*args, **kwargs)
+    except PanelError as exc:
+        fail(str(exc), exc.exit_code)
+
+
+def print_table(
+    title: str, columns: Sequence[str], rows: Sequence[Sequence[str]], **kw: Any
+) -> None:
+    """Print a table of text; columns named in kw["right"] are right-aligned."""
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    right = set(kw.pop("right", ()))
+    table = Table(title=title, **kw)
+    for column in columns:
+        table.add_column(column, justify="right" if column in right else "left")
+    for row in rows:
+        table.add_row(*map(Text, row))
+    Console().print(table)
+
+
+class ReviewProgress:
+    """A progress bar on stderr while reviews run (plain silence when not on a terminal)."""
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        self.total = total
+        self.enabled = enabled and sys.stderr.isatty()
+        self._bar: Any = None
+
+    def __enter__(self) -> Callable[[str], None]:
+        if not self.enabled:
+            return lambda _key: None
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        self._bar = Progress(
+            TextColumn("reviewing"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        )
+        self._bar.start()
+        task = self._bar.add_task("reviews", total=self.total)
+        return lambda _key: self._bar.advance(task)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar:
+            self._bar.stop()
+
+
+class QueueProgress:
+    """A live bar of jobs with done, failed, calls, tokens and ETA; plain lines off a terminal."""
+
+    def __init__(self, queue: QueueDB, enabled: bool) -> None:
+        self.queue = queue
+        self.enabled = enabled
+        self.tty = sys.stderr.isatty()
+        self.started_at = time.time()
+        self.calls = 0
+        self.tokens = 0
+        self.total = 0
+        self._bar: Any = None
+        self._task: Any = None
+        self._last_line = 0.0
+
+    def _measure(self) -> tuple[int, int]:
+        progress = self.queue.progress(self.started_at)
+        self.calls, self.tokens, self.total = progress.calls, progress.tokens, progress.total
+        return progress.done, progress.failed
+
+    def __enter__(self) -> QueueProgress:
+        done, _ = self._measure()
+        if self.enabled and self.tty:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+            )
+
+            self._bar = Progress(
+                TextColumn("comparisons"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[detail]}"),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
+                console=Console(stderr=True),
+            )
+            self._bar.start()
+            self._task = self._bar.add_task("jobs", total=self.total, completed=done, detail="")
+        return self
+
+    def update(self) -> None:
+        if not self.enabled:
+            return
+        done, failed = self._measure()
+        detail = f"failed {failed} · calls {self.calls} · tokens {self.tokens}"
+        if self._bar is not None:
+            self._bar.update(self._task, completed=done + failed, total=self.total, detail=detail)
+        elif time.monotonic() - self._last_line >= 2 or done + failed == self.total:
+            self._last_line = time.monotonic()
+            typer.echo(f"queue: {done + failed}/{self.total} · done {done} · {detail}", err=True)
+
+    def __exit__(self, *exc: object) -> None:
+        self._measure()
+        if self._bar is not None:
+            self._bar.stop()
+
+
+def print_scorecard(document: dict[str, Any]) -> None:
+    """Print a review document (panel.review/1) as a table, the panel line and its flags."""
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    tool = document["tool"]
+    result = document["panel"]
+    table = Table(
+        title=Text(f"{tool['name']} — {tool['tagline']}"), show_lines=True, title_justify="left"
+    )
+    table.add_column("Persona", style="bold")
+    table.add_column("Score", justify="right")
+    table.add_column("Verdict")
+    table.add_column("Review")
+    for r in document["reviews"]:
+        style = "green" if r["verdict"] == "ship" else "red"
+        table.add_row(
+            Text(r["display_name"]),
+            f"{r['score']}/100",
+            Text(r["verdict"], style=style),
+            Text(r["review"]),
+        )
+    console = Console()
+    console.print(table)
+    if result["reviews"]:
+        console.print(
+            Text.assemble(
+                "Panel: ",
+                (result["label"], "bold"),
+                f" · {result['ship_pct']}% panel ship · mean score {result['score_mean']} "
+                f"(min {result['score_min']}, max {result['score_max']})",
+            ),
+            soft_wrap=True,
+        )
+    for flag in result["flags"]:
+        console.print(Text.assemble(("Flag: ", "bold yellow"), flag["message"]), soft_wrap=True)
+    console.print()

@@ -1,0 +1,440 @@
+"""Every SQL statement of the queue, behind one small interface: QueueDB.
+
+The runner, the batcher and `queue add / status / retry` speak only to QueueDB; a second storage
+backend implements these methods and nothing else of the queue changes.
+
+Claiming is one UPDATE ... RETURNING inside the store's IMMEDIATE transaction, so two processes on
+one store never claim the same unit. A claimed unit carries its owner and a lease; `heartbeat`
+renews the leases of an owner, and a unit whose lease ran out is claimable again.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from panel.cards import ToolCard
+from panel.store import CallRecord, Store, StoredReview, insert_call, insert_review, upsert_tool
+
+STATES = ("pending", "running", "done", "failed")
+
+_OPEN_BATCH_ITEMS = """SELECT i.tool, i.persona FROM batch_items i JOIN batches b ON b.id = i.batch
+                       WHERE b.state = 'submitted' AND i.outcome IS NULL"""
+"""The reviews an open provider batch still owes: left to `queue run --batch-api`."""
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    """One request of a provider batch: which review it asks for, and how it was asked."""
+
+    custom_id: str
+    tool: str
+    persona: str
+    model: str
+    prompt_version: str
+    prompt_hash: str
+    card_hash: str
+    outcome: str | None = None
+    """None until ingested; then ok, invalid, refusal or error."""
+
+
+BATCH_ITEM_COLUMNS = (
+    "custom_id",
+    "tool",
+    "persona",
+    "model",
+    "prompt_version",
+    "prompt_hash",
+    "card_hash",
+)
+"""What a submitted item records (its outcome comes at ingestion)."""
+
+
+@dataclass(frozen=True)
+class HeldBatch:
+    """A submitted batch held under this process's lease."""
+
+    row: int
+    provider: str
+    batch_id: str
+    created_at: float
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What the queue's progress bar shows: jobs by outcome, and the calls made since a moment."""
+
+    done: int
+    failed: int
+    total: int
+    calls: int
+    tokens: int
+
+
+class QueueDB:
+    """The queue's jobs (comparisons), tasks (persona reviews) and provider batches in a store."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def _one(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
+        return self.store.db.execute(sql, params).fetchone()
+
+    # --- adding --------------------------------------------------------------------------------
+
+    def add_jobs(self, pairs: list[tuple[ToolCard, ToolCard]]) -> tuple[int, int]:
+        """Store the pairs' cards and queue every pair not queued yet; return (added, already)."""
+        now = time.time()
+        added = already = 0
+        with self.store.transaction() as db:
+            for card in {card.slug: card for pair in pairs for card in pair}.values():
+                upsert_tool(db, card)
+            for a, b in pairs:
+                cursor = db.execute(
+                    """INSERT INTO jobs (a, b, state, created_at, updated_at)
+                       VALUES (?, ?, 'pending', ?, ?) ON CONFLICT (a, b) DO NOTHING""",
+                    (a.slug, b.slug, now, now),
+                )
+                added += cursor.rowcount
+                already += 1 - cursor.rowcount
+        return added, already
+
+    def add_tasks(self, tool: str, personas: dict[str, bool]) -> int:
+        """Queue a task per persona (True: already reviewed, so done); return how many are new work.
+
+        A done task whose review is missing now (the card changed) is pending again.
+        """
+        now = time.time()
+        pending = 0
+        with self.store.transaction() as db:
+            for persona, reviewed in personas.items():
+                state = "done" if reviewed else "pending"
+                cursor = db.execute(
+                    """INSERT INTO tasks (tool, persona, state, updated_at) VALUES (?, ?, ?, ?)
+                       ON CONFLICT (tool, persona) DO UPDATE SET state = excluded.state, attempts = 0,
+                           last_error = NULL, updated_at = excluded.updated_at
+                       WHERE tasks.state = 'done' AND excluded.state = 'pending'""",
+                    (tool, persona, state, now),
+                )
+                pending += cursor.rowcount if not reviewed else 0
+        return pending
+
+    # --- claiming ------------------------------------------------------------------------------
+
+    def claim_job(self, owner: str, lease: float) -> tuple[int, str, str] | None:
+        """Claim the next job whose reviews are all done; return (id, a, b)."""
+        now = time.time()
+        with self.store.transaction() as db:
+            row = db.execute(
+                """UPDATE jobs SET state = 'running', lease_owner = ?, lease_expires = ?,
+                       attempts = attempts + 1, updated_at = ?
+                   WHERE id = (
+                       SELECT j.id FROM jobs j
+                       WHERE (j.state = 'pending' OR (j.state = 'running' AND j.lease_expires < ?))
+                         AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.tool IN (j.a, j.b) AND t.state != 'done')
+                       ORDER BY j.id LIMIT 1)
+                   RETURNING id, a, b""",
+                (owner, now + lease, now, now),
+            ).fetchone()
+        return (row["id"], row["a"], row["b"]) if row else None
+
+    def claim_task(self, owner: str, lease: float) -> tuple[str, str, int] | None:
+        """Claim the next review no open batch asks for; return (tool, persona, attempts)."""
+        rows = self._claim_tasks(owner, lease, 1)
+        return (rows[0]["tool"], rows[0]["persona"], rows[0]["attempts"]) if rows else None
+
+    def claim_tasks(self, owner: str, lease: float, limit: int) -> list[tuple[str, str]]:
+        """Claim up to limit reviews no open batch asks for; return (tool, persona), sorted."""
+        return sorted(
+            (row["tool"], row["persona"]) for row in self._claim_tasks(owner, lease, limit)
+        )
+
+    def _claim_tasks(self, owner: str, lease: float, limit: int) -> list[sqlite3.Row]:
+        now = time.time()
+        with self.store.transaction() as db:
+            return db.execute(
+                f"""UPDATE tasks SET state = 'running', lease_owner = ?, lease_expires = ?,
+                       attempts = attempts + 1, updated_at = ?
+                   WHERE rowid IN (
+                       SELECT rowid FROM tasks t
+                       WHERE (state = 'pending' OR (state = 'running' AND lease_expires < ?))
+                         -- a review asked of a provider batch still open is answered by it
+                         AND NOT EXISTS (SELECT 1 FROM ({_OPEN_BATCH_ITEMS}) o
+                                         WHERE o.tool = t.tool AND o.persona = t.persona)
+                       ORDER BY rowid LIMIT ?)
+                   RETURNING tool, persona, attempts""",
+                (owner, now + lease, now, now, limit),
+            ).fetchall()
+
+    def heartbeat(self, owner: str, lease: float) -> None:
+        """Renew the lease of everything owner holds."""
+        expires = time.time() + lease
+        with self.store.transaction() as db:
+            for table, state in (
+                ("jobs", "running"),
+                ("tasks", "running"),
+                ("batches", "submitted"),
+            ):
+                db.execute(
+                    f"UPDATE {table} SET lease_expires = ? WHERE lease_owner = ? AND state = ?",
+                    (expires, owner, state),
+                )
+
+    def work_left(self) -> bool:
+        """Return whether any job or review is pending or running outside an open provider batch.
+
+        Reviews waiting in an open batch (and the jobs that need them) are left to
+        `queue run --batch-api`, which collects them.
+        """
+        row = self._one(
+            f"""WITH open_items AS ({_OPEN_BATCH_ITEMS})
+               SELECT (SELECT count(*) FROM tasks t WHERE state IN ('pending', 'running')
+                         AND NOT EXISTS (SELECT 1 FROM open_items o WHERE o.tool = t.tool AND o.persona = t.persona))
+                    + (SELECT count(*) FROM jobs j WHERE state IN ('pending', 'running')
+                         AND NOT EXISTS (SELECT 1 FROM open_items o WHERE o.tool IN (j.a, j.b)))"""
+        )
+        return bool(row[0])
+
+    # --- settling ------------------------------------------------------------------------------
+
+    def finish_task(self, tool: str, persona: str) -> None:
+        with self.store.transaction() as db:
+            _finish_task(db, tool, persona)
+
+    def fail_task(self, tool: str, persona: str, error: str, job_error: str) -> int:
+        """Fail a review for good, and every unfinished job that needs it; return those jobs."""
+        with self.store.transaction() as db:
+            return _fail_task(db, tool, persona, error, job_error)
+
+    def release_task(self, tool: str, persona: str, owner: str, error: str) -> None:
+        """Put a review owner holds back in the queue after a failure worth another attempt."""
+        with self.store.transaction() as db:
+            db.execute(
+                """UPDATE tasks SET state = 'pending', last_error = ?, lease_owner = NULL, updated_at = ?
+                   WHERE tool = ? AND persona = ? AND lease_owner = ?""",
+                (error, time.time(), tool, persona, owner),
+            )
+
+    def finish_job(self, job: int, files: dict[str, Path]) -> None:
+        with self.store.transaction() as db:
+            db.execute(
+                """UPDATE jobs SET state = 'done', last_error = NULL, lease_owner = NULL, files = ?,
+                       updated_at = ? WHERE id = ?""",
+                (json.dumps({k: str(v) for k, v in files.items()}), time.time(), job),
+            )
+
+    def release_job(self, job: int, error: str, max_attempts: int) -> None:
+        """Put a job back after a failure, or fail it once it has had max_attempts."""
+        with self.store.transaction() as db:
+            db.execute(
+                """UPDATE jobs SET state = CASE WHEN attempts >= ? THEN 'failed' ELSE 'pending' END,
+                       last_error = ?, lease_owner = NULL, updated_at = ? WHERE id = ?""",
+                (max_attempts, error, time.time(), job),
+            )
+
+    # --- reporting -----------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        """Return counts of jobs and tasks by state, every job, and the failed ones with errors."""
+
+        def counts(table: str) -> dict[str, int]:
+            rows = self.store.db.execute(
+                f"SELECT state, count(*) FROM {table} GROUP BY state"
+            ).fetchall()
+            found = {row[0]: row[1] for row in rows}
+            return {state: found.get(state, 0) for state in STATES}
+
+        jobs = self.store.db.execute(
+            "SELECT id, a, b, state, attempts, last_error, files FROM jobs ORDER BY id"
+        ).fetchall()
+        return {
+            "jobs": counts("jobs"),
+            "tasks": counts("tasks"),
+            "in_open_batches": self._one(f"SELECT count(*) FROM ({_OPEN_BATCH_ITEMS})")[0],
+            "failed": [
+                {k: row[k] for k in ("id", "a", "b", "attempts", "last_error")}
+                for row in jobs
+                if row["state"] == "failed"
+            ],
+            "all": [
+                {**dict(row), "files": json.loads(row["files"]) if row["files"] else None}
+                for row in jobs
+            ],
+        }
+
+    def progress(self, since: float) -> Progress:
+        """Return the jobs by outcome and the calls logged (and their tokens) since a moment."""
+        calls, tokens = self._one(
+            """SELECT count(*), coalesce(sum(input_tokens + output_tokens), 0) FROM calls
+               WHERE at >= ?""",
+            (since,),
+        )
+        done, failed, total = self._one(
+            """SELECT count(*) FILTER (WHERE state = 'done'),
+                      count(*) FILTER (WHERE state = 'failed'), count(*) FROM jobs"""
+        )
+        return Progress(int(done), int(failed), int(total), int(calls), int(tokens))
+
+    def retry_failed(self) -> int:
+        """Put failed jobs and tasks back in the queue; return how many jobs."""
+        now = time.time()
+        with self.store.transaction() as db:
+            db.execute(
+                """UPDATE tasks SET state = 'pending', attempts = 0, last_error = NULL, updated_at = ?
+                   WHERE state = 'failed'""",
+                (now,),
+            )
+            return int(
+                db.execute(
+                    """UPDATE jobs SET state = 'pending', attempts = 0, last_error = NULL,
+                           updated_at = ? WHERE state = 'failed'""",
+                    (now,),
+                ).rowcount
+            )
+
+    # --- provider batches ----------------------------------------------------------------------
+
+    def save_batch(
+        self, provider: str, batch_id: str, owner: str, lease: float, items: list[BatchItem]
+    ) -> int:
+        """Record a submitted batch, held by owner for lease seconds, and its items; return its row."""
+        now = time.time()
+        with self.store.transaction() as db:
+            row = db.execute(
+                """INSERT INTO batches (provider, batch_id, state, status, lease_owner, lease_expires,
+                       created_at, updated_at) VALUES (?, ?, 'submitted', 'submitted', ?, ?, ?, ?)
+                   RETURNING id""",
+                (provider, batch_id, owner, now + lease, now, now),
+            ).fetchone()
+            db.executemany(
+                f"""INSERT INTO batch_items (batch, {", ".join(BATCH_ITEM_COLUMNS)})
+                    VALUES (?, {", ".join("?" for _ in BATCH_ITEM_COLUMNS)})""",
+                [(row[0], *(getattr(i, name) for name in BATCH_ITEM_COLUMNS)) for i in items],
+            )
+        return int(row[0])
+
+    def batch_items(self, batch: int) -> list[BatchItem]:
+        """Return the items of a batch (by row id) in the order they were submitted."""
+        rows = self.store.db.execute(
+            "SELECT * FROM batch_items WHERE batch = ? ORDER BY rowid", (batch,)
+        ).fetchall()
+        return [BatchItem(**{k: row[k] for k in row.keys() if k != "batch"}) for row in rows]
+
+    def open_batches(self) -> int:
+        return int(self._one("SELECT count(*) FROM batches WHERE state = 'submitted'")[0])
+
+    def open_batch_providers(self) -> list[str]:
+        rows = self.store.db.execute(
+            "SELECT DISTINCT provider FROM batches WHERE state = 'submitted' ORDER BY provider"
+        ).fetchall()
+        return [row[0] for row in rows]
+
+    def hold_open_batches(self, owner: str, lease: float) -> list[HeldBatch]:
+        """Take (or keep) the lease of every open batch whose holder is gone, and its tasks."""
+        now = time.time()
+        with self.store.transaction() as db:
+            rows = db.execute(
+                """UPDATE batches SET lease_owner = ?, lease_expires = ?, updated_at = ?
+                   WHERE state = 'submitted'
+                     AND (lease_owner = ? OR lease_owner IS NULL OR lease_expires < ?)
+                   RETURNING id, provider, batch_id, created_at""",
+                (owner, now + lease, now, owner, now),
+            ).fetchall()
+            for row in rows:
+                db.execute(
+                    """UPDATE tasks SET state = 'running', lease_owner = ?, lease_expires = ?,
+                           updated_at = ?
+                       WHERE (tool, persona) IN (
+                           SELECT tool, persona FROM batch_items WHERE batch = ? AND outcome IS NULL)
+                         AND (state = 'pending'
+                              OR (state = 'running' AND (lease_owner = ? OR lease_expires < ?)))""",
+                    (owner, now + lease, now, row["id"], owner, now),
+                )
+        return [HeldBatch(r["id"], r["provider"], r["batch_id"], r["created_at"]) for r in rows]
+
+    def release_unsent(self, owner: str) -> None:
+        """Put back the tasks owner claimed but did not get into a batch."""
+        with self.store.transaction() as db:
+            db.execute(
+                f"""UPDATE tasks SET state = 'pending', lease_owner = NULL, updated_at = ?
+                   WHERE lease_owner = ? AND state = 'running' AND NOT EXISTS (
+                       SELECT 1 FROM ({_OPEN_BATCH_ITEMS}) o
+                       WHERE o.tool = tasks.tool AND o.persona = tasks.persona)""",
+                (time.time(), owner),
+            )
+
+    def set_batch_status(self, row: int, status: str) -> None:
+        with self.store.transaction() as db:
+            db.execute("UPDATE batches SET status = ? WHERE id = ?", (status, row))
+
+    def end_batch(self, row: int, status: str) -> None:
+        with self.store.transaction() as db:
+            db.execute(
+                """UPDATE batches SET state = 'ended', status = ?, lease_owner = NULL, updated_at = ?
+                   WHERE id = ?""",
+                (status, time.time(), row),
+            )
+
+    def settle_batch_item(
+        self,
+        batch: int,
+        item: BatchItem,
+        outcome: str,
+        call: CallRecord,
+        owner: str,
+        review: tuple[ToolCard, StoredReview] | None,
+        errors: tuple[str, str],
+    ) -> tuple[str, int] | None:
+        """Log one batch answer and settle its task, in one transaction; an item settles once.
+
+        The task gets the review, or fails with errors (task error, job error). Returns None
+        when nothing was applied (already ingested, or the task is no longer owner's), else
+        ("done", 0) or ("failed", jobs failed with it).
+        """
+        with self.store.transaction() as db:
+            if not db.execute(
+                """UPDATE batch_items SET outcome = ? WHERE batch = ? AND custom_id = ?
+                       AND outcome IS NULL""",
+                (outcome, batch, item.custom_id),
+            ).rowcount:
+                return None
+            insert_call(db, call)
+            if not db.execute(
+                """SELECT 1 FROM tasks WHERE tool = ? AND persona = ? AND state = 'running'
+                       AND lease_owner = ?""",
+                (item.tool, item.persona, owner),
+            ).fetchone():
+                return None  # done meanwhile by a live run, or requeued: logged, not applied
+            if review is not None:
+                insert_review(db, *review)
+                _finish_task(db, item.tool, item.persona)
+                return "done", 0
+            return "failed", _fail_task(db, item.tool, item.persona, *errors)
+
+
+def _finish_task(db: sqlite3.Connection, tool: str, persona: str) -> None:
+    db.execute(
+        """UPDATE tasks SET state = 'done', last_error = NULL, lease_owner = NULL, updated_at = ?
+           WHERE tool = ? AND persona = ?""",
+        (time.time(), tool, persona),
+    )
+
+
+def _fail_task(db: sqlite3.Connection, tool: str, persona: str, error: str, job_error: str) -> int:
+    now = time.time()
+    db.execute(
+        """UPDATE tasks SET state = 'failed', last_error = ?, lease_owner = NULL, updated_at = ?
+           WHERE tool = ? AND persona = ?""",
+        (error, now, tool, persona),
+    )
+    return int(
+        db.execute(
+            """UPDATE jobs SET state = 'failed', last_error = ?, updated_at = ?
+               WHERE state IN ('pending', 'running') AND (a = ? OR b = ?)""",
+            (job_error, now, tool, tool),
+        ).rowcount
+    )

@@ -1,0 +1,149 @@
+"""`panel queue run`: workers that review every queued tool once, then write every comparison.
+
+A job is one pair of tools; a task is one persona's review of one tool, shared by every job that
+needs it, so M comparisons over N distinct tools cost at most 4·N model calls, and none for a
+tool whose reviews are already stored.
+
+Crash safety: a worker holds what it works on under a lease that a heartbeat renews; a unit held
+by a dead worker (kill -9) comes back when its lease expires. Every state change is one
+transaction, reviews are stored under a unique key, pages are written atomically. Several
+`queue run` processes on one store share the work (see panel.queue.db for the claiming).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from panel.cards import ToolCard
+from panel.compare import comparison_for, write_pages
+from panel.errors import InputError, ProviderError, located
+from panel.queue.db import QueueDB
+from panel.runtime import Runtime
+
+LEASE_SECONDS = 30.0
+
+
+def worker_id() -> str:
+    """Return a name for this process's claims, unique across machines and restarts."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+@dataclass
+class RunStats:
+    jobs_done: int = 0
+    jobs_failed: int = 0
+    tasks_done: int = 0
+    tasks_failed: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+
+class QueueRunner:
+    """Workers that drain the queue of one store; see the module docstring."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        *,
+        concurrency: int,
+        max_attempts: int = 3,
+        lease: float = LEASE_SECONDS,
+        on_change: Callable[[], None] | None = None,
+    ) -> None:
+        self.runtime = runtime
+        self.queue = QueueDB(runtime.store)
+        self.concurrency = concurrency
+        self.max_attempts = max_attempts
+        self.lease = lease
+        self.on_change = on_change or (lambda: None)
+        self.owner = worker_id()
+        self.stats = RunStats()
+        self.personas = {p.key: p for p in runtime.personas}
+        self._news = asyncio.Condition()
+        self._cards: dict[str, ToolCard] = {}
+
+    def _card(self, slug: str) -> ToolCard:
+        if slug not in self._cards:
+            card = self.runtime.store.get_tool(slug)
+            if card is None:
+                raise InputError(f"queued tool '{slug}' is not in the store")
+            self._cards[slug] = card
+        return self._cards[slug]
+
+    async def _do_task(self, tool: str, persona_key: str, attempts: int) -> None:
+        persona = self.personas.get(persona_key)
+        try:
+            if persona is None:
+                raise InputError(f"persona '{persona_key}' is not on this panel")
+            await self.runtime.reviewer.review(self._card(tool), persona)
+        except (ProviderError, InputError) as exc:
+            if attempts < self.max_attempts and not isinstance(exc, InputError):
+                self.queue.release_task(tool, persona_key, self.owner, str(exc))
+                return
+            exc.about(tool=tool, persona=persona_key)
+            job_error = located(
+                f"failed after {attempts} attempt(s): {exc.message}", tool=tool, persona=persona_key
+            )
+            self.stats.jobs_failed += self.queue.fail_task(tool, persona_key, str(exc), job_error)
+            self.stats.tasks_failed += 1
+            return
+        self.queue.finish_task(tool, persona_key)
+        self.stats.tasks_done += 1
+
+    async def _do_job(self, job: int, a: str, b: str) -> None:
+        try:
+            document = comparison_for(
+                self.runtime.store, self.runtime.personas, (self._card(a), self._card(b))
+            )
+            # Rendering and writing run in a thread so the event loop keeps dispatching calls.
+            files = await asyncio.to_thread(write_pages, document, self.runtime.settings.out)
+            self.runtime.store.save_comparison(a, b)
+        except (OSError, InputError) as exc:
+            self.queue.release_job(job, str(exc), self.max_attempts)
+            return
+        self.queue.finish_job(job, files)
+        self.stats.jobs_done += 1
+
+    async def _worker(self) -> None:
+        while True:
+            if (job := self.queue.claim_job(self.owner, self.lease)) is not None:
+                await self._do_job(*job)
+            elif (task := self.queue.claim_task(self.owner, self.lease)) is not None:
+                await self._do_task(*task)
+                async with self._news:  # a finished review may make jobs ready: wake one idler
+                    self._news.notify(1)
+            elif self.queue.work_left():
+                # Units are in flight here or in another process: wait for news, or poll
+                # (a unit held by a dead process comes back when its lease expires).
+                async with self._news:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._news.wait(), timeout=min(0.25, self.lease / 4))
+                continue
+            else:
+                # Nothing left: let idle workers see it now rather than at their next poll.
+                async with self._news:
+                    self._news.notify_all()
+                return
+            self.on_change()
+
+    async def run(self) -> RunStats:
+        """Drain the queue; return what this process did."""
+        heartbeat = asyncio.create_task(heartbeat_loop(self.queue, self.owner, self.lease))
+        try:
+            await asyncio.gather(*(self._worker() for _ in range(self.concurrency)))
+        finally:
+            heartbeat.cancel()
+        return self.stats
+
+
+async def heartbeat_loop(queue: QueueDB, owner: str, lease: float) -> None:
+    """Renew owner's leases every third of a lease, until cancelled."""
+    while True:
+        await asyncio.sleep(lease / 3)
+        queue.heartbeat(owner, lease)

@@ -1,0 +1,20 @@
+"""The panel's rules in numbers: the verdict rule and the length limits every answer obeys.
+
+One place for them, so personas (validation), prompts (what the model is told), the local
+grammar (what the model can write) and the pages (the ship line) agree.
+"""
+
+from __future__ import annotations
+
+SHIP_THRESHOLD = 60
+"""The verdict rule: a score of 60 or more is a ship, below 60 a skip (seeds: 52, 55 skip; 72+ ship)."""
+
+REVIEW_MIN_CHARS = 40
+REVIEW_MAX_CHARS = 4000
+FIELD_MAX_CHARS = 600
+LIST_ITEM_MAX_CHARS = 120
+
+
+def verdict_for(score: float, threshold: int = SHIP_THRESHOLD) -> str:
+    """Return the verdict the rule gives a score: "ship" at or above the threshold, else "skip"."""
+    return "ship" if score >= threshold else "skip"
