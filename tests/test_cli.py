@@ -34,21 +34,32 @@ def panel(
     )
 
 
-def test_help_explains_and_loads_no_sdk_or_model() -> None:
+HELP_EXTRA_MODULES = 20
+"""Modules `panel --help` may load besides typer's own: panel's CLI modules and little else
+(measured: 12). `make bench-help` times it; this keeps it from growing back."""
+
+
+def test_help_explains_and_loads_little_beyond_typer() -> None:
     code = (
-        "import sys\n"
-        "from typer.testing import CliRunner\n"
+        "import sys, json\n"
+        "import typer\n"
+        "before = set(sys.modules)\n"
         "from panel.cli import app\n"
-        "result = CliRunner().invoke(app, ['--help'])\n"
-        "assert result.exit_code == 0, result.output\n"
-        "loaded = [m for m in ('openai', 'anthropic', 'llama_cpp', 'jinja2', 'pydantic') if m in sys.modules]\n"
-        "print(loaded)\n"
+        "try:\n"
+        "    app(['--help'], prog_name='panel', standalone_mode=False)\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(json.dumps(sorted(set(sys.modules) - before)))\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "[]"
+    assert "Review an AI tool launch with a panel of four personas" in result.stdout
+    extra = json.loads(result.stdout.splitlines()[-1])
+    heavy = ("openai", "anthropic", "llama_cpp", "jinja2", "pydantic", "asyncio", "rich", "yaml")
+    assert [m for m in extra if m.split(".")[0] in heavy] == []
+    assert len(extra) <= HELP_EXTRA_MODULES, extra
 
 
 def test_module_entry_point_and_subcommand_help() -> None:

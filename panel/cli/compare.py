@@ -151,7 +151,11 @@ def _vote(settings: Settings, slug: str, verdict: str, voter: str | None) -> Non
         store.close()
 
 
-site_app = typer.Typer(help="The static site of every comparison and tool.", no_args_is_help=True)
+site_app = typer.Typer(
+    help="The static site of every comparison and tool.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
 
 
 @site_app.command("build")

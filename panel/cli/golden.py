@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 app = typer.Typer(
     help="Golden cases: replay recorded model answers and see exactly what a prompt change moved.",
     no_args_is_help=True,
+    rich_markup_mode=None,
 )
 CasesArg = Annotated[list[Path], typer.Argument(help="Golden case folders.", show_default=False)]
 

@@ -30,7 +30,9 @@ if TYPE_CHECKING:
     from panel.store import Store
 
 app = typer.Typer(
-    help="Batch generation of comparisons from a durable queue in the store.", no_args_is_help=True
+    help="Batch generation of comparisons from a durable queue in the store.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
 )
 
 
