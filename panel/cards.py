@@ -27,6 +27,7 @@ from pydantic import (
 from pydantic_core import ErrorDetails
 
 from panel.errors import CardError
+from panel.files import read_capped
 from panel.injection import INVISIBLE, Finding, scan
 from panel.parsing import ParseError, load_json, load_yaml
 
@@ -144,16 +145,9 @@ def load_card(path: str | Path) -> ToolCard:
     """Read, parse and validate one card file (YAML or JSON), or raise CardError."""
     path = Path(path)
     name = str(path)
-    try:
-        if path.is_dir():
-            raise CardError(name, "is a directory, not a card file")
-        raw = path.read_bytes()[: MAX_CARD_BYTES + 1]
-    except FileNotFoundError:
-        raise CardError(name, "no such file") from None
-    except OSError as exc:
-        raise CardError(name, f"cannot read: {exc.strerror}") from None
-    if len(raw) > MAX_CARD_BYTES:
-        raise CardError(name, f"file is larger than {MAX_CARD_BYTES // 1024} KiB")
+    if path.is_dir():
+        raise CardError(name, "is a directory, not a card file")
+    raw = read_capped(path, MAX_CARD_BYTES)
     if b"\x00" in raw:
         raise CardError(name, "looks binary (contains NUL bytes), not a YAML or JSON card")
     try:

@@ -7,21 +7,77 @@ one line on stderr and its `exit_code`; anything else is a bug.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from pydantic import ValidationError
 
+REDACTED = "[REDACTED]"
 _SECRET = re.compile(
+    r"(?<![A-Za-z0-9])"
     r"(sk-ant-[A-Za-z0-9_\-]{8,}|sk-[A-Za-z0-9_\-]{16,}|Bearer\s+[A-Za-z0-9._\-]{8,})"
 )
+_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)[^/\s@]+@")
+_MIN_SECRET_CHARS = 6
+"""Shorter values (e.g. a password "x") are not scrubbed by value: they would eat words."""
+
+_given_secrets: set[str] = set()
+
+
+def add_secret_url(url: str | None) -> None:
+    """Remember the userinfo of a URL the user gave (e.g. --base-url) as a secret to scrub."""
+    if url:
+        _given_secrets.update(url_secrets(url))
+
+
+def url_secrets(url: str) -> set[str]:
+    """Return the secret parts of a URL's userinfo ("user:pass" and "pass"), encoded and not."""
+    from urllib.parse import unquote, urlsplit
+
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return set()
+    if "@" not in parts.netloc:
+        return set()
+    userinfo = parts.netloc.rpartition("@")[0]
+    found = {userinfo, unquote(userinfo)}
+    if ":" in userinfo:
+        password = userinfo.split(":", 1)[1]
+        found |= {password, unquote(password)}
+    return found
+
+
+def secrets_in_use() -> frozenset[str]:
+    """Return the exact secret values panel may hold: every *_API_KEY in the environment and
+    the userinfo of every URL in a *_URL variable or given by the user."""
+    values = set(_given_secrets)
+    for name, value in os.environ.items():
+        if name.endswith("_API_KEY"):
+            values.add(value.strip())
+        elif name.endswith("_URL"):
+            values |= url_secrets(value)
+    return frozenset(v for v in values if len(v) >= _MIN_SECRET_CHARS)
+
+
+@lru_cache(maxsize=8)
+def _value_pattern(values: frozenset[str]) -> re.Pattern[str] | None:
+    ordered = sorted(values, key=len, reverse=True)  # a key containing another goes first
+    return re.compile("|".join(map(re.escape, ordered))) if ordered else None
 
 
 def scrub(text: str) -> str:
-    """Return text with anything shaped like an API key or bearer token replaced by [REDACTED]."""
-    return _SECRET.sub("[REDACTED]", text)
+    """Return text with every secret in use, anything shaped like an API key or bearer token,
+    and the userinfo of URLs replaced by [REDACTED]."""
+    pattern = _value_pattern(secrets_in_use())
+    if pattern is not None:
+        text = pattern.sub(REDACTED, text)
+    text = _URL_USERINFO.sub(rf"\1{REDACTED}@", text)
+    return _SECRET.sub(REDACTED, text)
 
 
 def located(

@@ -1,4 +1,6 @@
-"""Files panel writes: every page, document and cassette goes through write_atomic."""
+"""Files panel writes and reads: every page, document and cassette goes through write_atomic,
+every file a user names is read through read_capped (memory bounded by the cap, not the file).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +9,8 @@ import os
 import re
 import tempfile
 from pathlib import Path
+
+from panel.errors import CardError, scrub
 
 TEMP_SUFFIX = ".tmp"
 _TEMP_WRITER = re.compile(r"\.(\d+)\.[^.]+\.tmp$")
@@ -27,12 +31,46 @@ def write_atomic(path: Path, text: str) -> None:
         dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=TEMP_SUFFIX
     )
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a new file gets what umask gives
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+            handle.write(scrub(text))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    """Return the process's umask (reading it means setting it: set it straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def read_capped(path: Path, limit: int, what: str = "file") -> bytes:
+    """Return the bytes of path, reading at most limit + 1 of them: a longer file, a device
+    such as /dev/zero or a pipe that never ends raises CardError (one line) instead of
+    filling memory. CardError names the file."""
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(limit + 1)
+    except FileNotFoundError:
+        raise CardError(str(path), "no such file") from None
+    except IsADirectoryError:
+        raise CardError(str(path), "is a folder, not a file") from None
+    except OSError as exc:
+        raise CardError(str(path), f"cannot read: {exc.strerror or exc}") from None
+    if len(data) > limit:
+        raise CardError(str(path), f"{what} is larger than {_size(limit)}")
+    return data
+
+
+def _size(limit: int) -> str:
+    """Return a byte count as people say it: "64 KiB", "50 MiB"."""
+    for unit, factor in (("MiB", 2**20), ("KiB", 2**10)):
+        if limit >= factor and limit % factor == 0:
+            return f"{limit // factor} {unit}"
+    return f"{limit} bytes"
 
 
 def _remove_dead_temporaries(path: Path) -> None:

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from panel.cards import SLUG_PATTERN, ToolCard, parse_card
 from panel.errors import CardError, validation_problem
+from panel.files import read_capped
 from panel.parsing import ParseError, load_json
 from panel.personas import Persona
 from panel.store import Store, StoredReview
@@ -42,11 +43,7 @@ def read_records(
     """Parse and validate every line of path; raise CardError naming the first bad line."""
     by_key = {p.key: p for p in personas}
     try:
-        if path.stat().st_size > MAX_IMPORT_BYTES:
-            raise CardError(str(path), f"file is larger than {MAX_IMPORT_BYTES // 2**20} MiB")
-        text = path.read_bytes().decode("utf-8")
-    except FileNotFoundError:
-        raise CardError(str(path), "no such file") from None
+        text = read_capped(path, MAX_IMPORT_BYTES).decode("utf-8")
     except UnicodeDecodeError as exc:
         raise CardError(str(path), f"is not UTF-8 text (bad byte at offset {exc.start})") from None
     cards: dict[str, ToolCard] = {}

@@ -24,7 +24,8 @@ from pydantic import (
 )
 
 from panel.cards import clean_text
-from panel.errors import ConfigError, validation_problem
+from panel.errors import ConfigError, InputError, validation_problem
+from panel.files import read_capped
 from panel.parsing import ParseError, load_yaml
 from panel.rules import (
     FIELD_MAX_CHARS,
@@ -34,6 +35,8 @@ from panel.rules import (
     SHIP_THRESHOLD,
     verdict_for,
 )
+
+MAX_PERSONA_BYTES = 64 * 1024
 
 # Keywords every provider's structured-output mode accepts; the rest is checked in code.
 _PORTABLE_KEYWORDS = {
@@ -177,10 +180,10 @@ def _portable(schema: Any) -> Any:
 def load_persona(path: Path) -> Persona:
     """Load and validate one persona file, or raise ConfigError naming it."""
     try:
-        raw = path.read_bytes()
+        raw = read_capped(path, MAX_PERSONA_BYTES, "persona file")
         data = load_yaml(raw.decode("utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read persona: {exc.strerror}") from None
+    except InputError as exc:
+        raise ConfigError(exc.message, path=str(path)) from None
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: cannot load persona: not UTF-8 text") from None
     except ParseError as exc:

@@ -75,12 +75,12 @@ async def _compare(
     for side in ("a", "b"):
         tool, result = document[side]["tool"], document[side]["panel"]
         community = document[side]["community"]["label"]
-        typer.echo(
+        output.say(
             f"{tool['name']}: {result['label']} · {result['ship_pct']}% panel ship · {community}"
         )
-    typer.echo(document["head_to_head"]["summary"])
+    output.say(document["head_to_head"]["summary"])
     for kind, path in files.items():
-        typer.echo(f"wrote {path}" if kind == "html" else f"      {path}")
+        output.say(f"wrote {path}" if kind == "html" else f"      {path}")
 
 
 def import_records(
@@ -114,7 +114,7 @@ def _import(settings: Settings, file: Path, as_json: bool) -> None:
     if as_json:
         output.echo_json({"tools": tools, "reviews": reviews}, indent=None)
     else:
-        typer.echo(f"imported {tools} tool(s) and {reviews} review(s) into {settings.db}")
+        output.say(f"imported {tools} tool(s) and {reviews} review(s) into {settings.db}")
 
 
 def vote(
@@ -146,7 +146,7 @@ def _vote(settings: Settings, slug: str, verdict: str, voter: str | None) -> Non
         if store.get_tool(slug) is None:
             raise InputError(f"{slug}: no such tool in the store (review or import it first)")
         store.save_vote(slug, who, verdict)
-        typer.echo(f"{slug}: {community(store, slug)['label']}")
+        output.say(f"{slug}: {community(store, slug)['label']}")
     finally:
         store.close()
 
@@ -184,7 +184,7 @@ def _site_build(settings: Settings, base_url: str | None) -> None:
         counts = build_site(store, load_personas(settings.personas_dir()), settings.out, base_url)
     finally:
         store.close()
-    typer.echo(
+    output.say(
         f"wrote {settings.out / 'index.html'}: {counts['comparisons']} comparison(s), "
         f"{counts['tools']} tool page(s), feed.atom"
     )

@@ -71,7 +71,7 @@ async def _golden(action: str, cases: list[Path], settings: Settings) -> int:
         problems = await run[action](case, settings)
         if problems:
             failed += 1
-            typer.echo("\n".join(problems), err=True)
+            output.say("\n".join(problems), err=True)
         else:
-            typer.echo(f"{case}: {DONE[action]}")
+            output.say(f"{case}: {DONE[action]}")
     return 1 if failed else 0

@@ -1,11 +1,13 @@
 """What the command line shows: one-line errors and exit codes, progress bars, scorecards, tables.
 
-Every value printed to a terminal table is rich Text, never markup: a card, a review or a
-server's error may hold "[/]" or "[link=...]".
+Every string printed goes through `terminal_text` first: secrets scrubbed, control characters
+(escape sequences, C1) removed. Every value printed to a terminal table is rich Text, never
+markup: a card, a review or a server's error may hold "[/]" or "[link=...]".
 """
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from collections.abc import Callable, Coroutine, Sequence
@@ -18,23 +20,39 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+"""C0 controls but tab and newline, DEL, and C1 (U+0080-U+009F, where 8-bit CSI and OSC live)."""
+
+
+def terminal_text(text: str) -> str:
+    """Return text safe to print: secrets scrubbed, control characters removed (ESC goes, so no
+    escape sequence can move the cursor, retitle the window or forge a link)."""
+    from panel.errors import scrub
+
+    return scrub(_CONTROLS.sub("", text))
+
+
+def say(line: str, *, err: bool = False) -> None:
+    """Print a line (stdout, or stderr when err) through terminal_text."""
+    typer.echo(terminal_text(line), err=err)
+
 
 def note(line: str) -> None:
     """Print a line for the user on stderr."""
-    typer.echo(f"panel: {line}", err=True)
+    say(f"panel: {line}", err=True)
 
 
 def fail(message: str, code: int) -> NoReturn:
     """Print one error line on stderr and exit with code."""
-    typer.echo(f"panel: error: {message}", err=True)
+    say(f"panel: error: {message}", err=True)
     raise typer.Exit(code)
 
 
 def echo_json(value: Any, *, indent: int | None = 2, ensure_ascii: bool = False) -> None:
-    """Print value as JSON on stdout, for scripts."""
+    """Print value as JSON on stdout, for scripts (JSON escapes C0; C1 and secrets go here)."""
     import json
 
-    typer.echo(json.dumps(value, indent=indent, ensure_ascii=ensure_ascii))
+    say(json.dumps(value, indent=indent, ensure_ascii=ensure_ascii))
 
 
 def run(coroutine: Coroutine[Any, Any, T]) -> T:
@@ -70,11 +88,11 @@ def print_table(
     from rich.text import Text
 
     right = set(kw.pop("right", ()))
-    table = Table(title=title, **kw)
+    table = Table(title=Text(terminal_text(title)), **kw)
     for column in columns:
         table.add_column(column, justify="right" if column in right else "left")
     for row in rows:
-        table.add_row(*map(Text, row))
+        table.add_row(*(Text(terminal_text(cell)) for cell in row))
     Console().print(table)
 
 
@@ -169,7 +187,7 @@ class QueueProgress:
             self._bar.update(self._task, completed=done + failed, total=self.total, detail=detail)
         elif time.monotonic() - self._last_line >= 2 or done + failed == self.total:
             self._last_line = time.monotonic()
-            typer.echo(f"queue: {done + failed}/{self.total} · done {done} · {detail}", err=True)
+            say(f"queue: {done + failed}/{self.total} · done {done} · {detail}", err=True)
 
     def __exit__(self, *exc: object) -> None:
         self._measure()
@@ -186,7 +204,9 @@ def print_scorecard(document: dict[str, Any]) -> None:
     tool = document["tool"]
     result = document["panel"]
     table = Table(
-        title=Text(f"{tool['name']} — {tool['tagline']}"), show_lines=True, title_justify="left"
+        title=Text(terminal_text(f"{tool['name']} — {tool['tagline']}")),
+        show_lines=True,
+        title_justify="left",
     )
     table.add_column("Persona", style="bold")
     table.add_column("Score", justify="right")
@@ -195,10 +215,10 @@ def print_scorecard(document: dict[str, Any]) -> None:
     for r in document["reviews"]:
         style = "green" if r["verdict"] == "ship" else "red"
         table.add_row(
-            Text(r["display_name"]),
+            Text(terminal_text(r["display_name"])),
             f"{r['score']}/100",
-            Text(r["verdict"], style=style),
-            Text(r["review"]),
+            Text(terminal_text(r["verdict"]), style=style),
+            Text(terminal_text(r["review"])),
         )
     console = Console()
     console.print(table)
@@ -206,12 +226,14 @@ def print_scorecard(document: dict[str, Any]) -> None:
         console.print(
             Text.assemble(
                 "Panel: ",
-                (result["label"], "bold"),
+                (terminal_text(result["label"]), "bold"),
                 f" · {result['ship_pct']}% panel ship · mean score {result['score_mean']} "
                 f"(min {result['score_min']}, max {result['score_max']})",
             ),
             soft_wrap=True,
         )
     for flag in result["flags"]:
-        console.print(Text.assemble(("Flag: ", "bold yellow"), flag["message"]), soft_wrap=True)
+        console.print(
+            Text.assemble(("Flag: ", "bold yellow"), terminal_text(flag["message"])), soft_wrap=True
+        )
     console.print()

@@ -79,7 +79,7 @@ def _add(settings: Settings, file: Path, as_json: bool) -> None:
     if as_json:
         output.echo_json(asdict(added), indent=None)
     else:
-        typer.echo(
+        output.say(
             f"queued {added.jobs} comparison(s) ({added.already} already queued or done) "
             f"over {added.tools} tool(s): {added.tasks} review(s) to run"
         )
@@ -192,7 +192,7 @@ async def _run(
         )
     else:
         jobs = summary["jobs"]
-        typer.echo(
+        output.say(
             f"done: {jobs['done']} · failed: {jobs['failed']} · "
             f"pending: {jobs['pending'] + jobs['running']} · "
             f"{progress.calls} model call(s), {progress.tokens} token(s) in {seconds:.1f} s"
@@ -216,15 +216,15 @@ def _status(settings: Settings, as_json: bool) -> None:
         output.echo_json(summary, ensure_ascii=True)
         return
     jobs, tasks = summary["jobs"], summary["tasks"]
-    typer.echo("jobs:    " + " · ".join(f"{k} {v}" for k, v in jobs.items()))
-    typer.echo("reviews: " + " · ".join(f"{k} {v}" for k, v in tasks.items()))
+    output.say("jobs:    " + " · ".join(f"{k} {v}" for k, v in jobs.items()))
+    output.say("reviews: " + " · ".join(f"{k} {v}" for k, v in tasks.items()))
     if summary["in_open_batches"]:
-        typer.echo(
+        output.say(
             f"{summary['in_open_batches']} review(s) wait in an open provider batch: "
             "`panel queue run --batch-api` collects them"
         )
     for job in summary["failed"]:
-        typer.echo(
+        output.say(
             f"failed #{job['id']} {job['a']} vs {job['b']} after {job['attempts']} attempt(s): "
             f"{job['last_error']}"
         )
@@ -248,6 +248,6 @@ def _retry(settings: Settings, failed: bool) -> None:
         raise InputError("say what to retry: --failed")
     store, queue = _open_queue(settings)
     try:
-        typer.echo(f"requeued {queue.retry_failed()} failed job(s)")
+        output.say(f"requeued {queue.retry_failed()} failed job(s)")
     finally:
         store.close()

@@ -93,7 +93,7 @@ async def _review(
         output.echo_json(documents[0] if len(documents) == 1 else documents)
     failures = [error["error"] for document in documents for error in document["errors"]]
     for failure in failures:
-        typer.echo(f"panel: error: {failure}", err=True)
+        output.say(f"panel: error: {failure}", err=True)
     return 1 if failures else 0
 
 

@@ -14,12 +14,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-from panel.errors import scrub
-from panel.files import write_atomic
+from panel.errors import ConfigError, scrub
+from panel.files import read_capped, write_atomic
+from panel.parsing import ParseError, load_json
 from panel.providers.base import Generation, Request
 
 NONCE_PLACEHOLDER = "NONCE"
 FORMAT = "panel.cassette/1"
+MAX_CASSETTE_BYTES = 4 * 2**20
 
 
 def normalise(request: Request) -> dict[str, Any]:
@@ -93,13 +95,32 @@ def _answer_body(text: str) -> dict[str, Any]:
 
 def read_answer(path: Path) -> tuple[dict[str, Any], Generation]:
     """Return the recorded request and answer of a cassette file."""
-    cassette = json.loads(path.read_text(encoding="utf-8"))
-    answer = cassette["answer"]
-    generation = Generation(
-        text=json.dumps(answer["json"], ensure_ascii=False) if "json" in answer else answer["text"],
-        input_tokens=answer["input_tokens"],
-        output_tokens=answer["output_tokens"],
-        finish_reason=answer["finish_reason"],
-        refusal=answer["refusal"],
-    )
-    return cassette["request"], generation
+    try:
+        cassette = load_json(read_capped(path, MAX_CASSETTE_BYTES, "cassette").decode("utf-8"))
+        answer = cassette["answer"]
+        text = (
+            json.dumps(answer["json"], ensure_ascii=False) if "json" in answer else answer["text"]
+        )
+        generation = Generation(
+            text=_typed(text, str),
+            input_tokens=_typed(answer["input_tokens"], int),
+            output_tokens=_typed(answer["output_tokens"], int),
+            finish_reason=_typed(answer["finish_reason"], str),
+            refusal=_typed(answer["refusal"], str, optional=True),
+        )
+        request = _typed(cassette["request"], dict)
+    except (ParseError, UnicodeDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(f"not a panel cassette ({_problem(exc)})", path=str(path)) from None
+    return request, generation
+
+
+def _typed(value: Any, kind: type, *, optional: bool = False) -> Any:
+    """Return value if it is of kind (None too when optional), else raise TypeError."""
+    if (value is None and optional) or (isinstance(value, kind) and not isinstance(value, bool)):
+        return value
+    raise TypeError(f"expected {kind.__name__}, got {type(value).__name__}")
+
+
+def _problem(exc: Exception) -> str:
+    """Return what is wrong with a cassette in a few words: "missing finish_reason"."""
+    return f"missing {exc.args[0]}" if isinstance(exc, KeyError) else str(exc)

@@ -6,7 +6,6 @@ persona and the request hash, and says how to re-record.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from panel.config import Settings
@@ -48,10 +47,10 @@ def _recorded_model(folder: Path) -> str:
     """Return the one model the cassettes were recorded with, or "replay" if mixed or none."""
     models = set()
     for path in folder.glob("*.json"):
-        try:
-            models.add(json.loads(path.read_text(encoding="utf-8"))["request"]["model"])
-        except (OSError, ValueError, KeyError, TypeError):
-            raise ConfigError(f"{path}: not a panel cassette") from None
+        model = read_answer(path)[0].get("model")
+        if not isinstance(model, str):
+            raise ConfigError("not a panel cassette (request without a model)", path=str(path))
+        models.add(model)
     return models.pop() if len(models) == 1 else "replay"
 
 

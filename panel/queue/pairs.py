@@ -13,18 +13,21 @@ from pathlib import Path
 from panel.cards import ToolCard
 from panel.compare import resolve_tool
 from panel.errors import CardError, InputError
+from panel.files import read_capped
 from panel.parsing import ParseError, load_json
 from panel.personas import Persona
 from panel.queue.db import QueueDB
 from panel.store import Store
 
+MAX_PAIRS_BYTES = 8 * 2**20
+MAX_PAIRS = 50_000
+"""A queue file holds at most this many pairs (each may cost eight model calls)."""
+
 
 def read_pairs(path: Path, store: Store) -> list[tuple[ToolCard, ToolCard]]:
     """Read a CSV (`a,b` per line) or JSONL (`{"a": ..., "b": ...}`) file of pairs; validate all."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise CardError(str(path), "no such file") from None
+        text = read_capped(path, MAX_PAIRS_BYTES).decode("utf-8")
     except UnicodeDecodeError:
         raise CardError(str(path), "is not UTF-8 text") from None
     raw: list[tuple[int, str, str]] = []
@@ -55,6 +58,8 @@ def read_pairs(path: Path, store: Store) -> list[tuple[ToolCard, ToolCard]]:
             raw.append((number, cells[0], cells[1]))
     if not raw:
         raise CardError(str(path), "no pairs in file")
+    if len(raw) > MAX_PAIRS:
+        raise CardError(f"{path}:{raw[MAX_PAIRS][0]}", f"more than {MAX_PAIRS} pairs in one file")
     cards: dict[str, ToolCard] = {}
     pairs = []
     for number, a, b in raw:
