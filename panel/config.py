@@ -1,7 +1,10 @@
 """Settings: command-line flags win over environment variables, which win over a config file.
 
-The config file is `panel.toml` in the working directory, or the file named by PANEL_CONFIG;
-its keys are the field names of Settings. Also here: where the default personas and prompts live.
+The config file is the one the user names (`--config FILE`, which sets PANEL_CONFIG), else
+`config.toml` in the user's own config folder (platformdirs: ~/.config/panel/ on Linux), never
+a file found in the working directory: a cloned folder must not steer panel. Its keys are the
+field names of Settings. A base URL from a config file gets no API key from the environment
+(see `key_goes_to`). Also here: where the default personas and prompts live.
 """
 
 from __future__ import annotations
@@ -11,13 +14,19 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
-from panel.errors import ConfigError, validation_problem
+from panel.errors import ConfigError, InputError, add_secret_url, validation_problem
+from panel.files import read_capped
 
+MAX_CONFIG_BYTES = 64 * 1024
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 ENV_PREFIX = "PANEL_"
+CONFIG_NAME = "config.toml"
+
+OFFICIAL_HOSTS = {"OPENAI": "api.openai.com", "ANTHROPIC": "api.anthropic.com"}
+"""The endpoint each provider's API key belongs to, by the key's environment prefix."""
 
 
 class Settings(BaseModel):
@@ -54,6 +63,18 @@ class Settings(BaseModel):
     max_attempts: Annotated[int, Field(ge=1, le=20)] = 4
     """Attempts per call on transient failures (429, 5xx, timeouts), counting the first."""
 
+    _base_url_from_file: bool = PrivateAttr(default=False)
+
+    def key_goes_to(self, env: str, base_url: str | None) -> bool:
+        """Return whether $<env>_API_KEY may be sent to base_url: the provider's own endpoint,
+        or a base URL the user gave by flag or environment variable, never one that came
+        from a config file (a file can be a stranger's)."""
+        from urllib.parse import urlsplit
+
+        if base_url is None or not self._base_url_from_file:
+            return True
+        return urlsplit(base_url).hostname == OFFICIAL_HOSTS.get(env)
+
     def personas_dir(self) -> Path:
         return self.personas or data_dir("personas")
 
@@ -73,16 +94,31 @@ def data_dir(kind: str) -> Path:
     raise ConfigError(f"default {kind} folder not found; pass --{kind} DIR")
 
 
+def config_path() -> Path | None:
+    """Return the config file to read: the one named by PANEL_CONFIG (`--config`), which must
+    exist, else the user's own config.toml if there is one, else None."""
+    named = os.environ.get(f"{ENV_PREFIX}CONFIG")
+    if named:
+        path = Path(named).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"{path}: config file not found (--config / PANEL_CONFIG)")
+        return path
+    import platformdirs
+
+    path = platformdirs.user_config_path("panel") / CONFIG_NAME
+    return path if path.is_file() else None
+
+
 def _config_file_values() -> dict[str, Any]:
-    path = Path(os.environ.get(f"{ENV_PREFIX}CONFIG", "panel.toml"))
-    if not path.is_file():
-        if f"{ENV_PREFIX}CONFIG" in os.environ:
-            raise ConfigError(f"{path}: config file not found (PANEL_CONFIG)")
+    path = config_path()
+    if path is None:
         return {}
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        data = tomllib.loads(read_capped(path, MAX_CONFIG_BYTES, "config file").decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read config: {exc}") from None
+    except InputError as exc:
+        raise ConfigError(f"cannot read config: {exc.message}", path=str(path)) from None
     values = data.get("panel", data)
     if not isinstance(values, dict):
         raise ConfigError(f"{path}: [panel] must be a table")
@@ -101,11 +137,16 @@ def _env_values() -> dict[str, Any]:
 def load_settings(**flags: Any) -> Settings:
     """Return settings from flags (None means "not given"), environment and config file."""
     values = _config_file_values()
-    values.update(_env_values())
-    values.update({k: v for k, v in flags.items() if v is not None})
+    env, given = _env_values(), {k: v for k, v in flags.items() if v is not None}
+    from_file = "base_url" in values and "base_url" not in env and "base_url" not in given
+    values.update(env)
+    values.update(given)
     try:
-        return Settings.model_validate(values)
+        settings = Settings.model_validate(values)
     except ValidationError as exc:
         field, problem = validation_problem(exc)
         got = exc.errors()[0].get("input")
         raise ConfigError(f"setting '{field}': {problem} (got {got!r})") from None
+    settings._base_url_from_file = from_file
+    add_secret_url(settings.base_url)
+    return settings

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from jinja2 import FileSystemLoader, StrictUndefined
+from jinja2.sandbox import SandboxedEnvironment
 
 from panel.results import provenance
 from panel.rules import SHIP_THRESHOLD
@@ -135,8 +136,8 @@ def markdown_text(value: Any) -> str:
     return _MARKDOWN_BLOCK_MARK.sub(r"\\\1", text)
 
 
-def _environment(autoescape: bool) -> Environment:
-    env = Environment(
+def _environment(autoescape: bool) -> SandboxedEnvironment:
+    env = SandboxedEnvironment(
         loader=FileSystemLoader(TEMPLATES),
         autoescape=autoescape,
         undefined=StrictUndefined,

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
+import jinja2.sandbox
 
 from panel.cards import ToolCard
 from panel.errors import ConfigError
@@ -66,7 +67,9 @@ class Prompts:
         if missing:
             raise ConfigError(f"{folder}: prompt template {missing[0]} not found")
         self.folder = folder
-        self._env = jinja2.Environment(
+        # A prompts folder may come from anywhere: templates run sandboxed, so
+        # {{ cycler.__init__.__globals__.os }} is a SecurityError, not a shell.
+        self._env = jinja2.sandbox.SandboxedEnvironment(
             loader=jinja2.FileSystemLoader(folder),
             undefined=jinja2.StrictUndefined,
             autoescape=False,  # prompts are plain text for a model, never HTML

@@ -109,6 +109,7 @@ def test_bad_settings_exit_2_with_one_line(tmp_path: Path, args: list[Any], frag
 def test_config_file_and_environment_precedence(tmp_path: Path) -> None:
     (tmp_path / "panel.toml").write_text('[panel]\nprovider = "anthropic"\nconcurrency = 3\n')
     env = {
+        "PANEL_CONFIG": str(tmp_path / "panel.toml"),
         "PANEL_PROVIDER": "openai",
         "OPENAI_API_KEY": "",
         "OPENAI_BASE_URL": "",
@@ -138,7 +139,7 @@ def test_config_file_and_environment_precedence(tmp_path: Path) -> None:
         capture_output=True,
         text=True,
         cwd=tmp_path,
-        env={**os.environ, "PANEL_DB": str(tmp_path / "p.db")},
+        env={**os.environ, "PANEL_DB": str(tmp_path / "p.db"), "PANEL_CONFIG": "panel.toml"},
         timeout=60,
     )
     assert result.returncode == 2 and "panel.toml: cannot read config" in result.stderr

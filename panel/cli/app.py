@@ -7,6 +7,10 @@ imports what it needs when it runs.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
 from panel.cli import compare, golden, queue, review
@@ -18,13 +22,31 @@ app = typer.Typer(
         "Founder) and turn the verdicts into comparison pages.\n\n"
         "Runs on an embedded local model by default (no key, no network); use --provider "
         "openai or anthropic for real reviews. Settings come from flags, then PANEL_* "
-        "environment variables, then panel.toml."
+        "environment variables, then the config file (--config FILE, else the user's "
+        "~/.config/panel/config.toml; never one in the current folder)."
     ),
     no_args_is_help=True,
     rich_markup_mode=None,  # click's plain help: typer's rich help costs ~90 ms of imports
     pretty_exceptions_show_locals=False,
     add_completion=False,
 )
+
+
+@app.callback()
+def main(
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="Settings file (TOML). Env: PANEL_CONFIG. Default: ~/.config/panel/config.toml.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Take the options every command shares."""
+    if config is not None:
+        os.environ["PANEL_CONFIG"] = str(config)  # settings_from reads it, in every command
+
 
 app.command("review")(review.review)
 app.command("personas")(review.personas)

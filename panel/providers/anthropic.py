@@ -51,7 +51,7 @@ class AnthropicProvider(Provider):
     supports_batch = True
 
     def __init__(self, settings: Settings) -> None:
-        api_key, base_url = credentials(settings.base_url, "ANTHROPIC")
+        api_key, base_url = credentials(settings, "ANTHROPIC")
         self.client = anthropic.AsyncAnthropic(
             api_key=api_key, base_url=base_url, max_retries=0, timeout=settings.timeout
         )

@@ -15,10 +15,13 @@ from __future__ import annotations
 import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from panel.errors import ConfigError, ProviderError
 from panel.rules import SHIP_THRESHOLD
+
+if TYPE_CHECKING:
+    from panel.config import Settings
 
 Message = dict[str, str]
 
@@ -163,11 +166,17 @@ def price(
     return round((tokens_in * per_in + tokens_out * per_out) / 1_000_000, 6)
 
 
-def credentials(base_url: str | None, env: str, hint: str = "") -> tuple[str, str | None]:
+def credentials(settings: Settings, env: str, hint: str = "") -> tuple[str, str | None]:
     """Return (API key, base URL) for an SDK client: the key from $<env>_API_KEY, the base URL
-    from the flag or $<env>_BASE_URL. Local compatible servers need no key; others do."""
-    base_url = base_url or os.environ.get(f"{env}_BASE_URL") or None
+    from the settings or $<env>_BASE_URL. Local compatible servers need no key; others do.
+
+    The key goes only to the provider's own endpoint or to a base URL given by flag or
+    environment variable: a base URL from a config file gets no key ("no-key" instead).
+    """
+    base_url = settings.base_url or os.environ.get(f"{env}_BASE_URL") or None
     api_key = os.environ.get(f"{env}_API_KEY")
+    if not settings.key_goes_to(env, base_url):
+        api_key = None
     if not api_key:
         if not base_url:
             raise ConfigError(f"{env}_API_KEY is not set{hint}")

@@ -58,7 +58,7 @@ class OpenAIProvider(Provider):
 
     def __init__(self, settings: Settings) -> None:
         api_key, base_url = credentials(
-            settings.base_url, "OPENAI", " (for a local OpenAI-compatible server, pass --base-url)"
+            settings, "OPENAI", " (for a local OpenAI-compatible server, pass --base-url)"
         )
         self.client = openai.AsyncOpenAI(
             api_key=api_key, base_url=base_url, max_retries=0, timeout=settings.timeout
