@@ -22,21 +22,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from panel.cards import load_card
 from panel.compare import comparison_document
 from panel.config import Settings
-from panel.errors import AnswerError, ConfigError, validation_problem
-from panel.files import write_atomic
+from panel.errors import AnswerError, ConfigError, InputError, validation_problem
+from panel.files import read_capped, write_atomic
 from panel.imports import import_file
+from panel.parsing import ParseError, load_yaml
 from panel.results import tool_document
 from panel.runtime import open_runtime
 
 FROZEN_TIME = "2000-01-01T00:00:00+00:00"
 """Every timestamp in a golden output, so outputs depend only on inputs and answers."""
 DIFF_LINES = 24
+MAX_CASE_BYTES = 64 * 1024
 
 
 class CaseSpec(BaseModel):
@@ -61,7 +62,13 @@ def _spec(case: Path) -> CaseSpec:
         raise ConfigError(f"{case}: golden case folder not found")
     if not path.is_file():
         return CaseSpec()
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    try:
+        data = load_yaml(read_capped(path, MAX_CASE_BYTES, "case.yaml").decode("utf-8")) or {}
+    except (InputError, ParseError, UnicodeDecodeError) as exc:
+        problem = exc.message if isinstance(exc, InputError) else str(exc)
+        raise ConfigError(problem, path=str(path)) from None
+    if not isinstance(data, dict):
+        raise ConfigError("must be a mapping (cards, compare, import)", path=str(path))
     if "import" in data:
         data["import_"] = data.pop("import")
     try:
@@ -93,24 +100,26 @@ def _dump(document: dict[str, Any]) -> str:
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
 
 
-async def render_case(case: Path, base: Settings) -> Outcome:
-    """Replay case's cassettes into a scratch store and return the rendered outputs."""
+async def render_case(case: Path, base: Settings, cassettes: Path | None = None) -> Outcome:
+    """Replay case's cassettes (or those in `cassettes`) into a scratch store and return the
+    rendered outputs."""
     from panel import pages
 
     spec = _spec(case)
     outcome = Outcome()
+    cassettes = cassettes or case / "cassettes"
     with tempfile.TemporaryDirectory(prefix="panel-golden-") as scratch:
         settings = base.model_copy(
             update={
                 "provider": "replay",
                 "model": None,
-                "cassettes": case / "cassettes",
+                "cassettes": cassettes,
                 "record": None,
                 "db": Path(scratch) / "panel.db",
                 "out": Path(scratch) / "out",
             }
         )
-        (case / "cassettes").mkdir(exist_ok=True)
+        cassettes.mkdir(exist_ok=True)
         runtime = open_runtime(settings)
         try:
             if spec.import_:
@@ -206,33 +215,58 @@ async def check_case(case: Path, base: Settings) -> list[str]:
     return problems
 
 
-async def update_case(case: Path, base: Settings) -> list[str]:
-    """Re-render case's expected outputs from its cassettes; return the replay problems."""
-    outcome = await render_case(case, base)
-    expected_dir = case / "expected"
-    if expected_dir.is_dir():
-        shutil.rmtree(expected_dir)
-    for name, text in outcome.files.items():
-        write_atomic(expected_dir / name, text)
+def _aside(case: Path, name: str) -> Path:
+    """Return a new hidden folder in case where `name` is made before it replaces the real one."""
+    return Path(tempfile.mkdtemp(dir=case, prefix=f".{name}.new-"))
+
+
+def _swap_in(new: Path, target: Path) -> None:
+    """Put folder new in target's place (two renames); the old target is removed after."""
+    old = target.with_name(f".{target.name}.old-{new.name.rsplit('-', 1)[-1]}")
+    if target.exists():
+        target.rename(old)
+    new.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+async def update_case(case: Path, base: Settings, cassettes: Path | None = None) -> list[str]:
+    """Re-render case's expected outputs from its cassettes (or `cassettes`); return the replay
+    problems. The new outputs are written aside and swapped in whole."""
+    outcome = await render_case(case, base, cassettes)
+    expected = _aside(case, "expected")
+    try:
+        for name, text in outcome.files.items():
+            write_atomic(expected / name, text)
+        _swap_in(expected, case / "expected")
+    finally:
+        shutil.rmtree(expected, ignore_errors=True)
     return outcome.problems
 
 
 async def record_case(case: Path, base: Settings) -> list[str]:
-    """Record fresh answers for every card of case from base's provider, then update expected."""
+    """Record fresh answers for every card of case from base's provider, then update expected.
+
+    Recording happens aside: the committed cassettes and expected outputs are replaced only
+    when every call succeeded, so a failed or interrupted record leaves every file as it was.
+    """
     spec = _spec(case)
-    cassettes = case / "cassettes"
-    if cassettes.is_dir():
-        shutil.rmtree(cassettes)
-    cassettes.mkdir(parents=True)
-    with tempfile.TemporaryDirectory(prefix="panel-record-") as scratch:
-        settings = base.model_copy(update={"record": cassettes, "db": Path(scratch) / "panel.db"})
-        runtime = open_runtime(settings)
-        try:
-            for path in _card_paths(case, spec):
-                _, errors = await runtime.review(load_card(path), fresh=True)
-                failed = {p: e for p, e in errors.items() if not isinstance(e, AnswerError)}
-                if failed:
-                    return [f"{case.name}: {path.name}: {p}: {e}" for p, e in failed.items()]
-        finally:
-            await runtime.aclose()
-    return await update_case(case, base)
+    cassettes = _aside(case, "cassettes")
+    try:
+        with tempfile.TemporaryDirectory(prefix="panel-record-") as scratch:
+            settings = base.model_copy(
+                update={"record": cassettes, "db": Path(scratch) / "panel.db"}
+            )
+            runtime = open_runtime(settings)
+            try:
+                for path in _card_paths(case, spec):
+                    _, errors = await runtime.review(load_card(path), fresh=True)
+                    failed = {p: e for p, e in errors.items() if not isinstance(e, AnswerError)}
+                    if failed:
+                        return [f"{case.name}: {path.name}: {p}: {e}" for p, e in failed.items()]
+            finally:
+                await runtime.aclose()
+        problems = await update_case(case, base, cassettes)
+        _swap_in(cassettes, case / "cassettes")
+        return problems
+    finally:
+        shutil.rmtree(cassettes, ignore_errors=True)

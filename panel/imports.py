@@ -1,7 +1,9 @@
 """`panel import`: tools and reviews made elsewhere, one JSON object per line, all or nothing.
 
-Records are validated exactly as cards and model answers are; a bad line is reported with its
-number and nothing from the file is stored.
+Records are validated exactly as cards and model answers are, and every value is held to sane
+bounds (a date between 2000 and tomorrow, at most MAX_IMPORT_RECORDS lines, bounded strings),
+so nothing imported can break a page later; a bad line is reported as file:line and field, and
+nothing from the file is stored.
 """
 
 from __future__ import annotations
@@ -20,6 +22,11 @@ from panel.personas import Persona
 from panel.store import Store, StoredReview
 
 MAX_IMPORT_BYTES = 50 * 1024 * 1024
+MAX_IMPORT_RECORDS = 100_000
+EARLIEST = 946_684_800.0
+"""2000-01-01 UTC: no review of an AI tool is older; created_at must be later than this."""
+FUTURE_SLACK = 86_400.0
+"""created_at may be at most a day ahead of this machine's clock."""
 
 IMPORT_PROVIDER = "import"
 """The provider name imported reviews carry; their prompt version is the same word."""
@@ -32,9 +39,10 @@ class ReviewRecord(BaseModel):
 
     type: Literal["review"]
     tool: Annotated[str, Field(pattern=SLUG_PATTERN)]
-    persona: str
+    persona: Annotated[str, Field(min_length=1, max_length=80)]
     model: Annotated[str, Field(min_length=1, max_length=200)] = "unknown"
-    created_at: float | None = None
+    created_at: Annotated[float, Field(ge=EARLIEST)] | None = None
+    fields: dict[str, Any] | None = None
 
 
 def read_records(
@@ -53,6 +61,8 @@ def read_records(
         where = f"{path}:{number}"
         if not line.strip():
             continue
+        if number > MAX_IMPORT_RECORDS:
+            raise CardError(where, f"more than {MAX_IMPORT_RECORDS} lines in one file")
         try:
             data: Any = load_json(line)
         except ParseError as exc:
@@ -100,6 +110,8 @@ def _review(
     except ValidationError as exc:
         field, problem = validation_problem(exc)
         raise CardError(where, problem, field) from None
+    if envelope.created_at is not None and envelope.created_at > now + FUTURE_SLACK:
+        raise CardError(where, "is in the future", "created_at")
     persona = personas.get(envelope.persona)
     if persona is None:
         raise CardError(
@@ -110,7 +122,7 @@ def _review(
             where, f"unknown tool '{envelope.tool}': add a tool record before its reviews", "tool"
         )
     answer_data = {k: v for k, v in data.items() if k not in ReviewRecord.model_fields}
-    answer_data.update(answer_data.pop("fields", None) or {})
+    answer_data.update(envelope.fields or {})
     try:
         answer = persona.import_model.model_validate(answer_data)
     except ValidationError as exc:
