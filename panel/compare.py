@@ -19,10 +19,12 @@ The comparison document (schema "panel.compare/1") is what every page is rendere
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from panel.cards import ToolCard, load_card
 from panel.config import Settings
@@ -30,7 +32,10 @@ from panel.errors import InputError, ProviderError
 from panel.files import write_atomic
 from panel.personas import Persona, load_personas
 from panel.results import provenance, tool_document
-from panel.store import Store
+from panel.store import Store, StoredReview
+
+if TYPE_CHECKING:
+    from panel.runtime import Runtime
 
 SCHEMA = "panel.compare/1"
 
@@ -50,8 +55,17 @@ def community(store: Store, slug: str) -> dict[str, Any]:
     return {"votes": votes, "ship": ship, "skip": skip, "ship_pct": pct, "label": label}
 
 
+_VS = re.compile(r"(?=-vs-)")
+
+
 def comparison_slug(a: str, b: str) -> str:
-    return f"{a}-vs-{b}"
+    """Return the file name of the pair (a, b), distinct for distinct pairs: "a-vs-b", or, when a
+    slug itself holds "-vs-" (so "a-vs-b" vs "c" and "a" vs "b-vs-c" would meet), the same
+    followed by "--" and a hash of the pair. Plain names hold "-vs-" once, hashed ones twice."""
+    plain = f"{a}-vs-{b}"
+    if len(_VS.findall(plain)) == 1:
+        return plain
+    return f"{plain}--{hashlib.sha256(f'{a}/{b}'.encode()).hexdigest()[:12]}"
 
 
 def _scorecard(
@@ -156,13 +170,20 @@ def resolve_tool(arg: str, store: Store) -> ToolCard:
 
 
 def comparison_for(
-    store: Store, personas: list[Persona], cards: tuple[ToolCard, ToolCard]
+    store: Store,
+    personas: list[Persona],
+    cards: tuple[ToolCard, ToolCard],
+    reviews_of: Callable[[ToolCard], list[StoredReview]] | None = None,
 ) -> dict[str, Any]:
-    """Return the comparison document of two tools from their stored reviews."""
+    """Return the comparison document of two tools from stored reviews: those `reviews_of`
+    gives for a card, by default each persona's latest."""
     keys = {p.key for p in personas}
     documents = []
     for card in cards:
-        reviews = [r for key, r in store.latest_reviews(card.slug).items() if key in keys]
+        if reviews_of is None:
+            reviews = [r for key, r in store.latest_reviews(card.slug).items() if key in keys]
+        else:
+            reviews = reviews_of(card)
         documents.append(tool_document(card, reviews, personas))
     return comparison_document(documents[0], documents[1], personas, store)
 
@@ -183,14 +204,18 @@ def write_pages(document: dict[str, Any], out: Path) -> dict[str, Path]:
     return files
 
 
-def write_comparison(
-    store: Store, personas: list[Persona], cards: tuple[ToolCard, ToolCard], out: Path
-) -> tuple[dict[str, Any], dict[str, Path]]:
-    """Build, render and write the comparison of two tools; record it for the site index."""
-    document = comparison_for(store, personas, cards)
-    files = write_pages(document, out)
-    store.save_comparison(cards[0].slug, cards[1].slug)
-    return document, files
+async def _reviewed(
+    runtime: Runtime, card: ToolCard, fresh: bool, on_done: Callable[[str], None] | None
+) -> list[StoredReview]:
+    """Return the panel's reviews of card, reused or made now; raise if any failed."""
+    reviews, errors = await runtime.review(card, fresh=fresh, on_done=on_done)
+    if errors:
+        first = next(iter(errors.values()))
+        raise ProviderError(
+            f"{len(errors)} review(s) of {card.slug} failed; the others are stored, "
+            f"run again to retry: {first}"
+        )
+    return reviews
 
 
 async def compare_tools(
@@ -198,14 +223,18 @@ async def compare_tools(
     args: tuple[str, str],
     *,
     fresh: bool = False,
+    stored: bool = False,
     on_done: Callable[[str], None] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Path]]:
     """Review what is missing, build the comparison document and write its three files.
 
-    Stored reviews are reused: a tool reviewed once serves every comparison it appears in.
+    A stored review is reused only where `panel review` would reuse it (same card content,
+    persona, prompt version, provider and model); anything else is reviewed now, so a page
+    never shows another model's review under today's name. `stored` shows each persona's
+    latest stored review instead, whoever wrote it, and calls no model.
     Returns the document and the files written ({"html", "md", "json"}).
     """
-    from panel.runtime import Runtime, open_runtime
+    from panel.runtime import open_runtime
 
     store = Store(settings.db)
     runtime: Runtime | None = None
@@ -214,22 +243,16 @@ async def compare_tools(
         cards = [resolve_tool(arg, store) for arg in args]
         if cards[0].slug == cards[1].slug:
             raise InputError(f"{args[0]} and {args[1]} are the same tool ({cards[0].slug})")
-        for card in cards:
-            stored = store.latest_reviews(card.slug) if store.get_tool(card.slug) == card else {}
-            missing = [p for p in personas if fresh or p.key not in stored]
-            errors: dict[str, ProviderError] = {}
-            if missing:
-                runtime = runtime or open_runtime(settings, personas=personas, store=store)
-                _, errors = await runtime.review(
-                    card, fresh=fresh, on_done=on_done, personas=missing
-                )
-            if errors:
-                first = next(iter(errors.values()))
-                raise ProviderError(
-                    f"{len(errors)} review(s) of {card.slug} failed; the others are stored, "
-                    f"run again to retry: {first}"
-                )
-        return write_comparison(store, personas, (cards[0], cards[1]), settings.out)
+        pair = (cards[0], cards[1])
+        if stored:
+            document = comparison_for(store, personas, pair)
+        else:
+            runtime = open_runtime(settings, personas=personas, store=store)
+            reviews = {card.slug: await _reviewed(runtime, card, fresh, on_done) for card in pair}
+            document = comparison_for(store, personas, pair, lambda card: reviews[card.slug])
+        files = write_pages(document, settings.out)
+        store.save_comparison(cards[0].slug, cards[1].slug)
+        return document, files
     finally:
         if runtime:
             await runtime.close_providers()

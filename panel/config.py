@@ -100,7 +100,7 @@ def config_path() -> Path | None:
     named = os.environ.get(f"{ENV_PREFIX}CONFIG")
     if named:
         path = Path(named).expanduser()
-        if not path.is_file():
+        if not path.exists():
             raise ConfigError(f"{path}: config file not found (--config / PANEL_CONFIG)")
         return path
     import platformdirs

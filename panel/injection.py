@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +25,25 @@ INVISIBLE = re.compile(
 )
 _TAGS = re.compile("[\U000e0020-\U000e007e]+")
 """Unicode tag characters that mirror printable ASCII: text smuggled past a reader's eyes."""
+
+_VARIATION_SELECTORS = re.compile("[\ufe00-\ufe0f\U000e0100-\U000e01ef]")
+_LOOK_ALIKES = str.maketrans(
+    # Cyrillic, Greek and Armenian letters drawn like Latin ones (Unicode's confusables.txt);
+    # transliteration would be wrong here: Cyrillic "р" reads r but looks like p.
+    "аеёһіїјкорсухѕԁԛԝӏɡոսցАВЕЁІЇЈКМНОРСТУХЅԀԚԜӀҮαονικυχεγωρτΑΒΕΖΗΙΚΜΝΟΡΤΥΧ",
+    "aeehiijkopcyxsdqwlgnugABEEIIJKMHOPCTYXSDQWIYaovikuxeywptABEZHIKMNOPTYX",
+)
+
+
+def folded(text: str) -> str:
+    """Return text as the patterns read it: NFKC (fullwidth and mathematical letters become
+    plain), format characters (soft hyphen, zero-width, bidi, tags) and variation selectors
+    removed, and Cyrillic and Greek look-alikes folded to Latin, so "ig\u00adnоre" with a soft
+    hyphen and a Cyrillic o is "ignore"."""
+    text = unicodedata.normalize("NFKC", _VARIATION_SELECTORS.sub("", text))
+    text = "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
+    return text.translate(_LOOK_ALIKES)
+
 
 _I = re.IGNORECASE
 PATTERNS: dict[str, re.Pattern[str]] = {
@@ -106,15 +126,16 @@ def _decoded_base64(text: str) -> list[str]:
 def scan_text(field: str, text: str) -> list[Finding]:
     """Return what one field's raw text carries, at most one finding of each kind.
 
-    The patterns are matched on the text as a model reads it (invisible characters removed, so
-    "ig\u200bnore" is "ignore"), on text smuggled in Unicode tag characters and on decoded base64.
+    The patterns are matched on the text as a model reads it (`folded`: invisible characters
+    removed and look-alikes folded, so "ig\u200bnore" and "іgnore" are "ignore"), on text
+    smuggled in Unicode tag characters and on decoded base64.
     """
     hidden = INVISIBLE.findall(text)
     smuggled = " ".join(
         "".join(chr(ord(c) - 0xE0000) for c in run) for run in _TAGS.findall(text)
     ).strip()
-    visible = INVISIBLE.sub("", text)
-    decoded = _decoded_base64(visible)
+    visible = folded(INVISIBLE.sub("", text))
+    decoded = [folded(run) for run in _decoded_base64(visible)]
     findings = []
     if hidden:
         what = f"{len(hidden)} invisible character{'s' if len(hidden) != 1 else ''}"

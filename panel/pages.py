@@ -27,6 +27,8 @@ _MARKDOWN_LIST_NUMBER = re.compile(r"^(\d+)([.)])")
 _MARKDOWN_BLOCK_MARK = re.compile(r"^([#+=-])")
 _BLANK_LINE = re.compile(r"\n\s*\n")
 _WEB_URL = re.compile(r"^https?://[^\s/?#]+", re.IGNORECASE)
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+"""Characters XML 1.0 forbids anywhere, even escaped: C0 controls, surrogates, U+FFFE, U+FFFF."""
 
 
 def _parse_time(iso: str) -> dt.datetime:
@@ -199,4 +201,10 @@ def index_html(site: dict[str, Any]) -> str:
 def atom_feed(site: dict[str, Any]) -> str:
     """Return the Atom feed of the site's comparisons (links absolute when base_url is set)."""
     base = site["base_url"].rstrip("/") + "/" if site["base_url"] else ""
-    return _MARKUP.get_template("feed.atom.j2").render(site=site, base=base)
+    return xml_text(_MARKUP.get_template("feed.atom.j2").render(site=site, base=base))
+
+
+def xml_text(text: str) -> str:
+    """Return text without the characters XML forbids, so the document parses whatever the
+    cards, imports and answers held."""
+    return _NOT_XML.sub("", text)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -154,12 +155,13 @@ class Store:
     # --- community votes and comparisons ------------------------------------------------------
 
     def save_vote(self, tool: str, voter: str, vote: str) -> None:
-        """Record voter's vote on tool; a later vote by the same voter replaces the earlier one."""
+        """Record voter's vote on tool; a later vote by the same voter (as voter_id sees it)
+        replaces the earlier one."""
         with self.transaction() as db:
             db.execute(
                 """INSERT INTO votes (tool, voter, vote, at) VALUES (?, ?, ?, ?)
                    ON CONFLICT (tool, voter) DO UPDATE SET vote = excluded.vote, at = excluded.at""",
-                (tool, voter, vote, time.time()),
+                (tool, voter_id(voter), vote, time.time()),
             )
 
     def vote_counts(self, tool: str) -> tuple[int, int]:
@@ -201,6 +203,14 @@ class Store:
 
     def count_calls(self) -> int:
         return int(self.db.execute("SELECT count(*) FROM calls").fetchone()[0])
+
+
+def voter_id(voter: str) -> str:
+    """Return the one spelling of a voter id: Unicode NFKC, invisible format characters
+    removed, case folded, runs of white space one space ("Ana", " ana ", "ＡＮＡ" are one voter)."""
+    text = unicodedata.normalize("NFKC", voter)
+    text = "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
+    return " ".join(text.casefold().split())
 
 
 def insert_call(db: sqlite3.Connection, call: CallRecord) -> None:

@@ -104,11 +104,18 @@ def test_tools_already_reviewed_cost_nothing(tmp_path: Path) -> None:
     db, out = tmp_path / "panel.db", tmp_path / "out"
     assert panel("import", SEED, "--db", db).returncode == 0
     (tmp_path / "q.jsonl").write_text('{"a": "smolvlm-3b", "b": "mistral-8x22b-v2"}\n')
+    (tmp_path / "r.jsonl").write_text('{"a": "mistral-8x22b-v2", "b": "smolvlm-3b"}\n')
     with FakeOpenAI() as server:
         env = env_for(server, db, out)
         assert "0 review(s) to run" in panel("queue", "add", tmp_path / "q.jsonl", env=env).stdout
         assert panel("queue", "run", env=env).returncode == 0
-        assert server.requests == 0
+        # The imported reviews were written by another model: this run's model reviews both.
+        assert server.requests == 8
+        assert "0 review(s) to run" in panel("queue", "add", tmp_path / "r.jsonl", env=env).stdout
+        assert panel("queue", "run", env=env).returncode == 0
+        assert server.requests == 8, "reviews this run's model wrote are reused"
+        page = (out / "compare" / "mistral-8x22b-v2-vs-smolvlm-3b.html").read_text()
+        assert "(import)" not in page and "(openai)" in page
 
 
 @pytest.mark.parametrize(

@@ -45,6 +45,14 @@ def compare(
     fresh: Annotated[
         bool, typer.Option("--fresh", help="Review both tools again even if reviews are stored.")
     ] = False,
+    stored: Annotated[
+        bool,
+        typer.Option(
+            "--stored",
+            help="Show the reviews already stored, whichever model wrote them (imported ones "
+            "too); no model call. Each page names the model of each review.",
+        ),
+    ] = False,
     db: DbOpt = None,
     personas: PersonasOpt = None,
     prompts: PromptsOpt = None,
@@ -55,19 +63,22 @@ def compare(
 ) -> None:
     """Compare two tools side by side: writes <out>/compare/<a>-vs-<b>.html, .md and .json.
 
-    Tools without stored reviews are reviewed first; stored reviews are reused.
+    A stored review is reused when panel review would reuse it (same card, persona, prompt
+    version, provider and model); the rest are reviewed first. --stored shows what is stored.
     """
     settings = output.guard(settings_from, locals())
-    output.run(_compare(settings, (a, b), fresh=fresh, as_json=as_json))
+    output.run(_compare(settings, (a, b), fresh=fresh, stored=stored, as_json=as_json))
 
 
 async def _compare(
-    settings: Settings, tools: tuple[str, str], *, fresh: bool, as_json: bool
+    settings: Settings, tools: tuple[str, str], *, fresh: bool, stored: bool, as_json: bool
 ) -> None:
     from panel.compare import compare_tools
 
-    with output.ReviewProgress(8, enabled=not as_json) as advance:
-        document, files = await compare_tools(settings, tools, fresh=fresh, on_done=advance)
+    with output.ReviewProgress(8, enabled=not as_json and not stored) as advance:
+        document, files = await compare_tools(
+            settings, tools, fresh=fresh, stored=stored, on_done=advance
+        )
     if as_json:
         files_json = {k: str(v) for k, v in files.items()}
         output.echo_json({"a": document["a"], "b": document["b"], "files": files_json})
@@ -134,11 +145,11 @@ def _vote(settings: Settings, slug: str, verdict: str, voter: str | None) -> Non
 
     from panel.compare import community
     from panel.errors import InputError
-    from panel.store import Store
+    from panel.store import Store, voter_id
 
     if verdict not in ("ship", "skip"):
         raise InputError(f"vote must be 'ship' or 'skip', got {verdict!r}")
-    who = (voter or getpass.getuser()).strip()
+    who = voter_id(voter or getpass.getuser())
     if not who or len(who) > 200:
         raise InputError("--voter must be 1 to 200 characters")
     store = Store(settings.db)

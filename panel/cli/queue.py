@@ -161,6 +161,7 @@ async def _run(
     runtime = open_runtime(settings)
     try:
         runner = QueueRunner(runtime, concurrency=settings.concurrency, **knobs)
+        runner.reopen_stale()
         with output.QueueProgress(runner.queue, enabled=not as_json) as progress:
             runner.on_change = progress.update
             if batch is not None:

@@ -123,6 +123,28 @@ class QueueDB:
                 pending += cursor.rowcount if not reviewed else 0
         return pending
 
+    def reopen_stale_jobs(self) -> int:
+        """Put back every done job a tool of which changed after the job wrote its pages (the
+        card was edited and stored again); return how many."""
+        with self.store.transaction() as db:
+            return int(
+                db.execute(
+                    """UPDATE jobs SET state = 'pending', attempts = 0, last_error = NULL,
+                           updated_at = ?
+                       WHERE state = 'done' AND EXISTS (SELECT 1 FROM tools t
+                           WHERE t.slug IN (jobs.a, jobs.b) AND t.updated_at > jobs.updated_at)""",
+                    (time.time(),),
+                ).rowcount
+            )
+
+    def open_job_tools(self) -> list[str]:
+        """Return the tools of every job not done or failed yet."""
+        rows = self.store.db.execute(
+            """SELECT a FROM jobs WHERE state IN ('pending', 'running')
+               UNION SELECT b FROM jobs WHERE state IN ('pending', 'running') ORDER BY 1"""
+        ).fetchall()
+        return [row[0] for row in rows]
+
     # --- claiming ------------------------------------------------------------------------------
 
     def claim_job(self, owner: str, lease: float) -> tuple[int, str, str] | None:

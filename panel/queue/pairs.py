@@ -102,6 +102,7 @@ def add_pairs(
     """Queue every pair not queued or done yet, and the review tasks they need."""
     added = Added()
     added.jobs, added.already = queue.add_jobs(pairs)
+    queue.reopen_stale_jobs()  # a card given again with new content: its pages are written anew
     tools = {card.slug for pair in pairs for card in pair}
     for slug in tools:
         reviewed = set(queue.store.latest_reviews(slug))

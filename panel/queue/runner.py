@@ -26,6 +26,7 @@ from panel.compare import comparison_for, write_pages
 from panel.errors import InputError, ProviderError, located
 from panel.queue.db import QueueDB
 from panel.runtime import Runtime
+from panel.store import StoredReview
 
 LEASE_SECONDS = 30.0
 
@@ -68,6 +69,16 @@ class QueueRunner:
         self._news = asyncio.Condition()
         self._cards: dict[str, ToolCard] = {}
 
+    def reopen_stale(self) -> None:
+        """Before a run: put back jobs whose cards changed since their pages were written, and
+        the reviews of queued tools this run would not reuse (another model, prompt version or
+        card content than the stored review's), so every page shows reviews of this run."""
+        self.queue.reopen_stale_jobs()
+        for slug in self.queue.open_job_tools():
+            card = self._card(slug)
+            reused = {r.persona for r in self._reviews_of(card)}
+            self.queue.add_tasks(slug, {key: key in reused for key in self.personas})
+
     def _card(self, slug: str) -> ToolCard:
         if slug not in self._cards:
             card = self.runtime.store.get_tool(slug)
@@ -96,10 +107,19 @@ class QueueRunner:
         self.queue.finish_task(tool, persona_key)
         self.stats.tasks_done += 1
 
+    def _reviews_of(self, card: ToolCard) -> list[StoredReview]:
+        """Return the reviews of card that `panel review` would reuse with this run's settings."""
+        reviewer, content = self.runtime.reviewer, card.content_hash()
+        found = (reviewer.cached_review(content, p) for p in self.runtime.personas)
+        return [review for review in found if review is not None]
+
     async def _do_job(self, job: int, a: str, b: str) -> None:
         try:
             document = comparison_for(
-                self.runtime.store, self.runtime.personas, (self._card(a), self._card(b))
+                self.runtime.store,
+                self.runtime.personas,
+                (self._card(a), self._card(b)),
+                self._reviews_of,
             )
             # Rendering and writing run in a thread so the event loop keeps dispatching calls.
             files = await asyncio.to_thread(write_pages, document, self.runtime.settings.out)

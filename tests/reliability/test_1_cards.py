@@ -51,7 +51,7 @@ class Workspace:
         for args in (
             ["import", str(SEED)],
             ["vote", "smolvlm-3b", "ship", "--voter", "ana"],
-            ["compare", "smolvlm-3b", "mistral-8x22b-v2", "--out", str(self.out)],
+            ["compare", "smolvlm-3b", "mistral-8x22b-v2", "--stored", "--out", str(self.out)],
         ):
             result = self.runner.invoke(app, [*args, "--db", str(self.db)])
             assert result.exit_code == 0, result.output

@@ -242,7 +242,16 @@ def test_review_json_and_pages_carry_the_flags(tmp_path: Path, tally: Tally) -> 
     assert obeyed == ["injection", "unanimous-extreme"]
 
     compare = subprocess.run(
-        [sys.executable, "-m", "panel", "compare", "fake-json-verdict", "html-comment", *common],
+        [
+            sys.executable,
+            "-m",
+            "panel",
+            "compare",
+            "fake-json-verdict",
+            "html-comment",
+            "--stored",
+            *common,
+        ],
         capture_output=True,
         text=True,
         timeout=120,

@@ -86,7 +86,7 @@ def test_no_secret_in_store_cassettes_logs_or_outputs(tmp_path: Path, tally: Tal
             cards = make_cards(tmp_path / "cards", 4)
             panel("queue", "add", pairs_file(tmp_path, cards, 3))
             panel("queue", "run", *openai, "--record", cassettes)
-            panel("compare", "smolvlm-3b", "mistral-8x22b-v2")
+            panel("compare", "smolvlm-3b", "mistral-8x22b-v2", "--stored")
         refused = f"Incorrect API key provided: {OPENAI_KEY}. Find your key at the dashboard."
         with FakeOpenAI(fault=lambda n, b: Fault(401, message=refused)) as denying:
             panel(
