@@ -23,6 +23,7 @@ BATTERIES = {
     "injection": "5 prompt injection",
     "output": "6 output safety (XSS)",
     "secrets": "7 secrets",
+    "trust": "8 trust boundaries",
 }
 
 
