@@ -33,7 +33,7 @@ browser:
 test: install lint browser
 	$(BIN)/python -m pytest
 
-# The seven reliability batteries alone: one line per battery with tried / survived / lost.
+# The eight reliability batteries alone: one line per battery with tried / survived / lost.
 reliability: install browser
 	$(BIN)/python -m pytest tests/reliability -q
 

@@ -107,8 +107,9 @@ def validation_problem(exc: ValidationError) -> tuple[str, str]:
 class PanelError(Exception):
     """Root of every error panel raises on purpose; str() is the one line a user sees.
 
-    Its message is scrubbed of key-shaped text: an error may quote a server's answer, and from
-    here it reaches stderr, the call log, the queue and the review documents.
+    Its message is scrubbed (`scrub`: key-shaped text, the values of the keys and URL passwords
+    in use): an error may quote a server's answer, and from here it reaches stderr, the call
+    log, the queue and the review documents.
     """
 
     exit_code = 1
