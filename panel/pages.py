@@ -1,8 +1,9 @@
 """Pages: panel documents rendered into the published site, document in, text out.
 
 Comparison pages (HTML and Markdown), tool pages, the index and its Atom feed, all from the
-Jinja2 templates in panel/templates/. Every field of a document is untrusted text: HTML and Atom
-are autoescaped, Markdown goes through `markdown_text`, and only http(s) URLs become links.
+Jinja2 templates in panel/templates/, rendered sandboxed. Every field of a document is untrusted
+text: HTML and Atom are autoescaped (and the feed loses what XML forbids), Markdown goes through
+`markdown_text`, and only http(s) URLs become links.
 """
 
 from __future__ import annotations
