@@ -41,7 +41,15 @@ def write_atomic(path: Path, text: str) -> None:
 
 
 def _umask() -> int:
-    """Return the process's umask (reading it means setting it: set it straight back)."""
+    """Return the process's umask: from /proc/self/status where there is one (writers run in
+    threads, and reading it with os.umask means setting it for a moment), else by os.umask."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
