@@ -38,6 +38,7 @@ FROZEN_TIME = "2000-01-01T00:00:00+00:00"
 """Every timestamp in a golden output, so outputs depend only on inputs and answers."""
 DIFF_LINES = 24
 MAX_CASE_BYTES = 64 * 1024
+MAX_EXPECTED_BYTES = 16 * 2**20
 
 
 class CaseSpec(BaseModel):
@@ -181,7 +182,10 @@ async def check_case(case: Path, base: Settings) -> list[str]:
     problems = list(outcome.problems)
     expected_dir = case / "expected"
     expected = (
-        {p.name: p.read_text(encoding="utf-8") for p in expected_dir.glob("*")}
+        {
+            p.name: read_capped(p, MAX_EXPECTED_BYTES, "expected output").decode("utf-8", "replace")
+            for p in expected_dir.glob("*")
+        }
         if expected_dir.is_dir()
         else {}
     )
