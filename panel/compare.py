@@ -204,6 +204,18 @@ def write_pages(document: dict[str, Any], out: Path) -> dict[str, Path]:
     return files
 
 
+def refresh_comparisons(store: Store, personas: list[Persona], slug: str, out: Path) -> list[Path]:
+    """Rewrite the pages of every stored comparison that shows tool slug (its card changed), from
+    the stored reviews, each naming its model; return the HTML files written."""
+    written = []
+    for a, b, _ in store.comparisons():
+        card_a, card_b = store.get_tool(a), store.get_tool(b)
+        if slug in (a, b) and card_a and card_b:
+            document = comparison_for(store, personas, (card_a, card_b))
+            written.append(write_pages(document, out)["html"])
+    return written
+
+
 async def _reviewed(
     runtime: Runtime, card: ToolCard, fresh: bool, on_done: Callable[[str], None] | None
 ) -> list[StoredReview]:

@@ -68,6 +68,7 @@ async def _review(
     import json
 
     from panel.cards import load_cards
+    from panel.compare import refresh_comparisons
     from panel.files import write_atomic
     from panel.results import tool_document
     from panel.runtime import open_runtime
@@ -76,6 +77,8 @@ async def _review(
     runtime = open_runtime(settings, only)
     documents = []
     try:
+        hashes = {c.slug: (runtime.store.get_tool(c.slug) or c).content_hash() for c in loaded}
+        edited = [c.slug for c in loaded if hashes[c.slug] != c.content_hash()]
         with output.ReviewProgress(len(loaded) * len(runtime.personas), not as_json) as advance:
             for card in loaded:
                 reviews, errors = await runtime.review(card, fresh=fresh, on_done=advance)
@@ -87,6 +90,8 @@ async def _review(
                 documents.append(document)
                 if not as_json:
                     output.print_scorecard(document)
+        for slug in edited:  # the comparison pages that show an edited card show it anew
+            refresh_comparisons(runtime.store, runtime.personas, slug, settings.out)
     finally:
         await runtime.aclose()
     if as_json:

@@ -591,6 +591,25 @@ def test_an_edited_card_rebuilds_its_pages(tmp_path: Path, tally: Tally) -> None
     assert fresh
 
 
+def test_reviewing_an_edited_card_rewrites_its_comparison_pages(
+    tmp_path: Path, tally: Tally
+) -> None:
+    db, out = tmp_path / "p.db", tmp_path / "out"
+    alpha, beta = tmp_path / "alpha.yaml", tmp_path / "beta.yaml"
+    alpha.write_text(json.dumps({**CARD_DATA, "name": "Alpha", "tagline": "Alpha v1"}))
+    beta.write_text(json.dumps({**CARD_DATA, "name": "Beta", "tagline": "Beta v1"}))
+    with FakeOpenAI() as server:
+        env = {"OPENAI_API_KEY": KEY, "PANEL_DB": str(db), "PANEL_OUT": str(out)}
+        flags = ["--provider", "openai", "--base-url", server.base_url, "--model", "m"]
+        assert panel("compare", alpha, beta, *flags, env=env).returncode == 0
+        alpha.write_text(json.dumps({**CARD_DATA, "name": "Alpha", "tagline": "Alpha v2"}))
+        assert panel("review", alpha, *flags, env=env).returncode == 0
+    page = (out / "compare" / "alpha-vs-beta.md").read_text()
+    fresh = "Alpha v2" in page and "Alpha v1" not in page
+    tally.add("trust", survived=fresh, lost=int(not fresh))
+    assert fresh
+
+
 def test_voter_ids_are_one_voter_however_spelled(tmp_path: Path, tally: Tally) -> None:
     store = Store(tmp_path / "p.db")
     store.save_tool(parse_card(CARD_DATA, "c"))
