@@ -19,8 +19,14 @@ _SECRET = re.compile(
 )
 
 
+_URL_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.\-]*://[^:/@\s]*:)[^@\s]+@", re.IGNORECASE)
+_PASSWORD_PARAMETER = re.compile(r"(\bpassword=)[^&\s]+", re.IGNORECASE)
+
+
 def scrub(text: str) -> str:
-    """Return text with anything shaped like an API key or bearer token replaced by [REDACTED]."""
+    """Return text with anything shaped like an API key or bearer token replaced by [REDACTED],
+    and the password of a database URL (user:password@ or password=) by ***."""
+    text = _URL_PASSWORD.sub(r"\1***@", _PASSWORD_PARAMETER.sub(r"\1***", text))
     return _SECRET.sub("[REDACTED]", text)
 
 

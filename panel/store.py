@@ -1,7 +1,9 @@
-"""The one SQLite file that holds panel's state: tools, reviews and a log of every model call.
+"""The one database that holds panel's state: tools, reviews, votes and a log of every model call.
 
-Schema changes are numbered migrations (panel.migrations), applied when the store is opened;
-the queue's tables are read and written by panel.queue.db. Every write is a transaction. No API key is ever stored:
+A SQLite file by default, or a PostgreSQL database by URL (panel.database); the statements here
+serve both. Schema changes are numbered migrations (panel.migrations), applied when the store is
+opened for writing; opening it to read never creates or migrates anything. The queue's tables
+are read and written by panel.queue.db. Every write is a transaction. No API key is ever stored:
 only what the call log names explicitly is written.
 """
 
@@ -10,14 +12,14 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from panel import migrations
 from panel.cards import ToolCard
+from panel.database import Connection, Database, connect
 from panel.errors import ConfigError, scrub
 from panel.injection import Finding
 
@@ -60,41 +62,34 @@ class CallRecord:
 
 
 class Store:
-    """Access to one panel database file."""
+    """Access to one panel database (a SQLite path or a postgresql:// URL)."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(
+        self, location: str | Path, *, write: bool = True, first: str = "panel review"
+    ) -> None:
+        """Open the store; with write False it must exist at the current schema (see
+        migrations.check: `first` names the command that makes it)."""
+        self.location = str(location)
+        self.db: Database = connect(self.location, create=write)
+        self.where = self.db.where
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(path, isolation_level=None, timeout=30)
-            self.db.row_factory = sqlite3.Row
-            self.db.execute("PRAGMA journal_mode=WAL")
-            # With WAL, NORMAL keeps every commit across a crash of panel (kill -9 included);
-            # only an OS crash or power cut can lose the last commits. FULL costs an fsync per
-            # commit, which on slow disks stalls the event loop for hundreds of milliseconds.
-            self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.execute("PRAGMA foreign_keys=ON")
-            self._migrate()
+            version = migrations.check(self.db, write=write, first=first)
+            self.db.prepare()
+            if version < len(migrations.MIGRATIONS):
+                migrations.apply(self.db)
         except sqlite3.DatabaseError as exc:
-            raise ConfigError(f"{path}: not a usable panel database ({exc})") from None
+            self.db.close()
+            raise ConfigError(f"{self.where}: not a usable panel database ({exc})") from None
+        except BaseException:
+            self.db.close()
+            raise
 
     def close(self) -> None:
         self.db.close()
 
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """Run the block as one IMMEDIATE transaction: all of it lands, or none."""
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.db
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
-
-    def _migrate(self) -> None:
-        with self.transaction() as db:
-            migrations.apply(db, str(self.path))
+    def transaction(self) -> AbstractContextManager[Connection]:
+        """Return a block that runs as one transaction: all of it lands, or none."""
+        return self.db.transaction()
 
     # --- tools ---------------------------------------------------------------------------------
 
@@ -203,7 +198,7 @@ class Store:
         return int(self.db.execute("SELECT count(*) FROM calls").fetchone()[0])
 
 
-def insert_call(db: sqlite3.Connection, call: CallRecord) -> None:
+def insert_call(db: Connection, call: CallRecord) -> None:
     """Append one call to the call log, inside the caller's transaction."""
     db.execute(
         """INSERT INTO calls (at, provider, model, tool, persona, prompt_hash, latency_ms,
@@ -226,13 +221,13 @@ def insert_call(db: sqlite3.Connection, call: CallRecord) -> None:
     )
 
 
-def insert_review(db: sqlite3.Connection, card: ToolCard, review: StoredReview) -> None:
+def insert_review(db: Connection, card: ToolCard, review: StoredReview) -> None:
     """Store card and a validated review of it, inside the caller's transaction (see save_review)."""
     upsert_tool(db, card)
     _upsert_review(db, card, review)
 
 
-def upsert_tool(db: sqlite3.Connection, card: ToolCard) -> None:
+def upsert_tool(db: Connection, card: ToolCard) -> None:
     """Insert the card, or replace the stored card of its slug if its content or findings changed."""
     now = time.time()
     findings = json.dumps([asdict(f) for f in card.findings], ensure_ascii=False)
@@ -246,12 +241,12 @@ def upsert_tool(db: sqlite3.Connection, card: ToolCard) -> None:
     )
 
 
-def _card_from_row(row: sqlite3.Row) -> ToolCard:
+def _card_from_row(row: Any) -> ToolCard:
     card = ToolCard.model_validate_json(row["card"])
     return card.with_findings([Finding(**f) for f in json.loads(row["findings"])])
 
 
-def _upsert_review(db: sqlite3.Connection, card: ToolCard, review: StoredReview) -> None:
+def _upsert_review(db: Connection, card: ToolCard, review: StoredReview) -> None:
     db.execute(
         """INSERT INTO reviews (tool, card_hash, persona, prompt_version, provider, model,
                score, verdict, review, fields, attempts, created_at)
@@ -277,7 +272,7 @@ def _upsert_review(db: sqlite3.Connection, card: ToolCard, review: StoredReview)
     )
 
 
-def _review_from_row(row: sqlite3.Row) -> StoredReview:
+def _review_from_row(row: Any) -> StoredReview:
     data = {k: row[k] for k in row.keys() if k != "id"}
     data["fields"] = json.loads(data["fields"])
     return StoredReview(**data)

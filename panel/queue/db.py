@@ -3,21 +3,24 @@
 The runner, the batcher and `queue add / status / retry` speak only to QueueDB; a second storage
 backend implements these methods and nothing else of the queue changes.
 
-Claiming is one UPDATE ... RETURNING inside the store's IMMEDIATE transaction, so two processes on
-one store never claim the same unit. A claimed unit carries its owner and a lease; `heartbeat`
-renews the leases of an owner, and a unit whose lease ran out is claimable again.
+Every statement serves both engines (SQLite and PostgreSQL, see panel.database). Claiming is
+one UPDATE ... RETURNING of rows picked by a SELECT that skips rows other workers hold locked
+(PostgreSQL: FOR UPDATE SKIP LOCKED; SQLite's IMMEDIATE transaction lets one writer in at a
+time), so any number of processes on any number of machines never claim the same unit. A
+claimed unit carries its owner and a lease; `heartbeat` renews the leases of an owner, and a
+unit whose lease ran out (its worker died) is claimable again.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from panel.cards import ToolCard
+from panel.database import Connection
 from panel.store import CallRecord, Store, StoredReview, insert_call, insert_review, upsert_tool
 
 STATES = ("pending", "running", "done", "failed")
@@ -84,6 +87,10 @@ class QueueDB:
     def _one(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
         return self.store.db.execute(sql, params).fetchone()
 
+    @property
+    def _skip_locked(self) -> str:
+        return self.store.db.dialect.skip_locked
+
     # --- adding --------------------------------------------------------------------------------
 
     def add_jobs(self, pairs: list[tuple[ToolCard, ToolCard]]) -> tuple[int, int]:
@@ -130,13 +137,13 @@ class QueueDB:
         now = time.time()
         with self.store.transaction() as db:
             row = db.execute(
-                """UPDATE jobs SET state = 'running', lease_owner = ?, lease_expires = ?,
+                f"""UPDATE jobs SET state = 'running', lease_owner = ?, lease_expires = ?,
                        attempts = attempts + 1, updated_at = ?
                    WHERE id = (
                        SELECT j.id FROM jobs j
                        WHERE (j.state = 'pending' OR (j.state = 'running' AND j.lease_expires < ?))
                          AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.tool IN (j.a, j.b) AND t.state != 'done')
-                       ORDER BY j.id LIMIT 1)
+                       ORDER BY j.id LIMIT 1{self._skip_locked})
                    RETURNING id, a, b""",
                 (owner, now + lease, now, now),
             ).fetchone()
@@ -153,19 +160,19 @@ class QueueDB:
             (row["tool"], row["persona"]) for row in self._claim_tasks(owner, lease, limit)
         )
 
-    def _claim_tasks(self, owner: str, lease: float, limit: int) -> list[sqlite3.Row]:
+    def _claim_tasks(self, owner: str, lease: float, limit: int) -> list[Any]:
         now = time.time()
         with self.store.transaction() as db:
             return db.execute(
                 f"""UPDATE tasks SET state = 'running', lease_owner = ?, lease_expires = ?,
                        attempts = attempts + 1, updated_at = ?
-                   WHERE rowid IN (
-                       SELECT rowid FROM tasks t
+                   WHERE (tool, persona) IN (
+                       SELECT tool, persona FROM tasks t
                        WHERE (state = 'pending' OR (state = 'running' AND lease_expires < ?))
                          -- a review asked of a provider batch still open is answered by it
                          AND NOT EXISTS (SELECT 1 FROM ({_OPEN_BATCH_ITEMS}) o
                                          WHERE o.tool = t.tool AND o.persona = t.persona)
-                       ORDER BY rowid LIMIT ?)
+                       ORDER BY tool, persona LIMIT ?{self._skip_locked})
                    RETURNING tool, persona, attempts""",
                 (owner, now + lease, now, now, limit),
             ).fetchall()
@@ -254,7 +261,7 @@ class QueueDB:
         return {
             "jobs": counts("jobs"),
             "tasks": counts("tasks"),
-            "in_open_batches": self._one(f"SELECT count(*) FROM ({_OPEN_BATCH_ITEMS})")[0],
+            "in_open_batches": self._one(f"SELECT count(*) FROM ({_OPEN_BATCH_ITEMS}) o")[0],
             "failed": [
                 {k: row[k] for k in ("id", "a", "b", "attempts", "last_error")}
                 for row in jobs
@@ -320,7 +327,7 @@ class QueueDB:
     def batch_items(self, batch: int) -> list[BatchItem]:
         """Return the items of a batch (by row id) in the order they were submitted."""
         rows = self.store.db.execute(
-            "SELECT * FROM batch_items WHERE batch = ? ORDER BY rowid", (batch,)
+            "SELECT * FROM batch_items WHERE batch = ? ORDER BY custom_id", (batch,)
         ).fetchall()
         return [BatchItem(**{k: row[k] for k in row.keys() if k != "batch"}) for row in rows]
 
@@ -416,7 +423,7 @@ class QueueDB:
             return "failed", _fail_task(db, item.tool, item.persona, *errors)
 
 
-def _finish_task(db: sqlite3.Connection, tool: str, persona: str) -> None:
+def _finish_task(db: Connection, tool: str, persona: str) -> None:
     db.execute(
         """UPDATE tasks SET state = 'done', last_error = NULL, lease_owner = NULL, updated_at = ?
            WHERE tool = ? AND persona = ?""",
@@ -424,7 +431,7 @@ def _finish_task(db: sqlite3.Connection, tool: str, persona: str) -> None:
     )
 
 
-def _fail_task(db: sqlite3.Connection, tool: str, persona: str, error: str, job_error: str) -> int:
+def _fail_task(db: Connection, tool: str, persona: str, error: str, job_error: str) -> int:
     now = time.time()
     db.execute(
         """UPDATE tasks SET state = 'failed', last_error = ?, lease_owner = NULL, updated_at = ?
