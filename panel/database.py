@@ -276,7 +276,12 @@ class PostgresDatabase(Database):
             reason = " ".join(str(exc).split())
             raise ConfigError(f"{self.where}: cannot connect ({reason})") from None
         self.pool: ConnectionPool[Any] = ConnectionPool(
-            url, min_size=1, max_size=4, kwargs={**options, "connect_timeout": 10}, name="panel"
+            url,
+            min_size=1,
+            max_size=4,
+            kwargs={**options, "connect_timeout": 10},
+            name="panel",
+            open=True,
         )
 
     def execute(self, sql: str, parameters: Sequence[Any] = ()) -> Cursor:
