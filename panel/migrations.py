@@ -184,6 +184,24 @@ def m005_card_findings(db: Connection, dialect: Dialect) -> None:
     db.execute("ALTER TABLE tools ADD COLUMN findings TEXT NOT NULL DEFAULT '[]'")
 
 
+@migration
+def m006_rate_limits(db: Connection, dialect: Dialect) -> None:
+    """Each provider's shared rate budgets (see Store.reserve): every worker, on every machine,
+    spends from the same rows."""
+    _execute_script(
+        db,
+        dialect,
+        """
+        CREATE TABLE rate_limits (
+            provider TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            tat REAL NOT NULL,
+            PRIMARY KEY (provider, kind)
+        );
+        """,
+    )
+
+
 def check(database: Database, *, write: bool, first: str) -> int:
     """Return the store's schema version if panel may use it; raise ConfigError if not.
 

@@ -197,6 +197,52 @@ class Store:
     def count_calls(self) -> int:
         return int(self.db.execute("SELECT count(*) FROM calls").fetchone()[0])
 
+    # --- shared rate limits -------------------------------------------------------------------
+
+    def reserve(self, provider: str, spends: list[tuple[str, float, float]]) -> float:
+        """Take one call from provider's shared budgets; return 0.0 if taken, else the seconds
+        to wait before asking again (nothing is taken then).
+
+        A budget is a GCRA (generic cell rate algorithm) row: `tat`, the moment the budget is
+        spent up to. Each spend is (kind, seconds, burst): the call costs `seconds` of the kind
+        (its units ÷ the rate), and a budget may run at most `burst` seconds ahead of the clock.
+        A pause (a provider's Retry-After, see hold_off) stops every spend until it ends. The
+        clock is the database's, so workers on several machines agree on it.
+        """
+        dialect = self.db.dialect
+        with self.transaction() as db:
+            now = float(db.execute(f"SELECT {dialect.now}").fetchone()[0])
+            db.executemany(
+                """INSERT INTO rate_limits (provider, kind, tat) VALUES (?, ?, 0)
+                   ON CONFLICT (provider, kind) DO NOTHING""",
+                [(provider, kind) for kind, _, _ in spends],
+            )
+            rows = db.execute(
+                f"SELECT kind, tat FROM rate_limits WHERE provider = ?{dialect.for_update}",
+                (provider,),
+            ).fetchall()
+            budgets = {row[0]: float(row[1]) for row in rows}
+            wait = budgets.get("pause", 0.0) - now
+            spent = {kind: max(budgets[kind], now) + cost for kind, cost, _ in spends}
+            wait = max([wait] + [spent[kind] - burst - now for kind, _, burst in spends])
+            if wait > 0:
+                return wait
+            db.executemany(
+                "UPDATE rate_limits SET tat = ? WHERE provider = ? AND kind = ?",
+                [(tat, provider, kind) for kind, tat in spent.items()],
+            )
+        return 0.0
+
+    def hold_off(self, provider: str, seconds: float) -> None:
+        """Pause every call to provider, in every worker, for `seconds` from now (Retry-After)."""
+        with self.transaction() as db:
+            db.execute(
+                f"""INSERT INTO rate_limits (provider, kind, tat) VALUES (?, 'pause', {self.db.dialect.now} + ?)
+                    ON CONFLICT (provider, kind) DO UPDATE SET tat = excluded.tat
+                    WHERE excluded.tat > rate_limits.tat""",
+                (provider, seconds),
+            )
+
 
 def insert_call(db: Connection, call: CallRecord) -> None:
     """Append one call to the call log, inside the caller's transaction."""
