@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -119,14 +120,26 @@ class Store:
         ).fetchone()
         return _review_from_row(row) if row else None
 
-    def save_review(self, card: ToolCard, review: StoredReview) -> None:
-        """Store the card and a validated review of it in one transaction.
+    def save_review(
+        self,
+        card: ToolCard,
+        review: StoredReview,
+        *,
+        call: CallRecord | None = None,
+        then: Callable[[Connection], None] | None = None,
+    ) -> None:
+        """Store the card and a validated review of it in one transaction, with the log entry
+        of the call that gave it and whatever `then` writes.
 
         A newer review with the same key (card, persona, prompt version, provider, model)
         replaces the old one.
         """
         with self.transaction() as db:
             insert_review(db, card, review)
+            if call is not None:
+                insert_call(db, call)
+            if then is not None:
+                then(db)
 
     def latest_reviews(self, tool: str) -> dict[str, StoredReview]:
         """Return the newest review of each persona for the tool's current card."""
@@ -167,13 +180,8 @@ class Store:
         return int(row[0]), int(row[1])
 
     def save_comparison(self, a: str, b: str) -> None:
-        now = time.time()
         with self.transaction() as db:
-            db.execute(
-                """INSERT INTO comparisons (a, b, created_at, updated_at) VALUES (?, ?, ?, ?)
-                   ON CONFLICT (a, b) DO UPDATE SET updated_at = excluded.updated_at""",
-                (a, b, now, now),
-            )
+            insert_comparison(db, a, b)
 
     def comparisons(self) -> list[tuple[str, str, float]]:
         """Return (a, b, created_at) of every comparison, newest first."""
@@ -264,6 +272,16 @@ def insert_call(db: Connection, call: CallRecord) -> None:
             call.outcome,
             scrub(call.error) if call.error else None,
         ),
+    )
+
+
+def insert_comparison(db: Connection, a: str, b: str) -> None:
+    """Record that the comparison of a and b was written (now), inside the caller's transaction."""
+    now = time.time()
+    db.execute(
+        """INSERT INTO comparisons (a, b, created_at, updated_at) VALUES (?, ?, ?, ?)
+           ON CONFLICT (a, b) DO UPDATE SET updated_at = excluded.updated_at""",
+        (a, b, now, now),
     )
 
 

@@ -21,13 +21,27 @@ from typing import Any
 
 from panel.cards import ToolCard
 from panel.database import Connection
-from panel.store import CallRecord, Store, StoredReview, insert_call, insert_review, upsert_tool
+from panel.store import (
+    CallRecord,
+    Store,
+    StoredReview,
+    insert_call,
+    insert_comparison,
+    insert_review,
+    upsert_tool,
+)
 
 STATES = ("pending", "running", "done", "failed")
 
 _OPEN_BATCH_ITEMS = """SELECT i.tool, i.persona FROM batch_items i JOIN batches b ON b.id = i.batch
                        WHERE b.state = 'submitted' AND i.outcome IS NULL"""
 """The reviews an open provider batch still owes: left to `queue run --batch-api`."""
+
+_READY_JOB = """SELECT j.id FROM jobs j
+                WHERE (j.state = 'pending' OR (j.state = 'running' AND j.lease_expires < ?))
+                  AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.tool IN (j.a, j.b) AND t.state != 'done')
+                ORDER BY j.id LIMIT 1"""
+"""The next job free to claim whose reviews are all done (takes the time now)."""
 
 
 @dataclass(frozen=True)
@@ -133,17 +147,18 @@ class QueueDB:
     # --- claiming ------------------------------------------------------------------------------
 
     def claim_job(self, owner: str, lease: float) -> tuple[int, str, str] | None:
-        """Claim the next job whose reviews are all done; return (id, a, b)."""
+        """Claim the next job whose reviews are all done; return (id, a, b).
+
+        A plain read looks first: most attempts find nothing ready, and a read takes no lock.
+        """
         now = time.time()
+        if self._one(_READY_JOB, (now,)) is None:
+            return None
         with self.store.transaction() as db:
             row = db.execute(
                 f"""UPDATE jobs SET state = 'running', lease_owner = ?, lease_expires = ?,
                        attempts = attempts + 1, updated_at = ?
-                   WHERE id = (
-                       SELECT j.id FROM jobs j
-                       WHERE (j.state = 'pending' OR (j.state = 'running' AND j.lease_expires < ?))
-                         AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.tool IN (j.a, j.b) AND t.state != 'done')
-                       ORDER BY j.id LIMIT 1{self._skip_locked})
+                   WHERE id = ({_READY_JOB}{self._skip_locked})
                    RETURNING id, a, b""",
                 (owner, now + lease, now, now),
             ).fetchone()
@@ -210,7 +225,7 @@ class QueueDB:
 
     def finish_task(self, tool: str, persona: str) -> None:
         with self.store.transaction() as db:
-            _finish_task(db, tool, persona)
+            finish_task_in(db, tool, persona)
 
     def fail_task(self, tool: str, persona: str, error: str, job_error: str) -> int:
         """Fail a review for good, and every unfinished job that needs it; return those jobs."""
@@ -226,8 +241,10 @@ class QueueDB:
                 (error, time.time(), tool, persona, owner),
             )
 
-    def finish_job(self, job: int, files: dict[str, Path]) -> None:
+    def finish_job(self, job: int, a: str, b: str, files: dict[str, Path]) -> None:
+        """Mark a job done with the files written, and record its comparison, in one transaction."""
         with self.store.transaction() as db:
+            insert_comparison(db, a, b)
             db.execute(
                 """UPDATE jobs SET state = 'done', last_error = NULL, lease_owner = NULL, files = ?,
                        updated_at = ? WHERE id = ?""",
@@ -418,12 +435,13 @@ class QueueDB:
                 return None  # done meanwhile by a live run, or requeued: logged, not applied
             if review is not None:
                 insert_review(db, *review)
-                _finish_task(db, item.tool, item.persona)
+                finish_task_in(db, item.tool, item.persona)
                 return "done", 0
             return "failed", _fail_task(db, item.tool, item.persona, *errors)
 
 
-def _finish_task(db: Connection, tool: str, persona: str) -> None:
+def finish_task_in(db: Connection, tool: str, persona: str) -> None:
+    """Mark a review task done, inside the caller's transaction (the one that stores it)."""
     db.execute(
         """UPDATE tasks SET state = 'done', last_error = NULL, lease_owner = NULL, updated_at = ?
            WHERE tool = ? AND persona = ?""",
