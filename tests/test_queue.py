@@ -157,7 +157,9 @@ def test_a_failing_review_fails_its_jobs_and_the_rest_drain(tmp_path: Path, db: 
         server.fault = None
         assert "requeued 1 failed job(s)" in panel("queue", "retry", "--failed", env=env).stdout
         assert panel("queue", "run", env=env).returncode == 0
-    assert query(db, "SELECT state, count(*) FROM jobs GROUP BY state ORDER BY state") == [("done", 2)]
+    assert query(db, "SELECT state, count(*) FROM jobs GROUP BY state ORDER BY state") == [
+        ("done", 2)
+    ]
 
 
 def test_two_runners_share_the_work(tmp_path: Path, db: str) -> None:

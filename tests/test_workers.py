@@ -45,7 +45,9 @@ def test_three_workers_one_killed_lose_nothing_and_ask_nothing_twice(
         workers[0].wait()
         runs = [json.loads(w.communicate(timeout=120)[0])["run"] for w in workers[1:]]
         asked = server.requests
-    assert query(db, "SELECT state, count(*) FROM jobs GROUP BY state ORDER BY state") == [("done", pairs)]
+    assert query(db, "SELECT state, count(*) FROM jobs GROUP BY state ORDER BY state") == [
+        ("done", pairs)
+    ]
     assert query(db, "SELECT count(*), count(DISTINCT (tool, persona)) FROM reviews") == [
         (4 * tools, 4 * tools)
     ]
