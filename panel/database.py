@@ -209,11 +209,15 @@ class Row(tuple[Any, ...]):
         return list(self.names)
 
 
+@functools.lru_cache(maxsize=256)
+def _row_class(names: tuple[str, ...]) -> type[Row]:
+    """Return the Row subclass of one set of column names (made once, then reused)."""
+    return type("Row", (Row,), {"names": names})
+
+
 def _row_maker(cursor: Any) -> Any:
-    """psycopg row factory: rows as Row, sharing one subclass per result's column names."""
-    names = tuple(column.name for column in cursor.description or ())
-    kind = type("Row", (Row,), {"names": names})
-    return kind
+    """psycopg row factory: each row of a result as a Row of its column names."""
+    return _row_class(tuple(column.name for column in cursor.description or ()))
 
 
 @functools.lru_cache(maxsize=512)
