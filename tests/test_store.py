@@ -155,3 +155,21 @@ def test_bad_database_urls_are_one_line_and_never_show_the_password(
     assert panel("vote", "x", "ship", "--db", right).returncode == 2  # no such tool: a store
     listed = panel("log", "--db", right, env={"PANEL_DB": right})
     assert listed.returncode == 0 and PASSWORD not in listed.stdout + listed.stderr
+
+
+def test_rate_budgets_are_shared_and_a_retry_after_pauses_every_worker(db: str) -> None:
+    first, second = Store(db), Store(db)  # two workers' connections to one store
+    try:
+        spends = [("requests", 0.5, 1.0)]  # 120 requests a minute, a second of burst
+        assert first.reserve("openai", spends) == 0.0
+        assert second.reserve("openai", spends) == 0.0
+        wait = first.reserve("openai", spends)  # the third within a second: the sum counts
+        assert 0.2 < wait <= 0.5
+        assert second.reserve("anthropic", spends) == 0.0  # budgets are per provider
+        second.hold_off("openai", 30)
+        assert first.reserve("openai", [("tokens", 0.0, 1.0)]) > 25
+        second.hold_off("openai", 5)  # a shorter pause does not shorten a longer one
+        assert first.reserve("openai", spends) > 25
+    finally:
+        first.close()
+        second.close()
