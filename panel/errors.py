@@ -70,13 +70,17 @@ def _value_pattern(values: frozenset[str]) -> re.Pattern[str] | None:
     return re.compile("|".join(map(re.escape, ordered))) if ordered else None
 
 
+_PASSWORD_PARAMETER = re.compile(r"(\bpassword=)[^&\s]+", re.IGNORECASE)
+
+
 def scrub(text: str) -> str:
     """Return text with every secret in use, anything shaped like an API key or bearer token,
-    and the userinfo of URLs replaced by [REDACTED]."""
+    and the userinfo of URLs replaced by [REDACTED], and a password= parameter by ***."""
     pattern = _value_pattern(secrets_in_use())
     if pattern is not None:
         text = pattern.sub(REDACTED, text)
     text = _URL_USERINFO.sub(rf"\1{REDACTED}@", text)
+    text = _PASSWORD_PARAMETER.sub(r"\1***", text)
     return _SECRET.sub(REDACTED, text)
 
 

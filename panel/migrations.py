@@ -1,18 +1,20 @@
 """The store's schema, as numbered migrations: small decorated functions applied in order.
 
-A store records how many it has applied (SQLite: PRAGMA user_version); opening it applies the
-rest in one transaction, and a store made by a newer panel (more migrations than known) is
-refused.
+One set serves both engines: a migration's script is written in SQLite's spelling and
+Dialect.ddl rewrites its column types for PostgreSQL. A store records how many it has applied
+(SQLite: PRAGMA user_version; PostgreSQL: the panel_schema table); opening it for writing
+applies the rest in one transaction. A store made by a newer panel (more migrations than known)
+is refused, and so is a database holding tables panel did not create; reading never migrates.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 
+from panel.database import Connection, Database, Dialect
 from panel.errors import ConfigError
 
-Migration = Callable[[sqlite3.Connection], None]
+Migration = Callable[[Connection, Dialect], None]
 MIGRATIONS: list[Migration] = []
 
 
@@ -22,17 +24,18 @@ def migration(fn: Migration) -> Migration:
     return fn
 
 
-def _execute_script(db: sqlite3.Connection, script: str) -> None:
+def _execute_script(db: Connection, dialect: Dialect, script: str) -> None:
     """Run ;-separated statements inside the caller's transaction (executescript would commit)."""
-    for statement in script.split(";"):
+    for statement in dialect.ddl(script).split(";"):
         if statement.strip():
             db.execute(statement)
 
 
 @migration
-def m001_initial(db: sqlite3.Connection) -> None:
+def m001_initial(db: Connection, dialect: Dialect) -> None:
     _execute_script(
         db,
+        dialect,
         """
         CREATE TABLE tools (
             slug TEXT PRIMARY KEY,
@@ -78,9 +81,10 @@ def m001_initial(db: sqlite3.Connection) -> None:
 
 
 @migration
-def m002_votes_and_comparisons(db: sqlite3.Connection) -> None:
+def m002_votes_and_comparisons(db: Connection, dialect: Dialect) -> None:
     _execute_script(
         db,
+        dialect,
         """
         CREATE TABLE votes (
             tool TEXT NOT NULL REFERENCES tools(slug),
@@ -101,9 +105,10 @@ def m002_votes_and_comparisons(db: sqlite3.Connection) -> None:
 
 
 @migration
-def m003_queue(db: sqlite3.Connection) -> None:
+def m003_queue(db: Connection, dialect: Dialect) -> None:
     _execute_script(
         db,
+        dialect,
         """
         CREATE TABLE jobs (
             id INTEGER PRIMARY KEY,
@@ -137,10 +142,11 @@ def m003_queue(db: sqlite3.Connection) -> None:
 
 
 @migration
-def m004_batches(db: sqlite3.Connection) -> None:
+def m004_batches(db: Connection, dialect: Dialect) -> None:
     """Provider batches in flight, so a killed `queue run --batch-api` resumes instead of resubmitting."""
     _execute_script(
         db,
+        dialect,
         """
         CREATE TABLE batches (
             id INTEGER PRIMARY KEY,
@@ -173,16 +179,67 @@ def m004_batches(db: sqlite3.Connection) -> None:
 
 
 @migration
-def m005_card_findings(db: sqlite3.Connection) -> None:
+def m005_card_findings(db: Connection, dialect: Dialect) -> None:
     """What the injection scan found in each card's raw text, which cleaning removes in part."""
     db.execute("ALTER TABLE tools ADD COLUMN findings TEXT NOT NULL DEFAULT '[]'")
 
 
-def apply(db: sqlite3.Connection, where: str) -> None:
-    """Apply the migrations db lacks, inside the caller's transaction; refuse a newer schema."""
-    current = db.execute("PRAGMA user_version").fetchone()[0]
-    if current > len(MIGRATIONS):
-        raise ConfigError(f"{where}: made by a newer panel (schema {current})")
-    for number, step in enumerate(MIGRATIONS[current:], start=current + 1):
-        step(db)
-        db.execute(f"PRAGMA user_version = {number}")
+@migration
+def m006_rate_limits(db: Connection, dialect: Dialect) -> None:
+    """Each provider's shared rate budgets (see Store.reserve): every worker, on every machine,
+    spends from the same rows."""
+    _execute_script(
+        db,
+        dialect,
+        """
+        CREATE TABLE rate_limits (
+            provider TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            tat REAL NOT NULL,
+            PRIMARY KEY (provider, kind)
+        );
+        """,
+    )
+
+
+@migration
+def m007_calls_by_time(db: Connection, dialect: Dialect) -> None:
+    """The progress of a queue run counts the calls logged since it started: by index, not by
+    reading the whole log."""
+    db.execute("CREATE INDEX calls_by_time ON calls (at)")
+
+
+def check(database: Database, *, write: bool, first: str) -> int:
+    """Return the store's schema version if panel may use it; raise ConfigError if not.
+
+    Refused: a database panel did not create, one made by a newer panel, and for reading (write
+    False) an empty one or one an older panel made; `first` names the command that makes it.
+    """
+    version = database.schema_version()
+    if version is None:
+        raise ConfigError(
+            f"{database.where}: not a panel database (it holds other tables); left as it is"
+        )
+    if version > len(MIGRATIONS):
+        raise ConfigError(f"{database.where}: made by a newer panel (schema {version})")
+    if not write and version == 0:
+        raise ConfigError(f"{database.where}: no store yet (run `{first}` first)")
+    if not write and version < len(MIGRATIONS):
+        raise ConfigError(
+            f"{database.where}: made by an older panel (schema {version}): "
+            "any command that writes (e.g. `panel review`) upgrades it"
+        )
+    return version
+
+
+def apply(database: Database) -> None:
+    """Apply the migrations the database lacks, in one transaction (a newer one is refused)."""
+    with database.transaction() as db:
+        if database.dialect.lock_schema:
+            db.execute(database.dialect.lock_schema)
+        current = database.schema_version(db)
+        if current is None or current > len(MIGRATIONS):
+            raise ConfigError(f"{database.where}: changed by another process while opening")
+        for number, step in enumerate(MIGRATIONS[current:], start=current + 1):
+            step(db, database.dialect)
+            database.set_schema_version(db, number)

@@ -27,6 +27,7 @@ from tenacity import (
 )
 
 from panel.cards import ToolCard
+from panel.database import Connection
 from panel.errors import (
     AnswerError,
     PanelError,
@@ -94,30 +95,44 @@ class Reviewer:
         )
 
     async def review(
-        self, card: ToolCard, persona: Persona, *, fresh: bool = False
+        self,
+        card: ToolCard,
+        persona: Persona,
+        *,
+        fresh: bool = False,
+        then: Callable[[Connection], None] | None = None,
     ) -> StoredReview:
-        """Return persona's validated review of card, from the store unless fresh."""
+        """Return persona's validated review of card, from the store unless fresh.
+
+        A new review is stored together with the log entry of the call that gave it, and
+        `then` (e.g. the queue marking its task done), in one transaction; with a stored review,
+        `then` runs in a transaction of its own.
+        """
         provider = self.provider_for(persona)
         card_hash = card.content_hash()
         if not fresh:
             cached = self.cached_review(card_hash, persona)
             if cached:
+                if then is not None:
+                    with self.store.transaction() as db:
+                        then(db)
                 return cached
 
         request, prompt_hash = self.request_for(card, persona)
         try:
-            answer, attempts = await self._answer(provider, request, prompt_hash, persona)
+            answer, attempts, call = await self._answer(provider, request, prompt_hash, persona)
         except PanelError as exc:
             raise exc.about(tool=card.slug, persona=persona.key) from None
 
         review = stored_review(card_hash, provider.name, request, answer, attempts)
-        self.store.save_review(card, review)
+        self.store.save_review(card, review, call=call, then=then)
         return review
 
     async def _answer(
         self, provider: Provider, request: Request, prompt_hash: str, persona: Persona
-    ) -> tuple[Answer, int]:
-        """Return a valid answer to request and the attempts it took; re-ask an invalid one once."""
+    ) -> tuple[Answer, int, CallRecord]:
+        """Return a valid answer to request, the attempts it took and the log entry of the call
+        that gave it (not logged yet); re-ask an invalid one once."""
         attempts = 0
         try:
             async for attempt in AsyncRetrying(
@@ -128,7 +143,7 @@ class Reviewer:
                 with attempt:
                     attempts += 1
                     try:
-                        answer = await self._call(
+                        answer, call = await self._call(
                             provider, request, prompt_hash, persona.answer_model
                         )
                     except InvalidAnswer as bad:
@@ -148,7 +163,7 @@ class Reviewer:
                 output_tokens=bad.generation.output_tokens,
             ) from None
 
-        return answer, attempts
+        return answer, attempts, call
 
     def request_for(self, card: ToolCard, persona: Persona) -> tuple[Request, str]:
         """Return the request asking persona to review card, and the hash of its prompt.
@@ -173,8 +188,10 @@ class Reviewer:
 
     async def _call(
         self, provider: Provider, request: Request, prompt_hash: str, answer_model: type[Answer]
-    ) -> Answer:
-        """Send request with transient-failure retries; log every attempt; return a valid answer."""
+    ) -> tuple[Answer, CallRecord]:
+        """Send request with transient-failure retries; return a valid answer and the log entry
+        of its call. Every failed attempt is logged here; the answered one is the caller's to log
+        (with the review it gives)."""
         async for attempt in AsyncRetrying(
             stop=stop_after_attempt(self.max_attempts),
             retry=retry_if_exception_type(TransientProviderError),
@@ -208,8 +225,9 @@ class Reviewer:
                         provider, request, prompt_hash, started, "refusal", generation, refusal.raw
                     )
                     raise
-                self._log(provider, request, prompt_hash, started, "ok", generation, None)
-                return answer
+                return answer, self._record(
+                    provider, request, prompt_hash, started, "ok", generation, None
+                )
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _log(
@@ -223,23 +241,36 @@ class Reviewer:
         error: str | None,
     ) -> None:
         """Append one call to the call log."""
+        self.store.log_call(
+            self._record(provider, request, prompt_hash, started, outcome, generation, error)
+        )
+
+    def _record(
+        self,
+        provider: Provider,
+        request: Request,
+        prompt_hash: str,
+        started: float,
+        outcome: str,
+        generation: Generation | None,
+        error: str | None,
+    ) -> CallRecord:
+        """Return the call log entry of one call."""
         tokens_in = generation.input_tokens if generation else 0
         tokens_out = generation.output_tokens if generation else 0
         cost = provider.cost_usd(request.model, tokens_in, tokens_out) if generation else None
-        self.store.log_call(
-            CallRecord(
-                provider=provider.name,
-                model=request.model,
-                tool=request.tool,
-                persona=request.persona,
-                prompt_hash=prompt_hash,
-                latency_ms=int((time.monotonic() - started) * 1000),
-                input_tokens=tokens_in,
-                output_tokens=tokens_out,
-                cost_usd=cost,
-                outcome=outcome,
-                error=error[:500] if error else None,
-            )
+        return CallRecord(
+            provider=provider.name,
+            model=request.model,
+            tool=request.tool,
+            persona=request.persona,
+            prompt_hash=prompt_hash,
+            latency_ms=int((time.monotonic() - started) * 1000),
+            input_tokens=tokens_in,
+            output_tokens=tokens_out,
+            cost_usd=cost,
+            outcome=outcome,
+            error=error[:500] if error else None,
         )
 
 

@@ -72,8 +72,14 @@ def open_runtime(
     for persona in personas:
         _ = persona.answer_model  # fail on a broken persona before any call
     names = {settings.provider} | {p.provider for p in personas if p.provider}
-    providers = {name: make_provider(settings, name) for name in sorted(names)}
+    opened = store is None
     store = store or Store(settings.db)
+    try:
+        providers = {name: make_provider(settings, name, store) for name in sorted(names)}
+    except BaseException:
+        if opened:
+            store.close()
+        raise
     reviewer = Reviewer(
         providers=providers,
         default=settings.provider,

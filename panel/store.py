@@ -1,7 +1,9 @@
-"""The one SQLite file that holds panel's state: tools, reviews and a log of every model call.
+"""The one database that holds panel's state: tools, reviews, votes and a log of every model call.
 
-Schema changes are numbered migrations (panel.migrations), applied when the store is opened;
-the queue's tables are read and written by panel.queue.db. Every write is a transaction. No API key is ever stored:
+A SQLite file by default, or a PostgreSQL database by URL (panel.database); the statements here
+serve both. Schema changes are numbered migrations (panel.migrations), applied when the store is
+opened for writing; opening it to read never creates or migrates anything. The queue's tables
+are read and written by panel.queue.db. Every write is a transaction. No API key is ever stored:
 only what the call log names explicitly is written.
 """
 
@@ -11,14 +13,15 @@ import json
 import sqlite3
 import time
 import unicodedata
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from panel import migrations
 from panel.cards import ToolCard
+from panel.database import Connection, Database, connect
 from panel.errors import ConfigError, scrub
 from panel.injection import Finding
 
@@ -61,41 +64,34 @@ class CallRecord:
 
 
 class Store:
-    """Access to one panel database file."""
+    """Access to one panel database (a SQLite path or a postgresql:// URL)."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(
+        self, location: str | Path, *, write: bool = True, first: str = "panel review"
+    ) -> None:
+        """Open the store; with write False it must exist at the current schema (see
+        migrations.check: `first` names the command that makes it)."""
+        self.location = str(location)
+        self.db: Database = connect(self.location, create=write)
+        self.where = self.db.where
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(path, isolation_level=None, timeout=30)
-            self.db.row_factory = sqlite3.Row
-            self.db.execute("PRAGMA journal_mode=WAL")
-            # With WAL, NORMAL keeps every commit across a crash of panel (kill -9 included);
-            # only an OS crash or power cut can lose the last commits. FULL costs an fsync per
-            # commit, which on slow disks stalls the event loop for hundreds of milliseconds.
-            self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.execute("PRAGMA foreign_keys=ON")
-            self._migrate()
+            version = migrations.check(self.db, write=write, first=first)
+            self.db.prepare()
+            if version < len(migrations.MIGRATIONS):
+                migrations.apply(self.db)
         except sqlite3.DatabaseError as exc:
-            raise ConfigError(f"{path}: not a usable panel database ({exc})") from None
+            self.db.close()
+            raise ConfigError(f"{self.where}: not a usable panel database ({exc})") from None
+        except BaseException:
+            self.db.close()
+            raise
 
     def close(self) -> None:
         self.db.close()
 
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """Run the block as one IMMEDIATE transaction: all of it lands, or none."""
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.db
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
-
-    def _migrate(self) -> None:
-        with self.transaction() as db:
-            migrations.apply(db, str(self.path))
+    def transaction(self) -> AbstractContextManager[Connection]:
+        """Return a block that runs as one transaction: all of it lands, or none."""
+        return self.db.transaction()
 
     # --- tools ---------------------------------------------------------------------------------
 
@@ -125,14 +121,26 @@ class Store:
         ).fetchone()
         return _review_from_row(row) if row else None
 
-    def save_review(self, card: ToolCard, review: StoredReview) -> None:
-        """Store the card and a validated review of it in one transaction.
+    def save_review(
+        self,
+        card: ToolCard,
+        review: StoredReview,
+        *,
+        call: CallRecord | None = None,
+        then: Callable[[Connection], None] | None = None,
+    ) -> None:
+        """Store the card and a validated review of it in one transaction, with the log entry
+        of the call that gave it and whatever `then` writes.
 
         A newer review with the same key (card, persona, prompt version, provider, model)
         replaces the old one.
         """
         with self.transaction() as db:
             insert_review(db, card, review)
+            if call is not None:
+                insert_call(db, call)
+            if then is not None:
+                then(db)
 
     def latest_reviews(self, tool: str) -> dict[str, StoredReview]:
         """Return the newest review of each persona for the tool's current card."""
@@ -174,13 +182,8 @@ class Store:
         return int(row[0]), int(row[1])
 
     def save_comparison(self, a: str, b: str) -> None:
-        now = time.time()
         with self.transaction() as db:
-            db.execute(
-                """INSERT INTO comparisons (a, b, created_at, updated_at) VALUES (?, ?, ?, ?)
-                   ON CONFLICT (a, b) DO UPDATE SET updated_at = excluded.updated_at""",
-                (a, b, now, now),
-            )
+            insert_comparison(db, a, b)
 
     def comparisons(self) -> list[tuple[str, str, float]]:
         """Return (a, b, created_at) of every comparison, newest first."""
@@ -204,6 +207,52 @@ class Store:
     def count_calls(self) -> int:
         return int(self.db.execute("SELECT count(*) FROM calls").fetchone()[0])
 
+    # --- shared rate limits -------------------------------------------------------------------
+
+    def reserve(self, provider: str, spends: list[tuple[str, float, float]]) -> float:
+        """Take one call from provider's shared budgets; return 0.0 if taken, else the seconds
+        to wait before asking again (nothing is taken then).
+
+        A budget is a GCRA (generic cell rate algorithm) row: `tat`, the moment the budget is
+        spent up to. Each spend is (kind, seconds, burst): the call costs `seconds` of the kind
+        (its units ÷ the rate), and a budget may run at most `burst` seconds ahead of the clock.
+        A pause (a provider's Retry-After, see hold_off) stops every spend until it ends. The
+        clock is the database's, so workers on several machines agree on it.
+        """
+        dialect = self.db.dialect
+        with self.transaction() as db:
+            now = float(db.execute(f"SELECT {dialect.now}").fetchone()[0])
+            db.executemany(
+                """INSERT INTO rate_limits (provider, kind, tat) VALUES (?, ?, 0)
+                   ON CONFLICT (provider, kind) DO NOTHING""",
+                [(provider, kind) for kind, _, _ in spends],
+            )
+            rows = db.execute(
+                f"SELECT kind, tat FROM rate_limits WHERE provider = ?{dialect.for_update}",
+                (provider,),
+            ).fetchall()
+            budgets = {row[0]: float(row[1]) for row in rows}
+            wait = budgets.get("pause", 0.0) - now
+            spent = {kind: max(budgets[kind], now) + cost for kind, cost, _ in spends}
+            wait = max([wait] + [spent[kind] - burst - now for kind, _, burst in spends])
+            if wait > 0:
+                return wait
+            db.executemany(
+                "UPDATE rate_limits SET tat = ? WHERE provider = ? AND kind = ?",
+                [(tat, provider, kind) for kind, tat in spent.items()],
+            )
+        return 0.0
+
+    def hold_off(self, provider: str, seconds: float) -> None:
+        """Pause every call to provider, in every worker, for `seconds` from now (Retry-After)."""
+        with self.transaction() as db:
+            db.execute(
+                f"""INSERT INTO rate_limits (provider, kind, tat) VALUES (?, 'pause', {self.db.dialect.now} + ?)
+                    ON CONFLICT (provider, kind) DO UPDATE SET tat = excluded.tat
+                    WHERE excluded.tat > rate_limits.tat""",
+                (provider, seconds),
+            )
+
 
 def voter_id(voter: str) -> str:
     """Return the one spelling of a voter id: Unicode NFKC, invisible format characters
@@ -213,7 +262,7 @@ def voter_id(voter: str) -> str:
     return " ".join(text.casefold().split())
 
 
-def insert_call(db: sqlite3.Connection, call: CallRecord) -> None:
+def insert_call(db: Connection, call: CallRecord) -> None:
     """Append one call to the call log, inside the caller's transaction."""
     db.execute(
         """INSERT INTO calls (at, provider, model, tool, persona, prompt_hash, latency_ms,
@@ -236,13 +285,23 @@ def insert_call(db: sqlite3.Connection, call: CallRecord) -> None:
     )
 
 
-def insert_review(db: sqlite3.Connection, card: ToolCard, review: StoredReview) -> None:
+def insert_comparison(db: Connection, a: str, b: str) -> None:
+    """Record that the comparison of a and b was written (now), inside the caller's transaction."""
+    now = time.time()
+    db.execute(
+        """INSERT INTO comparisons (a, b, created_at, updated_at) VALUES (?, ?, ?, ?)
+           ON CONFLICT (a, b) DO UPDATE SET updated_at = excluded.updated_at""",
+        (a, b, now, now),
+    )
+
+
+def insert_review(db: Connection, card: ToolCard, review: StoredReview) -> None:
     """Store card and a validated review of it, inside the caller's transaction (see save_review)."""
     upsert_tool(db, card)
     _upsert_review(db, card, review)
 
 
-def upsert_tool(db: sqlite3.Connection, card: ToolCard) -> None:
+def upsert_tool(db: Connection, card: ToolCard) -> None:
     """Insert the card, or replace the stored card of its slug if its content or findings changed."""
     now = time.time()
     findings = json.dumps([asdict(f) for f in card.findings], ensure_ascii=False)
@@ -256,12 +315,12 @@ def upsert_tool(db: sqlite3.Connection, card: ToolCard) -> None:
     )
 
 
-def _card_from_row(row: sqlite3.Row) -> ToolCard:
+def _card_from_row(row: Any) -> ToolCard:
     card = ToolCard.model_validate_json(row["card"])
     return card.with_findings([Finding(**f) for f in json.loads(row["findings"])])
 
 
-def _upsert_review(db: sqlite3.Connection, card: ToolCard, review: StoredReview) -> None:
+def _upsert_review(db: Connection, card: ToolCard, review: StoredReview) -> None:
     db.execute(
         """INSERT INTO reviews (tool, card_hash, persona, prompt_version, provider, model,
                score, verdict, review, fields, attempts, created_at)
@@ -287,7 +346,7 @@ def _upsert_review(db: sqlite3.Connection, card: ToolCard, review: StoredReview)
     )
 
 
-def _review_from_row(row: sqlite3.Row) -> StoredReview:
+def _review_from_row(row: Any) -> StoredReview:
     data = {k: row[k] for k in row.keys() if k != "id"}
     data["fields"] = json.loads(data["fields"])
     return StoredReview(**data)

@@ -1,13 +1,18 @@
 """Benchmark the queue against a loopback OpenAI-compatible server with a fixed latency.
 
-For each concurrency it queues the same batch (TOOLS distinct tools, PAIRS comparisons) into a
-fresh store, drains it with the real queue runner and the real openai provider, and prints:
-model calls, wall time, the ideal bound ceil(calls / concurrency) x latency, and their ratio.
-Beside each, the bare SDK making the same number of calls at the same concurrency with no panel
-code (the floor this server and machine allow), and the naive baseline: the same calls one after
-another through the SDK.
+For each backend (SQLite file, PostgreSQL database), number of workers W and concurrency C it
+queues the same batch (TOOLS distinct tools, PAIRS comparisons) into a fresh store and drains it
+with W worker processes, each the real queue runner with the real openai provider at C calls in
+flight, and prints: model calls, wall time (first worker's start to last worker's end), the
+bound ceil(calls / (W x C)) x latency, their ratio, and the workers' CPU milliseconds (user +
+sys) per model call. Beside each concurrency, the bare SDK making the same number of calls at
+the same concurrency with no panel code (the floor this server and machine allow), and the
+naive baseline: the same calls one after another through the SDK.
+
+PostgreSQL: --pg-url URL, or else a private server started for the run (tests/postgres.py).
 
 Usage: python scripts/bench.py [--latency 0.5] [--tools 40] [--pairs 60] [--concurrency 16 64]
+                               [--backend sqlite postgres] [--workers 1 3] [--no-sdk]
 """
 
 from __future__ import annotations
@@ -15,16 +20,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import math
-import sqlite3
+import os
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
 import openai
 import yaml
@@ -34,6 +41,7 @@ from panel.config import Settings
 from panel.queue.pairs import add_pairs
 from panel.queue.runner import QueueRunner
 from panel.runtime import open_runtime
+from panel.store import Store
 
 SERVER = """
 import sys, time
@@ -80,34 +88,69 @@ def write_batch(folder: Path, tools: int, pairs: int) -> list[tuple[Path, Path]]
     return [(cards[a], cards[b]) for a, b in ring[:pairs]]
 
 
-async def run_queue(
-    base_url: str, folder: Path, pairs: list[tuple[Path, Path]], concurrency: int
-) -> tuple[float, int]:
-    """Queue and drain the batch into a fresh store; return (wall seconds, model calls made)."""
-    settings = Settings(
+def settings_for(base_url: str, db: str, out: Path, concurrency: int) -> Settings:
+    return Settings(
         provider="openai",
         base_url=base_url,
         model="bench-model",
-        db=folder / f"bench-{concurrency}.db",
-        out=folder / f"out-{concurrency}",
+        db=db,
+        out=out,
         concurrency=concurrency,
     )
+
+
+async def queue_batch(settings: Settings, pairs: list[tuple[Path, Path]]) -> None:
+    """Queue the batch into the (fresh) store."""
     runtime = open_runtime(settings)
     try:
         cards = {p: load_card(p) for pair in pairs for p in pair}
-        runner = QueueRunner(runtime, concurrency=concurrency)
-        add_pairs(runner.queue, runtime.personas, [(cards[a], cards[b]) for a, b in pairs])
-        started = time.perf_counter()
-        stats = await runner.run()
-        wall = time.perf_counter() - started
+        queue = QueueRunner(runtime, concurrency=1).queue
+        add_pairs(queue, runtime.personas, [(cards[a], cards[b]) for a, b in pairs])
     finally:
         await runtime.aclose()
-    if stats.jobs_done != len(pairs):
-        raise SystemExit(f"bench: only {stats.jobs_done} of {len(pairs)} comparisons done")
-    con = sqlite3.connect(settings.db)
-    calls = con.execute("SELECT count(*) FROM calls").fetchone()[0]
-    con.close()
-    return wall, int(calls)
+
+
+async def work(settings: Settings) -> dict[str, float]:
+    """One worker process: open the runtime, wait for the go line on stdin, drain the queue.
+
+    Returns its start and end (epoch seconds) and the CPU seconds it spent in between.
+    """
+    runtime = open_runtime(settings)
+    try:
+        runner = QueueRunner(runtime, concurrency=settings.concurrency)
+        print("ready", flush=True)
+        sys.stdin.readline()
+        started, cpu = time.time(), os.times()
+        stats = await runner.run()
+        ended, used = time.time(), os.times()
+    finally:
+        await runtime.aclose()
+    return {
+        "start": started,
+        "end": ended,
+        "cpu": (used.user - cpu.user) + (used.system - cpu.system),
+        "jobs": stats.jobs_done,
+    }
+
+
+def run_workers(settings: Settings, workers: int) -> tuple[float, float, int]:
+    """Drain the queue with `workers` processes; return (wall seconds, CPU seconds, jobs done)."""
+    argv = [sys.executable, __file__, "--worker", settings.model_dump_json()]
+    procs = [
+        subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        for _ in range(workers)
+    ]
+    for proc in procs:  # every worker has started up before any of them begins
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    for proc in procs:
+        assert proc.stdin is not None
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+    results = [json.loads(proc.communicate()[0]) for proc in procs]
+    if any(proc.returncode for proc in procs):
+        raise SystemExit("bench: a worker failed")
+    wall = max(r["end"] for r in results) - min(r["start"] for r in results)
+    return wall, sum(r["cpu"] for r in results), sum(r["jobs"] for r in results)
 
 
 async def run_sdk(base_url: str, calls: int, concurrency: int = 1) -> float:
@@ -149,8 +192,39 @@ async def run_sdk(base_url: str, calls: int, concurrency: int = 1) -> float:
     return time.perf_counter() - started
 
 
-def row(name: str, calls: int, wall: float, ideal: float) -> None:
-    print(f"{name:<18}{calls:>7}{wall:>9.2f}{ideal:>9.2f}{wall / ideal:>8.2f}")
+def row(name: str, calls: int, wall: float, ideal: float, cpu_ms: float | None = None) -> None:
+    cpu = f"{cpu_ms:>9.1f}" if cpu_ms is not None else f"{'':>9}"
+    print(f"{name:<24}{calls:>7}{wall:>9.2f}{ideal:>9.2f}{wall / ideal:>8.2f}{cpu}")
+
+
+@contextlib.contextmanager
+def postgres(url: str | None) -> Iterator[Callable[[], str]]:
+    """Yield a maker of fresh, empty PostgreSQL databases: on --pg-url's server, or a private one."""
+    if url is None:
+        from tests.postgres import serve
+
+        for server in serve():
+            yield server.database
+        return
+    import psycopg
+
+    numbers = iter(range(1, 1_000_000))
+
+    def fresh() -> str:
+        name = f"panel_bench_{os.getpid()}_{next(numbers)}"
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {name}".encode())
+        return url.rsplit("/", 1)[0] + "/" + name
+
+    yield fresh
+
+
+def count_calls(db: str) -> int:
+    store = Store(db, write=False)
+    try:
+        return store.count_calls()
+    finally:
+        store.close()
 
 
 def main() -> None:
@@ -163,36 +237,59 @@ def main() -> None:
     parser.add_argument("--tools", type=int, default=40, help="distinct tools (4 calls each)")
     parser.add_argument("--pairs", type=int, default=60, help="comparisons over those tools")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[16, 64])
+    parser.add_argument("--backend", nargs="+", choices=["sqlite", "postgres"], default=["sqlite"])
+    parser.add_argument("--workers", type=int, nargs="+", default=[1], help="worker processes")
+    parser.add_argument("--pg-url", help="a PostgreSQL server to make scratch databases on")
+    parser.add_argument("--no-sdk", action="store_true", help="skip the bare SDK and naive rows")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(asyncio.run(work(Settings.model_validate_json(args.worker)))))
+        return
 
     print(
-        f"panel queue benchmark: {args.tools} tools, {args.pairs} comparisons, {args.latency * 1000:.0f} ms per call"
+        f"panel queue benchmark: {args.tools} tools, {args.pairs} comparisons, "
+        f"{args.latency * 1000:.0f} ms per call, {os.cpu_count()} cores"
     )
-    print(f"{'run':<18}{'calls':>7}{'wall s':>9}{'ideal s':>9}{'ratio':>8}")
-    with (
-        tempfile.TemporaryDirectory(prefix="panel-bench-") as scratch,
-        loopback_server(args.latency) as base_url,
-    ):
-        folder = Path(scratch)
-        pairs = write_batch(folder, args.tools, args.pairs)
-        calls = 0
+    print(f"{'run':<24}{'calls':>7}{'wall s':>9}{'bound s':>9}{'ratio':>8}{'cpu ms':>9}")
+    with contextlib.ExitStack() as stack:
+        scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="panel-bench-")))
+        base_url = stack.enter_context(loopback_server(args.latency))
+        fresh_pg = (
+            stack.enter_context(postgres(args.pg_url)) if "postgres" in args.backend else None
+        )
+        pairs = write_batch(scratch, args.tools, args.pairs)
+        calls = 4 * args.tools
         for concurrency in args.concurrency:
-            wall, calls = asyncio.run(run_queue(base_url, folder, pairs, concurrency))
-            if calls != 4 * args.tools:
-                raise SystemExit(
-                    f"bench: {calls} calls for {args.tools} tools; expected exactly {4 * args.tools}"
-                )
-            ideal = math.ceil(calls / concurrency) * args.latency
-            row(f"queue -c {concurrency}", calls, wall, ideal)
+            for backend in args.backend:
+                for workers in args.workers:
+                    run = f"{backend}-w{workers}-c{concurrency}"
+                    db = fresh_pg() if fresh_pg else str(scratch / f"{run}.db")
+                    settings = settings_for(base_url, db, scratch / f"out-{run}", concurrency)
+                    asyncio.run(queue_batch(settings, pairs))
+                    wall, cpu, jobs = run_workers(settings, workers)
+                    made = count_calls(db)
+                    if jobs != len(pairs) or made != calls:
+                        raise SystemExit(f"bench: {run}: {jobs} jobs, {made} calls")
+                    bound = math.ceil(calls / (workers * concurrency)) * args.latency
+                    row(
+                        f"queue {backend} -w {workers} -c {concurrency}",
+                        made,
+                        wall,
+                        bound,
+                        1000 * cpu / made,
+                    )
+            if not args.no_sdk:
+                bound = math.ceil(calls / concurrency) * args.latency
+                sdk = asyncio.run(run_sdk(base_url, calls, concurrency))
+                row(f"bare SDK -c {concurrency}", calls, sdk, bound)
+        if not args.no_sdk:
             row(
-                f"bare SDK -c {concurrency}",
+                "naive sequential",
                 calls,
-                asyncio.run(run_sdk(base_url, calls, concurrency)),
-                ideal,
+                asyncio.run(run_sdk(base_url, calls)),
+                calls * args.latency,
             )
-        naive = asyncio.run(run_sdk(base_url, calls))
-        ideal = calls * args.latency
-        row("naive sequential", calls, naive, ideal)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,8 @@ from panel.store import Store
 if TYPE_CHECKING:
     from playwright.sync_api import Browser
 
+    from .postgres import PostgresServer
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -30,6 +32,23 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         help="re-render tests/golden/*/expected from the cassettes",
     )
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A private PostgreSQL server for the session (see tests/postgres.py)."""
+    from .postgres import serve
+
+    yield from serve()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty store location on each backend: a SQLite path, then a PostgreSQL URL."""
+    if request.param == "sqlite":
+        return str(tmp_path / "panel.db")
+    server: PostgresServer = request.getfixturevalue("postgres")
+    return server.database()
 
 
 @pytest.fixture

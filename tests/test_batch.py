@@ -50,10 +50,12 @@ def anthropic_env(server: FakeAnthropicBatches, db: Path, out: Path) -> dict[str
     }
 
 
-def test_every_review_goes_out_in_one_batch_and_comparisons_are_written(tmp_path: Path) -> None:
+def test_every_review_goes_out_in_one_batch_and_comparisons_are_written(
+    tmp_path: Path, db: str
+) -> None:
     cards = make_cards(tmp_path / "cards", 5)
     pairs = pairs_file(tmp_path, cards, 4)
-    db, out = tmp_path / "panel.db", tmp_path / "out"
+    out = tmp_path / "out"
     with FakeOpenAIBatches(polls=3) as server:
         env = env_for(server, db, out)
         assert panel("queue", "add", pairs, env=env).returncode == 0
@@ -73,16 +75,19 @@ def test_every_review_goes_out_in_one_batch_and_comparisons_are_written(tmp_path
     assert (run["jobs_done"], run["reviews_done"], run["calls"]) == (4, 20, 20)
     assert len(list((out / "compare").glob("*.html"))) == 4
     assert query(db, "SELECT count(*), min(attempts) FROM reviews") == [(20, 1)]
-    assert query(db, "SELECT outcome, count(*) FROM calls GROUP BY outcome") == [("ok", 20)]
+    assert query(db, "SELECT outcome, count(*) FROM calls GROUP BY outcome ORDER BY outcome") == [
+        ("ok", 20)
+    ]
     assert query(db, "SELECT state, status FROM batches") == [("ended", "completed")]
 
 
 def test_errors_invalid_answers_and_expiry_fail_their_jobs_and_retry_rebatches(
     tmp_path: Path,
+    db: str,
 ) -> None:
     cards = make_cards(tmp_path / "cards", 6)
     (tmp_path / "q.csv").write_text("".join(f"{cards[i]},{cards[i + 1]}\n" for i in range(0, 6, 2)))
-    db, out = tmp_path / "panel.db", tmp_path / "out"
+    out = tmp_path / "out"
 
     def error(body: dict[str, Any]) -> int | None:
         return 400 if (tool_of(body), persona_of(body)) == ("Tool 00", "Founder") else None
@@ -113,7 +118,9 @@ def test_errors_invalid_answers_and_expiry_fail_their_jobs_and_retry_rebatches(
             "tool-05: builder: failed in openai batch batch_1: openai: batch expired "
             "without answering this request"
         ) in status
-        assert query(db, "SELECT outcome, count(*) FROM calls GROUP BY outcome") == [
+        assert query(
+            db, "SELECT outcome, count(*) FROM calls GROUP BY outcome ORDER BY outcome"
+        ) == [
             ("error", 5),
             ("invalid", 1),
             ("ok", 18),
@@ -126,14 +133,16 @@ def test_errors_invalid_answers_and_expiry_fail_their_jobs_and_retry_rebatches(
         assert again.returncode == 0, again.stderr
         assert server.created == ["batch_1", "batch_2"]
         assert len(server.input_lines("batch_2")) == 6, "only the failed reviews go out again"
-    assert query(db, "SELECT state, count(*) FROM jobs GROUP BY state") == [("done", 3)]
+    assert query(db, "SELECT state, count(*) FROM jobs GROUP BY state ORDER BY state") == [
+        ("done", 3)
+    ]
     assert len(list((out / "compare").glob("*.html"))) == 3
 
 
-def test_a_run_killed_while_polling_resumes_the_same_batch(tmp_path: Path) -> None:
+def test_a_run_killed_while_polling_resumes_the_same_batch(tmp_path: Path, db: str) -> None:
     cards = make_cards(tmp_path / "cards", 4)
     pairs = pairs_file(tmp_path, cards, 3)
-    db, out = tmp_path / "panel.db", tmp_path / "out"
+    out = tmp_path / "out"
     with FakeOpenAIBatches(polls=10**9) as server:
         env = {**os.environ, **env_for(server, db, out)}
         assert panel("queue", "add", pairs, env=env).returncode == 0
@@ -149,7 +158,9 @@ def test_a_run_killed_while_polling_resumes_the_same_batch(tmp_path: Path) -> No
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         assert query(db, "SELECT batch_id, state FROM batches") == [("batch_1", "submitted")]
-        assert query(db, "SELECT state, count(*) FROM tasks GROUP BY state") == [("running", 16)]
+        assert query(db, "SELECT state, count(*) FROM tasks GROUP BY state ORDER BY state") == [
+            ("running", 16)
+        ]
 
         server.polls = 0  # the batch ends at its next poll
         result = panel("queue", "run", "--batch-api", *FAST, "--lease", "1", "--json", env=env)
@@ -159,7 +170,9 @@ def test_a_run_killed_while_polling_resumes_the_same_batch(tmp_path: Path) -> No
     assert json.loads(result.stdout)["run"]["reviews_done"] == 16
     assert query(db, "SELECT count(*) FROM reviews") == [(16,)]
     assert query(db, "SELECT count(*) FROM calls") == [(16,)]
-    assert query(db, "SELECT state, count(*) FROM jobs GROUP BY state") == [("done", 3)]
+    assert query(db, "SELECT state, count(*) FROM jobs GROUP BY state ORDER BY state") == [
+        ("done", 3)
+    ]
 
 
 def test_anthropic_message_batches_work_the_same_way(tmp_path: Path) -> None:
@@ -190,7 +203,7 @@ def test_anthropic_message_batches_work_the_same_way(tmp_path: Path) -> None:
         "request invalid_request_error: prompt is too long"
     ) in status
     assert "anthropic: batch request expired before it was processed" in status
-    assert query(db, "SELECT outcome, count(*) FROM calls GROUP BY outcome") == [
+    assert query(db, "SELECT outcome, count(*) FROM calls GROUP BY outcome ORDER BY outcome") == [
         ("error", 5),
         ("ok", 11),
     ]

@@ -56,7 +56,7 @@ def pairs_file(folder: Path, cards: list[Path], count: int) -> Path:
     return path
 
 
-def env_for(server: FakeOpenAI, db: Path, out: Path) -> dict[str, str]:
+def env_for(server: FakeOpenAI, db: Path | str, out: Path) -> dict[str, str]:
     return {
         "PANEL_PROVIDER": "openai",
         "PANEL_BASE_URL": server.base_url,
@@ -67,7 +67,13 @@ def env_for(server: FakeOpenAI, db: Path, out: Path) -> dict[str, str]:
     }
 
 
-def query(db: Path, sql: str) -> list[Any]:
+def query(db: Path | str, sql: str) -> list[Any]:
+    """Return the rows of sql in a store: a SQLite path or a PostgreSQL URL."""
+    if str(db).startswith("postgresql://"):
+        import psycopg
+
+        with psycopg.connect(str(db)) as pg:
+            return [tuple(row) for row in pg.execute(sql.encode()).fetchall()]
     con = sqlite3.connect(db)
     try:
         return con.execute(sql).fetchall()
@@ -75,10 +81,10 @@ def query(db: Path, sql: str) -> list[Any]:
         con.close()
 
 
-def test_every_tool_is_reviewed_once_across_the_batch(tmp_path: Path) -> None:
+def test_every_tool_is_reviewed_once_across_the_batch(tmp_path: Path, db: str) -> None:
     cards = make_cards(tmp_path / "cards", 10)
     pairs = pairs_file(tmp_path, cards, 14)
-    db, out = tmp_path / "panel.db", tmp_path / "out"
+    out = tmp_path / "out"
     with FakeOpenAI(latency=0.05) as server:
         env = env_for(server, db, out)
         added = panel("queue", "add", pairs, env=env)
@@ -100,8 +106,8 @@ def test_every_tool_is_reviewed_once_across_the_batch(tmp_path: Path) -> None:
     assert all(job["files"]["html"].endswith(".html") for job in status["all"])
 
 
-def test_tools_already_reviewed_cost_nothing(tmp_path: Path) -> None:
-    db, out = tmp_path / "panel.db", tmp_path / "out"
+def test_tools_already_reviewed_cost_nothing(tmp_path: Path, db: str) -> None:
+    out = tmp_path / "out"
     assert panel("import", SEED, "--db", db).returncode == 0
     (tmp_path / "q.jsonl").write_text('{"a": "smolvlm-3b", "b": "mistral-8x22b-v2"}\n')
     (tmp_path / "r.jsonl").write_text('{"a": "mistral-8x22b-v2", "b": "smolvlm-3b"}\n')
@@ -127,18 +133,18 @@ def test_tools_already_reviewed_cost_nothing(tmp_path: Path) -> None:
         ("", "no pairs in file"),
     ],
 )
-def test_bad_queue_files_add_nothing(tmp_path: Path, content: str, fragment: str) -> None:
+def test_bad_queue_files_add_nothing(tmp_path: Path, content: str, fragment: str, db: str) -> None:
     path = tmp_path / ("q.jsonl" if content.startswith("{") else "q.csv")
     path.write_text(content)
-    result = panel("queue", "add", path, "--db", tmp_path / "p.db")
+    result = panel("queue", "add", path, "--db", db)
     assert result.returncode == 2 and fragment in result.stderr, result.stderr
-    assert query(tmp_path / "p.db", "SELECT count(*) FROM jobs") == [(0,)]
+    assert query(db, "SELECT count(*) FROM jobs") == [(0,)]
 
 
-def test_a_failing_review_fails_its_jobs_and_the_rest_drain(tmp_path: Path) -> None:
+def test_a_failing_review_fails_its_jobs_and_the_rest_drain(tmp_path: Path, db: str) -> None:
     cards = make_cards(tmp_path / "cards", 4)
     (tmp_path / "q.csv").write_text(f"{cards[0]},{cards[1]}\n{cards[2]},{cards[3]}\n")
-    db, out = tmp_path / "panel.db", tmp_path / "out"
+    out = tmp_path / "out"
 
     def fault(number: int, body: dict[str, Any]) -> Fault | None:
         user = body["messages"][1]["content"]
@@ -158,13 +164,15 @@ def test_a_failing_review_fails_its_jobs_and_the_rest_drain(tmp_path: Path) -> N
         server.fault = None
         assert "requeued 1 failed job(s)" in panel("queue", "retry", "--failed", env=env).stdout
         assert panel("queue", "run", env=env).returncode == 0
-    assert query(db, "SELECT state, count(*) FROM jobs GROUP BY state") == [("done", 2)]
+    assert query(db, "SELECT state, count(*) FROM jobs GROUP BY state ORDER BY state") == [
+        ("done", 2)
+    ]
 
 
-def test_two_runners_share_the_work(tmp_path: Path) -> None:
+def test_two_runners_share_the_work(tmp_path: Path, db: str) -> None:
     cards = make_cards(tmp_path / "cards", 10)
     pairs = pairs_file(tmp_path, cards, 12)
-    db, out = tmp_path / "panel.db", tmp_path / "out"
+    out = tmp_path / "out"
     with FakeOpenAI(latency=0.1) as server:
         env = {**os.environ, **env_for(server, db, out)}
         assert panel("queue", "add", pairs, env=env).returncode == 0

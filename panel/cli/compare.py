@@ -118,6 +118,7 @@ def _import(settings: Settings, file: Path, as_json: bool) -> None:
 
     panel_personas = load_personas(settings.personas_dir())
     store = Store(settings.db)
+    where = store.where
     try:
         tools, reviews = import_file(file, panel_personas, store)
     finally:
@@ -125,7 +126,7 @@ def _import(settings: Settings, file: Path, as_json: bool) -> None:
     if as_json:
         output.echo_json({"tools": tools, "reviews": reviews}, indent=None)
     else:
-        output.say(f"imported {tools} tool(s) and {reviews} review(s) into {settings.db}")
+        output.say(f"imported {tools} tool(s) and {reviews} review(s) into {where}")
 
 
 def vote(

@@ -45,7 +45,12 @@ ConcurrencyOpt = Annotated[
     ),
 ]
 DbOpt = Annotated[
-    Path | None, typer.Option("--db", help="SQLite store. Env: PANEL_DB. Default ./panel.db.")
+    str | None,
+    typer.Option(
+        "--db",
+        help="The store: a SQLite file, or a postgresql://user:password@host/db URL shared by "
+        "several machines. Env: PANEL_DB. Default ./panel.db.",
+    ),
 ]
 PersonasOpt = Annotated[
     Path | None,

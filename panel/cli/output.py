@@ -133,6 +133,10 @@ class ReviewProgress:
             self._bar.stop()
 
 
+MEASURE_SECONDS = 0.25
+"""How often the queue's progress is read from the store while it runs."""
+
+
 class QueueProgress:
     """A live bar of jobs with done, failed, calls, tokens and ETA; plain lines off a terminal."""
 
@@ -147,8 +151,10 @@ class QueueProgress:
         self._bar: Any = None
         self._task: Any = None
         self._last_line = 0.0
+        self._measured_at = 0.0
 
     def _measure(self) -> tuple[int, int]:
+        self._measured_at = time.monotonic()
         progress = self.queue.progress(self.started_at)
         self.calls, self.tokens, self.total = progress.calls, progress.tokens, progress.total
         return progress.done, progress.failed
@@ -179,8 +185,13 @@ class QueueProgress:
         return self
 
     def update(self) -> None:
-        if not self.enabled:
+        """Show the queue's progress, measured at most every MEASURE_SECONDS (each measure is a
+        query on the store, which many workers may share)."""
+        if not self.enabled or time.monotonic() - self._measured_at < MEASURE_SECONDS:
             return
+        self._show()
+
+    def _show(self) -> None:
         done, failed = self._measure()
         detail = f"failed {failed} · calls {self.calls} · tokens {self.tokens}"
         if self._bar is not None:
@@ -190,7 +201,10 @@ class QueueProgress:
             say(f"queue: {done + failed}/{self.total} · done {done} · {detail}", err=True)
 
     def __exit__(self, *exc: object) -> None:
-        self._measure()
+        if self._bar is not None:
+            self._show()
+        else:
+            self._measure()
         if self._bar is not None:
             self._bar.stop()
 

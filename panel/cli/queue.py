@@ -37,13 +37,12 @@ app = typer.Typer(
 
 
 def _open_queue(settings: Settings, *, must_exist: str | None = None) -> tuple[Store, QueueDB]:
-    """Open the store and its queue; with must_exist, a missing store is one line naming it."""
+    """Open the store and its queue; with must_exist, only to read: a store that is missing (or
+    not at this panel's schema) is one line naming the command that makes it."""
     from panel.queue.db import QueueDB
     from panel.store import Store
 
-    if must_exist and not settings.db.exists():
-        output.fail(f"{settings.db}: no store yet (run `{must_exist}` first)", 2)
-    store = Store(settings.db)
+    store = Store(settings.db, write=must_exist is None, first=must_exist or "")
     return store, QueueDB(store)
 
 

@@ -143,9 +143,7 @@ def _log(settings: Settings, limit: int, as_json: bool) -> None:
 
     from panel.store import Store
 
-    if not settings.db.exists():
-        output.fail(f"{settings.db}: no store yet (run `panel review` first)", 2)
-    store = Store(settings.db)
+    store = Store(settings.db, write=False, first="panel review")
     try:
         calls = store.recent_calls(limit)
     finally:

@@ -13,6 +13,7 @@ from panel.errors import ConfigError
 if TYPE_CHECKING:
     from panel.config import Settings
     from panel.providers.base import Provider
+    from panel.providers.wrappers import Budget
 
 PROVIDERS: dict[str, tuple[str, str]] = {
     # name: (module, install hint for its SDK)
@@ -23,9 +24,9 @@ PROVIDERS: dict[str, tuple[str, str]] = {
 }
 
 
-def make_provider(settings: Settings, name: str | None = None) -> Provider:
-    """Return a ready provider for `name` (default: settings.provider)."""
-    name = name or settings.provider
+def make_provider(settings: Settings, name: str, budget: Budget) -> Provider:
+    """Return a ready provider for `name`; its --rpm / --tpm are kept on `budget`, which every
+    process on the same store shares."""
     if name not in PROVIDERS:
         raise ConfigError(f"unknown provider '{name}' (choose from: {', '.join(PROVIDERS)})")
     module_name, hint = PROVIDERS[name]
@@ -37,7 +38,7 @@ def make_provider(settings: Settings, name: str | None = None) -> Provider:
     if settings.rpm or settings.tpm:
         from panel.providers.wrappers import RateLimited
 
-        provider = RateLimited(provider, settings.rpm, settings.tpm)
+        provider = RateLimited(provider, settings.rpm, settings.tpm, budget)
     if settings.record is not None:
         from panel.providers.wrappers import Recorder
 

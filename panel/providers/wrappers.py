@@ -6,13 +6,29 @@ closing and the batch hooks), so no caller ever reaches through to the provider 
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
+from typing import Protocol
 
-from aiolimiter import AsyncLimiter
-
+from panel.errors import TransientProviderError
 from panel.providers.base import BatchResults, BatchStatus, Generation, Provider, Request
 from panel.providers.cassette import write_cassette
+
+BURST_SECONDS = 1.0
+"""How far ahead of the clock a rate budget may be spent: about a second's worth at once."""
+
+
+class Budget(Protocol):
+    """Rate budgets shared by every process that uses one store (panel.store.Store is one)."""
+
+    def reserve(self, provider: str, spends: list[tuple[str, float, float]]) -> float:
+        """Take one call (kind, seconds of budget, burst); return 0.0, or seconds to wait."""
+        ...
+
+    def hold_off(self, provider: str, seconds: float) -> None:
+        """Pause every call to provider for seconds (a Retry-After)."""
+        ...
 
 
 class Wrapper(Provider):
@@ -58,24 +74,40 @@ def estimated_tokens(request: Request) -> int:
 
 
 class RateLimited(Wrapper):
-    """Keeps a provider's live calls under rpm requests and tpm tokens per minute.
+    """Keeps the live calls to a provider, summed over every worker on the store, under rpm
+    requests and tpm tokens per minute, and holds them all off for a Retry-After.
 
-    Tokens are reserved before a call from estimated_tokens. A provider batch is one call, so
-    the batch hooks pass straight through.
+    The budgets live in the store (Budget), so workers in other processes and on other machines
+    spend from the same ones. Tokens are reserved before a call from estimated_tokens. A
+    provider batch is one call, so the batch hooks pass straight through.
     """
 
-    def __init__(self, inner: Provider, rpm: int | None, tpm: int | None) -> None:
+    def __init__(self, inner: Provider, rpm: int | None, tpm: int | None, budget: Budget) -> None:
         super().__init__(inner)
-        self.requests = AsyncLimiter(rpm, 60) if rpm else None
-        self.tokens = AsyncLimiter(tpm, 60) if tpm else None
-        self.tpm = tpm or 0
+        self.rpm, self.tpm, self.budget = rpm, tpm, budget
+        self._turn = asyncio.Lock()  # one coroutine of this process asks the store at a time
+
+    def _spends(self, request: Request) -> list[tuple[str, float, float]]:
+        """Return what one call costs of each budget: (kind, seconds of budget, burst)."""
+        spends = []
+        if self.rpm:
+            spends.append(("requests", 60 / self.rpm, max(BURST_SECONDS, 60 / self.rpm)))
+        if self.tpm:
+            seconds = 60 * min(estimated_tokens(request), self.tpm) / self.tpm
+            spends.append(("tokens", seconds, max(BURST_SECONDS, seconds)))
+        return spends
 
     async def generate(self, request: Request) -> Generation:
-        if self.requests:
-            await self.requests.acquire()
-        if self.tokens:
-            await self.tokens.acquire(min(estimated_tokens(request), self.tpm))
-        return await self.inner.generate(request)
+        spends = self._spends(request)
+        async with self._turn:
+            while (wait := self.budget.reserve(self.name, spends)) > 0:
+                await asyncio.sleep(wait)
+        try:
+            return await self.inner.generate(request)
+        except TransientProviderError as exc:
+            if exc.retry_after:
+                self.budget.hold_off(self.name, exc.retry_after)
+            raise
 
 
 class Recorder(Wrapper):

@@ -3,28 +3,45 @@
 The runner, the batcher and `queue add / status / retry` speak only to QueueDB; a second storage
 backend implements these methods and nothing else of the queue changes.
 
-Claiming is one UPDATE ... RETURNING inside the store's IMMEDIATE transaction, so two processes on
-one store never claim the same unit. A claimed unit carries its owner and a lease; `heartbeat`
-renews the leases of an owner, and a unit whose lease ran out is claimable again.
+Every statement serves both engines (SQLite and PostgreSQL, see panel.database). Claiming is
+one UPDATE ... RETURNING of rows picked by a SELECT that skips rows other workers hold locked
+(PostgreSQL: FOR UPDATE SKIP LOCKED; SQLite's IMMEDIATE transaction lets one writer in at a
+time), so any number of processes on any number of machines never claim the same unit. A
+claimed unit carries its owner and a lease; `heartbeat` renews the leases of an owner, and a
+unit whose lease ran out (its worker died) is claimable again.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from panel.cards import ToolCard
-from panel.store import CallRecord, Store, StoredReview, insert_call, insert_review, upsert_tool
+from panel.database import Connection
+from panel.store import (
+    CallRecord,
+    Store,
+    StoredReview,
+    insert_call,
+    insert_comparison,
+    insert_review,
+    upsert_tool,
+)
 
 STATES = ("pending", "running", "done", "failed")
 
 _OPEN_BATCH_ITEMS = """SELECT i.tool, i.persona FROM batch_items i JOIN batches b ON b.id = i.batch
                        WHERE b.state = 'submitted' AND i.outcome IS NULL"""
 """The reviews an open provider batch still owes: left to `queue run --batch-api`."""
+
+_READY_JOB = """SELECT j.id FROM jobs j
+                WHERE (j.state = 'pending' OR (j.state = 'running' AND j.lease_expires < ?))
+                  AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.tool IN (j.a, j.b) AND t.state != 'done')
+                ORDER BY j.id LIMIT 1"""
+"""The next job free to claim whose reviews are all done (takes the time now)."""
 
 
 @dataclass(frozen=True)
@@ -83,6 +100,10 @@ class QueueDB:
 
     def _one(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
         return self.store.db.execute(sql, params).fetchone()
+
+    @property
+    def _skip_locked(self) -> str:
+        return self.store.db.dialect.skip_locked
 
     # --- adding --------------------------------------------------------------------------------
 
@@ -148,17 +169,18 @@ class QueueDB:
     # --- claiming ------------------------------------------------------------------------------
 
     def claim_job(self, owner: str, lease: float) -> tuple[int, str, str] | None:
-        """Claim the next job whose reviews are all done; return (id, a, b)."""
+        """Claim the next job whose reviews are all done; return (id, a, b).
+
+        A plain read looks first: most attempts find nothing ready, and a read takes no lock.
+        """
         now = time.time()
+        if self._one(_READY_JOB, (now,)) is None:
+            return None
         with self.store.transaction() as db:
             row = db.execute(
-                """UPDATE jobs SET state = 'running', lease_owner = ?, lease_expires = ?,
+                f"""UPDATE jobs SET state = 'running', lease_owner = ?, lease_expires = ?,
                        attempts = attempts + 1, updated_at = ?
-                   WHERE id = (
-                       SELECT j.id FROM jobs j
-                       WHERE (j.state = 'pending' OR (j.state = 'running' AND j.lease_expires < ?))
-                         AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.tool IN (j.a, j.b) AND t.state != 'done')
-                       ORDER BY j.id LIMIT 1)
+                   WHERE id = ({_READY_JOB}{self._skip_locked})
                    RETURNING id, a, b""",
                 (owner, now + lease, now, now),
             ).fetchone()
@@ -175,19 +197,19 @@ class QueueDB:
             (row["tool"], row["persona"]) for row in self._claim_tasks(owner, lease, limit)
         )
 
-    def _claim_tasks(self, owner: str, lease: float, limit: int) -> list[sqlite3.Row]:
+    def _claim_tasks(self, owner: str, lease: float, limit: int) -> list[Any]:
         now = time.time()
         with self.store.transaction() as db:
             return db.execute(
                 f"""UPDATE tasks SET state = 'running', lease_owner = ?, lease_expires = ?,
                        attempts = attempts + 1, updated_at = ?
-                   WHERE rowid IN (
-                       SELECT rowid FROM tasks t
+                   WHERE (tool, persona) IN (
+                       SELECT tool, persona FROM tasks t
                        WHERE (state = 'pending' OR (state = 'running' AND lease_expires < ?))
                          -- a review asked of a provider batch still open is answered by it
                          AND NOT EXISTS (SELECT 1 FROM ({_OPEN_BATCH_ITEMS}) o
                                          WHERE o.tool = t.tool AND o.persona = t.persona)
-                       ORDER BY rowid LIMIT ?)
+                       ORDER BY tool, persona LIMIT ?{self._skip_locked})
                    RETURNING tool, persona, attempts""",
                 (owner, now + lease, now, now, limit),
             ).fetchall()
@@ -225,7 +247,7 @@ class QueueDB:
 
     def finish_task(self, tool: str, persona: str) -> None:
         with self.store.transaction() as db:
-            _finish_task(db, tool, persona)
+            finish_task_in(db, tool, persona)
 
     def fail_task(self, tool: str, persona: str, error: str, job_error: str) -> int:
         """Fail a review for good, and every unfinished job that needs it; return those jobs."""
@@ -241,8 +263,10 @@ class QueueDB:
                 (error, time.time(), tool, persona, owner),
             )
 
-    def finish_job(self, job: int, files: dict[str, Path]) -> None:
+    def finish_job(self, job: int, a: str, b: str, files: dict[str, Path]) -> None:
+        """Mark a job done with the files written, and record its comparison, in one transaction."""
         with self.store.transaction() as db:
+            insert_comparison(db, a, b)
             db.execute(
                 """UPDATE jobs SET state = 'done', last_error = NULL, lease_owner = NULL, files = ?,
                        updated_at = ? WHERE id = ?""",
@@ -276,7 +300,7 @@ class QueueDB:
         return {
             "jobs": counts("jobs"),
             "tasks": counts("tasks"),
-            "in_open_batches": self._one(f"SELECT count(*) FROM ({_OPEN_BATCH_ITEMS})")[0],
+            "in_open_batches": self._one(f"SELECT count(*) FROM ({_OPEN_BATCH_ITEMS}) o")[0],
             "failed": [
                 {k: row[k] for k in ("id", "a", "b", "attempts", "last_error")}
                 for row in jobs
@@ -342,7 +366,7 @@ class QueueDB:
     def batch_items(self, batch: int) -> list[BatchItem]:
         """Return the items of a batch (by row id) in the order they were submitted."""
         rows = self.store.db.execute(
-            "SELECT * FROM batch_items WHERE batch = ? ORDER BY rowid", (batch,)
+            "SELECT * FROM batch_items WHERE batch = ? ORDER BY custom_id", (batch,)
         ).fetchall()
         return [BatchItem(**{k: row[k] for k in row.keys() if k != "batch"}) for row in rows]
 
@@ -433,12 +457,13 @@ class QueueDB:
                 return None  # done meanwhile by a live run, or requeued: logged, not applied
             if review is not None:
                 insert_review(db, *review)
-                _finish_task(db, item.tool, item.persona)
+                finish_task_in(db, item.tool, item.persona)
                 return "done", 0
             return "failed", _fail_task(db, item.tool, item.persona, *errors)
 
 
-def _finish_task(db: sqlite3.Connection, tool: str, persona: str) -> None:
+def finish_task_in(db: Connection, tool: str, persona: str) -> None:
+    """Mark a review task done, inside the caller's transaction (the one that stores it)."""
     db.execute(
         """UPDATE tasks SET state = 'done', last_error = NULL, lease_owner = NULL, updated_at = ?
            WHERE tool = ? AND persona = ?""",
@@ -446,7 +471,7 @@ def _finish_task(db: sqlite3.Connection, tool: str, persona: str) -> None:
     )
 
 
-def _fail_task(db: sqlite3.Connection, tool: str, persona: str, error: str, job_error: str) -> int:
+def _fail_task(db: Connection, tool: str, persona: str, error: str, job_error: str) -> int:
     now = time.time()
     db.execute(
         """UPDATE tasks SET state = 'failed', last_error = ?, lease_owner = NULL, updated_at = ?

@@ -20,11 +20,12 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 from panel.cards import ToolCard
 from panel.compare import comparison_for, write_pages
 from panel.errors import InputError, ProviderError, located
-from panel.queue.db import QueueDB
+from panel.queue.db import QueueDB, finish_task_in
 from panel.runtime import Runtime
 from panel.store import StoredReview
 
@@ -67,6 +68,9 @@ class QueueRunner:
         self.stats = RunStats()
         self.personas = {p.key: p for p in runtime.personas}
         self._news = asyncio.Condition()
+        self._polling = False
+        self._check_jobs = True
+        self._check_tasks = True
         self._cards: dict[str, ToolCard] = {}
 
     def reopen_stale(self) -> None:
@@ -92,10 +96,15 @@ class QueueRunner:
         try:
             if persona is None:
                 raise InputError(f"persona '{persona_key}' is not on this panel")
-            await self.runtime.reviewer.review(self._card(tool), persona)
+            await self.runtime.reviewer.review(
+                self._card(tool),
+                persona,
+                then=partial(finish_task_in, tool=tool, persona=persona_key),
+            )
         except (ProviderError, InputError) as exc:
             if attempts < self.max_attempts and not isinstance(exc, InputError):
                 self.queue.release_task(tool, persona_key, self.owner, str(exc))
+                self._check_tasks = True
                 return
             exc.about(tool=tool, persona=persona_key)
             job_error = located(
@@ -104,8 +113,8 @@ class QueueRunner:
             self.stats.jobs_failed += self.queue.fail_task(tool, persona_key, str(exc), job_error)
             self.stats.tasks_failed += 1
             return
-        self.queue.finish_task(tool, persona_key)
         self.stats.tasks_done += 1
+        self._check_jobs = True  # its tool may be complete now: jobs may be ready
 
     def _reviews_of(self, card: ToolCard) -> list[StoredReview]:
         """Return the reviews of card that `panel review` would reuse with this run's settings."""
@@ -123,34 +132,75 @@ class QueueRunner:
             )
             # Rendering and writing run in a thread so the event loop keeps dispatching calls.
             files = await asyncio.to_thread(write_pages, document, self.runtime.settings.out)
-            self.runtime.store.save_comparison(a, b)
         except (OSError, InputError) as exc:
             self.queue.release_job(job, str(exc), self.max_attempts)
+            self._check_jobs = True
             return
-        self.queue.finish_job(job, files)
+        self.queue.finish_job(job, a, b, files)
         self.stats.jobs_done += 1
 
     async def _worker(self) -> None:
         while True:
-            if (job := self.queue.claim_job(self.owner, self.lease)) is not None:
+            if (job := self._claim_job()) is not None:
+                await self._wake(1)  # there may be more: the next idler looks
                 await self._do_job(*job)
-            elif (task := self.queue.claim_task(self.owner, self.lease)) is not None:
+            elif (task := self._claim_task()) is not None:
+                await self._wake(1)
                 await self._do_task(*task)
-                async with self._news:  # a finished review may make jobs ready: wake one idler
-                    self._news.notify(1)
+                await self._wake(1)  # a finished review may make jobs ready
             elif self.queue.work_left():
-                # Units are in flight here or in another process: wait for news, or poll
-                # (a unit held by a dead process comes back when its lease expires).
-                async with self._news:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._news.wait(), timeout=min(0.25, self.lease / 4))
+                await self._idle()
                 continue
             else:
-                # Nothing left: let idle workers see it now rather than at their next poll.
-                async with self._news:
-                    self._news.notify_all()
+                await self._wake(None)  # nothing left: idle workers see it now, not at a poll
                 return
             self.on_change()
+
+    def _claim_job(self) -> tuple[int, str, str] | None:
+        """Claim a ready job, unless none was ready at the last look and nothing changed since
+        that this process knows of (a review it finished, a poll: see _idle)."""
+        if not self._check_jobs:
+            return None
+        job = self.queue.claim_job(self.owner, self.lease)
+        self._check_jobs = job is not None
+        return job
+
+    def _claim_task(self) -> tuple[str, str, int] | None:
+        """Claim a review, unless none was left at the last look and none came back since that
+        this process knows of (one it put back, a poll: see _idle)."""
+        if not self._check_tasks:
+            return None
+        task = self.queue.claim_task(self.owner, self.lease)
+        self._check_tasks = task is not None
+        return task
+
+    async def _wake(self, workers: int | None) -> None:
+        """Wake that many idle workers of this process (None: all of them)."""
+        async with self._news:
+            if workers is None:
+                self._news.notify_all()
+            else:
+                self._news.notify(workers)
+
+    async def _idle(self) -> None:
+        """Wait while units are in flight here or in another process.
+
+        One idle worker of the process polls (other processes finish units, and a unit held by
+        a dead process comes back when its lease expires); the others wait to be woken, so a
+        process with many idle workers asks the store a few times a second, not hundreds.
+        """
+        async with self._news:
+            if self._polling:
+                await self._news.wait()
+                return
+            self._polling = True
+            # Other processes finish reviews, and units of dead ones come back: look again.
+            self._check_jobs = self._check_tasks = True
+            try:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._news.wait(), timeout=min(0.25, self.lease / 4))
+            finally:
+                self._polling = False
 
     async def run(self) -> RunStats:
         """Drain the queue; return what this process did."""

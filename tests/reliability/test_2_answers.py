@@ -152,7 +152,7 @@ def test_the_reviewer_reasks_or_fails_typed(
             and "could not be accepted" in reask
         )
     uncaught = isinstance(outcome, Exception) and not isinstance(outcome, ProviderError)
-    lost = invalid_stored(store.path, personas) + int(uncaught)
+    lost = invalid_stored(Path(store.location), personas) + int(uncaught)
     tally.add("answers", survived=ok and not lost, lost=lost)
     assert not uncaught, repr(outcome)
     assert lost == 0
