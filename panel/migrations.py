@@ -178,6 +178,12 @@ def m005_card_findings(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE tools ADD COLUMN findings TEXT NOT NULL DEFAULT '[]'")
 
 
+@migration
+def m006_cached_tokens(db: sqlite3.Connection) -> None:
+    """Prompt tokens a provider served from its prompt cache, priced at its cached rate."""
+    db.execute("ALTER TABLE calls ADD COLUMN cached_tokens INTEGER NOT NULL DEFAULT 0")
+
+
 def apply(db: sqlite3.Connection, where: str) -> None:
     """Apply the migrations db lacks, inside the caller's transaction; refuse a newer schema."""
     current = db.execute("PRAGMA user_version").fetchone()[0]

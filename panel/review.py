@@ -225,7 +225,10 @@ class Reviewer:
         """Append one call to the call log."""
         tokens_in = generation.input_tokens if generation else 0
         tokens_out = generation.output_tokens if generation else 0
-        cost = provider.cost_usd(request.model, tokens_in, tokens_out) if generation else None
+        cached = generation.cached_tokens if generation else 0
+        cost = (
+            provider.cost_usd(request.model, tokens_in, tokens_out, cached) if generation else None
+        )
         self.store.log_call(
             CallRecord(
                 provider=provider.name,
@@ -236,6 +239,7 @@ class Reviewer:
                 latency_ms=int((time.monotonic() - started) * 1000),
                 input_tokens=tokens_in,
                 output_tokens=tokens_out,
+                cached_tokens=cached,
                 cost_usd=cost,
                 outcome=outcome,
                 error=error[:500] if error else None,

@@ -74,6 +74,7 @@ def write_cassette(
             "refusal": answer.refusal,
             "input_tokens": answer.input_tokens,
             "output_tokens": answer.output_tokens,
+            "cached_tokens": answer.cached_tokens,
         },
     }
     write_atomic(path, scrub(json.dumps(cassette, indent=2, ensure_ascii=False)) + "\n")
@@ -98,6 +99,7 @@ def read_answer(path: Path) -> tuple[dict[str, Any], Generation]:
     generation = Generation(
         text=json.dumps(answer["json"], ensure_ascii=False) if "json" in answer else answer["text"],
         input_tokens=answer["input_tokens"],
+        cached_tokens=answer.get("cached_tokens", 0),
         output_tokens=answer["output_tokens"],
         finish_reason=answer["finish_reason"],
         refusal=answer["refusal"],
