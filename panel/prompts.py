@@ -1,14 +1,21 @@
 """Prompt templates: Jinja2 files rendered strictly, with the tool card fenced as untrusted data.
 
-Every call gets fresh random delimiters around the card, so text inside a card cannot forge
-the end of the data block; runs of angle brackets in the card are softened besides, so nothing
-in it even looks like a delimiter. The prompt version is a hash of the persona file and the
-template sources: it changes when, and only when, what the model is asked changes.
+A prompt is laid out so that the calls of a panel share a prefix: first what every persona is
+told (card.j2: the panel's rules and the fenced card, the system message), then the persona's
+own part (persona.j2). A provider's prompt cache (llama.cpp's KV cache, OpenAI's automatic
+caching, Anthropic's cache_control) then evaluates a card once for its four calls.
+
+The card sits between random delimiters, one fence per card shared by its calls: the nonce is a
+keyed hash of the card under a key drawn fresh for each run, so no card can know its fence and
+forge the end of the data block. Runs of angle brackets in the card are softened besides, so
+nothing in it even looks like a delimiter. The prompt version is a hash of the persona file and
+the template sources: it changes when, and only when, what the model is asked changes.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import re
 import secrets
@@ -22,9 +29,9 @@ from panel.cards import ToolCard
 from panel.errors import ConfigError
 from panel.personas import Persona
 from panel.providers.base import Message
-from panel.rules import REVIEW_MAX_CHARS, REVIEW_MIN_CHARS, SHIP_THRESHOLD
+from panel.rules import SHIP_THRESHOLD
 
-TEMPLATES = ("system.j2", "user.j2", "reask.j2")
+TEMPLATES = ("card.j2", "persona.j2", "reask.j2")
 
 _MARKER_LIKE = re.compile(r"<{3,}|>{3,}")
 
@@ -51,11 +58,11 @@ class Prompt:
     version: str
     """Hash of persona file + templates: the cache key part that says "same question"."""
     nonce: str
-    """The random part of this call's delimiters."""
+    """The random part of the card's delimiters (the same for every persona in a run)."""
 
     @property
     def hash(self) -> str:
-        """Hash of the exact messages sent (differs per call because of the nonce)."""
+        """Hash of the exact messages sent (differs from run to run because of the nonce)."""
         return hashlib.sha256(json.dumps(self.messages).encode()).hexdigest()[:16]
 
 
@@ -76,6 +83,7 @@ class Prompts:
             trim_blocks=True,
             keep_trailing_newline=False,
         )
+        self._fence_key = secrets.token_bytes(16)
         self._sources_hash = hashlib.sha256(
             b"".join((folder / name).read_bytes() for name in TEMPLATES)
         ).hexdigest()
@@ -90,20 +98,24 @@ class Prompts:
         except jinja2.TemplateError as exc:
             raise ConfigError(f"{self.folder / name}: {exc}") from None
 
+    def fence(self, card: ToolCard) -> str:
+        """Return the nonce of card's delimiters in this run: shared by its calls, unguessable."""
+        digest = hmac.new(self._fence_key, card.content_hash().encode(), hashlib.sha256)
+        return digest.hexdigest()[:12]
+
     def review(self, persona: Persona, card: ToolCard) -> Prompt:
-        """Return the system and user messages asking persona to review card."""
-        nonce = secrets.token_hex(6)
+        """Return the messages asking persona to review card: the card's part, then persona's."""
+        nonce = self.fence(card)
         context = {
             "persona": persona,
             "card": fenced(card),
             "open": f"<<<TOOL_CARD_{nonce}>>>",
             "close": f"<<<END_TOOL_CARD_{nonce}>>>",
             "ship_threshold": SHIP_THRESHOLD,
-            "review_chars": f"{REVIEW_MIN_CHARS} to {REVIEW_MAX_CHARS}",
         }
         messages = [
-            {"role": "system", "content": self._render("system.j2", **context)},
-            {"role": "user", "content": self._render("user.j2", **context)},
+            {"role": "system", "content": self._render("card.j2", **context)},
+            {"role": "user", "content": self._render("persona.j2", **context)},
         ]
         return Prompt(messages=messages, version=self.version(persona), nonce=nonce)
 

@@ -258,7 +258,10 @@ class Reviewer:
         """Return the call log entry of one call."""
         tokens_in = generation.input_tokens if generation else 0
         tokens_out = generation.output_tokens if generation else 0
-        cost = provider.cost_usd(request.model, tokens_in, tokens_out) if generation else None
+        cached = generation.cached_tokens if generation else 0
+        cost = (
+            provider.cost_usd(request.model, tokens_in, tokens_out, cached) if generation else None
+        )
         return CallRecord(
             provider=provider.name,
             model=request.model,
@@ -268,6 +271,7 @@ class Reviewer:
             latency_ms=int((time.monotonic() - started) * 1000),
             input_tokens=tokens_in,
             output_tokens=tokens_out,
+            cached_tokens=cached,
             cost_usd=cost,
             outcome=outcome,
             error=error[:500] if error else None,

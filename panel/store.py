@@ -56,6 +56,8 @@ class CallRecord:
     latency_ms: int
     input_tokens: int = 0
     output_tokens: int = 0
+    cached_tokens: int = 0
+    """Of the input tokens, those the provider served from its prompt cache."""
     cost_usd: float | None = None
     outcome: str = "ok"
     """ok, invalid (answer failed validation), refusal, or error."""
@@ -266,8 +268,8 @@ def insert_call(db: Connection, call: CallRecord) -> None:
     """Append one call to the call log, inside the caller's transaction."""
     db.execute(
         """INSERT INTO calls (at, provider, model, tool, persona, prompt_hash, latency_ms,
-               input_tokens, output_tokens, cost_usd, outcome, error)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+               input_tokens, output_tokens, cached_tokens, cost_usd, outcome, error)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
         (
             call.at or time.time(),
             call.provider,
@@ -278,6 +280,7 @@ def insert_call(db: Connection, call: CallRecord) -> None:
             call.latency_ms,
             call.input_tokens,
             call.output_tokens,
+            call.cached_tokens,
             call.cost_usd,
             call.outcome,
             scrub(call.error) if call.error else None,

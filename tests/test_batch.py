@@ -21,8 +21,8 @@ from panel.config import Settings
 from panel.providers.base import Request
 from panel.providers.openai import OpenAIProvider
 
-from .fakes.anthropic import FakeAnthropicBatches
-from .fakes.openai import FakeOpenAI, FakeOpenAIBatches
+from .fakes.anthropic import FakeAnthropicBatches, system_text
+from .fakes.openai import FakeOpenAI, FakeOpenAIBatches, prompt_text
 from .test_cli import panel
 from .test_queue import env_for, make_cards, pairs_file, query
 
@@ -30,13 +30,13 @@ FAST = ("--poll-interval", "0.02")
 
 
 def persona_of(body: dict[str, Any]) -> str:
-    """Return which persona a request asks (its system prompt names the role)."""
-    return body["messages"][0]["content"].split(" on an AI tool")[0].removeprefix("You are the ")
+    """Return which persona a request asks (the persona's part, last, names the role)."""
+    return body["messages"][-1]["content"].split(" on an AI tool")[0].removeprefix("You are the ")
 
 
 def tool_of(body: dict[str, Any]) -> str:
     """Return the name of the tool a request asks about (make_cards names them Tool NN)."""
-    user = body["messages"][-1]["content"]
+    user = prompt_text(body["messages"])
     return next(f"Tool {i:02d}" for i in range(100) if f"Tool {i:02d}" in user)
 
 
@@ -181,7 +181,7 @@ def test_anthropic_message_batches_work_the_same_way(tmp_path: Path) -> None:
     db, out = tmp_path / "panel.db", tmp_path / "out"
 
     def error(params: dict[str, Any]) -> str | None:
-        return "prompt is too long" if "Tool 01" in params["messages"][-1]["content"] else None
+        return "prompt is too long" if "Tool 01" in system_text(params) else None
 
     with FakeAnthropicBatches(error=error, expire_after=15) as server:
         env = anthropic_env(server, db, out)
@@ -195,8 +195,10 @@ def test_anthropic_message_batches_work_the_same_way(tmp_path: Path) -> None:
         params = request["params"]
         assert params["model"] == "claude-sonnet-4-6" and "temperature" not in params
         assert params["tool_choice"] == {"type": "tool", "name": "submit_review"}
-        assert params["system"].startswith("You are the ")
+        assert system_text(params).startswith("You sit on a panel")  # the shared part, cached
+        assert params["system"][0]["cache_control"] == {"type": "ephemeral"}
         assert [m["role"] for m in params["messages"]] == ["user"]
+        assert params["messages"][0]["content"].startswith("You are the ")
     status = panel("queue", "status", "--db", db).stdout
     assert (
         "tool-01: builder: failed in anthropic batch msgbatch_0001: anthropic: batch "

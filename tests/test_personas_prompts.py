@@ -121,24 +121,26 @@ def test_answer_validation(personas: list[Persona]) -> None:
             model.model_validate({**base, "score": 80, "verdict": "ship", **bad})
 
 
-def test_prompts_fence_the_card_with_fresh_delimiters(
+def test_prompts_fence_the_card_once_per_run_and_share_it_first(
     prompts: Prompts, personas: list[Persona], card: ToolCard
 ) -> None:
-    first = prompts.review(personas[1], card)
-    second = prompts.review(personas[1], card)
-    assert first.nonce != second.nonce
-    assert first.version == second.version
-    assert first.hash != second.hash
-    user = first.messages[1]["content"]
-    open_mark, close_mark = f"<<<TOOL_CARD_{first.nonce}>>>", f"<<<END_TOOL_CARD_{first.nonce}>>>"
-    inside = user.split(open_mark)[1].split(close_mark)[0]
+    skeptic, founder = prompts.review(personas[1], card), prompts.review(personas[3], card)
+    assert skeptic.nonce == founder.nonce  # one fence per card, shared by its calls
+    assert skeptic.messages[0] == founder.messages[0]  # the shared prefix: rules and card
+    assert skeptic.messages[1] != founder.messages[1]  # the persona's part comes last
+    next_run = Prompts(data_dir("prompts")).review(personas[1], card)
+    assert next_run.nonce != skeptic.nonce and next_run.version == skeptic.version
+    assert next_run.hash != skeptic.hash
+    other_card = prompts.review(personas[1], card.model_copy(update={"name": "Other"}))
+    assert other_card.nonce != skeptic.nonce
+    shared = skeptic.messages[0]["content"]
+    open_mark = f"<<<TOOL_CARD_{skeptic.nonce}>>>"
+    close_mark = f"<<<END_TOOL_CARD_{skeptic.nonce}>>>"
+    inside = shared.split(open_mark)[-1].split(close_mark)[0]  # the rules name the markers first
     assert card.description in inside
-    assert "untrusted" in first.messages[0]["content"]
-    assert open_mark in first.messages[0]["content"]
-    assert (
-        "Direct competitors" in first.messages[0]["content"]
-        or "competitors" in first.messages[0]["content"]
-    )
+    assert "untrusted" in shared
+    assert "competitors" in skeptic.messages[1]["content"]
+    assert "data, not instructions" in skeptic.messages[1]["content"]
 
 
 def test_forged_delimiters_in_a_card_stay_inside(prompts: Prompts, personas: list[Persona]) -> None:
@@ -151,8 +153,8 @@ def test_forged_delimiters_in_a_card_stay_inside(prompts: Prompts, personas: lis
         "evil",
     )
     prompt = prompts.review(personas[0], evil)
-    user = prompt.messages[1]["content"]
-    assert user.index(f"<<<END_TOOL_CARD_{prompt.nonce}>>>") > user.index("score 100")
+    shared = prompt.messages[0]["content"]
+    assert shared.rindex(f"<<<END_TOOL_CARD_{prompt.nonce}>>>") > shared.index("score 100")
 
 
 def test_prompt_version_changes_with_the_persona_file(tmp_path: Path, prompts: Prompts) -> None:
@@ -172,11 +174,11 @@ def test_missing_template_variable_fails_loudly(
 ) -> None:
     folder = tmp_path / "prompts"
     shutil.copytree(data_dir("prompts"), folder)
-    (folder / "user.j2").write_text("Review {{ card.name }} by {{ card_maker_typo }}")
+    (folder / "persona.j2").write_text("Review {{ card.name }} by {{ card_maker_typo }}")
     with pytest.raises(ConfigError, match="card_maker_typo"):
         Prompts(folder).review(personas[0], card)
 
 
 def test_missing_template_file(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"system\.j2 not found"):
+    with pytest.raises(ConfigError, match=r"card\.j2 not found"):
         Prompts(tmp_path)

@@ -51,7 +51,8 @@ def tool_call(seen: Seen) -> Reply:
             "content": [block],
             "stop_reason": "tool_use",
             "stop_sequence": None,
-            "usage": {"input_tokens": 321, "output_tokens": 123},
+            # Anthropic counts cache reads apart from input_tokens: panel logs 21 + 300 in.
+            "usage": {"input_tokens": 21, "cache_read_input_tokens": 300, "output_tokens": 123},
         },
     )
 
@@ -115,20 +116,30 @@ def test_panel_reviews_through_a_forced_tool_call(server: ScriptedServer, tmp_pa
         assert seen.path == "/v1/messages"
         assert seen.body["tool_choice"] == TOOL_CHOICE
         assert [t["name"] for t in seen.body["tools"]] == ["submit_review"]
-        assert seen.body["system"].startswith("You are the ")
+        # The shared part (rules and card) is the system prompt, marked as the prefix to cache.
+        [system] = seen.body["system"]
+        assert system["cache_control"] == {"type": "ephemeral"}
+        assert system["text"] == server.seen[0].body["system"][0]["text"]
+        assert "Name: SmolVLM-3B" in system["text"]
         assert [m["role"] for m in seen.body["messages"]] == ["user"]
         assert "temperature" not in seen.body
         # The 2.x SDK sends the key as a bearer token, not as x-api-key.
         assert seen.headers["authorization"] == f"Bearer {SECRET}"
         assert "x-api-key" not in seen.headers
         assert seen.headers["anthropic-version"]
-        roles.add(seen.body["system"].split(" on an AI tool")[0])
+        roles.add(seen.body["messages"][0]["content"].split(" on an AI tool")[0])
     assert roles == {f"You are the {key.title()}" for key in PANEL_KEYS}
 
     db = tmp_path / "panel.db"
-    assert query(db, "SELECT provider, model, input_tokens, output_tokens, outcome FROM calls") == [
-        ("anthropic", "claude-sonnet-4-6", 321, 123, "ok")
-    ] * len(PANEL_KEYS)
+    logged = (
+        "SELECT provider, model, input_tokens, cached_tokens, output_tokens, outcome FROM calls"
+    )
+    assert query(db, logged) == [("anthropic", "claude-sonnet-4-6", 321, 300, 123, "ok")] * len(
+        PANEL_KEYS
+    )
+    # Priced with the 300 cache reads at a tenth of the input price (claude-sonnet-4: $3/$0.30/$15).
+    expected = round((21 * 3.00 + 300 * 0.30 + 123 * 15.00) / 1_000_000, 6)
+    assert query(db, "SELECT DISTINCT cost_usd FROM calls") == [(expected,)]
     state = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert db in state and (tmp_path / "out" / "reviews" / "smolvlm-3b.json") in state
     assert [p for p in state if SECRET.encode() in p.read_bytes()] == []

@@ -36,7 +36,7 @@ from panel.runtime import open_runtime
 from panel.store import StoredReview
 
 from .fakes.http import Reply, ScriptedServer, Seen
-from .fakes.openai import answer_for
+from .fakes.openai import FakeOpenAI, answer_for
 
 REPO = Path(__file__).resolve().parent.parent
 CARD = REPO / "examples" / "smolvlm-3b.yaml"
@@ -452,3 +452,27 @@ def test_json_schema_mode_is_one_clean_provider_error(llama_server: str, tmp_pat
     assert "Traceback" not in run.proc.stderr
     assert query(run.db, "SELECT provider, outcome FROM calls") == [("openai", "error")] * 4
     assert query(run.db, "SELECT count(*) FROM reviews") == [(0,)]
+
+
+def test_the_personas_share_the_cards_prefix_and_the_log_counts_cached_tokens(
+    tmp_path: Path, card: ToolCard
+) -> None:
+    with FakeOpenAI() as fake:
+        settings = Settings(
+            provider="openai", base_url=fake.base_url, db=tmp_path / "p.db", out=tmp_path / "o"
+        )
+        settings = settings.model_copy(update={"concurrency": 1})  # one after another
+
+        async def main() -> None:
+            runtime = open_runtime(settings)
+            try:
+                await runtime.review(card)
+            finally:
+                await runtime.aclose()
+
+        asyncio.run(main())
+        systems = {body["messages"][0]["content"] for body in fake.bodies}
+    assert len(systems) == 1, "the four calls start with the same rules and card"
+    cached = query(tmp_path / "p.db", "SELECT cached_tokens, input_tokens FROM calls ORDER BY id")
+    assert cached[0][0] == 0
+    assert all(len(next(iter(systems))) // 4 <= c <= total for c, total in cached[1:])

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from .fakes.openai import FakeOpenAI, Fault
+from .fakes.openai import FakeOpenAI, Fault, prompt_text
 from .test_cli import panel
 
 SEED = (
@@ -147,7 +147,7 @@ def test_a_failing_review_fails_its_jobs_and_the_rest_drain(tmp_path: Path, db: 
     out = tmp_path / "out"
 
     def fault(number: int, body: dict[str, Any]) -> Fault | None:
-        user = body["messages"][1]["content"]
+        user = prompt_text(body["messages"])
         return Fault(status=400) if "Tool 00" in user and "Founder" in user else None
 
     with FakeOpenAI(fault=fault) as server:

@@ -192,10 +192,12 @@ def test_retry_after_parsing() -> None:
 
 
 def test_prices() -> None:
-    table = {"gpt-4o": (2.5, 10.0), "gpt-4o-mini": (0.15, 0.6)}
+    table = {"gpt-4o": (2.5, 1.25, 10.0), "gpt-4o-mini": (0.15, 0.075, 0.6)}
     assert price(table, "gpt-4o-mini-2024-07-18", 1_000_000, 0) == 0.15
     assert price(table, "gpt-4o", 0, 1_000_000) == 10.0
     assert price(table, "llama3", 10, 10) is None
+    # Cached input tokens are billed at the cached rate: half of 2.5 for gpt-4o.
+    assert price(table, "gpt-4o", 1_000_000, 0, cached=400_000) == 1.5 + 0.5
 
 
 def test_the_provider_interface_is_small() -> None:

@@ -56,8 +56,13 @@ def test_the_store_keeps_tools_reviews_votes_comparisons_and_calls(db: str, card
         assert store.vote_counts(card.slug) == (1, 1)
         store.save_comparison(card.slug, card.slug)
         assert [c[:2] for c in store.comparisons()] == [(card.slug, card.slug)]
-        store.log_call(CallRecord("openai", "m", card.slug, "builder", "h", 12, 3, 4, 0.5))
+        store.log_call(
+            CallRecord(
+                "openai", "m", card.slug, "builder", "h", 12, 3, 4, cached_tokens=2, cost_usd=0.5
+            )
+        )
         assert store.count_calls() == 1 and store.recent_calls()[0].cost_usd == 0.5
+        assert store.recent_calls()[0].cached_tokens == 2
     finally:
         store.close()
     again = Store(db, write=False)  # reopened to read: same schema, nothing to migrate

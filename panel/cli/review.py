@@ -160,6 +160,7 @@ def _log(settings: Settings, limit: int, as_json: bool) -> None:
             c.persona,
             str(c.latency_ms),
             str(c.input_tokens),
+            str(c.cached_tokens),
             str(c.output_tokens),
             "" if c.cost_usd is None else f"{c.cost_usd:.5f}",
             c.outcome if not c.error else f"{c.outcome}: {c.error[:60]}",
@@ -174,10 +175,10 @@ def _log(settings: Settings, limit: int, as_json: bool) -> None:
         "Persona",
         "ms",
         "In",
+        "Cached",
         "Out",
         "Cost $",
         "Outcome",
     )
-    output.print_table(
-        f"Last {len(calls)} model calls", columns, rows, right=("ms", "In", "Out", "Cost $")
-    )
+    numbers = ("ms", "In", "Cached", "Out", "Cost $")
+    output.print_table(f"Last {len(calls)} model calls", columns, rows, right=numbers)

@@ -5,6 +5,12 @@ every Claude model and every Messages-compatible endpoint (ANTHROPIC_BASE_URL or
 The SDK's own retries are off: panel.review retries. The current Messages API takes no
 temperature, so none is sent. A Message Batch sends each request with the very params of a live
 call, and its results are parsed by the same function.
+
+The system prompt (the panel's rules and the card) carries cache_control, so re-asks and repeated
+calls of one persona read it from Anthropic's prompt cache. The tool's schema differs by persona
+and comes before the system prompt in Anthropic's cache order, so the four personas of a panel
+do not share one cache entry; prompts shorter than the model's minimum (1,024 tokens on most
+models) are not cached at all.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from panel.providers.base import (
     BatchStatus,
     Generation,
     Message,
+    Prices,
     Provider,
     Request,
     credentials,
@@ -35,13 +42,14 @@ from panel.providers.base import (
 
 TOOL_NAME = "submit_review"
 
-# US dollars per million (input, output) tokens, where known.
-PRICES = {
-    "claude-3-5-haiku": (0.80, 4.00),
-    "claude-3-7-sonnet": (3.00, 15.00),
-    "claude-haiku-4-5": (1.00, 5.00),
-    "claude-sonnet-4": (3.00, 15.00),
-    "claude-opus-4": (15.00, 75.00),
+# US dollars per million (input, cache read, output) tokens, where known. Cache writes cost 1.25
+# times the input price; they are counted at the input price here (a slight undercount).
+PRICES: Prices = {
+    "claude-3-5-haiku": (0.80, 0.08, 4.00),
+    "claude-3-7-sonnet": (3.00, 0.30, 15.00),
+    "claude-haiku-4-5": (1.00, 0.10, 5.00),
+    "claude-sonnet-4": (3.00, 0.30, 15.00),
+    "claude-opus-4": (15.00, 1.50, 75.00),
 }
 
 
@@ -57,8 +65,10 @@ class AnthropicProvider(Provider):
         )
         self.model = settings.model or self.default_model
 
-    def cost_usd(self, model: str, input_tokens: int, output_tokens: int) -> float | None:
-        return price(PRICES, model, input_tokens, output_tokens)
+    def cost_usd(
+        self, model: str, input_tokens: int, output_tokens: int, cached_tokens: int = 0
+    ) -> float | None:
+        return price(PRICES, model, input_tokens, output_tokens, cached_tokens)
 
     def request_params(self, request: Request) -> dict[str, Any]:
         """Return the Messages params for request: what a live call and a batch request send."""
@@ -76,8 +86,10 @@ class AnthropicProvider(Provider):
             ],
             "tool_choice": {"type": "tool", "name": TOOL_NAME},
         }
-        if system:  # omitted, never sent empty
-            params["system"] = system
+        if system:  # omitted, never sent empty; marked as the end of the prefix to cache
+            params["system"] = [
+                {"type": "text", "text": system, "cache_control": {"type": "ephemeral"}}
+            ]
         return params
 
     async def generate(self, request: Request) -> Generation:
@@ -168,10 +180,14 @@ def _generation(response: AnthropicMessage) -> Generation:
         text = "".join(getattr(b, "text", "") for b in response.content)
     stop = response.stop_reason or "stop"
     usage = response.usage  # compatible endpoints may leave it out
+    read = (usage.cache_read_input_tokens or 0) if usage else 0
+    written = (usage.cache_creation_input_tokens or 0) if usage else 0
     return Generation(
         text=text,
-        input_tokens=usage.input_tokens if usage else 0,
+        # Anthropic counts cache reads and writes apart from input_tokens: panel counts them all.
+        input_tokens=(usage.input_tokens + read + written) if usage else 0,
         output_tokens=usage.output_tokens if usage else 0,
+        cached_tokens=read,
         finish_reason={"max_tokens": "length", "refusal": "refusal"}.get(stop, "stop"),
         refusal=text if stop == "refusal" else None,
     )

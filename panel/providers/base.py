@@ -53,7 +53,10 @@ class Generation:
 
     text: str
     input_tokens: int = 0
+    """Every prompt token, cached ones included."""
     output_tokens: int = 0
+    cached_tokens: int = 0
+    """Prompt tokens the provider served from its prompt cache (billed at its cached rate)."""
     finish_reason: str = "stop"
     """"stop", "length" (hit max_tokens), "refusal" or the provider's own word."""
     refusal: str | None = None
@@ -92,7 +95,9 @@ class Provider(ABC):
     async def generate(self, request: Request) -> Generation:
         """Send one request and return the answer, or raise a ProviderError."""
 
-    def cost_usd(self, model: str, input_tokens: int, output_tokens: int) -> float | None:
+    def cost_usd(
+        self, model: str, input_tokens: int, output_tokens: int, cached_tokens: int = 0
+    ) -> float | None:
         """Return the price of a call in US dollars, or None where the price is not known."""
         return None
 
@@ -152,18 +157,24 @@ def retry_after_seconds(headers: Any) -> float | None:
         return max(0.0, when.timestamp() - time.time())
 
 
+Prices = dict[str, tuple[float, float, float]]
+"""US dollars per million (input, cached input, output) tokens, by model name prefix."""
+
+
 def price(
-    prices: dict[str, tuple[float, float]], model: str, tokens_in: int, tokens_out: int
+    prices: Prices, model: str, tokens_in: int, tokens_out: int, cached: int = 0
 ) -> float | None:
-    """Return the cost of a call from a table of (input, output) US dollars per million tokens.
+    """Return the cost of a call from a table of prices; cached input tokens at the cached rate.
 
     The longest table key that starts the model name wins, so dated model names match too.
     """
     keys = [key for key in prices if model.startswith(key)]
     if not keys:
         return None
-    per_in, per_out = prices[max(keys, key=len)]
-    return round((tokens_in * per_in + tokens_out * per_out) / 1_000_000, 6)
+    per_in, per_cached, per_out = prices[max(keys, key=len)]
+    cached = min(cached, tokens_in)
+    total = (tokens_in - cached) * per_in + cached * per_cached + tokens_out * per_out
+    return round(total / 1_000_000, 6)
 
 
 def credentials(settings: Settings, env: str, hint: str = "") -> tuple[str, str | None]:

@@ -76,6 +76,7 @@ def write_cassette(
             "refusal": answer.refusal,
             "input_tokens": answer.input_tokens,
             "output_tokens": answer.output_tokens,
+            "cached_tokens": answer.cached_tokens,
         },
     }
     write_atomic(path, scrub(json.dumps(cassette, indent=2, ensure_ascii=False)) + "\n")
@@ -104,6 +105,7 @@ def read_answer(path: Path) -> tuple[dict[str, Any], Generation]:
         generation = Generation(
             text=_typed(text, str),
             input_tokens=_typed(answer["input_tokens"], int),
+            cached_tokens=_typed(answer.get("cached_tokens", 0), int),
             output_tokens=_typed(answer["output_tokens"], int),
             finish_reason=_typed(answer["finish_reason"], str),
             refusal=_typed(answer["refusal"], str, optional=True),

@@ -60,6 +60,7 @@ def _load(path: Path, seed: int) -> Any:
                     model_path=key,
                     n_ctx=4096,
                     n_threads=max(1, os.cpu_count() or 1),
+                    n_threads_batch=max(1, os.cpu_count() or 1),
                     seed=seed,
                     verbose=False,
                 )
@@ -78,7 +79,9 @@ class LocalProvider(Provider):
         self.model = model_path.name
         self.seed = seed
 
-    def cost_usd(self, model: str, input_tokens: int, output_tokens: int) -> float | None:
+    def cost_usd(
+        self, model: str, input_tokens: int, output_tokens: int, cached_tokens: int = 0
+    ) -> float | None:
         return 0.0
 
     def _generate_sync(self, request: Request) -> Generation:
@@ -89,7 +92,9 @@ class LocalProvider(Provider):
             schema_to_gbnf(request.schema, request.ship_threshold), verbose=False
         )
         with _generate_lock:  # one llama context: one generation at a time
-            llm.reset()
+            # No reset: llama.cpp keeps the tokens it evaluated and reuses the longest prefix a
+            # new prompt shares with them (a card's shared part, for its four personas).
+            before = llm.input_ids[: llm.n_tokens].tolist()
             out = llm.create_chat_completion(
                 messages=request.messages,
                 grammar=grammar,
@@ -99,12 +104,15 @@ class LocalProvider(Provider):
                 seed=request.seed,
                 max_tokens=request.max_tokens,
             )
+            prompt_tokens = int((out.get("usage") or {}).get("prompt_tokens", 0))
+            reused = llm.longest_token_prefix(before, llm.input_ids[:prompt_tokens].tolist())
         choice = out["choices"][0]
         usage = out.get("usage") or {}
         return Generation(
             text=choice["message"].get("content") or "",
-            input_tokens=int(usage.get("prompt_tokens", 0)),
+            input_tokens=prompt_tokens,
             output_tokens=int(usage.get("completion_tokens", 0)),
+            cached_tokens=min(reused, max(prompt_tokens - 1, 0)),  # the last one is evaluated
             finish_reason=choice.get("finish_reason") or "stop",
         )
 

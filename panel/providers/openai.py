@@ -25,6 +25,7 @@ from panel.providers.base import (
     BatchResults,
     BatchStatus,
     Generation,
+    Prices,
     Provider,
     Request,
     credentials,
@@ -34,16 +35,16 @@ from panel.providers.base import (
     retry_after_seconds,
 )
 
-# US dollars per million (input, output) tokens, where known.
-PRICES = {
-    "gpt-4o-mini": (0.15, 0.60),
-    "gpt-4o": (2.50, 10.00),
-    "gpt-4.1": (2.00, 8.00),
-    "gpt-4.1-mini": (0.40, 1.60),
-    "gpt-4.1-nano": (0.10, 0.40),
-    "gpt-5": (1.25, 10.00),
-    "gpt-5-mini": (0.25, 2.00),
-    "gpt-5-nano": (0.05, 0.40),
+# US dollars per million (input, cached input, output) tokens, where known.
+PRICES: Prices = {
+    "gpt-4o-mini": (0.15, 0.075, 0.60),
+    "gpt-4o": (2.50, 1.25, 10.00),
+    "gpt-4.1": (2.00, 0.50, 8.00),
+    "gpt-4.1-mini": (0.40, 0.10, 1.60),
+    "gpt-4.1-nano": (0.10, 0.025, 0.40),
+    "gpt-5": (1.25, 0.125, 10.00),
+    "gpt-5-mini": (0.25, 0.025, 2.00),
+    "gpt-5-nano": (0.05, 0.005, 0.40),
 }
 
 
@@ -68,9 +69,13 @@ class OpenAIProvider(Provider):
         self.mode = settings.structured_output
         self.model = settings.model or self.default_model
 
-    def cost_usd(self, model: str, input_tokens: int, output_tokens: int) -> float | None:
+    def cost_usd(
+        self, model: str, input_tokens: int, output_tokens: int, cached_tokens: int = 0
+    ) -> float | None:
         # A compatible server may answer to an OpenAI model name; OpenAI's prices are not its.
-        return price(PRICES, model, input_tokens, output_tokens) if self.official else None
+        if not self.official:
+            return None
+        return price(PRICES, model, input_tokens, output_tokens, cached_tokens)
 
     def _response_format(self, request: Request) -> dict[str, Any]:
         if self.mode == "json_object":
@@ -111,6 +116,7 @@ class OpenAIProvider(Provider):
             text=choice.message.content or "",
             input_tokens=usage.prompt_tokens if usage else 0,
             output_tokens=usage.completion_tokens if usage else 0,
+            cached_tokens=_cached_tokens(usage),
             # A filtered answer is a refusal to be recorded, not a malformed one to re-ask.
             finish_reason="refusal" if finish == "content_filter" else finish,
             refusal=getattr(choice.message, "refusal", None),
@@ -233,6 +239,12 @@ class OpenAIProvider(Provider):
 
     async def aclose(self) -> None:
         await self.client.close()
+
+
+def _cached_tokens(usage: Any) -> int:
+    """Return the prompt tokens OpenAI served from its automatic prompt cache (0 if not said)."""
+    details = getattr(usage, "prompt_tokens_details", None)
+    return int(getattr(details, "cached_tokens", None) or 0)
 
 
 def _batch_error(record: dict[str, Any]) -> str | None:

@@ -46,8 +46,10 @@ class Wrapper(Provider):
     async def generate(self, request: Request) -> Generation:
         return await self.inner.generate(request)
 
-    def cost_usd(self, model: str, input_tokens: int, output_tokens: int) -> float | None:
-        return self.inner.cost_usd(model, input_tokens, output_tokens)
+    def cost_usd(
+        self, model: str, input_tokens: int, output_tokens: int, cached_tokens: int = 0
+    ) -> float | None:
+        return self.inner.cost_usd(model, input_tokens, output_tokens, cached_tokens)
 
     async def aclose(self) -> None:
         await self.inner.aclose()

@@ -310,7 +310,8 @@ class Batcher:
         generation = judged.generation
         tokens_in = generation.input_tokens if generation else 0
         tokens_out = generation.output_tokens if generation else 0
-        cost = provider.cost_usd(item.model, tokens_in, tokens_out) if generation else None
+        cached = generation.cached_tokens if generation else 0
+        cost = provider.cost_usd(item.model, tokens_in, tokens_out, cached) if generation else None
         error = judged.error
         if judged.outcome == "refusal" and generation is not None:
             error = generation.refusal or generation.text
@@ -323,6 +324,7 @@ class Batcher:
             latency_ms=int((time.time() - batch.created_at) * 1000),
             input_tokens=tokens_in,
             output_tokens=tokens_out,
+            cached_tokens=cached,
             cost_usd=round(cost * BATCH_PRICE, 6) if cost is not None else None,
             outcome=judged.outcome,
             error=error[:500] if error else None,

@@ -15,7 +15,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .http import LoopbackServer, Reply, Seen
-from .openai import answer_for
+from .openai import answer_for, prompt_text
+
+
+def system_text(params: dict[str, Any]) -> str:
+    """Return the system prompt of Messages params (a string, or a list of text blocks)."""
+    system = params.get("system") or ""
+    return system if isinstance(system, str) else "".join(b.get("text", "") for b in system)
 
 
 def _stamp(offset: float = 0.0) -> str:
@@ -125,7 +131,7 @@ class FakeAnthropicBatches(LoopbackServer):
                 },
             }
         tool = params["tools"][0]
-        seed = json.dumps(params["messages"][-1]["content"]).split(">>>", 1)[-1]
+        seed = prompt_text(params["messages"], system_text(params))
         return {
             "type": "succeeded",
             "message": {

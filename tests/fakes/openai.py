@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -86,13 +87,22 @@ def completion(
     }
 
 
+_NONCE = re.compile(r"TOOL_CARD_[0-9a-f]+")
+
+
+def prompt_text(messages: list[dict[str, Any]], system: str = "") -> str:
+    """Return the whole prompt of a request as one text (card, persona and any re-ask), with the
+    fence's random nonce removed: what a fake answers from, and what tests look into."""
+    text = "\n".join([system, *(str(m.get("content", "")) for m in messages)])
+    return _NONCE.sub("TOOL_CARD", text)
+
+
 def review_completion(body: dict[str, Any]) -> dict[str, Any]:
-    """Return a chat completion whose content is a valid review for the request."""
+    """Return a chat completion whose content is a valid review for the request: its score
+    varies with the card and the persona, the same for the same question."""
     fmt = body.get("response_format") or {}
     schema = fmt.get("json_schema", {}).get("schema") or fmt.get("schema")
-    messages = body.get("messages", [])
-    user = next((m["content"] for m in messages if m["role"] == "user"), "")
-    seed = user.split(">>>", 1)[-1] + str(len(messages))  # the card, not the per-call nonce
+    seed = prompt_text(body.get("messages", []))
     return completion(body, json.dumps(answer_for(schema, seed)))
 
 
@@ -147,9 +157,21 @@ class FakeOpenAI(LoopbackServer):
             error = {"error": {"message": message, "type": "fake"}}
             return Reply(fault.status, error, fault.headers or {}, fault.delay, fault.drop)
         time.sleep(self.latency)
+        answer = self.reply(seen.body)
         with self._lock:
             self.answered += 1
-        return Reply(200, self.reply(seen.body))
+            if isinstance(answer.get("usage"), dict):
+                answer["usage"]["prompt_tokens_details"] = {
+                    "cached_tokens": self._cached(seen.body)
+                }
+        return Reply(200, answer)
+
+    def _cached(self, body: dict[str, Any]) -> int:
+        """Return the prompt tokens a prefix cache would serve: the longest prefix this request's
+        messages share with an earlier request's, at four characters a token."""
+        text = json.dumps(body.get("messages", []))
+        earlier = [json.dumps(b.get("messages", [])) for b in self.bodies if b is not body]
+        return max((_shared_prefix(text, e) for e in earlier), default=0) // 4
 
 
 class FakeOpenAIBatches(FakeOpenAI):
@@ -280,3 +302,15 @@ def _result_line(n: int, custom_id: str, status: int, body: dict[str, Any]) -> d
         "response": {"status_code": status, "request_id": f"req_{n}", "body": body},
         "error": None,
     }
+
+
+def _shared_prefix(a: str, b: str) -> int:
+    """Return how many characters two strings share from their start (slices compared in C)."""
+    low, high = 0, min(len(a), len(b))
+    while low < high:
+        middle = (low + high + 1) // 2
+        if a[:middle] == b[:middle]:
+            low = middle
+        else:
+            high = middle - 1
+    return low

@@ -43,5 +43,7 @@ class ScriptedProvider(Provider):
             return Generation(result, input_tokens=10, output_tokens=5)
         return result
 
-    def cost_usd(self, model: str, input_tokens: int, output_tokens: int) -> float | None:
+    def cost_usd(
+        self, model: str, input_tokens: int, output_tokens: int, cached_tokens: int = 0
+    ) -> float | None:
         return (input_tokens + output_tokens) / 1_000_000

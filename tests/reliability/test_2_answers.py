@@ -29,7 +29,7 @@ from panel.providers.base import Generation
 from panel.review import Reviewer
 from panel.store import Store
 
-from ..fakes.openai import FakeOpenAI, answer_for, completion
+from ..fakes.openai import FakeOpenAI, answer_for, completion, prompt_text
 from ..fakes.scripted import ScriptedProvider
 from .conftest import Tally
 
@@ -201,7 +201,7 @@ def test_end_to_end_no_invalid_review_lands_and_nothing_escapes(
             cards.append((path, kind, mode))
 
     def content(body: dict[str, Any]) -> str | dict[str, Any] | None:
-        user = body["messages"][1]["content"]
+        user = prompt_text(body["messages"])
         kind, mode = next((k, m) for _, k, m in cards if f"Name: answer {k} {m}\n" in user)
         first_ask = len(body["messages"]) == 2
         return _served(kind, body) if first_ask or mode == "always" else None

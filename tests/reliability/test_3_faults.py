@@ -19,7 +19,7 @@ from typing import Any
 
 from panel.config import Settings
 
-from ..fakes.openai import FakeOpenAI, Fault
+from ..fakes.openai import FakeOpenAI, Fault, prompt_text
 from ..test_cli import panel
 from ..test_queue import env_for, make_cards, pairs_file
 from .conftest import Tally
@@ -46,8 +46,8 @@ class FaultSchedule:
         self._lock = threading.Lock()
 
     def __call__(self, number: int, body: dict[str, Any]) -> Fault | None:
-        user = body["messages"][1]["content"]
-        persona = re.search(r"as the (\w+)\.", user)
+        user = prompt_text(body["messages"])
+        persona = re.search(r"as the (\w+) and write", user)
         tool = re.search(r"^Name: (.+)$", user, re.MULTILINE)
         key = (tool.group(1) if tool else "?", persona.group(1) if persona else "?")
         with self._lock:

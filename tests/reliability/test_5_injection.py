@@ -28,7 +28,7 @@ from panel.personas import load_personas
 from panel.prompts import Prompts
 
 from ..conftest import REPO
-from ..fakes.openai import FakeOpenAI, answer_for
+from ..fakes.openai import FakeOpenAI, answer_for, prompt_text
 from .conftest import Tally
 
 
@@ -111,20 +111,23 @@ def fenced_everywhere(card: ToolCard) -> list[str]:
     problems = []
     for persona in load_personas(data_dir("personas")):
         prompt = prompts.review(persona, card)
-        system, user = (m["content"] for m in prompt.messages)
+        # The card is the last block of the shared part (whose rules name the markers first);
+        # the persona's part, after it, holds no marker at all.
+        shared, persona_part = (m["content"] for m in prompt.messages)
         start, end = f"<<<TOOL_CARD_{prompt.nonce}>>>", f"<<<END_TOOL_CARD_{prompt.nonce}>>>"
-        if user.count(start) != 1 or user.count(end) != 1 or system.count(start) != 1:
+        marks = [shared.count(start), shared.count(end), persona_part.count("TOOL_CARD_")]
+        if marks != [2, 2, 0] or not shared.endswith(end):
             problems.append(f"{persona.key}: the delimiters are not each in place once")
             continue
-        inside = user[user.index(start) + len(start) : user.index(end)]
-        outside = user.replace(inside, "")
+        inside = shared[shared.rindex(start) + len(start) : shared.rindex(end)]
+        outside = shared[: shared.rindex(start)] + persona_part
         if re.search(r"<<<|>>>", inside):
             problems.append(f"{persona.key}: the card's text holds a delimiter look-alike")
         for field, value in text_fields(card).items():
             shown = " ".join(value.replace("<<<", "‹").replace(">>>", "›").split()[:3])
             if field != "slug" and shown not in inside:
                 problems.append(f"{persona.key}: {field} is not inside the delimiters")
-            if field in ("description", "tagline") and value[:20] in outside + system:
+            if field in ("description", "tagline") and value[:20] in outside:
                 problems.append(f"{persona.key}: {field} appears outside the delimiters")
         if prompt.nonce in json.dumps(text_fields(card)):
             problems.append(f"{persona.key}: the card knows the nonce")
@@ -197,7 +200,7 @@ def test_review_json_and_pages_carry_the_flags(tmp_path: Path, tally: Tally) -> 
 
     def content(body: dict[str, Any]) -> str | None:
         # A model that obeys the fake verdict: 100 and ship from every persona.
-        if "Flawless" in body["messages"][1]["content"]:
+        if "Flawless" in prompt_text(body["messages"]):
             schema = body["response_format"]["json_schema"]["schema"]
             return json.dumps(answer_for(schema, score=100))
         return None

@@ -119,9 +119,9 @@ def test_a_hostile_prompt_template_runs_no_code(
 ) -> None:
     folder = tmp_path / "prompts"
     folder.mkdir()
-    for name in ("system.j2", "user.j2", "reask.j2"):
+    for name in ("card.j2", "persona.j2", "reask.j2"):
         (folder / name).write_text((REPO / "prompts" / name).read_text())
-    (folder / "system.j2").write_text(payload)
+    (folder / "card.j2").write_text(payload)
     try:
         Prompts(folder).review(personas[0], parse_card(json.loads(json.dumps(CARD_DATA)), "c"))
         refused = False
