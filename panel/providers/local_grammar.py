@@ -77,6 +77,7 @@ number ::= [$(]? [0-9]{{1,5}} "." [0-9]{{1,3}} [BKMTbkmx%]?
 mid ::= core ")"? [,;:]?
 end ::= core ")"? [.!?]
 last ::= [A-Za-z0-9] [a-z0-9']{{0,7}} ")"? [.!?]
+opener ::= [A-Z] [a-z']{{1,14}} [,;:]?
 name ::= core (" " core){{0,{LIST_ITEM_WORDS - 1}}}
 int100 ::= "100" | [1-9] [0-9] | [0-9]
 """
@@ -85,11 +86,13 @@ int100 ::= "100" | [1-9] [0-9] | [0-9]
 def _sentence_rule(least: int, most: int) -> tuple[str, str]:
     """Return (name, rule) of a sentence of least to most words, closed by a full stop.
 
-    The word that reaches the cap is a short one: a model that has not finished its sentence by
-    then ends it on a short word instead of fusing the rest of the sentence into one.
+    A sentence opens with a capitalised word of two letters or more, so a text is prose (what
+    Answer.check_rules asks), not a run of numbers. The word that reaches the cap is a short
+    one: a model that has not finished its sentence by then ends it on a short word instead of
+    fusing the rest of the sentence into one.
     """
     name = f"sent-{least}-{most}"
-    body = f'(mid " "){{{least - 1},{most - 2}}} end | (mid " "){{{most - 1}}} last'
+    body = f'opener " " (mid " "){{{least - 2},{most - 3}}} end | opener " " (mid " "){{{most - 2}}} last'
     return name, f"{name} ::= {body}"
 
 
