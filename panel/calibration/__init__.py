@@ -1,0 +1,1 @@
+"""Calibration: how far the panel's personas can be trusted, measured on cards and rendered as a report."""
