@@ -176,6 +176,12 @@ _MARKUP = _environment(autoescape=True)
 _MARKDOWN = _environment(autoescape=False)
 
 
+def render_html(template_name: str, **context: Any) -> str:
+    """Return an HTML page template of panel/templates rendered with context, sandboxed and
+    autoescaped like every other page (for pages rendered outside this module, e.g. panel eval)."""
+    return _MARKUP.get_template(template_name).render(**context)
+
+
 def compare_html(doc: dict[str, Any]) -> str:
     """Return the HTML page of a comparison document (schema panel.compare/1)."""
     return _MARKUP.get_template("compare.html.j2").render(doc=doc, root="../")
