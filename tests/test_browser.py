@@ -10,7 +10,10 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from panel.calibration.report import eval_html
+
 from .browser import PHONE, assert_quiet, screenshot, visit, write_site
+from .test_eval_report import eval_doc
 from .test_pages import SEED_SCORES, seed_comparison
 
 if TYPE_CHECKING:
@@ -64,3 +67,19 @@ def test_index_lists_and_links_the_comparisons(browser: Browser, site: Path) -> 
         seen.page.wait_for_url(target.as_uri())
         assert seen.page.locator("h1").inner_text() == "SmolVLM-3B vs Mistral 8x22B v2"
         assert_quiet(seen, index, target)
+
+
+def test_eval_report_shows_its_plots_and_fetches_nothing(browser: Browser, tmp_path: Path) -> None:
+    path = tmp_path / "eval.html"
+    path.write_text(eval_html(eval_doc()), encoding="utf-8")
+    with visit(browser, path) as seen:
+        histograms = seen.page.locator("#histograms svg")
+        assert histograms.is_visible()
+        box = histograms.bounding_box()
+        assert box and box["width"] > 300 and box["height"] > 100
+        assert seen.page.locator("#perturbation-plot svg").is_visible()
+        text = seen.text()
+        assert "Can the panel be trusted?" in text and "FLAGGED" in text
+        assert "score 140 out of range" in text
+        screenshot(seen.page, "eval.png")
+        assert_quiet(seen, path)
