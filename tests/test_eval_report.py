@@ -231,7 +231,7 @@ def test_usd(value: float | None, text: str) -> None:
 
 
 def test_numbers_for_humans() -> None:
-    assert report.signed(6.15) == "+6.2" or report.signed(6.15) == "+6.1"  # binary rounding
+    assert report.signed(6.14) == "+6.1" and report.signed(0) == "+0.0"
     assert report.signed(-3) == "−3.0" and report.signed(None) == "—"
     assert report.share(0.12) == "12%" and report.share(0.0) == "0%"
     assert report.band({"from": 95, "to": 100}) == "95–100"
