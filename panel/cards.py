@@ -13,7 +13,7 @@ import json
 import re
 import unicodedata
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -56,6 +56,20 @@ def slugify(name: str) -> str:
 
 Line = Annotated[str, Field(min_length=1, max_length=300)]
 
+FIELD_ORDER = (
+    "name",
+    "tagline",
+    "category",
+    "pricing",
+    "entry",
+    "maker",
+    "license",
+    "url",
+    "launched",
+    "description",
+)
+"""The order in which a prompt shows a card's fields (panel eval's `order` probe changes it)."""
+
 
 class ToolCard(BaseModel):
     """One tool launch, as the panel sees it."""
@@ -73,8 +87,32 @@ class ToolCard(BaseModel):
     url: Annotated[str, Field(max_length=500, pattern=r"^https?://\S+$")] | None = None
     license: Line | None = None
     launched: dt.date | None = None
+    outcome: Annotated[float, Field(allow_inf_nan=False)] | Literal["hit", "miss"] | None = None
+    """How the tool really fared (a number, or hit / miss), for `panel eval` to check the panel
+    against; never shown to the panel and not part of the content hash."""
 
     _findings: tuple[Finding, ...] = PrivateAttr(default=())
+    _field_order: tuple[str, ...] = PrivateAttr(default=FIELD_ORDER)
+    _probe: str | None = PrivateAttr(default=None)
+
+    @property
+    def field_order(self) -> tuple[str, ...]:
+        """The order in which the prompt shows the card's fields."""
+        return self._field_order
+
+    @property
+    def probe(self) -> str | None:
+        """The perturbation this card is (`panel eval`), or None for a real card."""
+        return self._probe
+
+    def as_probe(self, kind: str, order: tuple[str, ...] | None = None, **changes: Any) -> ToolCard:
+        """Return a perturbed copy for `panel eval`: its own slug (its reviews are its own),
+        the changes, and optionally another field order."""
+        card = self.model_copy(update={**changes, "slug": f"{self.slug}~{kind}"})
+        card._findings = tuple(scan(card.model_dump(mode="json")))
+        card._field_order = order or self._field_order
+        card._probe = kind
+        return card
 
     @property
     def findings(self) -> tuple[Finding, ...]:
@@ -103,7 +141,8 @@ class ToolCard(BaseModel):
 
     def content_hash(self) -> str:
         """Return a stable hash of the card's content: same card, same hash, same cached reviews."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
+        content = self.model_dump(mode="json", exclude={"outcome"})
+        canonical = json.dumps(content, sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 

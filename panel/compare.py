@@ -28,13 +28,14 @@ from typing import TYPE_CHECKING, Any
 
 from panel.cards import ToolCard, load_card
 from panel.config import Settings
-from panel.errors import InputError, ProviderError
+from panel.errors import CostCeilingReached, InputError, ProviderError
 from panel.files import write_atomic
 from panel.personas import Persona, load_personas
 from panel.results import provenance, tool_document
 from panel.store import Store, StoredReview
 
 if TYPE_CHECKING:
+    from panel.providers.base import Provider, Request
     from panel.runtime import Runtime
 
 SCHEMA = "panel.compare/1"
@@ -181,7 +182,8 @@ def comparison_for(
     documents = []
     for card in cards:
         if reviews_of is None:
-            reviews = [r for key, r in store.latest_reviews(card.slug).items() if key in keys]
+            latest = store.latest_reviews(card.slug)
+            reviews = [r for key, found in latest.items() if key in keys for r in found]
         else:
             reviews = reviews_of(card)
         documents.append(tool_document(card, reviews, personas))
@@ -221,6 +223,8 @@ async def _reviewed(
 ) -> list[StoredReview]:
     """Return the panel's reviews of card, reused or made now; raise if any failed."""
     reviews, errors = await runtime.review(card, fresh=fresh, on_done=on_done)
+    if stopped := next((e for e in errors.values() if isinstance(e, CostCeilingReached)), None):
+        raise stopped
     if errors:
         first = next(iter(errors.values()))
         raise ProviderError(
@@ -237,6 +241,7 @@ async def compare_tools(
     fresh: bool = False,
     stored: bool = False,
     on_done: Callable[[str], None] | None = None,
+    announce: Callable[[list[tuple[Provider, Request]]], None] = lambda _plan: None,
 ) -> tuple[dict[str, Any], dict[str, Path]]:
     """Review what is missing, build the comparison document and write its three files.
 
@@ -244,6 +249,7 @@ async def compare_tools(
     persona, prompt version, provider and model); anything else is reviewed now, so a page
     never shows another model's review under today's name. `stored` shows each persona's
     latest stored review instead, whoever wrote it, and calls no model.
+    `announce` hears the calls the reviews will make before any starts.
     Returns the document and the files written ({"html", "md", "json"}).
     """
     from panel.runtime import open_runtime
@@ -260,6 +266,7 @@ async def compare_tools(
             document = comparison_for(store, personas, pair)
         else:
             runtime = open_runtime(settings, personas=personas, store=store)
+            announce(runtime.reviewer.plan(list(pair), runtime.personas, fresh=fresh))
             reviews = {card.slug: await _reviewed(runtime, card, fresh, on_done) for card in pair}
             document = comparison_for(store, personas, pair, lambda card: reviews[card.slug])
         files = write_pages(document, settings.out)

@@ -215,3 +215,10 @@ class AnswerError(ProviderError):
 
 class RefusalError(AnswerError):
     """The model declined to review; recorded as a refusal, never as a score."""
+
+
+class CostCeilingReached(ProviderError):
+    """--max-cost: the next call would take the run's spending past the ceiling (exit 3). What
+    is done is kept; the rest stays pending for a later run."""
+
+    exit_code = 3

@@ -138,7 +138,8 @@ async def render_case(case: Path, base: Settings, cassettes: Path | None = None)
                 stored = runtime.store.get_tool(slug)
                 if stored is None:
                     raise ConfigError(f"{case}/case.yaml: compare names unknown tool '{slug}'")
-                reviews = list(runtime.store.latest_reviews(slug).values())
+                latest = runtime.store.latest_reviews(slug).values()
+                reviews = [review for found in latest for review in found]
                 documents[slug] = tool_document(stored, reviews, runtime.personas)
             for slug, document in sorted(documents.items()):
                 outcome.files[f"{slug}.json"] = _dump(freeze(document))

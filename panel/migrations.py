@@ -215,6 +215,47 @@ def m008_cached_tokens(db: Connection, dialect: Dialect) -> None:
     db.execute("ALTER TABLE calls ADD COLUMN cached_tokens INTEGER NOT NULL DEFAULT 0")
 
 
+@migration
+def m009_review_samples(db: Connection, dialect: Dialect) -> None:
+    """A persona may answer a card several times (--samples N): each answer is one sample, kept
+    under its index, so the review key gains `sample` (0 for every review made before). The
+    table is made anew, as neither engine can widen a UNIQUE constraint in place. Queued tasks
+    remember how many samples they ask for. A tool row may be a probe of `panel eval` (a
+    perturbed card, e.g. padding), which no command but eval lists or finds."""
+    _execute_script(
+        db,
+        dialect,
+        """
+        CREATE TABLE reviews_new (
+            id INTEGER PRIMARY KEY,
+            tool TEXT NOT NULL REFERENCES tools(slug),
+            card_hash TEXT NOT NULL,
+            persona TEXT NOT NULL,
+            prompt_version TEXT NOT NULL,
+            provider TEXT NOT NULL,
+            model TEXT NOT NULL,
+            sample INTEGER NOT NULL DEFAULT 0 CHECK (sample >= 0),
+            score INTEGER NOT NULL CHECK (score BETWEEN 0 AND 100),
+            verdict TEXT NOT NULL CHECK (verdict IN ('ship', 'skip')),
+            review TEXT NOT NULL CHECK (length(review) > 0),
+            fields TEXT NOT NULL,
+            attempts INTEGER NOT NULL,
+            created_at REAL NOT NULL,
+            UNIQUE (card_hash, persona, prompt_version, provider, model, sample)
+        );
+        INSERT INTO reviews_new (tool, card_hash, persona, prompt_version, provider, model,
+            score, verdict, review, fields, attempts, created_at)
+            SELECT tool, card_hash, persona, prompt_version, provider, model,
+                score, verdict, review, fields, attempts, created_at FROM reviews ORDER BY id;
+        DROP TABLE reviews;
+        ALTER TABLE reviews_new RENAME TO reviews;
+        CREATE INDEX reviews_by_tool ON reviews (tool, created_at);
+        ALTER TABLE tasks ADD COLUMN samples INTEGER NOT NULL DEFAULT 1;
+        ALTER TABLE tools ADD COLUMN probe TEXT
+        """,
+    )
+
+
 def check(database: Database, *, write: bool, first: str) -> int:
     """Return the store's schema version if panel may use it; raise ConfigError if not.
 

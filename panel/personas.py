@@ -21,6 +21,7 @@ from pydantic import (
     ValidationError,
     create_model,
     field_validator,
+    model_validator,
 )
 
 from panel.cards import clean_text
@@ -72,9 +73,28 @@ class Persona(BaseModel):
     judges: Annotated[str, Field(min_length=1)]
     questions: Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)]
     fields: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")], FieldSpec] = {}
-    provider: str | None = None
-    model: str | None = None
+    provider: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]*$")] | None = None
+    model: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    """`PROVIDER:MODEL` ("openai:gpt-4.1-mini"), a provider alone ("local": its default
+    model), or with `provider:` set, the model name alone. None: the run's provider and model."""
     source_hash: str = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split_model(cls, data: Any) -> Any:
+        if (
+            isinstance(data, dict)
+            and not data.get("provider")
+            and isinstance(data.get("model"), str)
+        ):
+            provider, model = split_model(data["model"])
+            data = {**data, "provider": provider, "model": model}
+        return data
+
+    def with_model(self, spec: str) -> Persona:
+        """Return this persona answering with another model (`PROVIDER:MODEL` or `PROVIDER`)."""
+        provider, model = split_model(spec)
+        return Persona.model_validate({**self.model_dump(), "provider": provider, "model": model})
 
     @cached_property
     def answer_model(self) -> type[Answer]:
@@ -160,6 +180,38 @@ class Answer(BaseModel):
         if not re.search(r"[A-Za-z]{2,}.*\s.*[A-Za-z]{2,}", self.review):
             problems.append("review must be prose, not a fragment")
         return problems
+
+
+def split_model(spec: str) -> tuple[str, str | None]:
+    """Return (provider, model) of "openai:gpt-4.1-mini"; "local" alone is (local, None)."""
+    provider, _, model = spec.strip().partition(":")
+    return provider.strip(), model.strip() or None
+
+
+def with_models(personas: list[Persona], overrides: list[str]) -> list[Persona]:
+    """Return the panel with --persona-model overrides (PERSONA=PROVIDER:MODEL) applied."""
+    chosen: dict[str, str] = {}
+    for override in overrides:
+        key, sep, spec = override.partition("=")
+        if not sep or not key.strip() or not spec.strip():
+            raise ConfigError(f"--persona-model '{override}': expected PERSONA=PROVIDER:MODEL")
+        chosen[key.strip()] = spec
+    known = {p.key for p in personas}
+    if unknown := sorted(set(chosen) - known):
+        raise ConfigError(
+            f"--persona-model: unknown persona '{unknown[0]}' (panel: {', '.join(sorted(known))})"
+        )
+    result = []
+    for persona in personas:
+        if persona.key not in chosen:
+            result.append(persona)
+            continue
+        try:
+            result.append(persona.with_model(chosen[persona.key]))
+        except ValidationError as exc:
+            _, problem = validation_problem(exc)
+            raise ConfigError(f"--persona-model {persona.key}: {problem}") from None
+    return result
 
 
 def _portable(schema: Any) -> Any:

@@ -50,6 +50,27 @@ def fenced(card: ToolCard) -> ToolCard:
     return card.model_copy(update=changes) if changes else card
 
 
+LABELS = {
+    "name": "Name",
+    "tagline": "Tagline",
+    "category": "Category",
+    "pricing": "Pricing",
+    "entry": "Entry price",
+    "maker": "Maker",
+    "license": "License",
+    "url": "URL",
+    "launched": "Launched",
+    "description": "Description",
+}
+
+
+def card_lines(card: ToolCard, order: tuple[str, ...]) -> list[tuple[str, str]]:
+    """Return the (label, value) lines of card as the prompt shows them, in `order`, empty
+    fields left out (the outcome label is never shown)."""
+    values = card.model_dump(mode="json")
+    return [(LABELS[name], str(values[name])) for name in order if values.get(name)]
+
+
 @dataclass(frozen=True)
 class Prompt:
     """The messages for one persona reviewing one card, and what identifies them."""
@@ -108,7 +129,7 @@ class Prompts:
         nonce = self.fence(card)
         context = {
             "persona": persona,
-            "card": fenced(card),
+            "card_lines": card_lines(fenced(card), card.field_order),
             "open": f"<<<TOOL_CARD_{nonce}>>>",
             "close": f"<<<END_TOOL_CARD_{nonce}>>>",
             "ship_threshold": SHIP_THRESHOLD,

@@ -10,8 +10,16 @@ comparison documents. Schema "panel.review/1":
                  "flags": [{"kind": "injection" | "unanimous-extreme", "message",
                             "found": [{"kind", "field", "excerpt"}]}]},
      "reviews": [{"persona", "display_name", "score", "verdict", "review", "fields",
-                  "provider", "model", "prompt_version", "attempts", "created_at"}],
+                  "provider", "model", "prompt_version", "attempts", "created_at",
+                  "score_mean", "score_sd", "score_label", "split",
+                  "samples": [{"sample", "score", "verdict"}]}],
      "errors":  [{"persona", "error"}]}
+
+With --samples N a review entry stands for a persona's N samples: "score" is their mean as a
+whole number (never across the ship line), "verdict" the rule on the mean, "score_sd" their
+standard deviation (null for one sample), "score_label" "72 ± 6", "split" "2/1" (ship/skip
+samples) when they disagree, and the text and fields are the first sample's. The panel adds
+"samples" and "ship_pct_interval" ([low, high], 90%; null with one sample each).
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from panel.aggregate import panel_result
+from panel.aggregate import Judged, panel_result
 from panel.cards import ToolCard
 from panel.errors import ProviderError
 from panel.personas import Persona
@@ -28,22 +36,40 @@ from panel.store import StoredReview
 SCHEMA = "panel.review/1"
 
 
-def review_json(review: StoredReview, persona: Persona | None) -> dict[str, Any]:
+def review_json(samples: list[StoredReview], persona: Persona | None) -> dict[str, Any]:
+    """Return the review entry of one persona's samples (one question and model, by index)."""
+    first = min(samples, key=lambda r: r.sample)
+    judged = judgment(samples)
+    split = judged.split
     return {
-        "persona": review.persona,
-        "display_name": persona.display_name if persona else review.persona.title(),
-        "score": review.score,
-        "verdict": review.verdict,
-        "review": review.review,
-        "fields": review.fields,
-        "provider": review.provider,
-        "model": review.model,
-        "prompt_version": review.prompt_version,
-        "attempts": review.attempts,
-        "created_at": dt.datetime.fromtimestamp(review.created_at, dt.UTC).isoformat(
-            timespec="seconds"
-        ),
+        "persona": first.persona,
+        "display_name": persona.display_name if persona else first.persona.title(),
+        "score": judged.score,
+        "verdict": judged.verdict,
+        "review": first.review,
+        "fields": first.fields,
+        "provider": first.provider,
+        "model": first.model,
+        "prompt_version": first.prompt_version,
+        "attempts": max(r.attempts for r in samples),
+        "created_at": dt.datetime.fromtimestamp(
+            max(r.created_at for r in samples), dt.UTC
+        ).isoformat(timespec="seconds"),
+        "score_mean": round(judged.mean, 1),
+        "score_sd": None if judged.sd is None else round(judged.sd, 1),
+        "score_label": judged.label(),
+        "split": None if split is None else f"{split[0]}/{split[1]}",
+        "samples": [
+            {"sample": r.sample, "score": r.score, "verdict": r.verdict}
+            for r in sorted(samples, key=lambda r: r.sample)
+        ],
     }
+
+
+def judgment(samples: list[StoredReview]) -> Judged:
+    """Return what the panel counts of one persona's samples."""
+    ordered = sorted(samples, key=lambda r: r.sample)
+    return Judged(ordered[0].persona, tuple(r.score for r in ordered))
 
 
 def tool_document(
@@ -52,15 +78,18 @@ def tool_document(
     personas: list[Persona],
     errors: dict[str, ProviderError] | None = None,
 ) -> dict[str, Any]:
-    """Return the review document of card, reviews in panel order."""
+    """Return the review document of card: reviews (samples) grouped by persona, in panel order."""
     by_key = {p.key: p for p in personas}
     order = {p.key: i for i, p in enumerate(personas)}
-    ordered = sorted(reviews, key=lambda r: (order.get(r.persona, len(order)), r.persona))
+    grouped: dict[str, list[StoredReview]] = {}
+    for review in reviews:
+        grouped.setdefault(review.persona, []).append(review)
+    keys = sorted(grouped, key=lambda key: (order.get(key, len(order)), key))
     return {
         "schema": SCHEMA,
         "tool": card.model_dump(mode="json"),
-        "panel": panel_result(ordered, card.findings).to_json(),
-        "reviews": [review_json(r, by_key.get(r.persona)) for r in ordered],
+        "panel": panel_result([judgment(grouped[k]) for k in keys], card.findings).to_json(),
+        "reviews": [review_json(grouped[k], by_key.get(k)) for k in keys],
         "errors": [{"persona": key, "error": str(e)} for key, e in (errors or {}).items()],
     }
 

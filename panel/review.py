@@ -14,7 +14,7 @@ import asyncio
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pydantic import ValidationError
@@ -40,6 +40,7 @@ from panel.parsing import ParseError, load_json
 from panel.personas import Answer, Persona
 from panel.prompts import Prompts
 from panel.providers.base import Generation, Provider, Request
+from panel.spending import Spending
 from panel.store import CallRecord, Store, StoredReview
 
 REASKS = 1
@@ -71,7 +72,11 @@ class Reviewer:
     max_tokens: int = 1200
     temperature: float = 0.0
     seed: int = 7
+    """Sample i is asked with seed + i, where the provider takes a seed."""
     max_attempts: int = 4
+    samples: int = 1
+    """How many answers each persona gives a card (--samples N): samples 0 to N-1."""
+    spending: Spending = field(default_factory=Spending)
 
     def provider_for(self, persona: Persona) -> Provider:
         return self.providers[persona.provider or self.default]
@@ -84,25 +89,52 @@ class Reviewer:
             return provider.model
         return self.default_model or provider.model
 
-    def cached_review(self, card_hash: str, persona: Persona) -> StoredReview | None:
-        """Return the stored review of this card by persona with today's prompt and model."""
-        return self.store.find_review(
+    def cached_reviews(
+        self, card_hash: str, persona: Persona, samples: int | None = None
+    ) -> list[StoredReview]:
+        """Return the stored samples of this card by persona with today's prompt and model:
+        those below `samples` (default: this run's count), by index; some may be missing."""
+        return self.store.find_samples(
             card_hash,
             persona.key,
             self.prompts.version(persona),
             self.provider_for(persona).name,
             self.model_for(persona),
+            self.samples if samples is None else samples,
         )
+
+    def missing_samples(
+        self, card: ToolCard, persona: Persona, samples: int | None = None
+    ) -> list[int]:
+        """Return the sample indexes of persona's review of card that are not stored yet."""
+        count = self.samples if samples is None else samples
+        stored = {r.sample for r in self.cached_reviews(card.content_hash(), persona, count)}
+        return [sample for sample in range(count) if sample not in stored]
+
+    def plan(
+        self, cards: list[ToolCard], personas: list[Persona], *, fresh: bool = False
+    ) -> list[tuple[Provider, Request]]:
+        """Return the calls reviewing cards would make (the missing samples; all with fresh)."""
+        planned = []
+        for card in cards:
+            for persona in personas:
+                samples = range(self.samples) if fresh else self.missing_samples(card, persona)
+                for sample in samples:
+                    request, _ = self.request_for(card, persona, sample)
+                    planned.append((self.provider_for(persona), request))
+        return planned
 
     async def review(
         self,
         card: ToolCard,
         persona: Persona,
         *,
+        sample: int = 0,
         fresh: bool = False,
         then: Callable[[Connection], None] | None = None,
     ) -> StoredReview:
-        """Return persona's validated review of card, from the store unless fresh.
+        """Return sample `sample` of persona's validated review of card, from the store unless
+        fresh.
 
         A new review is stored together with the log entry of the call that gave it, and
         `then` (e.g. the queue marking its task done), in one transaction; with a stored review,
@@ -111,14 +143,15 @@ class Reviewer:
         provider = self.provider_for(persona)
         card_hash = card.content_hash()
         if not fresh:
-            cached = self.cached_review(card_hash, persona)
+            stored = self.cached_reviews(card_hash, persona, sample + 1)
+            cached = next((review for review in stored if review.sample == sample), None)
             if cached:
                 if then is not None:
                     with self.store.transaction() as db:
                         then(db)
                 return cached
 
-        request, prompt_hash = self.request_for(card, persona)
+        request, prompt_hash = self.request_for(card, persona, sample)
         try:
             answer, attempts, call = await self._answer(provider, request, prompt_hash, persona)
         except PanelError as exc:
@@ -165,10 +198,10 @@ class Reviewer:
 
         return answer, attempts, call
 
-    def request_for(self, card: ToolCard, persona: Persona) -> tuple[Request, str]:
-        """Return the request asking persona to review card, and the hash of its prompt.
-
-        A live review sends it (and re-asks from it); a batch sends it as one of many.
+    def request_for(self, card: ToolCard, persona: Persona, sample: int = 0) -> tuple[Request, str]:
+        """Return the request asking persona for sample `sample` of its review of card, and the
+        hash of its prompt. A live review sends it (and re-asks from it); a batch sends it as
+        one of many.
         """
         prompt = self.prompts.review(persona, card)
         request = Request(
@@ -178,9 +211,10 @@ class Reviewer:
             model=self.model_for(persona),
             max_tokens=self.max_tokens,
             temperature=self.temperature,
-            seed=self.seed,
+            seed=self.seed + sample,
             persona=persona.key,
             tool=card.slug,
+            sample=sample,
             prompt_version=prompt.version,
             nonce=prompt.nonce,
         )
@@ -199,12 +233,11 @@ class Reviewer:
             reraise=True,
         ):
             with attempt:
-                started = time.monotonic()
-
+                sent = Sent(provider, request, prompt_hash, self.spending.admit(provider, request))
                 try:
                     generation = await provider.generate(request)
                 except ProviderError as exc:
-                    self._log(provider, request, prompt_hash, started, "error", None, str(exc))
+                    self._log(sent, "error", None, str(exc))
                     last = attempt.retry_state.attempt_number >= self.max_attempts
                     if isinstance(exc, TransientProviderError) and last:
                         raise ProviderError(
@@ -216,59 +249,36 @@ class Reviewer:
                 try:
                     answer = parse_answer(request, generation, answer_model)
                 except InvalidAnswer as bad:
-                    self._log(
-                        provider, request, prompt_hash, started, "invalid", generation, str(bad)
-                    )
+                    self._log(sent, "invalid", generation, str(bad))
                     raise
                 except RefusalError as refusal:
-                    self._log(
-                        provider, request, prompt_hash, started, "refusal", generation, refusal.raw
-                    )
+                    self._log(sent, "refusal", generation, refusal.raw)
                     raise
-                return answer, self._record(
-                    provider, request, prompt_hash, started, "ok", generation, None
-                )
+                return answer, self._record(sent, "ok", generation, None)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _log(
-        self,
-        provider: Provider,
-        request: Request,
-        prompt_hash: str,
-        started: float,
-        outcome: str,
-        generation: Generation | None,
-        error: str | None,
+        self, sent: Sent, outcome: str, generation: Generation | None, error: str | None
     ) -> None:
         """Append one call to the call log."""
-        self.store.log_call(
-            self._record(provider, request, prompt_hash, started, outcome, generation, error)
-        )
+        self.store.log_call(self._record(sent, outcome, generation, error))
 
     def _record(
-        self,
-        provider: Provider,
-        request: Request,
-        prompt_hash: str,
-        started: float,
-        outcome: str,
-        generation: Generation | None,
-        error: str | None,
+        self, sent: Sent, outcome: str, generation: Generation | None, error: str | None
     ) -> CallRecord:
-        """Return the call log entry of one call."""
+        """Return the call log entry of one call that ended, and count it in the run's spending."""
         tokens_in = generation.input_tokens if generation else 0
         tokens_out = generation.output_tokens if generation else 0
         cached = generation.cached_tokens if generation else 0
-        cost = (
-            provider.cost_usd(request.model, tokens_in, tokens_out, cached) if generation else None
-        )
-        return CallRecord(
-            provider=provider.name,
-            model=request.model,
-            tool=request.tool,
-            persona=request.persona,
-            prompt_hash=prompt_hash,
-            latency_ms=int((time.monotonic() - started) * 1000),
+        model = sent.request.model
+        cost = sent.provider.cost_usd(model, tokens_in, tokens_out, cached) if generation else None
+        record = CallRecord(
+            provider=sent.provider.name,
+            model=model,
+            tool=sent.request.tool,
+            persona=sent.request.persona,
+            prompt_hash=sent.prompt_hash,
+            latency_ms=int((time.monotonic() - sent.started) * 1000),
             input_tokens=tokens_in,
             output_tokens=tokens_out,
             cached_tokens=cached,
@@ -276,6 +286,19 @@ class Reviewer:
             outcome=outcome,
             error=error[:500] if error else None,
         )
+        self.spending.settle(sent.reserved, record)
+        return record
+
+
+@dataclass(frozen=True)
+class Sent:
+    """One call under way: what was sent to whom, the cost reserved for it, and since when."""
+
+    provider: Provider
+    request: Request
+    prompt_hash: str
+    reserved: float
+    started: float = field(default_factory=time.monotonic)
 
 
 _backoff = wait_exponential_jitter(multiplier=0.5, max=20, jitter=0.5)
@@ -306,6 +329,7 @@ def stored_review(
         fields=answer.model_dump(exclude=set(Answer.model_fields)),
         attempts=attempts,
         created_at=time.time(),
+        sample=request.sample,
     )
 
 
@@ -375,29 +399,33 @@ async def review_tool(
     fresh: bool = False,
     on_done: Callable[[str], None] | None = None,
 ) -> tuple[list[StoredReview], dict[str, ProviderError]]:
-    """Run every persona on card, concurrently up to the providers' limits.
+    """Run every persona on card, each for the reviewer's samples, concurrently up to the
+    providers' limits (a persona's samples one after the other, so a local prompt cache keeps
+    its prompt).
 
-    Returns the reviews that succeeded and, by persona, the errors of those that did not;
-    a failure of one persona never discards another's stored review.
+    Returns the reviews (samples) that succeeded and, by persona, the first error of those that
+    did not; a failure of one never discards another's stored review.
     """
     limits: dict[str, asyncio.Semaphore] = {
         name: asyncio.Semaphore(min(concurrency, provider.max_concurrency))
         for name, provider in reviewer.providers.items()
     }
+    asked = [(persona, sample) for persona in personas for sample in range(reviewer.samples)]
 
-    async def one(persona: Persona) -> StoredReview | ProviderError:
+    async def one(persona: Persona, sample: int) -> StoredReview | ProviderError:
         async with limits[reviewer.provider_for(persona).name]:
             try:
-                return await reviewer.review(card, persona, fresh=fresh)
+                return await reviewer.review(card, persona, sample=sample, fresh=fresh)
             except ProviderError as exc:
                 return exc
             finally:
                 if on_done:
                     on_done(persona.key)
 
-    results = await asyncio.gather(*(one(p) for p in personas))
+    results = await asyncio.gather(*(one(persona, sample) for persona, sample in asked))
     reviews = [r for r in results if isinstance(r, StoredReview)]
-    errors = {
-        p.key: r for p, r in zip(personas, results, strict=True) if isinstance(r, ProviderError)
-    }
+    errors: dict[str, ProviderError] = {}
+    for (persona, _), result in zip(asked, results, strict=True):
+        if isinstance(result, ProviderError):
+            errors.setdefault(persona.key, result)
     return reviews, errors

@@ -18,3 +18,9 @@ LIST_ITEM_MAX_CHARS = 120
 def verdict_for(score: float, threshold: int = SHIP_THRESHOLD) -> str:
     """Return the verdict the rule gives a score: "ship" at or above the threshold, else "skip"."""
     return "ship" if score >= threshold else "skip"
+
+
+PROBE_FLAG_POINTS = 5.0
+"""`panel eval` flags a probe that moves the mean score this many points or more, either way..."""
+PROBE_FLAG_FLIPS = 0.10
+"""...or flips this share of verdicts or more."""

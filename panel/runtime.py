@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from panel.cards import ToolCard
 from panel.config import Settings
 from panel.errors import ProviderError
-from panel.personas import Persona, load_personas
+from panel.personas import Persona, load_personas, with_models
 from panel.prompts import Prompts
 from panel.providers import make_provider
 from panel.review import Reviewer, review_tool
+from panel.spending import Spending
 from panel.store import Store, StoredReview
 
 
@@ -68,6 +69,7 @@ def open_runtime(
     `personas` and `store` reuse what a command already loaded or opened.
     """
     personas = personas if personas is not None else load_personas(settings.personas_dir(), only)
+    personas = with_models(personas, settings.persona_model)
     prompts = Prompts(settings.prompts_dir())
     for persona in personas:
         _ = persona.answer_model  # fail on a broken persona before any call
@@ -75,7 +77,9 @@ def open_runtime(
     opened = store is None
     store = store or Store(settings.db)
     try:
-        providers = {name: make_provider(settings, name, store) for name in sorted(names)}
+        providers = {
+            name: make_provider(_for(settings, name), name, store) for name in sorted(names)
+        }
     except BaseException:
         if opened:
             store.close()
@@ -87,8 +91,20 @@ def open_runtime(
         prompts=prompts,
         store=store,
         max_tokens=settings.max_tokens,
-        temperature=settings.temperature,
+        temperature=settings.sampling_temperature(),
         seed=settings.seed,
         max_attempts=settings.max_attempts,
+        samples=settings.samples,
+        spending=Spending(max_usd=settings.max_cost),
     )
     return Runtime(settings, personas, prompts, store, reviewer)
+
+
+def _for(settings: Settings, provider: str) -> Settings:
+    """Return the settings a provider is made with: --model and --base-url belong to the run's
+    own provider; another provider a persona names gets its own default model and endpoint."""
+    if provider == settings.provider:
+        return settings
+    own = settings.model_copy(update={"model": None, "base_url": None})
+    own._base_url_from_file = settings._base_url_from_file
+    return own

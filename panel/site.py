@@ -42,7 +42,8 @@ def build_site(
     keys = {p.key for p in personas}
     tools: dict[str, dict[str, Any]] = {}
     for card in store.tools():
-        reviews = [r for k, r in store.latest_reviews(card.slug).items() if k in keys]
+        latest = store.latest_reviews(card.slug)
+        reviews = [r for k, found in latest.items() if k in keys for r in found]
         tools[card.slug] = {
             **tool_document(card, reviews, personas),
             "community": community(store, card.slug),

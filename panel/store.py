@@ -42,6 +42,8 @@ class StoredReview:
     fields: dict[str, Any]
     attempts: int
     created_at: float
+    sample: int = 0
+    """Which answer of the persona this is (--samples N asks for samples 0 to N-1)."""
 
 
 @dataclass(frozen=True)
@@ -103,25 +105,36 @@ class Store:
             upsert_tool(db, card)
 
     def get_tool(self, slug: str) -> ToolCard | None:
-        row = self.db.execute("SELECT card, findings FROM tools WHERE slug = ?", (slug,)).fetchone()
+        row = self.db.execute(
+            "SELECT card, findings FROM tools WHERE slug = ? AND probe IS NULL", (slug,)
+        ).fetchone()
         return _card_from_row(row) if row else None
 
     def tools(self) -> list[ToolCard]:
-        rows = self.db.execute("SELECT card, findings FROM tools ORDER BY slug").fetchall()
+        rows = self.db.execute(
+            "SELECT card, findings FROM tools WHERE probe IS NULL ORDER BY slug"
+        ).fetchall()
         return [_card_from_row(row) for row in rows]
 
     # --- reviews -------------------------------------------------------------------------------
 
-    def find_review(
-        self, card_hash: str, persona: str, prompt_version: str, provider: str, model: str
-    ) -> StoredReview | None:
-        """Return the stored review for exactly this card, question and model, if any."""
-        row = self.db.execute(
+    def find_samples(
+        self,
+        card_hash: str,
+        persona: str,
+        prompt_version: str,
+        provider: str,
+        model: str,
+        samples: int = 1,
+    ) -> list[StoredReview]:
+        """Return the stored samples below index `samples` for exactly this card, question and
+        model, by index (some may be missing)."""
+        rows = self.db.execute(
             """SELECT * FROM reviews WHERE card_hash = ? AND persona = ? AND prompt_version = ?
-               AND provider = ? AND model = ?""",
-            (card_hash, persona, prompt_version, provider, model),
-        ).fetchone()
-        return _review_from_row(row) if row else None
+               AND provider = ? AND model = ? AND sample < ? ORDER BY sample""",
+            (card_hash, persona, prompt_version, provider, model, samples),
+        ).fetchall()
+        return [_review_from_row(row) for row in rows]
 
     def save_review(
         self,
@@ -134,8 +147,8 @@ class Store:
         """Store the card and a validated review of it in one transaction, with the log entry
         of the call that gave it and whatever `then` writes.
 
-        A newer review with the same key (card, persona, prompt version, provider, model)
-        replaces the old one.
+        A newer review with the same key (card, persona, prompt version, provider, model,
+        sample) replaces the old one.
         """
         with self.transaction() as db:
             insert_review(db, card, review)
@@ -144,14 +157,21 @@ class Store:
             if then is not None:
                 then(db)
 
-    def latest_reviews(self, tool: str) -> dict[str, StoredReview]:
-        """Return the newest review of each persona for the tool's current card."""
+    def latest_reviews(self, tool: str) -> dict[str, list[StoredReview]]:
+        """Return each persona's newest review of the tool's current card, with the other
+        samples of the same question and model (by sample index)."""
         rows = self.db.execute(
             """SELECT r.* FROM reviews r JOIN tools t ON t.slug = r.tool AND t.card_hash = r.card_hash
-               WHERE r.tool = ? ORDER BY r.created_at""",
+               WHERE r.tool = ? ORDER BY r.created_at, r.sample""",
             (tool,),
         ).fetchall()
-        return {row["persona"]: _review_from_row(row) for row in rows}
+        reviews = [_review_from_row(row) for row in rows]
+        newest = {review.persona: _question(review) for review in reviews}
+        found: dict[str, list[StoredReview]] = {}
+        for review in sorted(reviews, key=lambda r: r.sample):
+            if _question(review) == newest[review.persona]:
+                found.setdefault(review.persona, []).append(review)
+        return found
 
     def import_records(self, cards: list[ToolCard], reviews: list[StoredReview]) -> None:
         """Store imported tools and reviews in one transaction: all of the file, or nothing."""
@@ -309,12 +329,12 @@ def upsert_tool(db: Connection, card: ToolCard) -> None:
     now = time.time()
     findings = json.dumps([asdict(f) for f in card.findings], ensure_ascii=False)
     db.execute(
-        """INSERT INTO tools (slug, card, card_hash, findings, created_at, updated_at)
-           VALUES (?, ?, ?, ?, ?, ?)
+        """INSERT INTO tools (slug, card, card_hash, findings, probe, created_at, updated_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?)
            ON CONFLICT (slug) DO UPDATE SET card = excluded.card, card_hash = excluded.card_hash,
                findings = excluded.findings, updated_at = excluded.updated_at
            WHERE tools.card_hash != excluded.card_hash OR tools.findings != excluded.findings""",
-        (card.slug, card.model_dump_json(), card.content_hash(), findings, now, now),
+        (card.slug, card.model_dump_json(), card.content_hash(), findings, card.probe, now, now),
     )
 
 
@@ -323,12 +343,17 @@ def _card_from_row(row: Any) -> ToolCard:
     return card.with_findings([Finding(**f) for f in json.loads(row["findings"])])
 
 
+def _question(review: StoredReview) -> tuple[str, str, str]:
+    """Return what makes two samples answers to one question: prompt version, provider, model."""
+    return review.prompt_version, review.provider, review.model
+
+
 def _upsert_review(db: Connection, card: ToolCard, review: StoredReview) -> None:
     db.execute(
         """INSERT INTO reviews (tool, card_hash, persona, prompt_version, provider, model,
-               score, verdict, review, fields, attempts, created_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-           ON CONFLICT (card_hash, persona, prompt_version, provider, model) DO UPDATE SET
+               sample, score, verdict, review, fields, attempts, created_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+           ON CONFLICT (card_hash, persona, prompt_version, provider, model, sample) DO UPDATE SET
                score = excluded.score, verdict = excluded.verdict, review = excluded.review,
                fields = excluded.fields, attempts = excluded.attempts,
                created_at = excluded.created_at""",
@@ -339,6 +364,7 @@ def _upsert_review(db: Connection, card: ToolCard, review: StoredReview) -> None
             review.prompt_version,
             review.provider,
             review.model,
+            review.sample,
             review.score,
             review.verdict,
             review.review,

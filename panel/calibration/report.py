@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from markupsafe import Markup
 
 from panel import pages
+from panel.rules import PROBE_FLAG_POINTS as FLAG_DELTA
 from panel.rules import SHIP_THRESHOLD
 
 if TYPE_CHECKING:
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
     from matplotlib.typing import RcKeyType
 
-FLAG_DELTA = 5.0
 """A perturbation moving the mean score by more than this many points is flagged."""
 
 COLUMNS = 4

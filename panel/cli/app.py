@@ -1,7 +1,7 @@
 """The `panel` command line, assembled: one module per command group, imports inside commands.
 
 Exit codes: 0 ok, 1 a provider failed after retries, 2 bad input (card, flag, file, setting),
-130 interrupted. `panel --help` loads no SDK, model, pydantic, asyncio or rich: each command
+3 the --max-cost ceiling stopped the run (what is done is kept), 130 interrupted. `panel --help` loads no SDK, model, pydantic, asyncio or rich: each command
 imports what it needs when it runs.
 """
 
@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from panel.cli import compare, golden, queue, review
+from panel.cli import compare, evaluate, golden, queue, review
 
 app = typer.Typer(
     name="panel",
@@ -54,6 +54,7 @@ app.command("log")(review.log)
 app.command("compare")(compare.compare)
 app.command("import")(compare.import_records)
 app.command("vote")(compare.vote)
+app.command("eval")(evaluate.evaluate)
 app.add_typer(compare.site_app, name="site")
 app.add_typer(golden.app, name="golden")
 app.add_typer(queue.app, name="queue")

@@ -15,12 +15,15 @@ from panel.cli.options import (
     ConcurrencyOpt,
     DbOpt,
     JsonOpt,
+    MaxCostOpt,
     ModelOpt,
     OutOpt,
+    PersonaModelOpt,
     PersonasOpt,
     PromptsOpt,
     ProviderOpt,
     RecordOpt,
+    SamplesOpt,
     StructuredOpt,
     settings_from,
 )
@@ -53,6 +56,9 @@ def compare(
             "too); no model call. Each page names the model of each review.",
         ),
     ] = False,
+    samples: SamplesOpt = None,
+    persona_model: PersonaModelOpt = None,
+    max_cost: MaxCostOpt = None,
     db: DbOpt = None,
     personas: PersonasOpt = None,
     prompts: PromptsOpt = None,
@@ -65,6 +71,7 @@ def compare(
 
     A stored review is reused when panel review would reuse it (same card, persona, prompt
     version, provider and model); the rest are reviewed first. --stored shows what is stored.
+    Exit 3 if --max-cost stopped the reviews (those done are kept; no page is written).
     """
     settings = output.guard(settings_from, locals())
     output.run(_compare(settings, (a, b), fresh=fresh, stored=stored, as_json=as_json))
@@ -75,9 +82,15 @@ async def _compare(
 ) -> None:
     from panel.compare import compare_tools
 
-    with output.ReviewProgress(8, enabled=not as_json and not stored) as advance:
+    total = 8 * settings.samples
+    with output.ReviewProgress(total, enabled=not as_json and not stored) as advance:
         document, files = await compare_tools(
-            settings, tools, fresh=fresh, stored=stored, on_done=advance
+            settings,
+            tools,
+            fresh=fresh,
+            stored=stored,
+            on_done=advance,
+            announce=lambda plan: output.announce(plan, settings.max_cost),
         )
     if as_json:
         files_json = {k: str(v) for k, v in files.items()}

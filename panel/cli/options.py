@@ -73,6 +73,34 @@ CassettesOpt = Annotated[
         "--cassettes", help="Cassette folder for --provider replay (answers only from recordings)."
     ),
 ]
+SamplesOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--samples",
+        min=1,
+        max=50,
+        help="Answers per persona (default 1). Scores become means with their spread (72 ± 6); "
+        "several samples run at temperature 0.7 unless PANEL_TEMPERATURE says otherwise. Stored "
+        "samples are reused: a larger N asks only for the missing ones.",
+    ),
+]
+MaxCostOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--max-cost",
+        min=0.0,
+        help="US dollars this run may spend at most: no call starts that could cross it; what "
+        "is done is kept, the rest stays pending (exit 3). Refused for a model with no known price.",
+    ),
+]
+PersonaModelOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--persona-model",
+        help="PERSONA=PROVIDER:MODEL, e.g. skeptic=anthropic:claude-haiku-4-5 or builder=local: "
+        "this persona answers with that model (repeatable; a panel may mix providers).",
+    ),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of tables.")]
 
 

@@ -16,12 +16,17 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 import typer
 
 if TYPE_CHECKING:
+    from panel.providers.base import Provider, Request
     from panel.queue.db import QueueDB
 
 T = TypeVar("T")
 
 _CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 """C0 controls but tab and newline, DEL, and C1 (U+0080-U+009F, where 8-bit CSI and OSC live)."""
+
+
+LONG_RUN_CALLS = 20
+"""A run of more calls than this says first how many and what they may cost."""
 
 
 def terminal_text(text: str) -> str:
@@ -77,6 +82,22 @@ def guard(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return fn(*args, **kwargs)
     except PanelError as exc:
         fail(str(exc), exc.exit_code)
+
+
+def announce(planned: list[tuple[Provider, Request]], max_cost: float | None) -> None:
+    """Before a run: name each model whose price is unknown (refused under --max-cost), and
+    say how many calls and what cost a run of more than 20 calls will take."""
+    from panel.providers.base import prices_read_on
+    from panel.spending import estimate, unpriced_error
+
+    plan = estimate(planned)
+    if plan.unpriced and max_cost is not None:
+        raise unpriced_error(plan.unpriced[0])
+    for model in plan.unpriced:
+        note(f"the price of {model} is unknown (prices read {prices_read_on()}): not counted")
+    if plan.calls > LONG_RUN_CALLS:
+        budget = "" if max_cost is None else f" (ceiling ${max_cost:.4f})"
+        note(plan.line() + budget)
 
 
 def print_table(
@@ -228,10 +249,11 @@ def print_scorecard(document: dict[str, Any]) -> None:
     table.add_column("Review")
     for r in document["reviews"]:
         style = "green" if r["verdict"] == "ship" else "red"
+        verdict = r["verdict"] + (f"\nsplit {r['split']}" if r.get("split") else "")
         table.add_row(
             Text(terminal_text(r["display_name"])),
-            f"{r['score']}/100",
-            Text(terminal_text(r["verdict"]), style=style),
+            f"{r['score']}/100" if r.get("score_sd") is None else r["score_label"],
+            Text(terminal_text(verdict), style=style),
             Text(terminal_text(r["review"])),
         )
     console = Console()
@@ -241,7 +263,8 @@ def print_scorecard(document: dict[str, Any]) -> None:
             Text.assemble(
                 "Panel: ",
                 (terminal_text(result["label"]), "bold"),
-                f" · {result['ship_pct']}% panel ship · mean score {result['score_mean']} "
+                f" · {result['ship_pct']}% panel ship{_interval(result)} · "
+                f"mean score {result['score_mean']} "
                 f"(min {result['score_min']}, max {result['score_max']})",
             ),
             soft_wrap=True,
@@ -251,3 +274,9 @@ def print_scorecard(document: dict[str, Any]) -> None:
             Text.assemble(("Flag: ", "bold yellow"), terminal_text(flag["message"])), soft_wrap=True
         )
     console.print()
+
+
+def _interval(result: dict[str, Any]) -> str:
+    """Return " (90% interval 50–100%)" for a panel with several samples, else ""."""
+    interval = result.get("ship_pct_interval")
+    return "" if not interval else f" (90% interval {interval[0]}–{interval[1]}%)"

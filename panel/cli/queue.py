@@ -14,12 +14,15 @@ from panel.cli.options import (
     CassettesOpt,
     DbOpt,
     JsonOpt,
+    MaxCostOpt,
     ModelOpt,
     OutOpt,
+    PersonaModelOpt,
     PersonasOpt,
     PromptsOpt,
     ProviderOpt,
     RecordOpt,
+    SamplesOpt,
     StructuredOpt,
     settings_from,
 )
@@ -55,11 +58,15 @@ def add(
             show_default=False,
         ),
     ],
+    samples: SamplesOpt = None,
     db: DbOpt = None,
     personas: PersonasOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Queue comparisons. A pair already queued or done adds nothing; every card is checked first."""
+    """Queue comparisons. A pair already queued or done adds nothing; every card is checked first.
+
+    With --samples N each persona answers each tool N times when the queue runs.
+    """
     output.guard(_add, output.guard(settings_from, locals()), file, as_json)
 
 
@@ -72,7 +79,7 @@ def _add(settings: Settings, file: Path, as_json: bool) -> None:
     panel_personas = load_personas(settings.personas_dir())
     store, queue = _open_queue(settings)
     try:
-        added = add_pairs(queue, panel_personas, read_pairs(file, store))
+        added = add_pairs(queue, panel_personas, read_pairs(file, store), settings.samples)
     finally:
         store.close()
     if as_json:
@@ -126,6 +133,8 @@ def run(
         float,
         typer.Option("--poll-interval", help="With --batch-api: seconds between batch polls."),
     ] = 30.0,
+    max_cost: MaxCostOpt = None,
+    persona_model: PersonaModelOpt = None,
     provider: ProviderOpt = None,
     model: ModelOpt = None,
     base_url: BaseUrlOpt = None,
@@ -140,7 +149,8 @@ def run(
 ) -> None:
     """Drain the queue: review every tool once, then write every comparison. Safe to kill and rerun.
 
-    Exit 0 when every job is done, 1 when some failed (see `panel queue status`).
+    Exit 0 when every job is done, 1 when some failed (see `panel queue status`), 3 when
+    --max-cost stopped it (what is done is kept; the rest stays queued for the next run).
     """
     # job_attempts is not the max_attempts setting (retries of one call): named apart.
     settings = output.guard(settings_from, locals())
@@ -161,6 +171,7 @@ async def _run(
     try:
         runner = QueueRunner(runtime, concurrency=settings.concurrency, **knobs)
         runner.reopen_stale()
+        output.announce(runner.planned(), settings.max_cost)
         with output.QueueProgress(runner.queue, enabled=not as_json) as progress:
             runner.on_change = progress.update
             if batch is not None:
@@ -197,6 +208,8 @@ async def _run(
             f"pending: {jobs['pending'] + jobs['running']} · "
             f"{progress.calls} model call(s), {progress.tokens} token(s) in {seconds:.1f} s"
         )
+    if runner.stopped is not None:
+        output.fail(runner.stopped.message, 3)
     return 1 if summary["jobs"]["failed"] else 0
 
 

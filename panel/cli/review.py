@@ -15,12 +15,15 @@ from panel.cli.options import (
     ConcurrencyOpt,
     DbOpt,
     JsonOpt,
+    MaxCostOpt,
     ModelOpt,
     OutOpt,
+    PersonaModelOpt,
     PersonasOpt,
     PromptsOpt,
     ProviderOpt,
     RecordOpt,
+    SamplesOpt,
     StructuredOpt,
     settings_from,
 )
@@ -44,6 +47,9 @@ def review(
     persona: Annotated[
         list[str] | None, typer.Option("--persona", help="Only this persona (repeatable).")
     ] = None,
+    samples: SamplesOpt = None,
+    persona_model: PersonaModelOpt = None,
+    max_cost: MaxCostOpt = None,
     db: DbOpt = None,
     personas: PersonasOpt = None,
     prompts: PromptsOpt = None,
@@ -55,7 +61,8 @@ def review(
     """Review tool cards with the panel; print a scorecard and write outputs/reviews/<slug>.json.
 
     A card reviewed before (same content, persona, prompt and model) is answered from the store
-    with no model call, unless --fresh.
+    with no model call, unless --fresh. Exit 1 if a review failed, 3 if --max-cost stopped
+    the run.
     """
     settings = output.guard(settings_from, locals())
     raise typer.Exit(output.run(_review(settings, cards, persona, fresh=fresh, as_json=as_json)))
@@ -69,6 +76,7 @@ async def _review(
 
     from panel.cards import load_cards
     from panel.compare import refresh_comparisons
+    from panel.errors import CostCeilingReached
     from panel.files import write_atomic
     from panel.results import tool_document
     from panel.runtime import open_runtime
@@ -76,12 +84,20 @@ async def _review(
     loaded = load_cards(paths)  # every card is checked before any model call
     runtime = open_runtime(settings, only)
     documents = []
+    stopped: CostCeilingReached | None = None
     try:
+        reviewer = runtime.reviewer
+        output.announce(reviewer.plan(loaded, runtime.personas, fresh=fresh), settings.max_cost)
         hashes = {c.slug: (runtime.store.get_tool(c.slug) or c).content_hash() for c in loaded}
         edited = [c.slug for c in loaded if hashes[c.slug] != c.content_hash()]
-        with output.ReviewProgress(len(loaded) * len(runtime.personas), not as_json) as advance:
+        total = len(loaded) * len(runtime.personas) * reviewer.samples
+        with output.ReviewProgress(total, not as_json) as advance:
             for card in loaded:
                 reviews, errors = await runtime.review(card, fresh=fresh, on_done=advance)
+                if stopped := next(
+                    (e for e in errors.values() if isinstance(e, CostCeilingReached)), None
+                ):
+                    break  # this card's reviews so far are stored; its page waits for the rest
                 document = tool_document(card, reviews, runtime.personas, errors)
                 write_atomic(
                     settings.out / "reviews" / f"{card.slug}.json",
@@ -94,11 +110,13 @@ async def _review(
             refresh_comparisons(runtime.store, runtime.personas, slug, settings.out)
     finally:
         await runtime.aclose()
-    if as_json:
+    if as_json and documents:
         output.echo_json(documents[0] if len(documents) == 1 else documents)
     failures = [error["error"] for document in documents for error in document["errors"]]
     for failure in failures:
         output.say(f"panel: error: {failure}", err=True)
+    if stopped is not None:
+        output.fail(f"{stopped.message} ({len(documents)} of {len(loaded)} card(s) done)", 3)
     return 1 if failures else 0
 
 

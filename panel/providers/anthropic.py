@@ -30,27 +30,15 @@ from panel.providers.base import (
     BatchStatus,
     Generation,
     Message,
-    Prices,
     Provider,
     Request,
     credentials,
     error_detail,
     is_transient_status,
-    price,
     retry_after_seconds,
 )
 
 TOOL_NAME = "submit_review"
-
-# US dollars per million (input, cache read, output) tokens, where known. Cache writes cost 1.25
-# times the input price; they are counted at the input price here (a slight undercount).
-PRICES: Prices = {
-    "claude-3-5-haiku": (0.80, 0.08, 4.00),
-    "claude-3-7-sonnet": (3.00, 0.30, 15.00),
-    "claude-haiku-4-5": (1.00, 0.10, 5.00),
-    "claude-sonnet-4": (3.00, 0.30, 15.00),
-    "claude-opus-4": (15.00, 1.50, 75.00),
-}
 
 
 class AnthropicProvider(Provider):
@@ -64,11 +52,6 @@ class AnthropicProvider(Provider):
             api_key=api_key, base_url=base_url, max_retries=0, timeout=settings.timeout
         )
         self.model = settings.model or self.default_model
-
-    def cost_usd(
-        self, model: str, input_tokens: int, output_tokens: int, cached_tokens: int = 0
-    ) -> float | None:
-        return price(PRICES, model, input_tokens, output_tokens, cached_tokens)
 
     def request_params(self, request: Request) -> dict[str, Any]:
         """Return the Messages params for request: what a live call and a batch request send."""

@@ -12,9 +12,13 @@ panel.queue.batch drives them.
 
 from __future__ import annotations
 
+import functools
+import json
 import os
+import tomllib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from panel.errors import ConfigError, ProviderError
@@ -42,6 +46,7 @@ class Request:
     # Context for logs, cassettes and error messages; never sent to a model.
     persona: str = ""
     tool: str = ""
+    sample: int = 0
     prompt_version: str = ""
     nonce: str = ""
     """The random part of this call's delimiters (so recordings can normalise it away)."""
@@ -98,8 +103,8 @@ class Provider(ABC):
     def cost_usd(
         self, model: str, input_tokens: int, output_tokens: int, cached_tokens: int = 0
     ) -> float | None:
-        """Return the price of a call in US dollars, or None where the price is not known."""
-        return None
+        """Return the price of a call in US dollars (prices.toml), or None where it is unknown."""
+        return price(prices_of(self.name), model, input_tokens, output_tokens, cached_tokens)
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release clients and connections."""
@@ -160,6 +165,25 @@ def retry_after_seconds(headers: Any) -> float | None:
 Prices = dict[str, tuple[float, float, float]]
 """US dollars per million (input, cached input, output) tokens, by model name prefix."""
 
+PRICES_FILE = Path(__file__).with_name("prices.toml")
+
+
+@functools.cache
+def _price_file() -> dict[str, Any]:
+    with PRICES_FILE.open("rb") as file:
+        return tomllib.load(file)
+
+
+def prices_read_on() -> str:
+    """Return the day the prices file was read from the vendors' price pages (YYYY-MM-DD)."""
+    return str(_price_file()["read_on"])
+
+
+def prices_of(provider: str) -> Prices:
+    """Return the price table of one provider from the prices file (empty if it has none)."""
+    table = _price_file().get(provider, {})
+    return {name: (float(i), float(c), float(o)) for name, (i, c, o) in table.items()}
+
 
 def price(
     prices: Prices, model: str, tokens_in: int, tokens_out: int, cached: int = 0
@@ -175,6 +199,12 @@ def price(
     cached = min(cached, tokens_in)
     total = (tokens_in - cached) * per_in + cached * per_cached + tokens_out * per_out
     return round(total / 1_000_000, 6)
+
+
+def estimated_prompt_tokens(request: Request) -> int:
+    """Return about how many tokens a request's prompt holds: its characters / 4 (an estimate
+    that errs high for English prose; the true count is known only afterwards)."""
+    return len(json.dumps(request.messages)) // 4
 
 
 def credentials(settings: Settings, env: str, hint: str = "") -> tuple[str, str | None]:

@@ -79,11 +79,6 @@ class LocalProvider(Provider):
         self.model = model_path.name
         self.seed = seed
 
-    def cost_usd(
-        self, model: str, input_tokens: int, output_tokens: int, cached_tokens: int = 0
-    ) -> float | None:
-        return 0.0
-
     def _generate_sync(self, request: Request) -> Generation:
         from llama_cpp.llama_grammar import LlamaGrammar
 

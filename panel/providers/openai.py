@@ -25,28 +25,15 @@ from panel.providers.base import (
     BatchResults,
     BatchStatus,
     Generation,
-    Prices,
     Provider,
     Request,
     credentials,
     error_detail,
     is_transient_status,
     price,
+    prices_of,
     retry_after_seconds,
 )
-
-# US dollars per million (input, cached input, output) tokens, where known.
-PRICES: Prices = {
-    "gpt-4o-mini": (0.15, 0.075, 0.60),
-    "gpt-4o": (2.50, 1.25, 10.00),
-    "gpt-4.1": (2.00, 0.50, 8.00),
-    "gpt-4.1-mini": (0.40, 0.10, 1.60),
-    "gpt-4.1-nano": (0.10, 0.025, 0.40),
-    "gpt-5": (1.25, 0.125, 10.00),
-    "gpt-5-mini": (0.25, 0.025, 2.00),
-    "gpt-5-nano": (0.05, 0.005, 0.40),
-}
-
 
 BATCH_ENDPOINT: Final = "/v1/chat/completions"
 BATCH_ENDED = ("completed", "failed", "expired", "cancelled")
@@ -75,7 +62,7 @@ class OpenAIProvider(Provider):
         # A compatible server may answer to an OpenAI model name; OpenAI's prices are not its.
         if not self.official:
             return None
-        return price(PRICES, model, input_tokens, output_tokens, cached_tokens)
+        return price(prices_of(self.name), model, input_tokens, output_tokens, cached_tokens)
 
     def _response_format(self, request: Request) -> dict[str, Any]:
         if self.mode == "json_object":

@@ -7,12 +7,18 @@ closing and the batch hooks), so no caller ever reaches through to the provider 
 from __future__ import annotations
 
 import asyncio
-import json
 from pathlib import Path
 from typing import Protocol
 
 from panel.errors import TransientProviderError
-from panel.providers.base import BatchResults, BatchStatus, Generation, Provider, Request
+from panel.providers.base import (
+    BatchResults,
+    BatchStatus,
+    Generation,
+    Provider,
+    Request,
+    estimated_prompt_tokens,
+)
 from panel.providers.cassette import write_cassette
 
 BURST_SECONDS = 1.0
@@ -72,7 +78,7 @@ def estimated_tokens(request: Request) -> int:
 
     The true count is only known afterwards; the estimate errs on the side of staying under.
     """
-    return len(json.dumps(request.messages)) // 4 + request.max_tokens
+    return estimated_prompt_tokens(request) + request.max_tokens
 
 
 class RateLimited(Wrapper):

@@ -119,6 +119,11 @@ class Batcher:
     async def run(self) -> RunStats:
         """Batch every pending review and wait until every open batch is ingested."""
         self._check_open_providers()
+        if sampled := self.queue.sampled_tasks_left():
+            raise InputError(
+                f"--batch-api sends one answer per review, and {sampled} queued review(s) ask "
+                "for several samples: run them without --batch-api"
+            )
         heartbeat = asyncio.create_task(heartbeat_loop(self.queue, self.owner, self.lease))
         try:
             while True:
@@ -158,7 +163,7 @@ class Batcher:
             self._failed(self.queue.fail_task(tool, persona_key, error, located(error, tool=tool)))
             return None
         card_hash = card.content_hash()
-        if self.reviewer.cached_review(card_hash, persona) is not None:
+        if not self.reviewer.missing_samples(card, persona, 1):
             self.queue.finish_task(tool, persona_key)
             self.stats.tasks_done += 1
             return None

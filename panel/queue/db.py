@@ -124,10 +124,11 @@ class QueueDB:
                 already += 1 - cursor.rowcount
         return added, already
 
-    def add_tasks(self, tool: str, personas: dict[str, bool]) -> int:
+    def add_tasks(self, tool: str, personas: dict[str, bool], samples: int | None = None) -> int:
         """Queue a task per persona (True: already reviewed, so done); return how many are new work.
 
-        A done task whose review is missing now (the card changed) is pending again.
+        A done task whose review is missing now (the card changed) is pending again. A task
+        asks for `samples` answers (None: as many as it asked before, 1 for a new one).
         """
         now = time.time()
         pending = 0
@@ -135,14 +136,39 @@ class QueueDB:
             for persona, reviewed in personas.items():
                 state = "done" if reviewed else "pending"
                 cursor = db.execute(
-                    """INSERT INTO tasks (tool, persona, state, updated_at) VALUES (?, ?, ?, ?)
+                    """INSERT INTO tasks (tool, persona, state, samples, updated_at)
+                       VALUES (?, ?, ?, ?, ?)
                        ON CONFLICT (tool, persona) DO UPDATE SET state = excluded.state, attempts = 0,
                            last_error = NULL, updated_at = excluded.updated_at
                        WHERE tasks.state = 'done' AND excluded.state = 'pending'""",
-                    (tool, persona, state, now),
+                    (tool, persona, state, samples or 1, now),
                 )
                 pending += cursor.rowcount if not reviewed else 0
+                if samples is not None:
+                    db.execute(
+                        "UPDATE tasks SET samples = ? WHERE tool = ? AND persona = ? AND state != 'done'",
+                        (samples, tool, persona),
+                    )
         return pending
+
+    def task_samples(self, tool: str) -> dict[str, int]:
+        """Return how many samples each persona's task of tool asks for."""
+        rows = self.store.db.execute(
+            "SELECT persona, samples FROM tasks WHERE tool = ?", (tool,)
+        ).fetchall()
+        return {row["persona"]: int(row["samples"]) for row in rows}
+
+    def open_tasks(self) -> list[tuple[str, str, int]]:
+        """Return (tool, persona, samples) of every review not done or failed yet."""
+        rows = self.store.db.execute(
+            """SELECT tool, persona, samples FROM tasks WHERE state IN ('pending', 'running')
+               ORDER BY tool, persona"""
+        ).fetchall()
+        return [(row["tool"], row["persona"], int(row["samples"])) for row in rows]
+
+    def sampled_tasks_left(self) -> int:
+        """Return how many tasks not done yet ask for more than one sample."""
+        return int(self._one("SELECT count(*) FROM tasks WHERE state != 'done' AND samples > 1")[0])
 
     def reopen_stale_jobs(self) -> int:
         """Put back every done job a tool of which changed after the job wrote its pages (the
@@ -186,10 +212,13 @@ class QueueDB:
             ).fetchone()
         return (row["id"], row["a"], row["b"]) if row else None
 
-    def claim_task(self, owner: str, lease: float) -> tuple[str, str, int] | None:
-        """Claim the next review no open batch asks for; return (tool, persona, attempts)."""
+    def claim_task(self, owner: str, lease: float) -> tuple[str, str, int, int] | None:
+        """Claim the next review no open batch asks for; return (tool, persona, attempts,
+        samples)."""
         rows = self._claim_tasks(owner, lease, 1)
-        return (rows[0]["tool"], rows[0]["persona"], rows[0]["attempts"]) if rows else None
+        if not rows:
+            return None
+        return rows[0]["tool"], rows[0]["persona"], rows[0]["attempts"], rows[0]["samples"]
 
     def claim_tasks(self, owner: str, lease: float, limit: int) -> list[tuple[str, str]]:
         """Claim up to limit reviews no open batch asks for; return (tool, persona), sorted."""
@@ -210,7 +239,7 @@ class QueueDB:
                          AND NOT EXISTS (SELECT 1 FROM ({_OPEN_BATCH_ITEMS}) o
                                          WHERE o.tool = t.tool AND o.persona = t.persona)
                        ORDER BY tool, persona LIMIT ?{self._skip_locked})
-                   RETURNING tool, persona, attempts""",
+                   RETURNING tool, persona, attempts, samples""",
                 (owner, now + lease, now, now, limit),
             ).fetchall()
 
@@ -254,13 +283,24 @@ class QueueDB:
         with self.store.transaction() as db:
             return _fail_task(db, tool, persona, error, job_error)
 
-    def release_task(self, tool: str, persona: str, owner: str, error: str) -> None:
-        """Put a review owner holds back in the queue after a failure worth another attempt."""
+    def release_task(
+        self, tool: str, persona: str, owner: str, error: str, *, attempt: bool = True
+    ) -> None:
+        """Put a review owner holds back in the queue after a failure worth another attempt;
+        with attempt False (a cost ceiling stopped it) the try is not counted and no error kept."""
         with self.store.transaction() as db:
             db.execute(
-                """UPDATE tasks SET state = 'pending', last_error = ?, lease_owner = NULL, updated_at = ?
+                """UPDATE tasks SET state = 'pending', last_error = ?, lease_owner = NULL,
+                       attempts = attempts - ?, updated_at = ?
                    WHERE tool = ? AND persona = ? AND lease_owner = ?""",
-                (error, time.time(), tool, persona, owner),
+                (
+                    error if attempt else None,
+                    0 if attempt else 1,
+                    time.time(),
+                    tool,
+                    persona,
+                    owner,
+                ),
             )
 
     def finish_job(self, job: int, a: str, b: str, files: dict[str, Path]) -> None:

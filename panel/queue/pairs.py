@@ -97,15 +97,22 @@ class Added:
 
 
 def add_pairs(
-    queue: QueueDB, personas: list[Persona], pairs: list[tuple[ToolCard, ToolCard]]
+    queue: QueueDB,
+    personas: list[Persona],
+    pairs: list[tuple[ToolCard, ToolCard]],
+    samples: int = 1,
 ) -> Added:
-    """Queue every pair not queued or done yet, and the review tasks they need."""
+    """Queue every pair not queued or done yet, and the review tasks they need (`samples`
+    answers from each persona)."""
     added = Added()
     added.jobs, added.already = queue.add_jobs(pairs)
     queue.reopen_stale_jobs()  # a card given again with new content: its pages are written anew
     tools = {card.slug for pair in pairs for card in pair}
     for slug in tools:
-        reviewed = set(queue.store.latest_reviews(slug))
-        added.tasks += queue.add_tasks(slug, {p.key: p.key in reviewed for p in personas})
+        latest = queue.store.latest_reviews(slug)
+        reviewed = {
+            key for key, found in latest.items() if {r.sample for r in found} >= set(range(samples))
+        }
+        added.tasks += queue.add_tasks(slug, {p.key: p.key in reviewed for p in personas}, samples)
     added.tools = len(tools)
     return added

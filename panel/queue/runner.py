@@ -24,7 +24,8 @@ from functools import partial
 
 from panel.cards import ToolCard
 from panel.compare import comparison_for, write_pages
-from panel.errors import InputError, ProviderError, located
+from panel.errors import CostCeilingReached, InputError, ProviderError, located
+from panel.providers.base import Provider, Request
 from panel.queue.db import QueueDB, finish_task_in
 from panel.runtime import Runtime
 from panel.store import StoredReview
@@ -72,6 +73,8 @@ class QueueRunner:
         self._check_jobs = True
         self._check_tasks = True
         self._cards: dict[str, ToolCard] = {}
+        self.stopped: CostCeilingReached | None = None
+        """Set when --max-cost stops the run: workers take nothing new."""
 
     def reopen_stale(self) -> None:
         """Before a run: put back jobs whose cards changed since their pages were written, and
@@ -79,9 +82,26 @@ class QueueRunner:
         card content than the stored review's), so every page shows reviews of this run."""
         self.queue.reopen_stale_jobs()
         for slug in self.queue.open_job_tools():
-            card = self._card(slug)
-            reused = {r.persona for r in self._reviews_of(card)}
-            self.queue.add_tasks(slug, {key: key in reused for key in self.personas})
+            card, samples = self._card(slug), self.queue.task_samples(slug)
+            reviewer = self.runtime.reviewer
+            complete = {
+                key: not reviewer.missing_samples(card, persona, samples.get(key, 1))
+                for key, persona in self.personas.items()
+            }
+            self.queue.add_tasks(slug, complete)
+
+    def planned(self) -> list[tuple[Provider, Request]]:
+        """Return the calls the reviews left in the queue will make (their missing samples)."""
+        reviewer, planned = self.runtime.reviewer, []
+        for tool, persona_key, samples in self.queue.open_tasks():
+            persona = self.personas.get(persona_key)
+            if persona is None or self.runtime.store.get_tool(tool) is None:
+                continue  # it fails when claimed, with its reason
+            card = self._card(tool)
+            for sample in reviewer.missing_samples(card, persona, samples):
+                request, _ = reviewer.request_for(card, persona, sample)
+                planned.append((reviewer.provider_for(persona), request))
+        return planned
 
     def _card(self, slug: str) -> ToolCard:
         if slug not in self._cards:
@@ -91,16 +111,25 @@ class QueueRunner:
             self._cards[slug] = card
         return self._cards[slug]
 
-    async def _do_task(self, tool: str, persona_key: str, attempts: int) -> None:
+    async def _do_task(self, tool: str, persona_key: str, attempts: int, samples: int) -> None:
         persona = self.personas.get(persona_key)
         try:
             if persona is None:
                 raise InputError(f"persona '{persona_key}' is not on this panel")
-            await self.runtime.reviewer.review(
-                self._card(tool),
-                persona,
-                then=partial(finish_task_in, tool=tool, persona=persona_key),
-            )
+            card = self._card(tool)
+            for sample in range(samples):  # stored samples are reused, the last one ends the task
+                await self.runtime.reviewer.review(
+                    card,
+                    persona,
+                    sample=sample,
+                    then=partial(finish_task_in, tool=tool, persona=persona_key)
+                    if sample == samples - 1
+                    else None,
+                )
+        except CostCeilingReached as exc:  # not the task's fault: it waits for a later run
+            self.queue.release_task(tool, persona_key, self.owner, str(exc), attempt=False)
+            self.stopped = exc
+            return
         except (ProviderError, InputError) as exc:
             if attempts < self.max_attempts and not isinstance(exc, InputError):
                 self.queue.release_task(tool, persona_key, self.owner, str(exc))
@@ -117,10 +146,15 @@ class QueueRunner:
         self._check_jobs = True  # its tool may be complete now: jobs may be ready
 
     def _reviews_of(self, card: ToolCard) -> list[StoredReview]:
-        """Return the reviews of card that `panel review` would reuse with this run's settings."""
+        """Return the reviews of card (every sample its tasks ask for) that `panel review` would
+        reuse with this run's settings."""
         reviewer, content = self.runtime.reviewer, card.content_hash()
-        found = (reviewer.cached_review(content, p) for p in self.runtime.personas)
-        return [review for review in found if review is not None]
+        samples = self.queue.task_samples(card.slug)
+        return [
+            review
+            for persona in self.runtime.personas
+            for review in reviewer.cached_reviews(content, persona, samples.get(persona.key, 1))
+        ]
 
     async def _do_job(self, job: int, a: str, b: str) -> None:
         try:
@@ -140,7 +174,7 @@ class QueueRunner:
         self.stats.jobs_done += 1
 
     async def _worker(self) -> None:
-        while True:
+        while self.stopped is None:
             if (job := self._claim_job()) is not None:
                 await self._wake(1)  # there may be more: the next idler looks
                 await self._do_job(*job)
@@ -165,7 +199,7 @@ class QueueRunner:
         self._check_jobs = job is not None
         return job
 
-    def _claim_task(self) -> tuple[str, str, int] | None:
+    def _claim_task(self) -> tuple[str, str, int, int] | None:
         """Claim a review, unless none was left at the last look and none came back since that
         this process knows of (one it put back, a poll: see _idle)."""
         if not self._check_tasks:

@@ -4,7 +4,7 @@ POST /v1/messages/batches takes the requests; GET /v1/messages/batches/{id} repo
 which ends at its `polls`-th retrieval; GET its results_url streams one JSONL line per request:
 a forced `submit_review` tool call with a valid review, or `error(params)`'s message as an errored
 result, or, past `expire_after` requests, an expired one. A live POST /v1/messages is counted and
-refused, so a test can prove that no review went out live.
+refused, so a test can prove that no review went out live (with live=True it is answered).
 """
 
 from __future__ import annotations
@@ -37,8 +37,11 @@ class FakeAnthropicBatches(LoopbackServer):
         polls: int = 2,
         error: Callable[[dict[str, Any]], str | None] | None = None,
         expire_after: int | None = None,
+        live: bool = False,
     ) -> None:
         self.polls = polls
+        self.live = live
+        """Answer live POST /v1/messages calls too (as a batch answers them), instead of refusing."""
         self.error = error
         self.expire_after = expire_after
         self.batches: dict[str, dict[str, Any]] = {}
@@ -59,6 +62,8 @@ class FakeAnthropicBatches(LoopbackServer):
         with self._lock:
             if method == "POST" and parts == ["v1", "messages"]:
                 self.live_calls += 1
+                if self.live:
+                    return 200, self._result(self.live_calls, {"params": body})["message"]
                 return 400, {
                     "type": "error",
                     "error": {"type": "invalid_request_error", "message": "no live calls here"},

@@ -1,0 +1,117 @@
+"""What a run spends on model calls, and the --max-cost ceiling no call may cross.
+
+Before a call starts, its estimated cost (prompt characters / 4 at the input price, plus the
+whole max_tokens at the output price: an upper bound) is reserved; a call whose estimate would
+take what is spent and reserved past the ceiling does not start (CostCeilingReached, exit 3).
+When the call ends, the reservation gives way to the call's logged cost. Prices come from
+panel/providers/prices.toml; a model missing there has an unknown cost, and a ceiling cannot be
+kept with it, so --max-cost then refuses to start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from panel.errors import ConfigError, CostCeilingReached
+from panel.providers.base import Provider, Request, estimated_prompt_tokens, prices_read_on
+from panel.store import CallRecord
+
+
+def estimate_usd(provider: Provider, request: Request) -> float | None:
+    """Return the most a call may cost (its whole max_tokens answered), or None if unpriced."""
+    return provider.cost_usd(request.model, estimated_prompt_tokens(request), request.max_tokens)
+
+
+def unpriced_error(model: str) -> ConfigError:
+    return ConfigError(
+        f"--max-cost: the price of {model} is unknown (not in the prices file read "
+        f"{prices_read_on()}): a ceiling cannot be kept; add its price or drop --max-cost"
+    )
+
+
+@dataclass
+class Estimate:
+    """What a planned run will cost at most: its calls, dollars (None if any is unpriced)."""
+
+    calls: int
+    usd: float | None
+    unpriced: list[str]
+
+    def line(self) -> str:
+        """Return the one line said before a long run."""
+        cost = "cost unknown" if self.usd is None else f"estimated cost at most ${self.usd:.4f}"
+        return f"{self.calls} model call(s) to make, {cost}"
+
+
+def estimate(planned: Iterable[tuple[Provider, Request]]) -> Estimate:
+    """Return the estimate of a run's planned calls (the models without a price named)."""
+    calls, usd, unpriced = 0, 0.0, set()
+    for provider, request in planned:
+        calls += 1
+        cost = estimate_usd(provider, request)
+        if cost is None:
+            unpriced.add(f"{provider.name}:{request.model}")
+        else:
+            usd += cost
+    return Estimate(calls, None if unpriced else round(usd, 6), sorted(unpriced))
+
+
+@dataclass
+class Spending:
+    """The calls, tokens and dollars of one run, kept under an optional ceiling."""
+
+    max_usd: float | None = None
+    calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_tokens: int = 0
+    usd: float = 0.0
+    unpriced: set[str] = field(default_factory=set)
+    """provider:model of answered calls whose price is unknown (their cost is not in usd)."""
+    reserved: float = 0.0
+
+    def admit(self, provider: Provider, request: Request) -> float:
+        """Reserve a call's estimated cost before it starts and return it (settle gives it
+        back); raise CostCeilingReached if the call could take the run past the ceiling."""
+        if self.max_usd is None:
+            return 0.0
+        cost = estimate_usd(provider, request)
+        if cost is None:
+            raise unpriced_error(f"{provider.name}:{request.model}")
+        if self.usd + self.reserved + cost > self.max_usd:
+            raise CostCeilingReached(
+                f"cost ceiling reached: {self.left()}; the rest stays pending",
+                provider=provider.name,
+            )
+        self.reserved += cost
+        return cost
+
+    def settle(self, reserved: float, call: CallRecord) -> None:
+        """Count a call that ended (answered or not), in place of its reservation."""
+        self.reserved = max(0.0, self.reserved - reserved)
+        self.calls += 1
+        self.input_tokens += call.input_tokens
+        self.output_tokens += call.output_tokens
+        self.cached_tokens += call.cached_tokens
+        if call.cost_usd is not None:
+            self.usd += call.cost_usd
+        elif call.input_tokens or call.output_tokens:
+            self.unpriced.add(f"{call.provider}:{call.model}")
+
+    def left(self) -> str:
+        """Return what was spent and what is left of the ceiling, in words."""
+        spent = f"spent ${self.usd:.4f}"
+        if self.max_usd is None:
+            return spent
+        return f"{spent} of ${self.max_usd:.4f}, ${max(0.0, self.max_usd - self.usd):.4f} left"
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "calls": self.calls,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "cached_tokens": self.cached_tokens,
+            "usd": None if self.unpriced else round(self.usd, 6),
+            "unpriced": sorted(self.unpriced),
+        }

@@ -1,0 +1,386 @@
+"""Judgments you can measure: samples, a panel of models, `panel eval` against judges whose bias
+is known, and the --max-cost ceiling. Every run goes through the command line against loopback
+servers spoken to by the official SDKs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from panel.aggregate import Judged, panel_result, ship_interval
+
+from .fakes.anthropic import FakeAnthropicBatches
+from .fakes.openai import FakeOpenAI, answer_for, completion, prompt_text
+from .test_cli import panel
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLES = sorted((REPO / "examples").glob("*.yaml"))[:2]
+KEYS = {"OPENAI_API_KEY": "sk-test-judgment-000000000000000000", "ANTHROPIC_API_KEY": "sk-ant-x"}
+
+
+def schema_of(body: dict[str, Any]) -> dict[str, Any]:
+    fmt = body.get("response_format") or {}
+    return fmt.get("json_schema", {}).get("schema") or fmt.get("schema")
+
+
+def answer(body: dict[str, Any], score: int) -> str:
+    return json.dumps(answer_for(schema_of(body), score=max(0, min(100, score))))
+
+
+def noisy(body: dict[str, Any]) -> str:
+    """A judge whose score moves with the seed (one sample to the next) by up to 30 points."""
+    digest = hashlib.sha256(f"{body['seed']}{prompt_text(body['messages'])}".encode()).digest()
+    return answer(body, 45 + digest[0] % 31)
+
+
+def by_length(body: dict[str, Any]) -> str:
+    """A judge that scores the length of what it reads: more words, more points."""
+    return answer(body, len(prompt_text(body["messages"])) // 60)
+
+
+def card_blind(body: dict[str, Any]) -> str:
+    """A judge that never reads the card: the same score for every card."""
+    return answer(body, 70)
+
+
+def openai_args(server: FakeOpenAI, tmp_path: Path) -> list[str]:
+    return [
+        "--provider",
+        "openai",
+        "--base-url",
+        server.base_url,
+        "--model",
+        "fake",
+        "--db",
+        str(tmp_path / "panel.db"),
+        "--out",
+        str(tmp_path / "out"),
+    ]
+
+
+def calls(tmp_path: Path) -> int:
+    with sqlite3.connect(tmp_path / "panel.db") as con:
+        return int(con.execute("SELECT count(*) FROM calls").fetchone()[0])
+
+
+# --- samples ------------------------------------------------------------------------------------
+
+
+def test_samples_are_stored_reused_by_index_and_summarised(tmp_path: Path) -> None:
+    with FakeOpenAI(content=noisy) as server:
+        args = ["review", EXAMPLES[0], "--samples", "3", "--json", *openai_args(server, tmp_path)]
+        first = panel(*args, env=KEYS)
+        assert first.returncode == 0, first.stderr
+        assert server.answered == 12  # 4 personas x 3 samples
+        again = panel(*args, env=KEYS)
+        assert server.answered == 12  # the same run again: no call
+        assert json.loads(again.stdout) == {**json.loads(first.stdout)}
+        more = panel(*[a if a != "3" else "5" for a in args], env=KEYS)
+        assert server.answered == 20  # a larger N asks only for the missing samples
+    seeds = sorted({body["seed"] for body in server.bodies})
+    assert seeds == [7, 8, 9, 10, 11]  # a seed per sample
+    assert {body["temperature"] for body in server.bodies} == {0.7}
+    document = json.loads(more.stdout)
+    for review in document["reviews"]:
+        scores = [s["score"] for s in review["samples"]]
+        assert [s["sample"] for s in review["samples"]] == [0, 1, 2, 3, 4]
+        mean = sum(scores) / 5
+        assert review["score_mean"] == round(mean, 1)
+        assert review["verdict"] == ("ship" if mean >= 60 else "skip")
+        assert review["score_sd"] is not None and review["score_sd"] >= 0
+        assert re.fullmatch(r"\d+ ± \d+", review["score_label"])
+        ships = sum(1 for s in scores if s >= 60)
+        assert review["split"] == (f"{ships}/{5 - ships}" if 0 < ships < 5 else None)
+    interval = document["panel"]["ship_pct_interval"]
+    assert interval[0] <= document["panel"]["ship_pct"] <= interval[1]
+
+
+def test_scorecard_shows_the_spread_and_a_split(tmp_path: Path) -> None:
+    def split_judge(body: dict[str, Any]) -> str:
+        return answer(body, 40 if body["seed"] % 2 else 80)  # 80, 40, 80: a 2/1 split
+
+    with FakeOpenAI(content=split_judge) as server:
+        result = panel(
+            "review",
+            EXAMPLES[0],
+            "--samples",
+            "3",
+            "--persona",
+            "builder",
+            *openai_args(server, tmp_path),
+            env=KEYS,
+        )
+    assert result.returncode == 0, result.stderr
+    assert "67 ± 23" in result.stdout
+    assert "split 2/1" in result.stdout
+    assert "90% interval" in result.stdout
+
+
+def test_the_score_never_crosses_the_ship_line_and_one_sample_has_no_interval() -> None:
+    judged = Judged("builder", (60, 59, 60, 59, 60, 59, 60, 59, 59))  # mean 59.44...
+    assert judged.verdict == "skip" and judged.score == 59
+    assert Judged("b", (72,)).label() == "72" and Judged("b", (72,)).sd is None
+    assert ship_interval([Judged("a", (80,)), Judged("b", (30,))]) is None
+    steady = [Judged("a", (80, 81, 79)), Judged("b", (20, 21, 22))]
+    assert ship_interval(steady) == (50, 50)
+    result = panel_result([Judged("a", (90, 30)), Judged("b", (70, 72))])
+    assert result.samples == 2 and result.ship_pct_interval is not None
+    low, high = result.ship_pct_interval
+    assert low <= result.ship_pct <= high and low < high
+
+
+# --- a panel of models --------------------------------------------------------------------------
+
+
+def test_a_panel_may_mix_providers_and_every_page_names_its_model(tmp_path: Path) -> None:
+    with FakeOpenAI() as openai_server, FakeAnthropicBatches(live=True) as anthropic_server:
+        env = {**KEYS, "ANTHROPIC_BASE_URL": anthropic_server.url}
+        result = panel(
+            "compare",
+            *EXAMPLES,
+            "--persona-model",
+            "skeptic=anthropic:claude-haiku-4-5",
+            "--persona-model",
+            "founder=anthropic:claude-haiku-4-5",
+            *openai_args(openai_server, tmp_path),
+            env=env,
+        )
+        assert result.returncode == 0, result.stderr
+        assert openai_server.answered == 4 and anthropic_server.live_calls == 4
+        again = panel(
+            "compare",
+            *EXAMPLES,
+            "--persona-model",
+            "skeptic=anthropic:claude-haiku-4-5",
+            "--persona-model",
+            "founder=anthropic:claude-haiku-4-5",
+            *openai_args(openai_server, tmp_path),
+            env=env,
+        )
+        assert again.returncode == 0 and anthropic_server.live_calls == 4  # the cache key knows
+    with sqlite3.connect(tmp_path / "panel.db") as con:
+        logged = set(con.execute("SELECT persona, provider, model FROM calls").fetchall())
+    assert logged == {
+        ("builder", "openai", "fake"),
+        ("futurist", "openai", "fake"),
+        ("skeptic", "anthropic", "claude-haiku-4-5"),
+        ("founder", "anthropic", "claude-haiku-4-5"),
+    }
+    page = next((tmp_path / "out" / "compare").glob("*.html")).read_text()
+    assert "claude-haiku-4-5" in page and "fake" in page
+    document = json.loads(next((tmp_path / "out" / "compare").glob("*.json")).read_text())
+    models = {r["persona"]: r["model"] for r in document["a"]["reviews"]}
+    assert models == {
+        "builder": "fake",
+        "skeptic": "claude-haiku-4-5",
+        "futurist": "fake",
+        "founder": "claude-haiku-4-5",
+    }
+
+
+def test_a_persona_file_names_its_model(tmp_path: Path) -> None:
+    folder = tmp_path / "personas"
+    folder.mkdir()
+    for source in (REPO / "personas").glob("*.yaml"):
+        text = source.read_text()
+        if source.stem == "skeptic":
+            text += "\nmodel: anthropic:claude-haiku-4-5\n"
+        (folder / source.name).write_text(text)
+    with FakeOpenAI() as openai_server, FakeAnthropicBatches(live=True) as anthropic_server:
+        env = {**KEYS, "ANTHROPIC_BASE_URL": anthropic_server.url}
+        args = ["review", EXAMPLES[0], "--json", "--personas", folder]
+        result = panel(*args, *openai_args(openai_server, tmp_path), env=env)
+        assert result.returncode == 0, result.stderr
+        assert anthropic_server.live_calls == 1 and openai_server.answered == 3
+        override = panel(
+            *args,
+            "--persona-model",
+            "skeptic=openai:fake",
+            *openai_args(openai_server, tmp_path),
+            env=env,
+        )
+        assert override.returncode == 0, override.stderr
+        assert anthropic_server.live_calls == 1 and openai_server.answered == 4
+
+
+@pytest.mark.parametrize(
+    ("flag", "message"),
+    [
+        ("skeptic", "expected PERSONA=PROVIDER:MODEL"),
+        ("critic=openai:x", "unknown persona 'critic'"),
+        ("skeptic=Open AI:x", "--persona-model skeptic:"),
+        ("skeptic=nowhere:x", "unknown provider 'nowhere'"),
+    ],
+)
+def test_bad_persona_models_get_one_line(tmp_path: Path, flag: str, message: str) -> None:
+    result = panel("review", EXAMPLES[0], "--persona-model", flag, "--db", tmp_path / "p.db")
+    assert result.returncode == 2
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+# --- panel eval against judges whose bias is known ---------------------------------------------
+
+
+def run_eval(tmp_path: Path, judge: Any, *extra: str) -> dict[str, Any]:
+    with FakeOpenAI(content=judge) as server:
+        result = panel("eval", *EXAMPLES, "--json", *extra, *openai_args(server, tmp_path), env=KEYS)
+    assert result.returncode == 0, result.stderr
+    document: dict[str, Any] = json.loads(result.stdout)
+    assert document["schema"] == "panel.eval/1"
+    return document
+
+
+def test_a_judge_that_scores_length_is_flagged_on_padding(tmp_path: Path) -> None:
+    document = run_eval(tmp_path, by_length)
+    padding = document["perturbations"]["padding"]
+    assert padding["flagged"] and padding["mean_delta"] >= 5
+    assert padding["pairs"] == 8
+    assert not document["perturbations"]["order"]["flagged"]  # same words, other order
+    assert document["perturbations"]["order"]["mean_delta"] == 0
+
+
+def test_a_judge_that_ignores_the_card_shows_no_change(tmp_path: Path) -> None:
+    document = run_eval(tmp_path, card_blind, "--samples", "2")
+    for kind in ("padding", "injection", "order", "brand"):
+        probe = document["perturbations"][kind]
+        assert probe["mean_delta"] == 0 and probe["flip_rate"] == 0 and not probe["flagged"]
+    assert document["stability"]["mean_sd"] == 0 and document["stability"]["flip_rate"] == 0
+    assert all(p["flagged"] for p in document["personas"].values())  # every score in one band
+    assert document["agreement"]["krippendorff_alpha"] is None  # no variance: nothing to agree on
+
+
+def test_a_noisy_judge_shows_under_stability(tmp_path: Path) -> None:
+    document = run_eval(tmp_path, noisy, "--samples", "3")
+    assert document["stability"]["samples"] == 3
+    assert document["stability"]["mean_sd"] > 3
+    assert set(document["stability"]["by_persona"]) == {"builder", "skeptic", "futurist", "founder"}
+    assert document["consistency"]["answers"] == 2 * 5 * 4 * 3
+    assert document["cost"]["calls"] == 120
+
+
+def test_eval_counts_failures_and_labels(tmp_path: Path, write_card: Any) -> None:
+    cards = []
+    for n, outcome in enumerate(["hit", "miss", "hit"]):
+        text = (EXAMPLES[n % 2]).read_text() + f"\noutcome: {outcome}\nslug: labelled-{n}\n"
+        cards.append(write_card(f"c{n}.yaml", text))
+
+    def judge(body: dict[str, Any]) -> str | dict[str, Any]:
+        text = prompt_text(body["messages"])
+        if "Note to the reviewers" in text and "founder" in json.dumps(body["response_format"]):
+            return completion(body, "not json at all")  # never valid: counted, not dropped
+        return noisy(body)
+
+    with FakeOpenAI(content=judge) as server:
+        result = panel("eval", *cards, "--json", *openai_args(server, tmp_path), env=KEYS)
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    consistency = document["consistency"]
+    assert consistency["invalid"] == 3  # the founder on each card's injection probe
+    assert consistency["answers"] == 3 * 5 * 4 - 3
+    assert consistency["follow_rule"] == consistency["answers"]
+    assert {f["variant"] for f in consistency["failures"]} == {"injection"}
+    assert document["labels"]["cards"] == 3
+    assert document["labels"]["auc"] is not None
+    assert document["labels"]["pairwise_accuracy"] is not None
+    assert [c["outcome"] for c in document["cards"]] == ["hit", "miss", "hit"]
+    for body in server.bodies:  # the label is never shown to the panel
+        assert "outcome" not in prompt_text(body["messages"]).lower()
+
+
+def test_eval_writes_an_html_report_and_a_second_run_makes_no_call(tmp_path: Path) -> None:
+    report = tmp_path / "report.html"
+    with FakeOpenAI(content=by_length) as server:
+        args = ["eval", *EXAMPLES, "--html", report, *openai_args(server, tmp_path)]
+        first = panel(*args, env=KEYS)
+        assert first.returncode == 0, first.stderr
+        assert "padding" in first.stdout and "FLAGGED" in first.stdout
+        answered = server.answered
+        second = panel(*args, env=KEYS)
+        assert second.returncode == 0 and server.answered == answered
+    page = report.read_text()
+    assert page.count("<svg") >= 2 and "http://" not in page.split("<svg", 1)[0].lower()
+    site = panel("site", "build", "--db", tmp_path / "panel.db", "--out", tmp_path / "site")
+    assert site.returncode == 0, site.stderr
+    assert not list((tmp_path / "site").rglob("*~*"))  # probes stay out of the site
+
+
+# --- the cost ceiling ---------------------------------------------------------------------------
+
+
+def anthropic_review(
+    tmp_path: Path, server: FakeAnthropicBatches, *extra: str | Path
+) -> Any:
+    return panel(
+        "review",
+        *extra,
+        "--provider",
+        "anthropic",
+        "--model",
+        "claude-haiku-4-5",
+        "--db",
+        tmp_path / "panel.db",
+        "--out",
+        tmp_path / "out",
+        env={**KEYS, "ANTHROPIC_BASE_URL": server.url},
+    )
+
+
+def test_max_cost_stops_before_the_ceiling_keeps_what_is_done_and_exits_3(tmp_path: Path) -> None:
+    cards = [str(p) for p in sorted((REPO / "examples").glob("*.yaml"))]
+    with FakeAnthropicBatches(live=True) as server:
+        stopped = anthropic_review(tmp_path, server, *cards, "--max-cost", "0.02")
+        assert stopped.returncode == 3, stopped.stderr
+        line = stopped.stderr.strip().splitlines()[-1]
+        assert re.search(r"spent \$0\.0\d+ of \$0\.0200, \$0\.0\d+ left", line), line
+        assert "model call(s) to make, estimated cost at most $" in stopped.stderr
+        done = server.live_calls
+        assert 0 < done < 24
+        with sqlite3.connect(tmp_path / "panel.db") as con:
+            spent = con.execute("SELECT sum(cost_usd) FROM calls").fetchone()[0]
+            reviews = con.execute("SELECT count(*) FROM reviews").fetchone()[0]
+        assert spent <= 0.02 and reviews == done  # every answered call is a stored review
+        finished = anthropic_review(tmp_path, server, *cards)
+        assert finished.returncode == 0, finished.stderr
+        assert server.live_calls == 24  # the rest, and only the rest
+
+
+def test_max_cost_refuses_a_model_without_a_price(tmp_path: Path) -> None:
+    with FakeOpenAI() as server:
+        result = panel(
+            "review", EXAMPLES[0], "--max-cost", "1", *openai_args(server, tmp_path), env=KEYS
+        )
+        assert result.returncode == 2
+        assert "the price of openai:fake is unknown" in result.stderr
+        assert server.requests == 0
+        unpriced = panel("review", EXAMPLES[0], *openai_args(server, tmp_path), env=KEYS)
+    assert unpriced.returncode == 0
+    assert unpriced.stderr.count("the price of openai:fake is unknown") == 1  # said once
+
+
+def test_queue_run_stops_at_the_ceiling_and_resumes(tmp_path: Path) -> None:
+    pairs = tmp_path / "pairs.csv"
+    cards = sorted((REPO / "examples").glob("*.yaml"))
+    pairs.write_text("".join(f"{a},{b}\n" for a, b in zip(cards, cards[1:], strict=False)))
+    db, out = tmp_path / "panel.db", tmp_path / "out"
+    added = panel("queue", "add", pairs, "--samples", "2", "--db", db)
+    assert added.returncode == 0, added.stderr
+    assert "48 review(s) to run" in added.stdout  # 6 tools x 4 personas x 2 samples
+    with FakeAnthropicBatches(live=True) as server:
+        env = {**KEYS, "ANTHROPIC_BASE_URL": server.url}
+        common = ["--provider", "anthropic", "--model", "claude-haiku-4-5", "--db", db]
+        stopped = panel("queue", "run", *common, "--out", out, "--max-cost", "0.03", env=env)
+        assert stopped.returncode == 3, stopped.stderr
+        assert "cost ceiling reached" in stopped.stderr
+        status = json.loads(panel("queue", "status", "--json", "--db", db).stdout)
+        assert status["tasks"].get("failed", 0) == 0
+        finished = panel("queue", "run", *common, "--out", out, env=env)
+        assert finished.returncode == 0, finished.stderr
+        assert server.live_calls == 48
+    page = json.loads(next((out / "compare").glob("*.json")).read_text())
+    assert all(len(r["samples"]) == 2 for r in page["a"]["reviews"])
