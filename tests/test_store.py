@@ -48,8 +48,11 @@ def test_the_store_keeps_tools_reviews_votes_comparisons_and_calls(db: str, card
         store.save_review(card, review_of(card, "skeptic", 70, 3.0))
         assert store.get_tool(card.slug) == card and store.tools() == [card]
         latest = store.latest_reviews(card.slug)
-        assert {k: v.score for k, v in latest.items()} == {"builder": 40, "skeptic": 70}
-        assert latest["builder"].fields == {"primitive": "x"}
+        assert {k: [r.score for r in v] for k, v in latest.items()} == {
+            "builder": [40],
+            "skeptic": [70],
+        }
+        assert latest["builder"][0].fields == {"primitive": "x"}
         store.save_vote(card.slug, "ana", "ship")
         store.save_vote(card.slug, "ana", "skip")
         store.save_vote(card.slug, "bo", "ship")

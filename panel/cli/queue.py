@@ -88,6 +88,7 @@ def _add(settings: Settings, file: Path, as_json: bool) -> None:
         output.say(
             f"queued {added.jobs} comparison(s) ({added.already} already queued or done) "
             f"over {added.tools} tool(s): {added.tasks} review(s) to run"
+            + (f", {settings.samples} samples each" if settings.samples > 1 else "")
         )
 
 
