@@ -72,8 +72,27 @@ def bar_width(value: Any) -> int:
 
 
 def score_text(review: dict[str, Any]) -> str:
-    """Return a review's score line as on the seed pages: "85/100 · ship"."""
-    return f"{review['score']}/100 · {review['verdict']}"
+    """Return a review's score line as on the seed pages: "85/100 · ship"; with several samples
+    their spread and, where their verdicts disagree, the split: "72 ± 6/100 · ship · split 2/1"."""
+    sd, split = review.get("score_sd"), review.get("split")
+    spread = "" if sd is None else f" ± {round(sd)}"
+    text = f"{review['score']}{spread}/100 · {review['verdict']}"
+    return f"{text} · split {split}" if split else text
+
+
+def samples_text(review: dict[str, Any]) -> str:
+    """Return what several samples scored, "Mean of 3 samples: 64, 70, 81"; "" for one."""
+    samples = review.get("samples") or []
+    if len(samples) < 2:
+        return ""
+    scores = ", ".join(str(s["score"]) for s in samples)
+    return f"Mean of {len(samples)} samples: {scores}"
+
+
+def interval_text(panel: dict[str, Any]) -> str:
+    """Return the 90% interval of a panel's ship %, "90% interval 50–100%"; "" without one."""
+    interval = panel.get("ship_pct_interval")
+    return "" if not interval else f"90% interval {interval[0]}–{interval[1]}%"
 
 
 def tone(verdict: str | None) -> str:
@@ -155,6 +174,7 @@ def _environment(autoescape: bool) -> SandboxedEnvironment:
         datetime=human_time,
         field_items=field_items,
         field_label=field_label,
+        interval=interval_text,
         flag_title=flag_title,
         initial=initial,
         md=markdown_text,
@@ -163,6 +183,7 @@ def _environment(autoescape: bool) -> SandboxedEnvironment:
         percent=percent,
         provenance=provenance,
         rfc3339=rfc3339,
+        samples_text=samples_text,
         score_text=score_text,
         tone=tone,
         web_url=web_url,

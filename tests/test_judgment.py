@@ -5,6 +5,7 @@ servers spoken to by the official SDKs."""
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import re
 import sqlite3
@@ -122,6 +123,30 @@ def test_scorecard_shows_the_spread_and_a_split(tmp_path: Path) -> None:
     assert "90% interval" in result.stdout
 
 
+def test_comparison_pages_show_the_spread_the_split_and_the_interval(tmp_path: Path) -> None:
+    def split_judge(body: dict[str, Any]) -> str:
+        return answer(body, 80 if body["seed"] % 2 else 40)  # seeds 7, 8, 9: 80, 40, 80
+
+    with FakeOpenAI(content=split_judge) as server:
+        result = panel(
+            "compare", *EXAMPLES, "--samples", "3", *openai_args(server, tmp_path), env=KEYS
+        )
+    assert result.returncode == 0, result.stderr
+    pages = tmp_path / "out" / "compare"
+    markdown = next(pages.glob("*.md")).read_text()
+    html = next(pages.glob("*.html")).read_text()
+    for page in (markdown, html):
+        assert "67 ± 23/100 · ship · split 2/1" in page
+        assert "Mean of 3 samples: 80, 40, 80" in page
+        assert re.search(r"90% interval \d+–\d+%", page)
+    one = tmp_path / "one"
+    with FakeOpenAI(content=split_judge) as server:
+        result = panel("compare", *EXAMPLES, *openai_args(server, one), env=KEYS)
+    page = next((one / "out" / "compare").glob("*.md")).read_text()
+    assert "80/100 · ship" in page  # one sample (seed 7): the seed pages' "85/100 · ship"
+    assert "±" not in page and "interval" not in page and "samples" not in page
+
+
 def test_the_score_never_crosses_the_ship_line_and_one_sample_has_no_interval() -> None:
     judged = Judged("builder", (60, 59, 60, 59, 60, 59, 60, 59, 59))  # mean 59.44...
     assert judged.verdict == "skip" and judged.score == 59
@@ -229,7 +254,9 @@ def test_bad_persona_models_get_one_line(tmp_path: Path, flag: str, message: str
 
 def run_eval(tmp_path: Path, judge: Any, *extra: str) -> dict[str, Any]:
     with FakeOpenAI(content=judge) as server:
-        result = panel("eval", *EXAMPLES, "--json", *extra, *openai_args(server, tmp_path), env=KEYS)
+        result = panel(
+            "eval", *EXAMPLES, "--json", *extra, *openai_args(server, tmp_path), env=KEYS
+        )
     assert result.returncode == 0, result.stderr
     document: dict[str, Any] = json.loads(result.stdout)
     assert document["schema"] == "panel.eval/1"
@@ -313,9 +340,7 @@ def test_eval_writes_an_html_report_and_a_second_run_makes_no_call(tmp_path: Pat
 # --- the cost ceiling ---------------------------------------------------------------------------
 
 
-def anthropic_review(
-    tmp_path: Path, server: FakeAnthropicBatches, *extra: str | Path
-) -> Any:
+def anthropic_review(tmp_path: Path, server: FakeAnthropicBatches, *extra: str | Path) -> Any:
     return panel(
         "review",
         *extra,
@@ -366,7 +391,7 @@ def test_max_cost_refuses_a_model_without_a_price(tmp_path: Path) -> None:
 def test_queue_run_stops_at_the_ceiling_and_resumes(tmp_path: Path) -> None:
     pairs = tmp_path / "pairs.csv"
     cards = sorted((REPO / "examples").glob("*.yaml"))
-    pairs.write_text("".join(f"{a},{b}\n" for a, b in zip(cards, cards[1:], strict=False)))
+    pairs.write_text("".join(f"{a},{b}\n" for a, b in itertools.pairwise(cards)))
     db, out = tmp_path / "panel.db", tmp_path / "out"
     added = panel("queue", "add", pairs, "--samples", "2", "--db", db)
     assert added.returncode == 0, added.stderr

@@ -98,7 +98,11 @@ def comparison(store: Store, a: str, b: str) -> dict[str, Any]:
     for slug in (a, b):
         card = store.get_tool(slug)
         assert card is not None, slug
-        docs.append(tool_document(card, [r for s in store.latest_reviews(slug).values() for r in s], personas))
+        docs.append(
+            tool_document(
+                card, [r for s in store.latest_reviews(slug).values() for r in s], personas
+            )
+        )
     doc = comparison_document(docs[0], docs[1], personas, store)
     doc["generated_at"] = GENERATED_AT
     return doc

@@ -220,9 +220,7 @@ def test_end_to_end_no_invalid_review_lands_and_nothing_escapes(
         )
     personas = load_personas(data_dir("personas"))
     lines = result.stderr.splitlines()
-    uncaught = "Traceback" in result.stderr or not all(
-        line.startswith("panel: ") for line in lines
-    )
+    uncaught = "Traceback" in result.stderr or not all(line.startswith("panel: ") for line in lines)
     documents = {doc["tool"]["name"]: doc for doc in json.loads(result.stdout)}
     with sqlite3.connect(db) as con:
         outcomes = dict(

@@ -230,7 +230,9 @@ def test_the_terminal_scorecard_prints_text_not_markup_or_escapes(
         import_file(path, personas, store)
         card = store.get_tool(f"term-{key}")
         assert card is not None
-        doc = tool_document(card, [r for s in store.latest_reviews(card.slug).values() for r in s], personas)
+        doc = tool_document(
+            card, [r for s in store.latest_reviews(card.slug).values() for r in s], personas
+        )
     finally:
         store.close()
     print_scorecard(doc)
