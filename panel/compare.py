@@ -223,8 +223,8 @@ async def _reviewed(
 ) -> list[StoredReview]:
     """Return the panel's reviews of card, reused or made now; raise if any failed."""
     reviews, errors = await runtime.review(card, fresh=fresh, on_done=on_done)
-    if stopped := next((e for e in errors.values() if isinstance(e, CostCeilingReached)), None):
-        raise stopped
+    if any(isinstance(e, CostCeilingReached) for e in errors.values()):
+        raise CostCeilingReached(runtime.reviewer.spending.stop_line())  # calls under way ended
     if errors:
         first = next(iter(errors.values()))
         raise ProviderError(

@@ -233,7 +233,8 @@ class Reviewer:
             reraise=True,
         ):
             with attempt:
-                sent = Sent(provider, request, prompt_hash, self.spending.admit(provider, request))
+                reserved = await self.spending.admit(provider, request)
+                sent = Sent(provider, request, prompt_hash, reserved)
                 try:
                     generation = await provider.generate(request)
                 except ProviderError as exc:
@@ -245,6 +246,9 @@ class Reviewer:
                             f"{exc.message}",
                             provider=provider.name,
                         ) from None
+                    raise
+                except BaseException:  # cancelled, or a bug: nothing to log, free its reservation
+                    self.spending.release(sent.reserved)
                     raise
                 try:
                     answer = parse_answer(request, generation, answer_model)

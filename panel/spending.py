@@ -10,6 +10,7 @@ kept with it, so --max-cost then refuses to start.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -70,26 +71,39 @@ class Spending:
     unpriced: set[str] = field(default_factory=set)
     """provider:model of answered calls whose price is unknown (their cost is not in usd)."""
     reserved: float = 0.0
+    refused: float | None = None
+    """The estimate of the call the ceiling stopped."""
+    _settled: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
 
-    def admit(self, provider: Provider, request: Request) -> float:
+    async def admit(self, provider: Provider, request: Request) -> float:
         """Reserve a call's estimated cost before it starts and return it (settle gives it
-        back); raise CostCeilingReached if the call could take the run past the ceiling."""
+        back); raise CostCeilingReached if the call could take the run past the ceiling.
+
+        A call that fits only once calls under way have ended waits for them: their estimates
+        are upper bounds, and what they really cost may leave room for it."""
         if self.max_usd is None:
             return 0.0
         cost = estimate_usd(provider, request)
         if cost is None:
             raise unpriced_error(f"{provider.name}:{request.model}")
-        if self.usd + self.reserved + cost > self.max_usd:
-            raise CostCeilingReached(
-                f"cost ceiling reached: {self.left()}; the rest stays pending",
-                provider=provider.name,
-            )
+        while self.usd + self.reserved + cost > self.max_usd:
+            if self.usd + cost > self.max_usd or self.reserved <= 0:
+                self.refused = cost
+                raise CostCeilingReached(self.stop_line(), provider=provider.name)
+            self._settled.clear()
+            await self._settled.wait()
         self.reserved += cost
         return cost
+
+    def release(self, reserved: float) -> None:
+        """Give back the reservation of a call that never ended (cancelled)."""
+        self.reserved = max(0.0, self.reserved - reserved)
+        self._settled.set()
 
     def settle(self, reserved: float, call: CallRecord) -> None:
         """Count a call that ended (answered or not), in place of its reservation."""
         self.reserved = max(0.0, self.reserved - reserved)
+        self._settled.set()
         self.calls += 1
         self.input_tokens += call.input_tokens
         self.output_tokens += call.output_tokens
@@ -105,6 +119,16 @@ class Spending:
         if self.max_usd is None:
             return spent
         return f"{spent} of ${self.max_usd:.4f}, ${max(0.0, self.max_usd - self.usd):.4f} left"
+
+    def stop_line(self) -> str:
+        """Return the line a run stopped by the ceiling ends on (once its calls under way are
+        settled, so what was spent is what they cost)."""
+        call = (
+            ""
+            if self.refused is None
+            else f", and the next call may cost up to ${self.refused:.4f}"
+        )
+        return f"cost ceiling reached: {self.left()}{call}; the rest stays pending"
 
     def to_json(self) -> dict[str, object]:
         return {

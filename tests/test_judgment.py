@@ -294,7 +294,8 @@ def test_a_noisy_judge_shows_under_stability(tmp_path: Path) -> None:
 def test_eval_counts_failures_and_labels(tmp_path: Path, write_card: Any) -> None:
     cards = []
     for n, outcome in enumerate(["hit", "miss", "hit"]):
-        text = (EXAMPLES[n % 2]).read_text() + f"\noutcome: {outcome}\nslug: labelled-{n}\n"
+        example = re.sub(r"(?m)^outcome:.*$", "", EXAMPLES[n % 2].read_text())
+        text = example + f"\noutcome: {outcome}\nslug: labelled-{n}\n"
         cards.append(write_card(f"c{n}.yaml", text))
 
     def judge(body: dict[str, Any]) -> str | dict[str, Any]:

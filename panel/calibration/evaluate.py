@@ -67,8 +67,8 @@ async def collect(
             by_persona.setdefault(review.persona, []).append(review)
         collected.reviews[(card.slug, variant)] = by_persona
         for key, error in errors.items():
-            if isinstance(error, CostCeilingReached):
-                raise error
+            if isinstance(error, CostCeilingReached):  # the calls under way have ended now
+                raise CostCeilingReached(runtime.reviewer.spending.stop_line())
             collected.failures.append(_failure(card, variant, key, error))
     return collected
 

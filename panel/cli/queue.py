@@ -210,7 +210,7 @@ async def _run(
             f"{progress.calls} model call(s), {progress.tokens} token(s) in {seconds:.1f} s"
         )
     if runner.stopped is not None:
-        output.fail(runner.stopped.message, 3)
+        output.fail(runtime.reviewer.spending.stop_line(), 3)  # the calls under way have ended
     return 1 if summary["jobs"]["failed"] else 0
 
 

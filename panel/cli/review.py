@@ -116,7 +116,8 @@ async def _review(
     for failure in failures:
         output.say(f"panel: error: {failure}", err=True)
     if stopped is not None:
-        output.fail(f"{stopped.message} ({len(documents)} of {len(loaded)} card(s) done)", 3)
+        spent = runtime.reviewer.spending.stop_line()  # the calls under way have ended now
+        output.fail(f"{spent} ({len(documents)} of {len(loaded)} card(s) done)", 3)
     return 1 if failures else 0
 
 
