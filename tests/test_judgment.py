@@ -363,7 +363,15 @@ def test_max_cost_stops_before_the_ceiling_keeps_what_is_done_and_exits_3(tmp_pa
         stopped = anthropic_review(tmp_path, server, *cards, "--max-cost", "0.02")
         assert stopped.returncode == 3, stopped.stderr
         line = stopped.stderr.strip().splitlines()[-1]
-        assert re.search(r"spent \$0\.0\d+ of \$0\.0200, \$0\.0\d+ left", line), line
+        found = re.search(
+            r"spent \$(0\.0\d+) of \$0\.0200, \$(0\.0\d+) left, and the next call "
+            r"may cost up to \$(0\.0\d+)",
+            line,
+        )
+        assert found, line
+        spent, left, next_call = map(float, found.groups())
+        assert left < next_call  # it stopped only when no further call fits, not before
+        assert round(spent + left, 4) == 0.02
         assert "model call(s) to make, estimated cost at most $" in stopped.stderr
         done = server.live_calls
         assert 0 < done < 24
