@@ -87,7 +87,7 @@ def tool_document(
     keys = sorted(grouped, key=lambda key: (order.get(key, len(order)), key))
     return {
         "schema": SCHEMA,
-        "tool": card.model_dump(mode="json"),
+        "tool": card.model_dump(mode="json", exclude={"outcome"}),
         "panel": panel_result([judgment(grouped[k]) for k in keys], card.findings).to_json(),
         "reviews": [review_json(grouped[k], by_key.get(k)) for k in keys],
         "errors": [{"persona": key, "error": str(e)} for key, e in (errors or {}).items()],
