@@ -52,7 +52,7 @@ def estimate(planned: Iterable[tuple[Provider, Request]]) -> Estimate:
         calls += 1
         cost = estimate_usd(provider, request)
         if cost is None:
-            unpriced.add(f"{provider.name}:{request.model}")
+            unpriced.add(provider.priced_as(request.model))
         else:
             usd += cost
     return Estimate(calls, None if unpriced else round(usd, 6), sorted(unpriced))
@@ -85,7 +85,7 @@ class Spending:
             return 0.0
         cost = estimate_usd(provider, request)
         if cost is None:
-            raise unpriced_error(f"{provider.name}:{request.model}")
+            raise unpriced_error(provider.priced_as(request.model))
         while self.usd + self.reserved + cost > self.max_usd:
             if self.usd + cost > self.max_usd or self.reserved <= 0:
                 self.refused = cost

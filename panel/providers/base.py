@@ -106,6 +106,10 @@ class Provider(ABC):
         """Return the price of a call in US dollars (prices.toml), or None where it is unknown."""
         return price(prices_of(self.name), model, input_tokens, output_tokens, cached_tokens)
 
+    def priced_as(self, model: str) -> str:
+        """Return how a model is named where its price is missing: "openai:gpt-5.5"."""
+        return f"{self.name}:{model}"
+
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release clients and connections."""
 

@@ -64,6 +64,10 @@ class OpenAIProvider(Provider):
             return None
         return price(prices_of(self.name), model, input_tokens, output_tokens, cached_tokens)
 
+    def priced_as(self, model: str) -> str:
+        where = "" if self.official else " on a compatible server (not api.openai.com)"
+        return f"{self.name}:{model}{where}"
+
     def _response_format(self, request: Request) -> dict[str, Any]:
         if self.mode == "json_object":
             return {"type": "json_object", "schema": request.schema}
