@@ -95,6 +95,21 @@ class Spending:
         self.reserved += cost
         return cost
 
+    def reserve(self, provider: Provider, request: Request, share: float = 1.0) -> float | None:
+        """Reserve share of a call's estimate now, without waiting (a provider batch is priced
+        at a share of a live call); return it, or None when it would cross the ceiling."""
+        if self.max_usd is None:
+            return 0.0
+        cost = estimate_usd(provider, request)
+        if cost is None:
+            raise unpriced_error(provider.priced_as(request.model))
+        cost *= share
+        if self.usd + self.reserved + cost > self.max_usd:
+            self.refused = cost
+            return None
+        self.reserved += cost
+        return cost
+
     def release(self, reserved: float) -> None:
         """Give back the reservation of a call that never ended (cancelled)."""
         self.reserved = max(0.0, self.reserved - reserved)

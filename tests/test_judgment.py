@@ -426,3 +426,27 @@ def test_queue_run_stops_at_the_ceiling_and_resumes(tmp_path: Path) -> None:
         assert server.live_calls == 48
     page = json.loads(next((out / "compare").glob("*.json")).read_text())
     assert all(len(r["samples"]) == 2 for r in page["a"]["reviews"])
+
+
+def test_a_provider_batch_keeps_the_ceiling_too(tmp_path: Path) -> None:
+    pairs = tmp_path / "pairs.csv"
+    cards = sorted((REPO / "examples").glob("*.yaml"))
+    pairs.write_text("".join(f"{a},{b}\n" for a, b in itertools.pairwise(cards)))
+    db, out = tmp_path / "panel.db", tmp_path / "out"
+    assert panel("queue", "add", pairs, "--db", db).returncode == 0
+    with FakeAnthropicBatches(live=True, polls=1) as server:
+        env = {**KEYS, "ANTHROPIC_BASE_URL": server.url}
+        common = ["--provider", "anthropic", "--model", "claude-haiku-4-5", "--db", db]
+        common += ["--out", out, "--batch-api", "--poll-interval", "0.05"]
+        stopped = panel("queue", "run", *common, "--max-cost", "0.02", env=env)
+        assert stopped.returncode == 3, stopped.stderr
+        batched = sum(len(r) for r in server.requests.values())
+        assert 0 < batched < 24  # only what fits at the batch price went into the batch
+        with sqlite3.connect(db) as con:
+            spent = con.execute("SELECT sum(cost_usd) FROM calls").fetchone()[0]
+        assert spent <= 0.02
+        assert "cost ceiling reached" in stopped.stderr
+        finished = panel("queue", "run", *common, env=env)
+        assert finished.returncode == 0, finished.stderr
+    with sqlite3.connect(db) as con:
+        assert con.execute("SELECT count(*) FROM reviews").fetchone()[0] == 24

@@ -115,6 +115,9 @@ class Batcher:
         self.personas = {p.key: p for p in runtime.personas}
         self._cards: dict[str, ToolCard | None] = {}
         self._seen: dict[int, tuple[str, int]] = {}
+        self._reserved: dict[tuple[str, str], float] = {}
+        """--max-cost: the estimate reserved for each review this run put in a batch."""
+        self.ceiling_reached = False
 
     async def run(self) -> RunStats:
         """Batch every pending review and wait until every open batch is ingested."""
@@ -141,11 +144,20 @@ class Batcher:
 
     async def _submit_claimable(self) -> None:
         """Claim the reviews no batch holds yet and submit them, one batch per provider."""
-        while claimed := self.queue.claim_tasks(self.owner, self.lease, MAX_REQUESTS):
+        spending = self.reviewer.spending
+        while not self.ceiling_reached and (
+            claimed := self.queue.claim_tasks(self.owner, self.lease, MAX_REQUESTS)
+        ):
             groups: dict[str, list[tuple[BatchItem, Request]]] = {}
             for tool, persona_key in claimed:
                 if (prepared := self._prepare(tool, persona_key)) is not None:
                     provider, item, request = prepared
+                    # --max-cost: what does not fit stays claimed, and release_unsent puts it back
+                    reserved = spending.reserve(self.providers[provider], request, BATCH_PRICE)
+                    if reserved is None:
+                        self.ceiling_reached = True
+                        continue
+                    self._reserved[(tool, persona_key)] = reserved
                     groups.setdefault(provider, []).append((item, request))
             for provider, entries in groups.items():
                 await self._submit(provider, entries)
@@ -287,15 +299,19 @@ class Batcher:
             tool=item.tool,
             persona=item.persona,
         )
+        record = self._call_record(batch, provider, item, judged)
         settled = self.queue.settle_batch_item(
             batch.row,
             item,
             judged.outcome,
-            self._call_record(batch, provider, item, judged),
+            record,
             self.owner,
             review,
             (error or "failed", job_error),
         )
+        if settled is not None:
+            reserved = self._reserved.pop((item.tool, item.persona), 0.0)
+            self.reviewer.spending.settle(reserved, record)
         if settled is None:
             return
         if settled[0] == "done":
