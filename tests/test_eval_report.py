@@ -238,5 +238,5 @@ def test_numbers_for_humans() -> None:
     assert report.outcome(0.8) == "0.8" and report.outcome("hit") == "hit"
     assert report.alpha_reading(0.85).startswith("High")
     assert report.alpha_reading(0.7).startswith("Moderate")
-    assert report.kappa_reading(-0.1).startswith("Worse than chance")
+    assert report.kappa_reading(-0.1).startswith("Less agreement than chance")
     assert report.kappa_reading(0.9).startswith("Almost perfect")

@@ -259,7 +259,7 @@ def alpha_reading(alpha: float | None) -> str:
 
 
 _KAPPA_WORDS = (
-    (0.0, "worse than chance"),
+    (0.0, "poor"),
     (0.21, "slight"),
     (0.41, "fair"),
     (0.61, "moderate"),
@@ -273,6 +273,8 @@ def kappa_reading(kappa: float | None) -> str:
     if kappa is None:
         return "Not defined: too few cards, or every verdict the same."
     word = next(word for limit, word in _KAPPA_WORDS if kappa < limit)
+    if kappa < 0:
+        return "Less agreement than chance would give (Landis and Koch: poor)."
     return f"{word[:1].upper()}{word[1:]} agreement beyond chance (Landis and Koch)."
 
 
