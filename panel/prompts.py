@@ -127,9 +127,11 @@ class Prompts:
     def review(self, persona: Persona, card: ToolCard) -> Prompt:
         """Return the messages asking persona to review card: the card's part, then persona's."""
         nonce = self.fence(card)
+        shown = fenced(card).model_copy(update={"outcome": None})  # a label is never shown
         context = {
             "persona": persona,
-            "card_lines": card_lines(fenced(card), card.field_order),
+            "card": shown,  # for prompt folders of your own; card.j2 shows card_lines
+            "card_lines": card_lines(shown, card.field_order),
             "open": f"<<<TOOL_CARD_{nonce}>>>",
             "close": f"<<<END_TOOL_CARD_{nonce}>>>",
             "ship_threshold": SHIP_THRESHOLD,

@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 
-from panel.aggregate import panel_result
+from panel.aggregate import Judged, panel_result
 from panel.cards import ToolCard
 from panel.errors import ProviderError, TransientProviderError
 from panel.personas import Persona
 from panel.providers.base import Generation, Provider, Request, price, retry_after_seconds
 from panel.review import Reviewer, review_tool
-from panel.store import Store, StoredReview
+from panel.store import Store
 
 from .fakes.openai import answer_for
 from .fakes.scripted import ScriptedProvider
@@ -158,10 +158,6 @@ def test_a_persona_can_name_its_own_provider_and_model(
     }
 
 
-def _review(score: int, verdict: str) -> StoredReview:
-    return StoredReview("t", "h", "p", "v", "x", "m", score, verdict, "r", {}, 1, 0.0)
-
-
 @pytest.mark.parametrize(
     ("scores", "label", "pct"),
     [
@@ -172,7 +168,7 @@ def _review(score: int, verdict: str) -> StoredReview:
     ],
 )
 def test_the_aggregator(scores: list[tuple[int, str]], label: str, pct: int) -> None:
-    result = panel_result([_review(s, v) for s, v in scores])
+    result = panel_result([Judged(f"persona-{n}", (s,)) for n, (s, _) in enumerate(scores)])
     assert result.label == label
     assert result.ship_pct == pct
     assert result.score_min == min(s for s, _ in scores)
