@@ -44,6 +44,13 @@ PANEL = Path(sys.executable).with_name("panel")
 SECRET = "sk-test-SECRET-openai-4242"
 PANEL_KEYS = ["builder", "skeptic", "futurist", "founder"]
 
+# A compatible server answering to an OpenAI model name is not OpenAI: its price is unknown.
+UNPRICED = (
+    "panel: the price of openai:gpt-4.1-mini on a compatible server (not api.openai.com) "
+    "is unknown (prices read 2026-11-22): not counted"
+)
+
+
 # --- a scripted OpenAI-compatible server -------------------------------------------------------
 
 
@@ -399,7 +406,10 @@ def test_tiny_model_in_json_object_mode_ends_each_persona_valid_or_in_one_typed_
             rf"smolvlm-3b: {error['persona']}: gave no valid review after 2 attempts: [^\n]+",
             error["error"],
         ), error["error"]
-    assert proc.stderr.splitlines() == [f"panel: error: {e['error']}" for e in document["errors"]]
+    assert proc.stderr.splitlines() == [
+        UNPRICED,  # said once, before the run
+        *(f"panel: error: {e['error']}" for e in document["errors"]),
+    ]
     written = json.loads((json_object_run.out / "reviews" / "smolvlm-3b.json").read_text())
     assert written == document
     stored = query(json_object_run.db, "SELECT persona, score, verdict, review FROM reviews")
@@ -440,7 +450,8 @@ def test_json_schema_mode_is_one_clean_provider_error(llama_server: str, tmp_pat
 
     assert run.proc.returncode == 1
     assert json.loads(run.proc.stdout)["reviews"] == []
-    lines = run.proc.stderr.splitlines()
+    note, *lines = run.proc.stderr.splitlines()
+    assert note == UNPRICED
     assert len(lines) == len(PANEL_KEYS)  # one line per persona, naming it
     assert [line.split(": ")[3] for line in lines] == PANEL_KEYS
     assert re.fullmatch(
