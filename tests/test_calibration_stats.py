@@ -176,3 +176,11 @@ def test_mean_sd() -> None:
     assert sd == pytest.approx((32 / 7) ** 0.5)  # sample sd: squares sum 32, n - 1 = 7
     assert stats.mean_sd([3.5]) == (3.5, None)
     assert stats.mean_sd([]) == (None, None)
+
+
+def test_change_p_value() -> None:
+    assert stats.change_p_value([]) is None and stats.change_p_value([4.0]) is None
+    assert stats.change_p_value([0.0, 0.0, 0.0]) is None  # nothing changed
+    assert stats.change_p_value([3.0, 3.0, 3.0]) == 0.0  # a shift with no noise
+    assert stats.change_p_value([5.0, -5.0, 5.0, -5.0]) == pytest.approx(1.0)
+    assert stats.change_p_value([6.0, 7.0, 5.0, 6.5, 5.5]) < 0.001

@@ -87,6 +87,7 @@ def eval_doc() -> dict[str, Any]:
                 "mean_delta": delta,
                 "flip_rate": 0.12,
                 "flagged": abs(delta) > 5,
+                "p_value": 0.021,
                 "pairs": 24,
                 "by_persona": {"builder": delta - 2, "skeptic": delta + 1.5},
             }
@@ -136,6 +137,7 @@ def test_every_section_shows_its_figures() -> None:
     assert "44" in text and "Re-asked 3" in text
     assert "score 140 out of range" in text and "verdict ship at score 40" in text
     assert "4.2" in text and "8%" in text
+    assert "0.021" in text  # the p-value of each perturbation
     for delta in ("+6.1", "−7.4", "+0.6", "+2.2"):
         assert delta in text
     assert text.count("FLAGGED") == 2 + 1  # padding and injection; the builder's crowded band

@@ -268,6 +268,7 @@ def test_a_judge_that_scores_length_is_flagged_on_padding(tmp_path: Path) -> Non
     padding = document["perturbations"]["padding"]
     assert padding["flagged"] and padding["mean_delta"] >= 5
     assert padding["pairs"] == 8
+    assert padding["p_value"] < 0.01  # every pair moves up: no noise gives that
     assert not document["perturbations"]["order"]["flagged"]  # same words, other order
     assert document["perturbations"]["order"]["mean_delta"] == 0
 
@@ -277,6 +278,7 @@ def test_a_judge_that_ignores_the_card_shows_no_change(tmp_path: Path) -> None:
     for kind in ("padding", "injection", "order", "brand"):
         probe = document["perturbations"][kind]
         assert probe["mean_delta"] == 0 and probe["flip_rate"] == 0 and not probe["flagged"]
+        assert probe["p_value"] is None  # nothing changed: nothing to test
     assert document["stability"]["mean_sd"] == 0 and document["stability"]["flip_rate"] == 0
     assert all(p["flagged"] for p in document["personas"].values())  # every score in one band
     assert document["agreement"]["krippendorff_alpha"] is None  # no variance: nothing to agree on
@@ -289,6 +291,8 @@ def test_a_noisy_judge_shows_under_stability(tmp_path: Path) -> None:
     assert set(document["stability"]["by_persona"]) == {"builder", "skeptic", "futurist", "founder"}
     assert document["consistency"]["answers"] == 2 * 5 * 4 * 3
     assert document["cost"]["calls"] == 120
+    for probe in document["perturbations"].values():  # changes from noise alone: p far from 0
+        assert probe["p_value"] is None or probe["p_value"] > 0.01
 
 
 def test_eval_counts_failures_and_labels(tmp_path: Path, write_card: Any) -> None:

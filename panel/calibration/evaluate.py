@@ -219,6 +219,7 @@ def _perturbation(
         "mean_delta": _round(mean_delta),
         "flip_rate": _round(flip_rate, 3),
         "flagged": flagged,
+        "p_value": _round(stats.change_p_value(every), 3),
         "pairs": pairs,
         "by_persona": {k: _round(statistics.fmean(v)) for k, v in deltas.items() if v},
     }

@@ -68,6 +68,23 @@ def spearman(xs: Sequence[float], ys: Sequence[float]) -> float | None:
     return float(spearmanr(xs, ys).statistic)
 
 
+def change_p_value(deltas: Sequence[float]) -> float | None:
+    """Return the two-sided p-value of a one-sample t-test that the changes average zero: how
+    often judges' noise alone would give a mean change this far from zero.
+
+    None under two changes, or when nothing changed; 0 when every change is the same non-zero
+    shift (no noise at all could give it).
+    """
+    if len(deltas) < 2 or not any(deltas):
+        return None
+    if len(set(deltas)) < 2:
+        return 0.0
+    from scipy.stats import ttest_1samp
+
+    p = float(ttest_1samp(deltas, 0.0).pvalue)
+    return p if math.isfinite(p) else None
+
+
 def auc(scores: Sequence[float], positives: Sequence[bool]) -> float | None:
     """Return ROC AUC: the chance a random positive scores above a random negative (ties 0.5).
 

@@ -145,6 +145,7 @@ def print_report(doc: dict[str, Any], html: Path | None) -> None:
             kind,
             _signed(p["mean_delta"]),
             _pct(p["flip_rate"]),
+            _num(p.get("p_value"), 3),
             str(p["pairs"]),
             "FLAGGED" if p["flagged"] else "ok",
         )
@@ -152,9 +153,9 @@ def print_report(doc: dict[str, Any], html: Path | None) -> None:
     ]
     output.print_table(
         "Probes (score change against the original card)",
-        ("Probe", "Mean Δ", "Flips", "Pairs", ""),
+        ("Probe", "Mean Δ", "Flips", "p", "Pairs", ""),
         probes,
-        right=("Mean Δ", "Flips", "Pairs"),
+        right=("Mean Δ", "Flips", "p", "Pairs"),
     )
     agreement, consistency, stability = doc["agreement"], doc["consistency"], doc["stability"]
     output.say(
