@@ -241,7 +241,9 @@ async def compare_tools(
     fresh: bool = False,
     stored: bool = False,
     on_done: Callable[[str], None] | None = None,
-    announce: Callable[[list[tuple[Provider, Request]]], None] = lambda _plan: None,
+    announce: Callable[
+        [list[tuple[Provider, Request]], Callable[[str, str], float | None]], None
+    ] = lambda _plan, _seen: None,
 ) -> tuple[dict[str, Any], dict[str, Path]]:
     """Review what is missing, build the comparison document and write its three files.
 
@@ -266,7 +268,8 @@ async def compare_tools(
             document = comparison_for(store, personas, pair)
         else:
             runtime = open_runtime(settings, personas=personas, store=store)
-            announce(runtime.reviewer.plan(list(pair), runtime.personas, fresh=fresh))
+            planned = runtime.reviewer.plan(list(pair), runtime.personas, fresh=fresh)
+            announce(planned, runtime.store.output_tokens_seen)
             reviews = {card.slug: await _reviewed(runtime, card, fresh, on_done) for card in pair}
             document = comparison_for(store, personas, pair, lambda card: reviews[card.slug])
         files = write_pages(document, settings.out)

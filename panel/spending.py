@@ -11,7 +11,7 @@ kept with it, so --max-cost then refuses to start.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from panel.errors import ConfigError, CostCeilingReached
@@ -31,31 +31,60 @@ def unpriced_error(model: str) -> ConfigError:
     )
 
 
+OutputSeen = Callable[[str, str], float | None]
+"""(provider, model) -> the mean output tokens of its answers in the call log, or None."""
+
+
 @dataclass
 class Estimate:
-    """What a planned run will cost at most: its calls, dollars (None if any is unpriced)."""
+    """What a planned run will cost: its calls, dollars at most (None if any is unpriced), and
+    dollars as likely, where every model has answered before (the answers' mean length)."""
 
     calls: int
     usd: float | None
     unpriced: list[str]
+    likely_usd: float | None = None
 
     def line(self) -> str:
         """Return the one line said before a long run."""
-        cost = "cost unknown" if self.usd is None else f"estimated cost at most ${self.usd:.4f}"
+        if self.usd is None:
+            cost = "cost unknown"
+        elif self.likely_usd is None:
+            cost = f"estimated cost at most ${self.usd:.4f}"
+        else:
+            cost = (
+                f"estimated cost ${self.likely_usd:.4f} at the length of past answers, "
+                f"at most ${self.usd:.4f}"
+            )
         return f"{self.calls} model call(s) to make, {cost}"
 
 
-def estimate(planned: Iterable[tuple[Provider, Request]]) -> Estimate:
-    """Return the estimate of a run's planned calls (the models without a price named)."""
+def estimate(
+    planned: Iterable[tuple[Provider, Request]], seen: OutputSeen | None = None
+) -> Estimate:
+    """Return the estimate of a run's planned calls (the models without a price named); with
+    seen, also the likely cost at the mean length of each model's past answers."""
     calls, usd, unpriced = 0, 0.0, set()
+    likely: float | None = 0.0
     for provider, request in planned:
         calls += 1
         cost = estimate_usd(provider, request)
         if cost is None:
             unpriced.add(provider.priced_as(request.model))
-        else:
-            usd += cost
-    return Estimate(calls, None if unpriced else round(usd, 6), sorted(unpriced))
+            continue
+        usd += cost
+        answer = seen(provider.name, request.model) if seen and likely is not None else None
+        if answer is None:
+            likely = None
+        elif likely is not None:
+            prompt = estimated_prompt_tokens(request)
+            likely += provider.cost_usd(request.model, prompt, round(answer)) or 0.0
+    return Estimate(
+        calls,
+        None if unpriced else round(usd, 6),
+        sorted(unpriced),
+        None if unpriced or likely is None or not calls else round(likely, 6),
+    )
 
 
 @dataclass

@@ -220,6 +220,17 @@ class Store:
         with self.transaction() as db:
             insert_call(db, call)
 
+    def output_tokens_seen(self, provider: str, model: str) -> float | None:
+        """Return the mean output tokens of the model's last 200 answered calls, None if none."""
+        row = self.db.execute(
+            """SELECT avg(output_tokens) AS mean, count(*) AS n FROM (
+                   SELECT output_tokens FROM calls
+                   WHERE provider = ? AND model = ? AND outcome = 'ok' AND output_tokens > 0
+                   ORDER BY id DESC LIMIT 200) recent""",
+            (provider, model),
+        ).fetchone()
+        return float(row["mean"]) if row["n"] else None
+
     def recent_calls(self, limit: int = 20) -> list[CallRecord]:
         rows = self.db.execute("SELECT * FROM calls ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
         return [

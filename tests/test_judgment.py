@@ -383,9 +383,22 @@ def test_max_cost_stops_before_the_ceiling_keeps_what_is_done_and_exits_3(tmp_pa
             spent = con.execute("SELECT sum(cost_usd) FROM calls").fetchone()[0]
             reviews = con.execute("SELECT count(*) FROM reviews").fetchone()[0]
         assert spent <= 0.02 and reviews == done  # every answered call is a stored review
-        finished = anthropic_review(tmp_path, server, *cards)
+        finished = anthropic_review(tmp_path, server, *cards, "--fresh")
         assert finished.returncode == 0, finished.stderr
-        assert server.live_calls == 24  # the rest, and only the rest
+        assert server.live_calls == done + 24
+    # Once the model has answered, the line before a run also says what it will likely cost.
+    likely = re.search(
+        r"24 model call\(s\) to make, estimated cost \$(0\.\d+) at the length of past answers, "
+        r"at most \$(0\.\d+)",
+        finished.stderr,
+    )
+    assert likely, finished.stderr
+    assert 0 < float(likely.group(1)) < float(likely.group(2))
+    with sqlite3.connect(tmp_path / "panel.db") as con:
+        paid = con.execute("SELECT sum(cost_usd) FROM calls").fetchone()[0] - spent
+    # Within a factor of two of what the 24 calls cost (the prompt estimate errs high, and
+    # the cache reads it does not count make the calls cheaper), far nearer than the bound.
+    assert paid / 2 < float(likely.group(1)) < 2 * paid < float(likely.group(2))
 
 
 def test_max_cost_refuses_a_model_without_a_price(tmp_path: Path) -> None:

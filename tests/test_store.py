@@ -66,6 +66,12 @@ def test_the_store_keeps_tools_reviews_votes_comparisons_and_calls(db: str, card
         )
         assert store.count_calls() == 1 and store.recent_calls()[0].cost_usd == 0.5
         assert store.recent_calls()[0].cached_tokens == 2
+        store.log_call(CallRecord("openai", "m", card.slug, "skeptic", "h", 12, 3, 8))
+        store.log_call(
+            CallRecord("openai", "m", card.slug, "founder", "h", 12, 3, 90, outcome="invalid")
+        )
+        assert store.output_tokens_seen("openai", "m") == 6.0  # answered calls only
+        assert store.output_tokens_seen("openai", "other") is None
     finally:
         store.close()
     again = Store(db, write=False)  # reopened to read: same schema, nothing to migrate

@@ -90,7 +90,7 @@ async def _compare(
             fresh=fresh,
             stored=stored,
             on_done=advance,
-            announce=lambda plan: output.announce(plan, settings.max_cost),
+            announce=lambda plan, seen: output.announce(plan, settings.max_cost, seen),
         )
     if as_json:
         files_json = {k: str(v) for k, v in files.items()}

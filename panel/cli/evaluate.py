@@ -101,7 +101,8 @@ async def _evaluate(
     runtime = open_runtime(settings)
     try:
         reviewed = [probe for _, _, probe in variants(cards)]
-        output.announce(runtime.reviewer.plan(reviewed, runtime.personas), settings.max_cost)
+        planned = runtime.reviewer.plan(reviewed, runtime.personas)
+        output.announce(planned, settings.max_cost, runtime.store.output_tokens_seen)
         total = len(reviewed) * len(runtime.personas) * runtime.reviewer.samples
         with output.ReviewProgress(total, not as_json) as advance:
             collected = await collect(runtime, cards, on_done=advance)

@@ -84,13 +84,18 @@ def guard(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         fail(str(exc), exc.exit_code)
 
 
-def announce(planned: list[tuple[Provider, Request]], max_cost: float | None) -> None:
+def announce(
+    planned: list[tuple[Provider, Request]],
+    max_cost: float | None,
+    seen: Callable[[str, str], float | None] | None = None,
+) -> None:
     """Before a run: name each model whose price is unknown (refused under --max-cost), and
-    say how many calls and what cost a run of more than 20 calls will take."""
+    say how many calls and what cost a run of more than 20 calls will take (seen: the mean
+    output tokens of a provider's model in the call log, for the likely cost)."""
     from panel.providers.base import prices_read_on
     from panel.spending import estimate, unpriced_error
 
-    plan = estimate(planned)
+    plan = estimate(planned, seen)
     if plan.unpriced and max_cost is not None:
         raise unpriced_error(plan.unpriced[0])
     for model in plan.unpriced:

@@ -172,7 +172,7 @@ async def _run(
     try:
         runner = QueueRunner(runtime, concurrency=settings.concurrency, **knobs)
         runner.reopen_stale()
-        output.announce(runner.planned(), settings.max_cost)
+        output.announce(runner.planned(), settings.max_cost, runtime.store.output_tokens_seen)
         with output.QueueProgress(runner.queue, enabled=not as_json) as progress:
             runner.on_change = progress.update
             if batch is not None:

@@ -87,7 +87,8 @@ async def _review(
     stopped: CostCeilingReached | None = None
     try:
         reviewer = runtime.reviewer
-        output.announce(reviewer.plan(loaded, runtime.personas, fresh=fresh), settings.max_cost)
+        planned = reviewer.plan(loaded, runtime.personas, fresh=fresh)
+        output.announce(planned, settings.max_cost, runtime.store.output_tokens_seen)
         hashes = {c.slug: (runtime.store.get_tool(c.slug) or c).content_hash() for c in loaded}
         edited = [c.slug for c in loaded if hashes[c.slug] != c.content_hash()]
         total = len(loaded) * len(runtime.personas) * reviewer.samples
