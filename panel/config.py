@@ -29,9 +29,6 @@ OFFICIAL_HOSTS = {"OPENAI": "api.openai.com", "ANTHROPIC": "api.anthropic.com"}
 """The endpoint each provider's API key belongs to, by the key's environment prefix."""
 
 
-SAMPLES_TEMPERATURE = 0.7
-
-
 def _words(value: Any) -> Any:
     """Return a PANEL_* string of several values ("a=b c=d" or "a=b,c=d") as a list."""
     return value.replace(",", " ").split() if isinstance(value, str) else value
@@ -71,8 +68,8 @@ class Settings(BaseModel):
     samples: Annotated[int, Field(ge=1, le=50)] = 1
     """Answers per persona and card (--samples N); the panel uses their mean."""
     temperature: Annotated[float, Field(ge=0, le=2)] | None = None
-    """None: 0 for one sample, SAMPLES_TEMPERATURE for several (samples that never vary say
-    nothing of a judge's noise)."""
+    """None: 0 for one sample, rules.SAMPLES_TEMPERATURE for several (samples that never vary
+    say nothing of a judge's noise); see Reviewer.temperature_for."""
     seed: int = 7
     max_cost: Annotated[float, Field(gt=0)] | None = None
     """US dollars a run may spend at most (--max-cost); None: no ceiling."""
@@ -93,12 +90,6 @@ class Settings(BaseModel):
         if base_url is None or not self._base_url_from_file:
             return True
         return urlsplit(base_url).hostname == OFFICIAL_HOSTS.get(env)
-
-    def sampling_temperature(self) -> float:
-        """Return the temperature of this run's calls (see `temperature`)."""
-        if self.temperature is not None:
-            return self.temperature
-        return SAMPLES_TEMPERATURE if self.samples > 1 else 0.0
 
     def personas_dir(self) -> Path:
         return self.personas or data_dir("personas")

@@ -40,6 +40,7 @@ from panel.parsing import ParseError, load_json
 from panel.personas import Answer, Persona
 from panel.prompts import Prompts
 from panel.providers.base import Generation, Provider, Request
+from panel.rules import SAMPLES_TEMPERATURE
 from panel.spending import Spending
 from panel.store import CallRecord, Store, StoredReview
 
@@ -70,7 +71,8 @@ class Reviewer:
     prompts: Prompts
     store: Store
     max_tokens: int = 1200
-    temperature: float = 0.0
+    temperature: float | None = None
+    """The temperature set by the user; None: 0 for one sample, SAMPLES_TEMPERATURE for more."""
     seed: int = 7
     """Sample i is asked with seed + i, where the provider takes a seed."""
     max_attempts: int = 4
@@ -130,6 +132,7 @@ class Reviewer:
         persona: Persona,
         *,
         sample: int = 0,
+        samples: int | None = None,
         fresh: bool = False,
         then: Callable[[Connection], None] | None = None,
     ) -> StoredReview:
@@ -151,7 +154,7 @@ class Reviewer:
                         then(db)
                 return cached
 
-        request, prompt_hash = self.request_for(card, persona, sample)
+        request, prompt_hash = self.request_for(card, persona, sample, samples)
         try:
             answer, attempts, call = await self._answer(provider, request, prompt_hash, persona)
         except PanelError as exc:
@@ -198,10 +201,18 @@ class Reviewer:
 
         return answer, attempts, call
 
-    def request_for(self, card: ToolCard, persona: Persona, sample: int = 0) -> tuple[Request, str]:
-        """Return the request asking persona for sample `sample` of its review of card, and the
-        hash of its prompt. A live review sends it (and re-asks from it); a batch sends it as
-        one of many.
+    def temperature_for(self, samples: int) -> float:
+        """Return the temperature of a review asked `samples` times (see `temperature`)."""
+        if self.temperature is not None:
+            return self.temperature
+        return SAMPLES_TEMPERATURE if samples > 1 else 0.0
+
+    def request_for(
+        self, card: ToolCard, persona: Persona, sample: int = 0, samples: int | None = None
+    ) -> tuple[Request, str]:
+        """Return the request asking persona for sample `sample` of its review of card (one of
+        `samples`, default this run's), and the hash of its prompt. A live review sends it (and
+        re-asks from it); a batch sends it as one of many.
         """
         prompt = self.prompts.review(persona, card)
         request = Request(
@@ -210,7 +221,7 @@ class Reviewer:
             schema_name=f"{persona.key}_review",
             model=self.model_for(persona),
             max_tokens=self.max_tokens,
-            temperature=self.temperature,
+            temperature=self.temperature_for(samples or self.samples),
             seed=self.seed + sample,
             persona=persona.key,
             tool=card.slug,

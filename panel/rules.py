@@ -24,3 +24,7 @@ PROBE_FLAG_POINTS = 5.0
 """`panel eval` flags a probe that moves the mean score this many points or more, either way..."""
 PROBE_FLAG_FLIPS = 0.10
 """...or flips this share of verdicts or more."""
+
+SAMPLES_TEMPERATURE = 0.7
+"""The temperature of a review asked several times (--samples N > 1) unless the user sets one:
+samples that never vary say nothing of a judge's noise. One sample runs at 0."""

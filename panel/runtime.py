@@ -91,7 +91,7 @@ def open_runtime(
         prompts=prompts,
         store=store,
         max_tokens=settings.max_tokens,
-        temperature=settings.sampling_temperature(),
+        temperature=settings.temperature,
         seed=settings.seed,
         max_attempts=settings.max_attempts,
         samples=settings.samples,

@@ -467,3 +467,16 @@ def test_a_provider_batch_keeps_the_ceiling_too(tmp_path: Path) -> None:
         assert finished.returncode == 0, finished.stderr
     with sqlite3.connect(db) as con:
         assert con.execute("SELECT count(*) FROM reviews").fetchone()[0] == 24
+
+
+def test_queued_samples_run_at_the_sampling_temperature(tmp_path: Path) -> None:
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text(f"{EXAMPLES[0]},{EXAMPLES[1]}\n")
+    db = tmp_path / "panel.db"
+    assert panel("queue", "add", pairs, "--samples", "2", "--db", db).returncode == 0
+    with FakeOpenAI(content=noisy) as server:
+        args = openai_args(server, tmp_path)
+        ran = panel("queue", "run", *args, env=KEYS)  # the run itself asks for one sample
+        assert ran.returncode == 0, ran.stderr
+    assert server.answered == 16  # 2 tools x 4 personas x 2 samples
+    assert {(body["seed"], body["temperature"]) for body in server.bodies} == {(7, 0.7), (8, 0.7)}

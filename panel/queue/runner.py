@@ -99,7 +99,7 @@ class QueueRunner:
                 continue  # it fails when claimed, with its reason
             card = self._card(tool)
             for sample in reviewer.missing_samples(card, persona, samples):
-                request, _ = reviewer.request_for(card, persona, sample)
+                request, _ = reviewer.request_for(card, persona, sample, samples)
                 planned.append((reviewer.provider_for(persona), request))
         return planned
 
@@ -122,6 +122,7 @@ class QueueRunner:
                     card,
                     persona,
                     sample=sample,
+                    samples=samples,
                     then=partial(finish_task_in, tool=tool, persona=persona_key)
                     if sample == samples - 1
                     else None,
