@@ -256,6 +256,13 @@ def m009_review_samples(db: Connection, dialect: Dialect) -> None:
     )
 
 
+@migration
+def m010_batch_samples(db: Connection, dialect: Dialect) -> None:
+    """A provider batch may carry several samples of one review (queue add --samples N): each
+    item says which sample it asks for (0 for every item submitted before)."""
+    db.execute("ALTER TABLE batch_items ADD COLUMN sample INTEGER NOT NULL DEFAULT 0")
+
+
 def check(database: Database, *, write: bool, first: str) -> int:
     """Return the store's schema version if panel may use it; raise ConfigError if not.
 

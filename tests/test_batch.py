@@ -22,7 +22,7 @@ from panel.providers.base import Request
 from panel.providers.openai import OpenAIProvider
 
 from .fakes.anthropic import FakeAnthropicBatches, system_text
-from .fakes.openai import FakeOpenAI, FakeOpenAIBatches, prompt_text
+from .fakes.openai import FakeOpenAI, FakeOpenAIBatches, answer_for, prompt_text
 from .test_cli import panel
 from .test_queue import env_for, make_cards, pairs_file, query
 
@@ -243,3 +243,42 @@ def test_a_batch_line_carries_the_body_of_the_live_call(tmp_path: Path) -> None:
     with FakeOpenAI() as server:
         sent, built = asyncio.run(live_body(server))
     assert sent == json.loads(json.dumps(built))
+
+
+def test_samples_go_out_in_the_batch_and_each_is_stored_by_index(tmp_path: Path, db: str) -> None:
+    cards = make_cards(tmp_path / "cards", 2)
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text(f"{cards[0]},{cards[1]}\n")
+    out = tmp_path / "out"
+
+    def noisy(body: dict[str, Any]) -> str:  # the seed moves the score: samples differ
+        schema = body["response_format"]["json_schema"]["schema"]
+        return json.dumps(answer_for(schema, score=40 + 7 * body["seed"] % 50))
+
+    with FakeOpenAIBatches(polls=2, content=noisy) as server:
+        env = env_for(server, db, out)
+        first = panel("review", cards[0], "--persona", "builder", env=env)  # sample 0, live
+        assert first.returncode == 0, first.stderr
+        assert server.answered == 1
+        assert panel("queue", "add", pairs, "--samples", "3", env=env).returncode == 0
+        result = panel("queue", "run", "--batch-api", *FAST, "--json", env=env)
+        assert result.returncode == 0, result.stderr
+        assert server.created == ["batch_1"] and server.answered == 1  # no other live call
+        lines = server.input_lines("batch_1")
+    # 2 tools x 4 personas x 3 samples, less the sample already stored
+    assert len(lines) == 23 == len({line["custom_id"] for line in lines})
+    asked = sorted(
+        (persona_of(line["body"]), tool_of(line["body"]), line["body"]["seed"]) for line in lines
+    )
+    assert ("Builder", "Tool 00", 7) not in asked and ("Builder", "Tool 01", 7) in asked
+    assert {line["body"]["seed"] for line in lines} == {7, 8, 9}
+    assert {line["body"]["temperature"] for line in lines} == {0.7}
+    rows = query(db, "SELECT tool, persona, sample FROM reviews")
+    assert len(rows) == 24 == len(set(rows))
+    assert {row[2] for row in rows} == {0, 1, 2}
+    assert query(db, "SELECT state, count(*) FROM tasks GROUP BY state") == [("done", 8)]
+    page = json.loads(next((out / "compare").glob("*.json")).read_text())
+    for side in ("a", "b"):
+        for review in page[side]["reviews"]:
+            assert [s["sample"] for s in review["samples"]] == [0, 1, 2]
+            assert review["score_sd"] is not None

@@ -86,6 +86,7 @@ def _asked(item: BatchItem) -> Request:
         persona=item.persona,
         tool=item.tool,
         prompt_version=item.prompt_version,
+        sample=item.sample,
     )
 
 
@@ -115,18 +116,13 @@ class Batcher:
         self.personas = {p.key: p for p in runtime.personas}
         self._cards: dict[str, ToolCard | None] = {}
         self._seen: dict[int, tuple[str, int]] = {}
-        self._reserved: dict[tuple[str, str], float] = {}
+        self._reserved: dict[tuple[str, str, int], float] = {}
         """--max-cost: the estimate reserved for each review this run put in a batch."""
         self.ceiling_reached = False
 
     async def run(self) -> RunStats:
         """Batch every pending review and wait until every open batch is ingested."""
         self._check_open_providers()
-        if sampled := self.queue.sampled_tasks_left():
-            raise InputError(
-                f"--batch-api sends one answer per review, and {sampled} queued review(s) ask "
-                "for several samples: run them without --batch-api"
-            )
         heartbeat = asyncio.create_task(heartbeat_loop(self.queue, self.owner, self.lease))
         try:
             while True:
@@ -150,22 +146,29 @@ class Batcher:
         ):
             groups: dict[str, list[tuple[BatchItem, Request]]] = {}
             for tool, persona_key in claimed:
-                if (prepared := self._prepare(tool, persona_key)) is not None:
-                    provider, item, request = prepared
-                    # --max-cost: what does not fit stays claimed, and release_unsent puts it back
-                    reserved = spending.reserve(self.providers[provider], request, BATCH_PRICE)
-                    if reserved is None:
-                        self.ceiling_reached = True
-                        continue
-                    self._reserved[(tool, persona_key)] = reserved
+                prepared = self._prepare(tool, persona_key)
+                # --max-cost: a task whose samples do not all fit stays claimed (release_unsent
+                # puts it back), its reservations given back
+                reservations = [
+                    spending.reserve(self.providers[provider], request, BATCH_PRICE)
+                    for provider, _, request in prepared
+                ]
+                if None in reservations:
+                    self.ceiling_reached = True
+                    for reserved in reservations:
+                        spending.release(reserved or 0.0)
+                    continue
+                for (provider, item, request), reserved in zip(prepared, reservations, strict=True):
+                    self._reserved[(tool, persona_key, item.sample)] = reserved or 0.0
                     groups.setdefault(provider, []).append((item, request))
             for provider, entries in groups.items():
                 await self._submit(provider, entries)
 
-    def _prepare(self, tool: str, persona_key: str) -> tuple[str, BatchItem, Request] | None:
-        """Return (provider, item, request) for a claimed task, or settle it here and None.
+    def _prepare(self, tool: str, persona_key: str) -> list[tuple[str, BatchItem, Request]]:
+        """Return (provider, item, request) for each sample a claimed task still needs, or
+        settle it here and return [].
 
-        A review already stored is reused, as a live run would; an unknown persona or tool fails.
+        Samples already stored are reused, as a live run would; an unknown persona or tool fails.
         """
         persona = self.personas.get(persona_key)
         card = self._card(tool)
@@ -173,23 +176,30 @@ class Batcher:
             missing = f"persona '{persona_key}' is not on this panel" if persona is None else None
             error = missing or f"queued tool '{tool}' is not in the store"
             self._failed(self.queue.fail_task(tool, persona_key, error, located(error, tool=tool)))
-            return None
+            return []
         card_hash = card.content_hash()
-        if not self.reviewer.missing_samples(card, persona, 1):
+        samples = self.queue.task_samples(tool).get(persona_key, 1)
+        needed = self.reviewer.missing_samples(card, persona, samples)
+        if not needed:
             self.queue.finish_task(tool, persona_key)
             self.stats.tasks_done += 1
-            return None
-        request, prompt_hash = self.reviewer.request_for(card, persona)
-        item = BatchItem(
-            custom_id="",  # numbered when the batch is put together
-            tool=tool,
-            persona=persona_key,
-            model=request.model,
-            prompt_version=request.prompt_version,
-            prompt_hash=prompt_hash,
-            card_hash=card_hash,
-        )
-        return self.reviewer.provider_for(persona).name, item, request
+            return []
+        provider = self.reviewer.provider_for(persona).name
+        prepared = []
+        for sample in needed:
+            request, prompt_hash = self.reviewer.request_for(card, persona, sample, samples)
+            item = BatchItem(
+                custom_id="",  # numbered when the batch is put together
+                tool=tool,
+                persona=persona_key,
+                model=request.model,
+                prompt_version=request.prompt_version,
+                prompt_hash=prompt_hash,
+                card_hash=card_hash,
+                sample=sample,
+            )
+            prepared.append((provider, item, request))
+        return prepared
 
     async def _submit(self, provider: str, entries: list[tuple[BatchItem, Request]]) -> None:
         # custom_id: unique in the batch, readable, and within every provider's [a-zA-Z0-9_-]{1,64}
@@ -310,13 +320,13 @@ class Batcher:
             (error or "failed", job_error),
         )
         if settled is not None:
-            reserved = self._reserved.pop((item.tool, item.persona), 0.0)
+            reserved = self._reserved.pop((item.tool, item.persona, item.sample), 0.0)
             self.reviewer.spending.settle(reserved, record)
         if settled is None:
             return
         if settled[0] == "done":
             self.stats.tasks_done += 1
-        else:
+        elif settled[0] == "failed":
             self._failed(settled[1])
 
     def _failed(self, jobs: int) -> None:

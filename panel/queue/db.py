@@ -55,6 +55,8 @@ class BatchItem:
     prompt_version: str
     prompt_hash: str
     card_hash: str
+    sample: int = 0
+    """Which sample of the review it asks for (queue add --samples N: 0 to N-1)."""
     outcome: str | None = None
     """None until ingested; then ok, invalid, refusal or error."""
 
@@ -67,6 +69,7 @@ BATCH_ITEM_COLUMNS = (
     "prompt_version",
     "prompt_hash",
     "card_hash",
+    "sample",
 )
 """What a submitted item records (its outcome comes at ingestion)."""
 
@@ -165,10 +168,6 @@ class QueueDB:
                ORDER BY tool, persona"""
         ).fetchall()
         return [(row["tool"], row["persona"], int(row["samples"])) for row in rows]
-
-    def sampled_tasks_left(self) -> int:
-        """Return how many tasks not done yet ask for more than one sample."""
-        return int(self._one("SELECT count(*) FROM tasks WHERE state != 'done' AND samples > 1")[0])
 
     def reopen_stale_jobs(self) -> int:
         """Put back every done job a tool of which changed after the job wrote its pages (the
@@ -479,7 +478,8 @@ class QueueDB:
 
         The task gets the review, or fails with errors (task error, job error). Returns None
         when nothing was applied (already ingested, or the task is no longer owner's), else
-        ("done", 0) or ("failed", jobs failed with it).
+        ("sample", 0) when another sample of the task is still in a batch, ("done", 0) when it
+        was the last, or ("failed", jobs failed with it).
         """
         with self.store.transaction() as db:
             if not db.execute(
@@ -497,6 +497,13 @@ class QueueDB:
                 return None  # done meanwhile by a live run, or requeued: logged, not applied
             if review is not None:
                 insert_review(db, *review)
+                if db.execute(  # another sample of this review is still in a batch
+                    """SELECT 1 FROM batch_items i JOIN batches b ON b.id = i.batch
+                       WHERE i.tool = ? AND i.persona = ? AND i.outcome IS NULL
+                         AND b.state = 'submitted'""",
+                    (item.tool, item.persona),
+                ).fetchone():
+                    return "sample", 0
                 finish_task_in(db, item.tool, item.persona)
                 return "done", 0
             return "failed", _fail_task(db, item.tool, item.persona, *errors)
