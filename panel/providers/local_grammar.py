@@ -5,8 +5,8 @@ to crash, and lets raw newlines into strings. Ours has a fixed layout (no free w
 writes prose as a 135M model should be held to it:
 
 - a word is letters and digits and the few symbols prose needs (' - / % $ & +, a period inside a
-  number), one letter at the least ("a", "I"), punctuation only at its end, and no capital after
-  a lower-case letter;
+  number), one letter at the least ("a", "I"), punctuation only at its end, no capital after a
+  lower-case letter and no more than one digit after one;
 - a text field is whole sentences, each closed by a full stop, so a field ends where a sentence
   ends instead of running into a word cap and gluing the rest of its sentence into one "word";
 - bounded sentences and words keep every answer inside the lengths panel.personas validates.
@@ -30,12 +30,14 @@ from panel.rules import (
 )
 
 CAPITALS = 5
-"""Capitals and digits a word may start with ("GPT", "8B", "API", "$49")."""
+"""Capitals, digits and % a word may start with ("GPT", "8B", "API", "$49", "30%")."""
 WORD_TAIL = 15
-"""Then lower-case letters, digits and symbols ("state-of-the-art" fits). No capital follows a
-lower-case letter, so no camelCase glue ("SmolVLM" is written "Smolvlm"); no period inside a
-word but in a number ("2.5", "$0.50"), so no two sentences joined ("calls.15", "read.The")."""
-WORD_CHARS = 1 + CAPITALS + WORD_TAIL + 2
+"""Then lower-case letters and symbols ("state-of-the-art" fits), and one digit at most at the
+end ("llama3"). No capital follows a lower-case letter, so no camelCase glue ("SmolVLM" is
+written "Smolvlm"); no digits run on from lower-case letters, so no price or size fused to a
+word ("only30mb", "cost%"); no period inside a word but in a number ("2.5", "$0.50"), so no two
+sentences joined ("calls.15", "read.The")."""
+WORD_CHARS = 1 + CAPITALS + WORD_TAIL + 1 + 2
 """The longest word the grammar admits, closing punctuation included (a number is shorter)."""
 
 
@@ -72,11 +74,11 @@ assert FIELD.most_chars() <= FIELD_MAX_CHARS
 assert LIST_ITEM_WORDS * (WORD_CHARS + 1) <= LIST_ITEM_MAX_CHARS
 
 _GRAMMAR_COMMON = rf"""
-core ::= [A-Za-z0-9$(] [A-Z0-9]{{0,{CAPITALS}}} [a-z0-9'/%&+-]{{0,{WORD_TAIL}}} | number
+core ::= [A-Za-z0-9$(] [A-Z0-9%]{{0,{CAPITALS}}} [a-z'/&+-]{{0,{WORD_TAIL}}} [0-9]? | number
 number ::= [$(]? [0-9]{{1,5}} "." [0-9]{{1,3}} [BKMTbkmx%]?
 mid ::= core ")"? [,;:]?
 end ::= core ")"? [.!?]
-last ::= [A-Za-z0-9] [a-z0-9']{{0,7}} ")"? [.!?]
+last ::= [A-Za-z0-9] [a-z']{{0,7}} [0-9]? ")"? [.!?]
 opener ::= [A-Z] [a-z']{{1,14}} [,;:]?
 name ::= core (" " core){{0,{LIST_ITEM_WORDS - 1}}}
 int100 ::= "100" | [1-9] [0-9] | [0-9]
