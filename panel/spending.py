@@ -65,7 +65,8 @@ def estimate(
     """Return the estimate of a run's planned calls (the models without a price named); with
     seen, also the likely cost at the mean length of each model's past answers."""
     calls, usd, unpriced = 0, 0.0, set()
-    likely: float | None = 0.0
+    likely: float | None = 0.0 if seen else None
+    answers: dict[tuple[str, str], float | None] = {}  # one look at the call log per model
     for provider, request in planned:
         calls += 1
         cost = estimate_usd(provider, request)
@@ -73,10 +74,14 @@ def estimate(
             unpriced.add(provider.priced_as(request.model))
             continue
         usd += cost
-        answer = seen(provider.name, request.model) if seen and likely is not None else None
-        if answer is None:
+        if seen is None or likely is None:
+            continue
+        key = (provider.name, request.model)
+        if key not in answers:
+            answers[key] = seen(*key)
+        if (answer := answers[key]) is None:
             likely = None
-        elif likely is not None:
+        else:
             prompt = estimated_prompt_tokens(request)
             likely += provider.cost_usd(request.model, prompt, round(answer)) or 0.0
     return Estimate(
@@ -110,18 +115,12 @@ class Spending:
 
         A call that fits only once calls under way have ended waits for them: their estimates
         are upper bounds, and what they really cost may leave room for it."""
-        if self.max_usd is None:
-            return 0.0
-        cost = estimate_usd(provider, request)
-        if cost is None:
-            raise unpriced_error(provider.priced_as(request.model))
-        while self.usd + self.reserved + cost > self.max_usd:
-            if self.usd + cost > self.max_usd or self.reserved <= 0:
-                self.refused = cost
+        while (cost := self.reserve(provider, request)) is None:
+            assert self.max_usd is not None and self.refused is not None  # reserve said so
+            if self.usd + self.refused > self.max_usd or self.reserved <= 0:
                 raise CostCeilingReached(self.stop_line(), provider=provider.name)
             self._settled.clear()
             await self._settled.wait()
-        self.reserved += cost
         return cost
 
     def reserve(self, provider: Provider, request: Request, share: float = 1.0) -> float | None:
@@ -146,8 +145,7 @@ class Spending:
 
     def settle(self, reserved: float, call: CallRecord) -> None:
         """Count a call that ended (answered or not), in place of its reservation."""
-        self.reserved = max(0.0, self.reserved - reserved)
-        self._settled.set()
+        self.release(reserved)
         self.calls += 1
         self.input_tokens += call.input_tokens
         self.output_tokens += call.output_tokens

@@ -319,11 +319,10 @@ class Batcher:
             review,
             (error or "failed", job_error),
         )
-        if settled is not None:
-            reserved = self._reserved.pop((item.tool, item.persona, item.sample), 0.0)
-            self.reviewer.spending.settle(reserved, record)
         if settled is None:
             return
+        reserved = self._reserved.pop((item.tool, item.persona, item.sample), 0.0)
+        self.reviewer.spending.settle(reserved, record)
         if settled[0] == "done":
             self.stats.tasks_done += 1
         elif settled[0] == "failed":
