@@ -29,8 +29,8 @@ from panel.compare import comparison_document
 from panel.config import Settings
 from panel.errors import AnswerError, ConfigError, InputError, validation_problem
 from panel.files import read_capped, write_atomic
-from panel.imports import import_file
 from panel.parsing import ParseError, load_yaml
+from panel.records import import_file
 from panel.results import tool_document
 from panel.runtime import open_runtime
 

@@ -27,7 +27,6 @@ from tenacity import (
 )
 
 from panel.cards import ToolCard
-from panel.database import Connection
 from panel.errors import (
     AnswerError,
     PanelError,
@@ -43,6 +42,7 @@ from panel.providers.base import Generation, Provider, Request
 from panel.rules import SAMPLES_TEMPERATURE
 from panel.spending import Spending
 from panel.store import CallRecord, Store, StoredReview
+from panel.store.sql import Connection
 
 REASKS = 1
 """How many times an invalid answer is re-asked before AnswerError."""

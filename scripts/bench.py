@@ -9,7 +9,7 @@ sys) per model call. Beside each concurrency, the bare SDK making the same numbe
 the same concurrency with no panel code (the floor this server and machine allow), and the
 naive baseline: the same calls one after another through the SDK.
 
-PostgreSQL: --pg-url URL, or else a private server started for the run (tests/postgres.py).
+PostgreSQL: --pg-url URL, or else a private server started for the run (panel/testing/postgres.py).
 
 Usage: python scripts/bench.py [--latency 0.5] [--tools 40] [--pairs 60] [--concurrency 16 64]
                                [--backend sqlite postgres] [--workers 1 3] [--no-sdk]
@@ -46,7 +46,7 @@ from panel.store import Store
 SERVER = """
 import sys, time
 sys.path.insert(0, {root!r})
-from tests.fakes.openai import FakeOpenAI
+from panel.testing.fakes.openai import FakeOpenAI
 with FakeOpenAI(latency={latency}) as server:
     print(server.base_url, flush=True)
     sys.stdin.read()  # serve until the benchmark closes our stdin
@@ -201,7 +201,7 @@ def row(name: str, calls: int, wall: float, ideal: float, cpu_ms: float | None =
 def postgres(url: str | None) -> Iterator[Callable[[], str]]:
     """Yield a maker of fresh, empty PostgreSQL databases: on --pg-url's server, or a private one."""
     if url is None:
-        from tests.postgres import serve
+        from panel.testing.postgres import serve
 
         for server in serve():
             yield server.database

@@ -21,7 +21,7 @@ from panel.store import Store
 if TYPE_CHECKING:
     from playwright.sync_api import Browser
 
-    from .postgres import PostgresServer
+    from panel.testing.postgres import PostgresServer
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -36,8 +36,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresServer]:
-    """A private PostgreSQL server for the session (see tests/postgres.py)."""
-    from .postgres import serve
+    """A private PostgreSQL server for the session (see panel/testing/postgres.py)."""
+    from panel.testing.postgres import serve
 
     yield from serve()
 
@@ -113,7 +113,7 @@ def settings(tmp_path: Path) -> Settings:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     """Headless Chromium (Debian's, under playwright) for the page tests."""
-    from .browser import launch_browser
+    from tests.browser import launch_browser
 
     yield from launch_browser()
 

@@ -10,11 +10,10 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from panel.calibration.report import eval_html
-
-from .browser import PHONE, assert_quiet, screenshot, visit, write_site
-from .test_eval_report import eval_doc
-from .test_pages import SEED_SCORES, seed_comparison
+from panel.eval.report import eval_html
+from tests.browser import PHONE, assert_quiet, screenshot, visit, write_site
+from tests.eval.test_report import eval_doc
+from tests.test_pages import SEED_SCORES, seed_comparison
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser

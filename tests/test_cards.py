@@ -9,8 +9,7 @@ import pytest
 
 from panel.cards import MAX_DESCRIPTION_CHARS, clean_text, load_card, load_cards, slugify
 from panel.errors import CardError
-
-from .conftest import REPO
+from tests.conftest import REPO
 
 GOOD = "name: Tool X\ntagline: Does a thing\ndescription: A tool that does a thing well.\n"
 

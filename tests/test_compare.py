@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import REPO
-from .test_cli import panel
+from tests.cli.test_cli import panel
+from tests.conftest import REPO
 
 SEED = REPO / "examples" / "seeds" / "000-smolvlm-3b-vs-mistral-8x22b-v2.jsonl"
 NO_KEYS = {

@@ -15,10 +15,9 @@ from typing import Any
 import pytest
 
 from panel.aggregate import Judged, panel_result, ship_interval
-
-from .fakes.anthropic import FakeAnthropicBatches
-from .fakes.openai import FakeOpenAI, answer_for, completion, prompt_text
-from .test_cli import panel
+from panel.testing.fakes.anthropic import FakeAnthropicBatches
+from panel.testing.fakes.openai import FakeOpenAI, answer_for, completion, prompt_text
+from tests.cli.test_cli import panel
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((REPO / "examples").glob("*.yaml"))[:2]

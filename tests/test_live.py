@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from .test_cli import EXAMPLE, panel
+from tests.cli.test_cli import EXAMPLE, panel
 
 pytestmark = pytest.mark.live
 

@@ -22,12 +22,11 @@ from panel import pages
 from panel.compare import comparison_document
 from panel.config import data_dir
 from panel.golden import freeze
-from panel.imports import import_file
 from panel.personas import load_personas
+from panel.records import import_file
 from panel.results import tool_document
 from panel.store import Store
-
-from .conftest import REPO
+from tests.conftest import REPO
 
 SEED = REPO / "examples" / "seeds" / "000-smolvlm-3b-vs-mistral-8x22b-v2.jsonl"
 EXPECTED = Path(__file__).parent / "pages_expected"

@@ -17,9 +17,8 @@ from panel.personas import Persona
 from panel.providers.base import Generation, Provider, Request, price, retry_after_seconds
 from panel.review import Reviewer, review_tool
 from panel.store import Store
-
-from .fakes.openai import answer_for
-from .fakes.scripted import ScriptedProvider
+from panel.testing.fakes.openai import answer_for
+from panel.testing.fakes.scripted import ScriptedProvider
 
 MakeReviewer = Callable[..., Reviewer]
 

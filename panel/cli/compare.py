@@ -125,8 +125,8 @@ def import_records(
 
 
 def _import(settings: Settings, file: Path, as_json: bool) -> None:
-    from panel.imports import import_file
     from panel.personas import load_personas
+    from panel.records import import_file
     from panel.store import Store
 
     panel_personas = load_personas(settings.personas_dir())

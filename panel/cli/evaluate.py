@@ -88,9 +88,9 @@ def card_files(paths: list[Path]) -> list[Path]:
 async def _evaluate(
     settings: Settings, paths: list[Path], html: Path | None, as_json: bool
 ) -> None:
-    from panel.calibration.evaluate import collect, eval_document, variants
     from panel.cards import load_cards
     from panel.errors import InputError
+    from panel.eval.evaluate import collect, eval_document, variants
     from panel.files import write_atomic
     from panel.runtime import open_runtime
 
@@ -110,7 +110,7 @@ async def _evaluate(
     finally:
         await runtime.aclose()
     if html is not None:
-        from panel.calibration.report import eval_html
+        from panel.eval.report import eval_html
 
         write_atomic(html, eval_html(document))
     if as_json:

@@ -17,7 +17,7 @@ import typer
 
 if TYPE_CHECKING:
     from panel.providers.base import Provider, Request
-    from panel.queue.db import QueueDB
+    from panel.queue.store import QueueStore
 
 T = TypeVar("T")
 
@@ -166,7 +166,7 @@ MEASURE_SECONDS = 0.25
 class QueueProgress:
     """A live bar of jobs with done, failed, calls, tokens and ETA; plain lines off a terminal."""
 
-    def __init__(self, queue: QueueDB, enabled: bool) -> None:
+    def __init__(self, queue: QueueStore, enabled: bool) -> None:
         self.queue = queue
         self.enabled = enabled
         self.tty = sys.stderr.isatty()

@@ -29,7 +29,7 @@ from panel.cli.options import (
 
 if TYPE_CHECKING:
     from panel.config import Settings
-    from panel.queue.db import QueueDB
+    from panel.queue.store import QueueStore
     from panel.store import Store
 
 app = typer.Typer(
@@ -39,14 +39,14 @@ app = typer.Typer(
 )
 
 
-def _open_queue(settings: Settings, *, must_exist: str | None = None) -> tuple[Store, QueueDB]:
+def _open_queue(settings: Settings, *, must_exist: str | None = None) -> tuple[Store, QueueStore]:
     """Open the store and its queue; with must_exist, only to read: a store that is missing (or
     not at this panel's schema) is one line naming the command that makes it."""
-    from panel.queue.db import QueueDB
+    from panel.queue.store import QueueStore
     from panel.store import Store
 
     store = Store(settings.db, write=must_exist is None, first=must_exist or "")
-    return store, QueueDB(store)
+    return store, QueueStore(store)
 
 
 @app.command("add")

@@ -38,8 +38,8 @@ from panel.errors import (
 )
 from panel.personas import Answer
 from panel.providers.base import BatchResults, BatchStatus, Generation, Provider, Request
-from panel.queue.db import BatchItem, HeldBatch, QueueDB
 from panel.queue.runner import LEASE_SECONDS, RunStats, heartbeat_loop, worker_id
+from panel.queue.store import BatchItem, HeldBatch, QueueStore
 from panel.review import InvalidAnswer, parse_answer, stored_review
 from panel.runtime import Runtime
 from panel.store import CallRecord
@@ -104,7 +104,7 @@ class Batcher:
         notify: Callable[[str], None] | None = None,
     ) -> None:
         self.runtime = runtime
-        self.queue = QueueDB(runtime.store)
+        self.queue = QueueStore(runtime.store)
         self.reviewer = runtime.reviewer
         self.providers = batch_providers(runtime)
         self.lease = lease

@@ -16,7 +16,7 @@ from panel.errors import CardError, InputError
 from panel.files import read_capped
 from panel.parsing import ParseError, load_json
 from panel.personas import Persona
-from panel.queue.db import QueueDB
+from panel.queue.store import QueueStore
 from panel.store import Store
 
 MAX_PAIRS_BYTES = 8 * 2**20
@@ -97,7 +97,7 @@ class Added:
 
 
 def add_pairs(
-    queue: QueueDB,
+    queue: QueueStore,
     personas: list[Persona],
     pairs: list[tuple[ToolCard, ToolCard]],
     samples: int = 1,

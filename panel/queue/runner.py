@@ -7,7 +7,7 @@ tool whose reviews are already stored.
 Crash safety: a worker holds what it works on under a lease that a heartbeat renews; a unit held
 by a dead worker (kill -9) comes back when its lease expires. Every state change is one
 transaction, reviews are stored under a unique key, pages are written atomically. Several
-`queue run` processes on one store share the work (see panel.queue.db for the claiming).
+`queue run` processes on one store share the work (see panel.queue.store for the claiming).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from panel.cards import ToolCard
 from panel.compare import comparison_for, write_pages
 from panel.errors import CostCeilingReached, InputError, ProviderError, located
 from panel.providers.base import Provider, Request
-from panel.queue.db import QueueDB, finish_task_in
+from panel.queue.store import QueueStore, finish_task_in
 from panel.runtime import Runtime
 from panel.store import StoredReview
 
@@ -60,7 +60,7 @@ class QueueRunner:
         on_change: Callable[[], None] | None = None,
     ) -> None:
         self.runtime = runtime
-        self.queue = QueueDB(runtime.store)
+        self.queue = QueueStore(runtime.store)
         self.concurrency = concurrency
         self.max_attempts = max_attempts
         self.lease = lease
@@ -247,7 +247,7 @@ class QueueRunner:
         return self.stats
 
 
-async def heartbeat_loop(queue: QueueDB, owner: str, lease: float) -> None:
+async def heartbeat_loop(queue: QueueStore, owner: str, lease: float) -> None:
     """Renew owner's leases every third of a lease, until cancelled."""
     while True:
         await asyncio.sleep(lease / 3)

@@ -16,9 +16,8 @@ import pytest
 from typer.testing import CliRunner
 
 from panel.cli import app
-
-from ..test_cards import BAD_CARDS, GOOD
-from .conftest import REPO, Tally
+from tests.reliability.conftest import REPO, Tally
+from tests.test_cards import BAD_CARDS, GOOD
 
 SEED = REPO / "examples" / "seeds" / "000-smolvlm-3b-vs-mistral-8x22b-v2.jsonl"
 COMMANDS = ("review", "compare", "queue-add")

@@ -28,10 +28,9 @@ from panel.personas import Persona, load_personas
 from panel.providers.base import Generation
 from panel.review import Reviewer
 from panel.store import Store
-
-from ..fakes.openai import FakeOpenAI, answer_for, completion, prompt_text
-from ..fakes.scripted import ScriptedProvider
-from .conftest import Tally
+from panel.testing.fakes.openai import FakeOpenAI, answer_for, completion, prompt_text
+from panel.testing.fakes.scripted import ScriptedProvider
+from tests.reliability.conftest import Tally
 
 
 def _answer(schema: dict[str, Any], **changes: Any) -> dict[str, Any]:

@@ -18,11 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from panel.config import Settings
-
-from ..fakes.openai import FakeOpenAI, Fault, prompt_text
-from ..test_cli import panel
-from ..test_queue import env_for, make_cards, pairs_file
-from .conftest import Tally
+from panel.testing.fakes.openai import FakeOpenAI, Fault, prompt_text
+from tests.cli.test_cli import panel
+from tests.queue.test_queue import env_for, make_cards, pairs_file
+from tests.reliability.conftest import Tally
 
 RETRY_AFTER = 1.0
 TIMEOUT = 1.0

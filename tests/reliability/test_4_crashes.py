@@ -20,11 +20,10 @@ import time
 from pathlib import Path
 
 from panel.files import write_atomic
-
-from ..fakes.openai import FakeOpenAI
-from ..test_cli import panel
-from ..test_queue import env_for, make_cards, pairs_file
-from .conftest import Tally
+from panel.testing.fakes.openai import FakeOpenAI
+from tests.cli.test_cli import panel
+from tests.queue.test_queue import env_for, make_cards, pairs_file
+from tests.reliability.conftest import Tally
 
 TOOLS, PAIRS, CONCURRENCY, KILLS = 16, 24, 4, 6
 REVIEWS = TOOLS * 4

@@ -26,10 +26,9 @@ from panel.config import data_dir
 from panel.injection import INVISIBLE
 from panel.personas import load_personas
 from panel.prompts import Prompts
-
-from ..conftest import REPO
-from ..fakes.openai import FakeOpenAI, answer_for, prompt_text
-from .conftest import Tally
+from panel.testing.fakes.openai import FakeOpenAI, answer_for, prompt_text
+from tests.conftest import REPO
+from tests.reliability.conftest import Tally
 
 
 def tags(text: str) -> str:

@@ -21,13 +21,12 @@ import pytest
 from panel import pages
 from panel.compare import comparison_for
 from panel.config import data_dir
-from panel.imports import import_file
 from panel.personas import load_personas
+from panel.records import import_file
 from panel.store import Store
-
-from ..browser import visit, write_site
-from ..test_pages import frozen_seed, inert_problems, site_index, visible_text
-from .conftest import Tally
+from tests.browser import visit, write_site
+from tests.reliability.conftest import Tally
+from tests.test_pages import frozen_seed, inert_problems, site_index, visible_text
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser

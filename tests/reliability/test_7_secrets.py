@@ -15,12 +15,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ..conftest import REPO
-from ..fakes.http import ScriptedServer
-from ..fakes.openai import FakeOpenAI, Fault
-from ..test_provider_anthropic import error_reply, tool_call
-from ..test_queue import make_cards, pairs_file
-from .conftest import Tally
+from panel.testing.fakes.http import ScriptedServer
+from panel.testing.fakes.openai import FakeOpenAI, Fault
+from tests.conftest import REPO
+from tests.providers.test_anthropic import error_reply, tool_call
+from tests.queue.test_queue import make_cards, pairs_file
+from tests.reliability.conftest import Tally
 
 OPENAI_KEY = "sk-proj-RELIABILITY7-0123456789abcdefghijklmnopqrstuv"
 ANTHROPIC_KEY = "sk-ant-api03-RELIABILITY7-0123456789abcdefghijklmnop"

@@ -35,18 +35,17 @@ from panel.config import Settings, load_settings
 from panel.errors import ConfigError, InputError, PanelError
 from panel.files import write_atomic
 from panel.golden import _spec, record_case
-from panel.imports import import_file
 from panel.injection import scan_text
 from panel.personas import Persona
 from panel.prompts import Prompts
 from panel.providers.cassette import read_answer
+from panel.records import import_file
 from panel.site import build_site
 from panel.store import Store
-
-from ..conftest import REPO
-from ..fakes.openai import FakeOpenAI, Fault
-from .conftest import Tally
-from .test_5_injection import ordinary_cards
+from panel.testing.fakes.openai import FakeOpenAI, Fault
+from tests.conftest import REPO
+from tests.reliability.conftest import Tally
+from tests.reliability.test_5_injection import ordinary_cards
 
 SEED = REPO / "examples" / "seeds" / "000-smolvlm-3b-vs-mistral-8x22b-v2.jsonl"
 CARD = REPO / "examples" / "smolvlm-3b.yaml"

@@ -19,10 +19,10 @@ from typing import Any
 
 import pytest
 
-from .fakes.http import Reply, ScriptedServer, Seen
-from .fakes.openai import answer_for
+from panel.testing.fakes.http import Reply, ScriptedServer, Seen
+from panel.testing.fakes.openai import answer_for
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 CARD = REPO / "examples" / "smolvlm-3b.yaml"
 PANEL = Path(sys.executable).with_name("panel")
 SECRET = "sk-ant-test-SECRET123"

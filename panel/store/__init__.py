@@ -1,9 +1,9 @@
 """The one database that holds panel's state: tools, reviews, votes and a log of every model call.
 
-A SQLite file by default, or a PostgreSQL database by URL (panel.database); the statements here
-serve both. Schema changes are numbered migrations (panel.migrations), applied when the store is
+A SQLite file by default, or a PostgreSQL database by URL (panel.store.sql); the statements here
+serve both. Schema changes are numbered migrations (panel.store.migrations), applied when the store is
 opened for writing; opening it to read never creates or migrates anything. The queue's tables
-are read and written by panel.queue.db. Every write is a transaction. No API key is ever stored:
+are read and written by panel.queue.store. Every write is a transaction. No API key is ever stored:
 only what the call log names explicitly is written.
 """
 
@@ -19,11 +19,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from panel import migrations
 from panel.cards import ToolCard
-from panel.database import Connection, Database, connect
 from panel.errors import ConfigError, scrub
 from panel.injection import Finding
+from panel.store import migrations
+from panel.store.sql import Connection, Database, connect
 
 
 @dataclass(frozen=True)

@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 import yaml
 
-from .fakes.openai import FakeOpenAI, Fault, prompt_text
-from .test_cli import panel
+from panel.testing.fakes.openai import FakeOpenAI, Fault, prompt_text
+from tests.cli.test_cli import panel
 
 SEED = (
-    Path(__file__).resolve().parent.parent
+    Path(__file__).resolve().parents[2]
     / "examples"
     / "seeds"
     / "000-smolvlm-3b-vs-mistral-8x22b-v2.jsonl"

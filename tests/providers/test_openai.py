@@ -34,11 +34,10 @@ from panel.providers.local import default_model_path
 from panel.rules import REVIEW_MIN_CHARS, SHIP_THRESHOLD
 from panel.runtime import open_runtime
 from panel.store import StoredReview
+from panel.testing.fakes.http import Reply, ScriptedServer, Seen
+from panel.testing.fakes.openai import FakeOpenAI, answer_for
 
-from .fakes.http import Reply, ScriptedServer, Seen
-from .fakes.openai import FakeOpenAI, answer_for
-
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 CARD = REPO / "examples" / "smolvlm-3b.yaml"
 PANEL = Path(sys.executable).with_name("panel")
 SECRET = "sk-test-SECRET-openai-4242"

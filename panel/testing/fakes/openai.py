@@ -103,7 +103,7 @@ def review_completion(body: dict[str, Any]) -> dict[str, Any]:
     fmt = body.get("response_format") or {}
     schema = fmt.get("json_schema", {}).get("schema") or fmt.get("schema")
     seed = prompt_text(body.get("messages", []))
-    return completion(body, json.dumps(answer_for(schema, seed)))
+    return completion(body, json.dumps(answer_for(schema or {}, seed)))
 
 
 class FakeOpenAI(LoopbackServer):

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from panel.calibration import report, stats
+from panel.eval import report, stats
 
 HOSTILE = "<script>alert(1)</script>"
 PERSONAS = {

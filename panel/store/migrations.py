@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from panel.database import Connection, Database, Dialect
 from panel.errors import ConfigError
+from panel.store.sql import Connection, Database, Dialect
 
 Migration = Callable[[Connection, Dialect], None]
 MIGRATIONS: list[Migration] = []

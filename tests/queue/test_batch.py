@@ -1,6 +1,6 @@
 """`panel queue run --batch-api`: every pending review in one provider batch, polled, ingested.
 
-Against loopback Batch API servers (tests/fakes/openai.py, tests/fakes/anthropic.py) through the
+Against loopback Batch API servers (panel/testing/fakes/openai.py, panel/testing/fakes/anthropic.py) through the
 CLI, as a user runs it: one batch, no live call, comparisons written; per-request errors, invalid
 answers and expiry end as failed jobs; a run killed while polling resumes the same batch.
 """
@@ -20,11 +20,10 @@ from typing import Any
 from panel.config import Settings
 from panel.providers.base import Request
 from panel.providers.openai import OpenAIProvider
-
-from .fakes.anthropic import FakeAnthropicBatches, system_text
-from .fakes.openai import FakeOpenAI, FakeOpenAIBatches, answer_for, prompt_text
-from .test_cli import panel
-from .test_queue import env_for, make_cards, pairs_file, query
+from panel.testing.fakes.anthropic import FakeAnthropicBatches, system_text
+from panel.testing.fakes.openai import FakeOpenAI, FakeOpenAIBatches, answer_for, prompt_text
+from tests.cli.test_cli import panel
+from tests.queue.test_queue import env_for, make_cards, pairs_file, query
 
 FAST = ("--poll-interval", "0.02")
 

@@ -4,7 +4,7 @@ Every card and every probe is reviewed like `panel review` would (stored samples
 then the document "panel.eval/1" is built from the stored samples: the spread of each persona's
 scores, the agreement between personas, the consistency of the answers (failures counted, never
 dropped), the stability of samples, the score change under each probe, the agreement with
-labelled outcomes, and what the eval's own calls cost. panel.calibration.report renders it.
+labelled outcomes, and what the eval's own calls cost. panel.eval.report renders it.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from panel.aggregate import Judged, panel_result
-from panel.calibration import stats
-from panel.calibration.probes import PROBES, probes
 from panel.cards import ToolCard
 from panel.errors import CostCeilingReached, ProviderError
+from panel.eval import stats
+from panel.eval.probes import PROBES, probes
 from panel.personas import Persona
 from panel.results import judgment
 from panel.rules import PROBE_FLAG_FLIPS, PROBE_FLAG_POINTS, verdict_for

@@ -12,11 +12,10 @@ from typing import Any
 
 import pytest
 
-from panel.migrations import MIGRATIONS
 from panel.rules import SHIP_THRESHOLD
 from panel.store import Store
-
-from .conftest import REPO
+from panel.store.migrations import MIGRATIONS
+from tests.conftest import REPO
 
 sys.path.insert(0, str(REPO / "scripts"))
 import junk_count

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from panel.calibration import stats
+from panel.eval import stats
 
 # Krippendorff (2011), "Computing Krippendorff's Alpha-Reliability", section C: 4 observers,
 # 12 units, interval alpha 0.849 (nominal 0.743).

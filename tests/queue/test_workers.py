@@ -13,10 +13,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .fakes.openai import FakeOpenAI, Fault
-from .postgres import PostgresServer
-from .test_cli import panel
-from .test_queue import env_for, make_cards, pairs_file, query
+from panel.testing.fakes.openai import FakeOpenAI, Fault
+from panel.testing.postgres import PostgresServer
+from tests.cli.test_cli import panel
+from tests.queue.test_queue import env_for, make_cards, pairs_file, query
 
 WORKERS, CONCURRENCY = 3, 4
 

@@ -15,12 +15,11 @@ import pytest
 
 from panel.cards import ToolCard
 from panel.errors import ConfigError
-from panel.migrations import MIGRATIONS
 from panel.store import CallRecord, Store, StoredReview
-
-from .postgres import PASSWORD, PASSWORD_ROLE, PostgresServer
-from .test_cli import panel
-from .test_queue import query
+from panel.store.migrations import MIGRATIONS
+from panel.testing.postgres import PASSWORD, PASSWORD_ROLE, PostgresServer
+from tests.cli.test_cli import panel
+from tests.queue.test_queue import query
 
 
 def review_of(card: ToolCard, persona: str, score: int, at: float) -> StoredReview:

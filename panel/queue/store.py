@@ -1,9 +1,9 @@
-"""Every SQL statement of the queue, behind one small interface: QueueDB.
+"""Every SQL statement of the queue, behind one small interface: QueueStore.
 
-The runner, the batcher and `queue add / status / retry` speak only to QueueDB; a second storage
+The runner, the batcher and `queue add / status / retry` speak only to QueueStore; a second storage
 backend implements these methods and nothing else of the queue changes.
 
-Every statement serves both engines (SQLite and PostgreSQL, see panel.database). Claiming is
+Every statement serves both engines (SQLite and PostgreSQL, see panel.store.sql). Claiming is
 one UPDATE ... RETURNING of rows picked by a SELECT that skips rows other workers hold locked
 (PostgreSQL: FOR UPDATE SKIP LOCKED; SQLite's IMMEDIATE transaction lets one writer in at a
 time), so any number of processes on any number of machines never claim the same unit. A
@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 from panel.cards import ToolCard
-from panel.database import Connection
 from panel.store import (
     CallRecord,
     Store,
@@ -30,6 +29,7 @@ from panel.store import (
     insert_review,
     upsert_tool,
 )
+from panel.store.sql import Connection
 
 STATES = ("pending", "running", "done", "failed")
 
@@ -95,7 +95,7 @@ class Progress:
     tokens: int
 
 
-class QueueDB:
+class QueueStore:
     """The queue's jobs (comparisons), tasks (persona reviews) and provider batches in a store."""
 
     def __init__(self, store: Store) -> None:
