@@ -12,6 +12,7 @@ import hashlib
 import json
 import re
 import unicodedata
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -26,7 +27,7 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
-from panel.errors import CardError
+from panel.errors import CardError, InputError
 from panel.files import read_capped
 from panel.injection import INVISIBLE, Finding, scan
 from panel.parsing import ParseError, load_json, load_yaml
@@ -215,3 +216,18 @@ def load_cards(paths: list[Path]) -> list[ToolCard]:
         seen[card.slug] = path
         cards.append(card)
     return cards
+
+
+CARD_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+def resolve_card(arg: str, stored: Callable[[str], ToolCard | None]) -> ToolCard:
+    """Return the card a command-line argument names: a card file, or the slug of a stored tool
+    (`stored` looks a slug up)."""
+    path = Path(arg)
+    if path.suffix.lower() in CARD_SUFFIXES or path.exists():
+        return load_card(path)
+    card = stored(arg)
+    if card is None:
+        raise InputError("neither a card file nor the slug of a tool in the store", path=arg)
+    return card

@@ -24,19 +24,13 @@ import json
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from panel.cards import ToolCard, load_card
-from panel.config import Settings
-from panel.errors import CostCeilingReached, InputError, ProviderError
+from panel.cards import ToolCard
 from panel.files import write_atomic
-from panel.personas import Persona, load_personas
+from panel.personas import Persona
 from panel.results import provenance, tool_document
 from panel.store import Store, StoredReview
-
-if TYPE_CHECKING:
-    from panel.providers.base import Provider, Request
-    from panel.runtime import Runtime
 
 SCHEMA = "panel.compare/1"
 
@@ -159,17 +153,6 @@ def comparison_document(
     }
 
 
-def resolve_tool(arg: str, store: Store) -> ToolCard:
-    """Return the card a command-line argument names: a card file, or the slug of a stored tool."""
-    path = Path(arg)
-    if path.suffix.lower() in (".yaml", ".yml", ".json") or path.exists():
-        return load_card(path)
-    card = store.get_tool(arg)
-    if card is None:
-        raise InputError(f"{arg}: neither a card file nor the slug of a tool in the store")
-    return card
-
-
 def comparison_for(
     store: Store,
     personas: list[Persona],
@@ -204,78 +187,3 @@ def write_pages(document: dict[str, Any], out: Path) -> dict[str, Path]:
     write_atomic(files["md"], pages.compare_markdown(document))
     write_atomic(files["json"], json.dumps(document, indent=2, ensure_ascii=False) + "\n")
     return files
-
-
-def refresh_comparisons(store: Store, personas: list[Persona], slug: str, out: Path) -> list[Path]:
-    """Rewrite the pages of every stored comparison that shows tool slug (its card changed), from
-    the stored reviews, each naming its model; return the HTML files written."""
-    written = []
-    for a, b, _ in store.comparisons():
-        card_a, card_b = store.get_tool(a), store.get_tool(b)
-        if slug in (a, b) and card_a and card_b:
-            document = comparison_for(store, personas, (card_a, card_b))
-            written.append(write_pages(document, out)["html"])
-    return written
-
-
-async def _reviewed(
-    runtime: Runtime, card: ToolCard, fresh: bool, on_done: Callable[[str], None] | None
-) -> list[StoredReview]:
-    """Return the panel's reviews of card, reused or made now; raise if any failed."""
-    reviews, errors = await runtime.review(card, fresh=fresh, on_done=on_done)
-    if any(isinstance(e, CostCeilingReached) for e in errors.values()):
-        raise CostCeilingReached(runtime.reviewer.spending.stop_line())  # calls under way ended
-    if errors:
-        first = next(iter(errors.values()))
-        raise ProviderError(
-            f"{len(errors)} review(s) of {card.slug} failed; the others are stored, "
-            f"run again to retry: {first}"
-        )
-    return reviews
-
-
-async def compare_tools(
-    settings: Settings,
-    args: tuple[str, str],
-    *,
-    fresh: bool = False,
-    stored: bool = False,
-    on_done: Callable[[str], None] | None = None,
-    announce: Callable[
-        [list[tuple[Provider, Request]], Callable[[str, str], float | None]], None
-    ] = lambda _plan, _seen: None,
-) -> tuple[dict[str, Any], dict[str, Path]]:
-    """Review what is missing, build the comparison document and write its three files.
-
-    A stored review is reused only where `panel review` would reuse it (same card content,
-    persona, prompt version, provider and model); anything else is reviewed now, so a page
-    never shows another model's review under today's name. `stored` shows each persona's
-    latest stored review instead, whoever wrote it, and calls no model.
-    `announce` hears the calls the reviews will make before any starts.
-    Returns the document and the files written ({"html", "md", "json"}).
-    """
-    from panel.runtime import open_runtime
-
-    store = Store(settings.db)
-    runtime: Runtime | None = None
-    try:
-        personas = load_personas(settings.personas_dir())
-        cards = [resolve_tool(arg, store) for arg in args]
-        if cards[0].slug == cards[1].slug:
-            raise InputError(f"{args[0]} and {args[1]} are the same tool ({cards[0].slug})")
-        pair = (cards[0], cards[1])
-        if stored:
-            document = comparison_for(store, personas, pair)
-        else:
-            runtime = open_runtime(settings, personas=personas, store=store)
-            planned = runtime.reviewer.plan(list(pair), runtime.personas, fresh=fresh)
-            announce(planned, runtime.store.output_tokens_seen)
-            reviews = {card.slug: await _reviewed(runtime, card, fresh, on_done) for card in pair}
-            document = comparison_for(store, personas, pair, lambda card: reviews[card.slug])
-        files = write_pages(document, settings.out)
-        store.save_comparison(cards[0].slug, cards[1].slug)
-        return document, files
-    finally:
-        if runtime:
-            await runtime.close_providers()
-        store.close()

@@ -25,12 +25,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from panel.cards import load_card
-from panel.compare import comparison_document
 from panel.config import Settings
 from panel.errors import AnswerError, ConfigError, InputError, validation_problem
 from panel.files import read_capped, write_atomic
 from panel.parsing import ParseError, load_yaml
-from panel.records import import_file
 from panel.results import tool_document
 from panel.runtime import open_runtime
 
@@ -124,7 +122,7 @@ async def render_case(case: Path, base: Settings, cassettes: Path | None = None)
         runtime = open_runtime(settings)
         try:
             if spec.import_:
-                import_file(case / spec.import_, runtime.personas, runtime.store)
+                runtime.import_records(case / spec.import_)
             documents: dict[str, dict[str, Any]] = {}
             for path in _card_paths(case, spec):
                 card = load_card(path)
@@ -135,17 +133,18 @@ async def render_case(case: Path, base: Settings, cassettes: Path | None = None)
                         outcome.problems.append(f"{case.name}: {card.slug}: {persona}: {error}")
                 documents[card.slug] = tool_document(card, reviews, runtime.personas, errors)
             for slug in {s for s in spec.compare or ()} - set(documents):
-                stored = runtime.store.get_tool(slug)
+                stored = runtime.tool(slug)
                 if stored is None:
-                    raise ConfigError(f"{case}/case.yaml: compare names unknown tool '{slug}'")
-                latest = runtime.store.latest_reviews(slug).values()
-                reviews = [review for found in latest for review in found]
+                    raise ConfigError(
+                        f"compare names unknown tool '{slug}'", path=str(case / "case.yaml")
+                    )
+                reviews = runtime.latest_reviews(slug)
                 documents[slug] = tool_document(stored, reviews, runtime.personas)
             for slug, document in sorted(documents.items()):
                 outcome.files[f"{slug}.json"] = _dump(freeze(document))
             if spec.compare:
                 a, b = (documents[s] for s in spec.compare)
-                compared = freeze(comparison_document(a, b, runtime.personas, runtime.store))
+                compared = freeze(runtime.comparison_of(a, b))
                 outcome.files["compare.json"] = _dump(compared)
                 outcome.files["compare.md"] = pages.compare_markdown(compared)
                 outcome.files["compare.html"] = pages.compare_html(compared)

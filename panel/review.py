@@ -76,8 +76,6 @@ class Reviewer:
     seed: int = 7
     """Sample i is asked with seed + i, where the provider takes a seed."""
     max_attempts: int = 4
-    samples: int = 1
-    """How many answers each persona gives a card (--samples N): samples 0 to N-1."""
     spending: Spending = field(default_factory=Spending)
 
     def provider_for(self, persona: Persona) -> Provider:
@@ -91,40 +89,22 @@ class Reviewer:
             return provider.model
         return self.default_model or provider.model
 
-    def cached_reviews(
-        self, card_hash: str, persona: Persona, samples: int | None = None
-    ) -> list[StoredReview]:
+    def cached_reviews(self, card_hash: str, persona: Persona, samples: int) -> list[StoredReview]:
         """Return the stored samples of this card by persona with today's prompt and model:
-        those below `samples` (default: this run's count), by index; some may be missing."""
+        those below `samples`, by index; some may be missing."""
         return self.store.find_samples(
             card_hash,
             persona.key,
             self.prompts.version(persona),
             self.provider_for(persona).name,
             self.model_for(persona),
-            self.samples if samples is None else samples,
+            samples,
         )
 
-    def missing_samples(
-        self, card: ToolCard, persona: Persona, samples: int | None = None
-    ) -> list[int]:
-        """Return the sample indexes of persona's review of card that are not stored yet."""
-        count = self.samples if samples is None else samples
-        stored = {r.sample for r in self.cached_reviews(card.content_hash(), persona, count)}
-        return [sample for sample in range(count) if sample not in stored]
-
-    def plan(
-        self, cards: list[ToolCard], personas: list[Persona], *, fresh: bool = False
-    ) -> list[tuple[Provider, Request]]:
-        """Return the calls reviewing cards would make (the missing samples; all with fresh)."""
-        planned = []
-        for card in cards:
-            for persona in personas:
-                samples = range(self.samples) if fresh else self.missing_samples(card, persona)
-                for sample in samples:
-                    request, _ = self.request_for(card, persona, sample)
-                    planned.append((self.provider_for(persona), request))
-        return planned
+    def missing_samples(self, card: ToolCard, persona: Persona, samples: int) -> list[int]:
+        """Return the sample indexes below `samples` of persona's review of card not stored yet."""
+        stored = {r.sample for r in self.cached_reviews(card.content_hash(), persona, samples)}
+        return [sample for sample in range(samples) if sample not in stored]
 
     async def review(
         self,
@@ -132,12 +112,12 @@ class Reviewer:
         persona: Persona,
         *,
         sample: int = 0,
-        samples: int | None = None,
+        samples: int = 1,
         fresh: bool = False,
         then: Callable[[Connection], None] | None = None,
     ) -> StoredReview:
-        """Return sample `sample` of persona's validated review of card, from the store unless
-        fresh.
+        """Return sample `sample` (of `samples`) of persona's validated review of card, from the
+        store unless fresh.
 
         A new review is stored together with the log entry of the call that gave it, and
         `then` (e.g. the queue marking its task done), in one transaction; with a stored review,
@@ -208,10 +188,10 @@ class Reviewer:
         return SAMPLES_TEMPERATURE if samples > 1 else 0.0
 
     def request_for(
-        self, card: ToolCard, persona: Persona, sample: int = 0, samples: int | None = None
+        self, card: ToolCard, persona: Persona, sample: int = 0, samples: int = 1
     ) -> tuple[Request, str]:
         """Return the request asking persona for sample `sample` of its review of card (one of
-        `samples`, default this run's), and the hash of its prompt. A live review sends it (and
+        `samples`: the count sets the temperature), and the hash of its prompt. A live review sends it (and
         re-asks from it); a batch sends it as one of many.
         """
         prompt = self.prompts.review(persona, card)
@@ -221,7 +201,7 @@ class Reviewer:
             schema_name=f"{persona.key}_review",
             model=self.model_for(persona),
             max_tokens=self.max_tokens,
-            temperature=self.temperature_for(samples or self.samples),
+            temperature=self.temperature_for(samples),
             seed=self.seed + sample,
             persona=persona.key,
             tool=card.slug,
@@ -411,12 +391,12 @@ async def review_tool(
     personas: list[Persona],
     *,
     concurrency: int,
+    samples: int = 1,
     fresh: bool = False,
     on_done: Callable[[str], None] | None = None,
 ) -> tuple[list[StoredReview], dict[str, ProviderError]]:
-    """Run every persona on card, each for the reviewer's samples, concurrently up to the
-    providers' limits (a persona's samples one after the other, so a local prompt cache keeps
-    its prompt).
+    """Run every persona on card, each for `samples` answers, concurrently up to the providers'
+    limits (a persona's samples one after the other, so a local prompt cache keeps its prompt).
 
     Returns the reviews (samples) that succeeded and, by persona, the first error of those that
     did not; a failure of one never discards another's stored review.
@@ -425,12 +405,14 @@ async def review_tool(
         name: asyncio.Semaphore(min(concurrency, provider.max_concurrency))
         for name, provider in reviewer.providers.items()
     }
-    asked = [(persona, sample) for persona in personas for sample in range(reviewer.samples)]
+    asked = [(persona, sample) for persona in personas for sample in range(samples)]
 
     async def one(persona: Persona, sample: int) -> StoredReview | ProviderError:
         async with limits[reviewer.provider_for(persona).name]:
             try:
-                return await reviewer.review(card, persona, sample=sample, fresh=fresh)
+                return await reviewer.review(
+                    card, persona, sample=sample, samples=samples, fresh=fresh
+                )
             except ProviderError as exc:
                 return exc
             finally:

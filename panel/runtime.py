@@ -1,31 +1,113 @@
-"""Wiring: from settings to a ready panel (personas, prompts, store, providers, reviewer).
+"""The runtime: from settings to a ready panel, and the one place a run's plan is made.
 
-Commands open a Runtime, use it, and close it; nothing here talks to a model by itself.
+A run (review, compare, eval, queue run) opens a Runtime, asks it for a Plan (every persona's
+review it needs, and the calls for the samples not stored yet), and carries the plan out through
+the runtime's methods. The store, the reviewer and the spending are the runtime's own: nothing
+outside this module reaches into them. Nothing here talks to a model by itself.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from panel.cards import ToolCard
+from panel.compare import comparison_document, comparison_for
 from panel.config import Settings
 from panel.errors import ProviderError
 from panel.personas import Persona, load_personas, with_models
 from panel.prompts import Prompts
 from panel.providers import make_provider
+from panel.providers.base import Provider, Request
+from panel.records import import_file
 from panel.review import Reviewer, review_tool
-from panel.spending import Spending
-from panel.store import Store, StoredReview
+from panel.spending import Estimate, Spending, estimate, unpriced_error
+from panel.store import CallRecord, Store, StoredReview
+from panel.store.sql import Connection
 
 
-@dataclass
+@dataclass(frozen=True)
+class Ask:
+    """One persona's review of one card: samples 0 to `samples` - 1."""
+
+    card: ToolCard
+    persona: Persona
+    samples: int
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a run must do: every review it asks for, and the calls still to make for them."""
+
+    asks: list[Ask]
+    calls: list[tuple[Provider, Request]]
+
+    @property
+    def answers(self) -> int:
+        """Every sample asked for, stored or not: the total a run's progress counts to."""
+        return sum(ask.samples for ask in self.asks)
+
+
 class Runtime:
-    settings: Settings
-    personas: list[Persona]
-    prompts: Prompts
-    store: Store
-    reviewer: Reviewer
+    """A ready panel: its settings and personas, and the store, providers and spending of a run."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        personas: list[Persona],
+        store: Store,
+        reviewer: Reviewer,
+        *,
+        owns_store: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.personas = personas
+        self._store = store
+        self._reviewer = reviewer
+        self._owns_store = owns_store
+
+    # --- the plan --------------------------------------------------------------------------
+
+    def asks(self, cards: Iterable[ToolCard], samples: int | None = None) -> list[Ask]:
+        """Return every persona's review of each card, `samples` each (default: the run's)."""
+        count = self.settings.samples if samples is None else samples
+        return [Ask(card, persona, count) for card in cards for persona in self.personas]
+
+    def ask(self, card: ToolCard, persona_key: str, samples: int) -> Ask | None:
+        """Return the ask of one persona by key (None if that persona is not on this panel)."""
+        persona = next((p for p in self.personas if p.key == persona_key), None)
+        return None if persona is None else Ask(card, persona, samples)
+
+    def plan(self, asks: list[Ask], *, fresh: bool = False) -> Plan:
+        """Return the plan of asks: the calls for the samples not stored (every one with fresh)."""
+        reviewer, calls = self._reviewer, []
+        for ask in asks:
+            card, persona = ask.card, ask.persona
+            needed = range(ask.samples) if fresh else self.missing(ask)
+            for sample in needed:
+                request, _ = reviewer.request_for(card, persona, sample, ask.samples)
+                calls.append((reviewer.provider_for(persona), request))
+        return Plan(asks, calls)
+
+    def estimate(self, plan: Plan) -> Estimate:
+        """Return what the plan's calls will cost; raise ConfigError if a ceiling is set and a
+        model's price is unknown (the ceiling could not be kept)."""
+        found = estimate(plan.calls, self._store.output_tokens_seen)
+        if found.unpriced and self.settings.max_cost is not None:
+            raise unpriced_error(found.unpriced[0])
+        return found
+
+    def missing(self, ask: Ask) -> list[int]:
+        """Return the sample indexes of ask not stored yet."""
+        return self._reviewer.missing_samples(ask.card, ask.persona, ask.samples)
+
+    def stored(self, ask: Ask) -> list[StoredReview]:
+        """Return the stored samples of ask that `panel review` would reuse now."""
+        return self._reviewer.cached_reviews(ask.card.content_hash(), ask.persona, ask.samples)
+
+    # --- the calls -------------------------------------------------------------------------
 
     async def review(
         self,
@@ -34,27 +116,120 @@ class Runtime:
         fresh: bool = False,
         on_done: Callable[[str], None] | None = None,
         personas: list[Persona] | None = None,
+        samples: int | None = None,
     ) -> tuple[list[StoredReview], dict[str, ProviderError]]:
-        """Return the panel's reviews of card (cached ones reused unless fresh).
+        """Return the panel's reviews of card (stored ones reused unless fresh), `samples` each
+        (default: the run's), and the first error of each persona that failed.
 
         `personas` narrows the panel, e.g. to the personas a stored review set lacks.
         """
         return await review_tool(
-            self.reviewer,
+            self._reviewer,
             card,
             self.personas if personas is None else personas,
             concurrency=self.settings.concurrency,
+            samples=self.settings.samples if samples is None else samples,
             fresh=fresh,
             on_done=on_done,
         )
 
-    async def close_providers(self) -> None:
-        for provider in self.reviewer.providers.values():
-            await provider.aclose()
+    async def review_sample(
+        self, ask: Ask, sample: int, then: Callable[[Connection], None] | None = None
+    ) -> StoredReview:
+        """Return sample `sample` of ask, stored or asked now; `then` writes in its transaction."""
+        return await self._reviewer.review(
+            ask.card, ask.persona, sample=sample, samples=ask.samples, then=then
+        )
+
+    def request(self, ask: Ask, sample: int) -> tuple[Provider, Request, str]:
+        """Return the provider, the request and its prompt hash of one sample of ask, as a live
+        review would send it (a provider batch sends it as one of many)."""
+        request, prompt_hash = self._reviewer.request_for(
+            ask.card, ask.persona, sample, ask.samples
+        )
+        return self._reviewer.provider_for(ask.persona), request, prompt_hash
+
+    def providers(self) -> dict[str, Provider]:
+        """Return the provider of each provider name the panel's personas use."""
+        return {(provider := self._reviewer.provider_for(p)).name: provider for p in self.personas}
+
+    def provider_name(self, persona: Persona) -> str:
+        return self._reviewer.provider_for(persona).name
+
+    def model_name(self, persona: Persona) -> str:
+        return self._reviewer.model_for(persona)
+
+    # --- what the run spent ----------------------------------------------------------------
+
+    def reserve(self, provider: Provider, request: Request, share: float) -> float | None:
+        """Reserve a call's estimate at `share` of its price under the ceiling (None: no room)."""
+        return self._reviewer.spending.reserve(provider, request, share)
+
+    def release(self, reserved: float) -> None:
+        """Give back a reservation whose call never started."""
+        self._reviewer.spending.release(reserved)
+
+    def settle(self, reserved: float, call: CallRecord) -> None:
+        """Replace a reservation by the cost of the call that ended."""
+        self._reviewer.spending.settle(reserved, call)
+
+    def stop_line(self) -> str:
+        """Return the line a run stopped by the ceiling ends with (once its calls have ended)."""
+        return self._reviewer.spending.stop_line()
+
+    def spent(self) -> dict[str, object]:
+        """Return what the run's calls cost, as JSON."""
+        return self._reviewer.spending.to_json()
+
+    # --- what is stored --------------------------------------------------------------------
+
+    def tool(self, slug: str) -> ToolCard | None:
+        """Return the stored card of a tool, or None."""
+        return self._store.get_tool(slug)
+
+    def latest_reviews(self, slug: str) -> list[StoredReview]:
+        """Return the newest stored reviews (with their samples) of the tool by this panel."""
+        keys = {p.key for p in self.personas}
+        latest = self._store.latest_reviews(slug)
+        return [review for key, found in latest.items() if key in keys for review in found]
+
+    def comparison(
+        self,
+        cards: tuple[ToolCard, ToolCard],
+        reviews_of: Callable[[ToolCard], list[StoredReview]] | None = None,
+    ) -> dict[str, Any]:
+        """Return the comparison document of two tools (panel.compare), from the reviews
+        `reviews_of` gives for a card, by default each persona's latest."""
+        return comparison_for(self._store, self.personas, cards, reviews_of)
+
+    def comparison_of(self, a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+        """Return the comparison document of two review documents."""
+        return comparison_document(a, b, self.personas, self._store)
+
+    def comparisons_showing(self, slug: str) -> list[dict[str, Any]]:
+        """Return the comparison document of every stored comparison that shows tool slug."""
+        found = []
+        for a, b, _ in self._store.comparisons():
+            card_a, card_b = self._store.get_tool(a), self._store.get_tool(b)
+            if slug in (a, b) and card_a and card_b:
+                found.append(self.comparison((card_a, card_b)))
+        return found
+
+    def save_comparison(self, a: str, b: str) -> None:
+        self._store.save_comparison(a, b)
+
+    def import_records(self, path: Path) -> tuple[int, int]:
+        """Import a JSONL file of tools and reviews (panel.records); return their counts."""
+        return import_file(path, self.personas, self._store)
+
+    # --- closing ---------------------------------------------------------------------------
 
     async def aclose(self) -> None:
-        await self.close_providers()
-        self.store.close()
+        """Close every provider, and the store if the runtime opened it."""
+        for provider in self._reviewer.providers.values():
+            await provider.aclose()
+        if self._owns_store:
+            self._store.close()
 
 
 def open_runtime(
@@ -63,17 +238,19 @@ def open_runtime(
     *,
     personas: list[Persona] | None = None,
     store: Store | None = None,
+    offline: bool = False,
 ) -> Runtime:
     """Load personas and prompts, open the store and make every provider the panel needs.
 
-    `personas` and `store` reuse what a command already loaded or opened.
+    `personas` and `store` reuse what a run already loaded or opened (a store given here is
+    the caller's to close). An offline runtime makes no provider: it reads the store only.
     """
     personas = personas if personas is not None else load_personas(settings.personas_dir(), only)
     personas = with_models(personas, settings.persona_model)
     prompts = Prompts(settings.prompts_dir())
     for persona in personas:
         _ = persona.answer_model  # fail on a broken persona before any call
-    names = {settings.provider} | {p.provider for p in personas if p.provider}
+    names = set() if offline else {settings.provider} | {p.provider for p in personas if p.provider}
     opened = store is None
     store = store or Store(settings.db)
     try:
@@ -94,10 +271,9 @@ def open_runtime(
         temperature=settings.temperature,
         seed=settings.seed,
         max_attempts=settings.max_attempts,
-        samples=settings.samples,
         spending=Spending(max_usd=settings.max_cost),
     )
-    return Runtime(settings, personas, prompts, store, reviewer)
+    return Runtime(settings, personas, store, reviewer, owns_store=opened)
 
 
 def _for(settings: Settings, provider: str) -> Settings:

@@ -39,7 +39,9 @@ import yaml
 from panel.cards import load_card
 from panel.config import Settings
 from panel.queue.pairs import add_pairs
+from panel.personas import load_personas
 from panel.queue.runner import QueueRunner
+from panel.queue.store import QueueStore
 from panel.runtime import open_runtime
 from panel.store import Store
 
@@ -101,13 +103,13 @@ def settings_for(base_url: str, db: str, out: Path, concurrency: int) -> Setting
 
 async def queue_batch(settings: Settings, pairs: list[tuple[Path, Path]]) -> None:
     """Queue the batch into the (fresh) store."""
-    runtime = open_runtime(settings)
+    store = Store(settings.db)
     try:
         cards = {p: load_card(p) for pair in pairs for p in pair}
-        queue = QueueRunner(runtime, concurrency=1).queue
-        add_pairs(queue, runtime.personas, [(cards[a], cards[b]) for a, b in pairs])
+        personas = load_personas(settings.personas_dir())
+        add_pairs(QueueStore(store), personas, [(cards[a], cards[b]) for a, b in pairs])
     finally:
-        await runtime.aclose()
+        store.close()
 
 
 async def work(settings: Settings) -> dict[str, float]:
@@ -115,9 +117,10 @@ async def work(settings: Settings) -> dict[str, float]:
 
     Returns its start and end (epoch seconds) and the CPU seconds it spent in between.
     """
-    runtime = open_runtime(settings)
+    store = Store(settings.db)
+    runtime = open_runtime(settings, store=store)
     try:
-        runner = QueueRunner(runtime, concurrency=settings.concurrency)
+        runner = QueueRunner(runtime, QueueStore(store), concurrency=settings.concurrency)
         print("ready", flush=True)
         sys.stdin.readline()
         started, cpu = time.time(), os.times()
@@ -125,6 +128,7 @@ async def work(settings: Settings) -> dict[str, float]:
         ended, used = time.time(), os.times()
     finally:
         await runtime.aclose()
+        store.close()
     return {
         "start": started,
         "end": ended,

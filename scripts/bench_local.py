@@ -24,23 +24,25 @@ sys.path.insert(0, str(ROOT))
 from panel.cards import load_card  # noqa: E402
 from panel.config import Settings  # noqa: E402
 from panel.runtime import open_runtime  # noqa: E402
+from panel.store import Store  # noqa: E402
 
 
 async def bench(paths: list[Path], folder: Path) -> list[float]:
     """Review every card once; print a line per card; return the seconds of each."""
     settings = Settings(db=folder / "panel.db", out=folder / "out")
-    runtime = open_runtime(settings)
+    store = Store(settings.db)
+    runtime = open_runtime(settings, store=store)
     seconds = []
     try:
         warm = load_card(ROOT / "examples" / "smolvlm-3b.yaml")
         await runtime.review(warm, personas=runtime.personas[:1], fresh=True)  # loads the model
         for path in paths:
             card = load_card(path)
-            before = runtime.store.count_calls()
+            before = store.count_calls()
             started = time.perf_counter()
             reviews, errors = await runtime.review(card, fresh=True)
             took = time.perf_counter() - started
-            calls = runtime.store.recent_calls(runtime.store.count_calls() - before)
+            calls = store.recent_calls(store.count_calls() - before)
             prompt = sum(c.input_tokens for c in calls)
             cached = sum(c.cached_tokens for c in calls)
             wrote = sum(c.output_tokens for c in calls)
@@ -52,6 +54,7 @@ async def bench(paths: list[Path], folder: Path) -> list[float]:
             )
     finally:
         await runtime.aclose()
+        store.close()
     return seconds
 
 

@@ -1,5 +1,6 @@
-"""The `panel` command line: app.py assembles it, options.py and output.py serve every command
-group (review.py, compare.py, queue.py, golden.py)."""
+"""The `panel` command line: app.py assembles it and holds the one error boundary; one module
+per command or group (review, compare, eval, personas, log, import_, vote, site, queue, golden)
+parses flags and prints; options.py declares the shared options once, output.py prints."""
 
 from panel.cli.app import app
 

@@ -1,22 +1,57 @@
-"""The `panel` command line, assembled: one module per command group, imports inside commands.
+"""The `panel` command line, assembled: one module per command or command group, and the one
+error boundary of the app.
 
 Exit codes: 0 ok, 1 a provider failed after retries, 2 bad input (card, flag, file, setting),
-3 the --max-cost ceiling stopped the run (what is done is kept), 130 interrupted. `panel --help` loads no SDK, model, pydantic, asyncio or rich: each command
-imports what it needs when it runs.
+3 the --max-cost ceiling stopped the run (what is done is kept), 130 interrupted. Every
+PanelError a command raises becomes one line on stderr and its exit code here, at the top of the
+app, and nowhere else. `panel --help` loads no SDK, model, pydantic, asyncio or rich: each
+command imports what it needs when it runs.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
-from panel.cli import compare, evaluate, golden, queue, review
+from panel.cli import (
+    compare,
+    eval,
+    golden,
+    import_,
+    log,
+    output,
+    personas,
+    queue,
+    review,
+    site,
+    vote,
+)
+
+
+class Boundary(TyperGroup):
+    """The app's top group: a PanelError from any command becomes one line and its exit code,
+    an interrupt exit 130; anything else is a bug and keeps its traceback."""
+
+    def invoke(self, ctx: Any) -> Any:  # typer.Context, or the vendored click one it derives from
+        from panel.errors import PanelError
+
+        try:
+            return super().invoke(ctx)
+        except PanelError as exc:
+            output.say(f"panel: error: {exc}", err=True)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            output.say("panel: error: interrupted", err=True)
+            raise typer.Exit(130) from None
+
 
 app = typer.Typer(
     name="panel",
+    cls=Boundary,
     help=(
         "Review an AI tool launch with a panel of four personas (Builder, Skeptic, Futurist, "
         "Founder) and turn the verdicts into comparison pages.\n\n"
@@ -49,12 +84,12 @@ def main(
 
 
 app.command("review")(review.review)
-app.command("personas")(review.personas)
-app.command("log")(review.log)
 app.command("compare")(compare.compare)
-app.command("import")(compare.import_records)
-app.command("vote")(compare.vote)
-app.command("eval")(evaluate.evaluate)
-app.add_typer(compare.site_app, name="site")
-app.add_typer(golden.app, name="golden")
+app.command("eval")(eval.eval_command)
+app.command("personas")(personas.personas)
+app.command("log")(log.log)
+app.command("import")(import_.import_records)
+app.command("vote")(vote.vote)
+app.add_typer(site.app, name="site")
 app.add_typer(queue.app, name="queue")
+app.add_typer(golden.app, name="golden")

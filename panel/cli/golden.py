@@ -16,7 +16,7 @@ from panel.cli.options import (
     PromptsOpt,
     ProviderOpt,
     StructuredOpt,
-    settings_from,
+    uses_settings,
 )
 
 if TYPE_CHECKING:
@@ -33,21 +33,27 @@ DONE = {"check": "ok", "update": "updated", "record": "recorded"}
 
 
 @app.command("check")
-def check(cases: CasesArg, personas: PersonasOpt = None, prompts: PromptsOpt = None) -> None:
+@uses_settings()
+def check(
+    settings: Settings, cases: CasesArg, personas: PersonasOpt = None, prompts: PromptsOpt = None
+) -> None:
     """Replay each case's cassettes and compare with its expected outputs (exit 1 if anything moved)."""
-    settings = output.guard(settings_from, locals())
     raise typer.Exit(output.run(_golden("check", cases, settings)))
 
 
 @app.command("update")
-def update(cases: CasesArg, personas: PersonasOpt = None, prompts: PromptsOpt = None) -> None:
+@uses_settings()
+def update(
+    settings: Settings, cases: CasesArg, personas: PersonasOpt = None, prompts: PromptsOpt = None
+) -> None:
     """Re-render each case's expected outputs from its cassettes (accept what changed)."""
-    settings = output.guard(settings_from, locals())
     raise typer.Exit(output.run(_golden("update", cases, settings)))
 
 
 @app.command("record")
+@uses_settings()
 def record(
+    settings: Settings,
     cases: CasesArg,
     provider: ProviderOpt = None,
     model: ModelOpt = None,
@@ -57,7 +63,6 @@ def record(
     prompts: PromptsOpt = None,
 ) -> None:
     """Record fresh model answers for each case's cards (default: the local model), then update."""
-    settings = output.guard(settings_from, locals())
     raise typer.Exit(output.run(_golden("record", cases, settings)))
 
 

@@ -1,7 +1,11 @@
-"""The options several commands share, and the one way a command turns its flags into Settings."""
+"""The options commands share, declared once, and the one way a command turns its flags into
+Settings (`uses_settings`)."""
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -41,7 +45,10 @@ StructuredOpt = Annotated[
 ConcurrencyOpt = Annotated[
     int | None,
     typer.Option(
-        "--concurrency", "-c", help="Model calls in flight at once (remote providers). Default 8."
+        "--concurrency",
+        "-c",
+        help="Model calls in flight at once (remote providers; for `queue run`, its workers). "
+        "Default 8.",
     ),
 ]
 DbOpt = Annotated[
@@ -104,9 +111,69 @@ PersonaModelOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of tables.")]
 
 
+def _run_options(
+    provider: ProviderOpt = None,
+    model: ModelOpt = None,
+    base_url: BaseUrlOpt = None,
+    structured_output: StructuredOpt = None,
+    concurrency: ConcurrencyOpt = None,
+    samples: SamplesOpt = None,
+    persona_model: PersonaModelOpt = None,
+    max_cost: MaxCostOpt = None,
+    db: DbOpt = None,
+    personas: PersonasOpt = None,
+    prompts: PromptsOpt = None,
+    out: OutOpt = None,
+    record: RecordOpt = None,
+    cassettes: CassettesOpt = None,
+) -> None:
+    """The options of every command that runs the panel (review, compare, eval, queue run)."""
+
+
+RUN_OPTIONS = tuple(inspect.signature(_run_options, eval_str=True).parameters.values())
+
+
+def uses_settings(*, run: bool = False) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Make a command take `settings` built from its flags: those of its own parameters that
+    name a setting and, with run, the options every run shares (RUN_OPTIONS, declared once
+    here), then PANEL_* variables, then the config file. A flag left at None is "not given".
+    """
+
+    def decorate(command: Callable[..., None]) -> Callable[..., None]:
+        own = _parameters(command)
+        shared = RUN_OPTIONS if run else ()
+        names = {p.name for p in shared}
+
+        @functools.wraps(command)
+        def wrapper(**flags: Any) -> None:
+            settings = settings_from(flags)
+            command(settings=settings, **{k: v for k, v in flags.items() if k not in names})
+
+        parameters = [*own, *(p for p in shared if p.name not in {q.name for q in own})]
+        wrapper.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+        wrapper.__annotations__ = {p.name: p.annotation for p in parameters}
+        return wrapper
+
+    return decorate
+
+
+def _parameters(command: Callable[..., None]) -> list[inspect.Parameter]:
+    """Return command's parameters but `settings`, their annotations evaluated (the module may
+    import the type of `settings` for type checking only)."""
+    found = []
+    for p in inspect.signature(command).parameters.values():
+        if p.name == "settings":
+            continue
+        annotation = p.annotation
+        if isinstance(annotation, str):
+            annotation = eval(annotation, command.__globals__)
+        found.append(p.replace(annotation=annotation))
+    return found
+
+
 def settings_from(flags: dict[str, Any], **more: Any) -> Settings:
-    """Return the settings of a command: its flags that name a setting (pass `locals()` first
-    thing in the command), then PANEL_* variables, then the config file.
+    """Return the settings of a command: its flags that name a setting, then PANEL_* variables,
+    then the config file.
 
     A flag left at None is "not given"; `more` adds values under other names.
     """

@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 import typer
 
 if TYPE_CHECKING:
-    from panel.providers.base import Provider, Request
-    from panel.queue.store import QueueStore
+    from panel.queue.store import Progress
+    from panel.runs import Ended
+    from panel.spending import Estimate
 
 T = TypeVar("T")
 
@@ -61,48 +62,54 @@ def echo_json(value: Any, *, indent: int | None = 2, ensure_ascii: bool = False)
 
 
 def run(coroutine: Coroutine[Any, Any, T]) -> T:
-    """Run a command's coroutine; a PanelError becomes one line and its exit code."""
+    """Run a command's coroutine (its errors reach the app's one boundary, panel.cli.app)."""
     import asyncio
 
-    from panel.errors import PanelError
-
-    try:
-        return asyncio.run(coroutine)
-    except PanelError as exc:
-        fail(str(exc), exc.exit_code)
-    except KeyboardInterrupt:
-        fail("interrupted", 130)
+    return asyncio.run(coroutine)
 
 
-def guard(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Call a command's function; a PanelError becomes one line on stderr and its exit code."""
-    from panel.errors import PanelError
-
-    try:
-        return fn(*args, **kwargs)
-    except PanelError as exc:
-        fail(str(exc), exc.exit_code)
-
-
-def announce(
-    planned: list[tuple[Provider, Request]],
-    max_cost: float | None,
-    seen: Callable[[str, str], float | None] | None = None,
-) -> None:
-    """Before a run: name each model whose price is unknown (refused under --max-cost), and
-    say how many calls and what cost a run of more than 20 calls will take (seen: the mean
-    output tokens of a provider's model in the call log, for the likely cost)."""
+def announce(estimate: Estimate, max_cost: float | None) -> None:
+    """Before a run: name each model whose price is unknown, and say how many calls and what
+    cost a run of more than LONG_RUN_CALLS calls will take."""
     from panel.providers.base import prices_read_on
-    from panel.spending import estimate, unpriced_error
 
-    plan = estimate(planned, seen)
-    if plan.unpriced and max_cost is not None:
-        raise unpriced_error(plan.unpriced[0])
-    for model in plan.unpriced:
+    for model in estimate.unpriced:
         note(f"the price of {model} is unknown (prices read {prices_read_on()}): not counted")
-    if plan.calls > LONG_RUN_CALLS:
+    if estimate.calls > LONG_RUN_CALLS:
         budget = "" if max_cost is None else f" (ceiling ${max_cost:.4f})"
-        note(plan.line() + budget)
+        note(estimate.line() + budget)
+
+
+class Terminal:
+    """What a run shows on the terminal (panel.runs.Show): its plan before it starts, progress
+    bars on stderr, notes; `quiet` (--json) keeps only the lines a user must see."""
+
+    def __init__(self, max_cost: float | None, *, quiet: bool = False) -> None:
+        self.max_cost = max_cost
+        self.quiet = quiet
+
+    def announce(self, estimate: Estimate) -> None:
+        announce(estimate, self.max_cost)
+
+    def progress(self, total: int) -> ReviewProgress:
+        return ReviewProgress(total, not self.quiet)
+
+    def queue_progress(self, measure: Callable[[], Progress]) -> QueueProgress:
+        return QueueProgress(measure, not self.quiet)
+
+    def note(self, line: str) -> None:
+        if not self.quiet:
+            note(line)
+
+
+def finish(ended: Ended) -> None:
+    """Print a run's failures and the line it stopped with; exit with its code (0: return)."""
+    for failure in ended.failures:
+        say(f"panel: error: {failure}", err=True)
+    if ended.line is not None:
+        say(f"panel: error: {ended.line}", err=True)
+    if ended.exit_code:
+        raise typer.Exit(ended.exit_code)
 
 
 def print_table(
@@ -166,11 +173,10 @@ MEASURE_SECONDS = 0.25
 class QueueProgress:
     """A live bar of jobs with done, failed, calls, tokens and ETA; plain lines off a terminal."""
 
-    def __init__(self, queue: QueueStore, enabled: bool) -> None:
-        self.queue = queue
+    def __init__(self, measure: Callable[[], Progress], enabled: bool) -> None:
+        self.measure = measure
         self.enabled = enabled
         self.tty = sys.stderr.isatty()
-        self.started_at = time.time()
         self.calls = 0
         self.tokens = 0
         self.total = 0
@@ -181,11 +187,11 @@ class QueueProgress:
 
     def _measure(self) -> tuple[int, int]:
         self._measured_at = time.monotonic()
-        progress = self.queue.progress(self.started_at)
+        progress = self.measure()
         self.calls, self.tokens, self.total = progress.calls, progress.tokens, progress.total
         return progress.done, progress.failed
 
-    def __enter__(self) -> QueueProgress:
+    def __enter__(self) -> Callable[[str], None]:
         done, _ = self._measure()
         if self.enabled and self.tty:
             from rich.console import Console
@@ -208,7 +214,7 @@ class QueueProgress:
             )
             self._bar.start()
             self._task = self._bar.add_task("jobs", total=self.total, completed=done, detail="")
-        return self
+        return lambda _key: self.update()
 
     def update(self) -> None:
         """Show the queue's progress, measured at most every MEASURE_SECONDS (each measure is a

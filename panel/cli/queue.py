@@ -2,34 +2,18 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from panel.cli import output
-from panel.cli.options import (
-    BaseUrlOpt,
-    CassettesOpt,
-    DbOpt,
-    JsonOpt,
-    MaxCostOpt,
-    ModelOpt,
-    OutOpt,
-    PersonaModelOpt,
-    PersonasOpt,
-    PromptsOpt,
-    ProviderOpt,
-    RecordOpt,
-    SamplesOpt,
-    StructuredOpt,
-    settings_from,
-)
+from panel.cli.options import DbOpt, JsonOpt, PersonasOpt, SamplesOpt, uses_settings
 
 if TYPE_CHECKING:
     from panel.config import Settings
     from panel.queue.store import QueueStore
+    from panel.runs.queue import Drained
     from panel.store import Store
 
 app = typer.Typer(
@@ -50,7 +34,9 @@ def _open_queue(settings: Settings, *, must_exist: str | None = None) -> tuple[S
 
 
 @app.command("add")
+@uses_settings()
 def add(
+    settings: Settings,
     file: Annotated[
         Path,
         typer.Argument(
@@ -67,10 +53,6 @@ def add(
 
     With --samples N each persona answers each tool N times when the queue runs.
     """
-    output.guard(_add, output.guard(settings_from, locals()), file, as_json)
-
-
-def _add(settings: Settings, file: Path, as_json: bool) -> None:
     from dataclasses import asdict
 
     from panel.personas import load_personas
@@ -93,15 +75,9 @@ def _add(settings: Settings, file: Path, as_json: bool) -> None:
 
 
 @app.command("run")
+@uses_settings(run=True)
 def run(
-    concurrency: Annotated[
-        int | None,
-        typer.Option(
-            "--concurrency",
-            "-c",
-            help="Workers (and model calls) in flight at once. Default: the concurrency setting (8).",
-        ),
-    ] = None,
+    settings: Settings,
     rpm: Annotated[
         int | None, typer.Option("--rpm", help="Requests per minute per provider. Env: PANEL_RPM.")
     ] = None,
@@ -134,18 +110,6 @@ def run(
         float,
         typer.Option("--poll-interval", help="With --batch-api: seconds between batch polls."),
     ] = 30.0,
-    max_cost: MaxCostOpt = None,
-    persona_model: PersonaModelOpt = None,
-    provider: ProviderOpt = None,
-    model: ModelOpt = None,
-    base_url: BaseUrlOpt = None,
-    structured_output: StructuredOpt = None,
-    db: DbOpt = None,
-    personas: PersonasOpt = None,
-    prompts: PromptsOpt = None,
-    out: OutOpt = None,
-    record: RecordOpt = None,
-    cassettes: CassettesOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Drain the queue: review every tool once, then write every comparison. Safe to kill and rerun.
@@ -154,73 +118,50 @@ def run(
     --max-cost stopped it (what is done is kept; the rest stays queued for the next run).
     """
     # job_attempts is not the max_attempts setting (retries of one call): named apart.
-    settings = output.guard(settings_from, locals())
-    knobs = {"max_attempts": job_attempts, "lease": lease}
-    batch = {"poll_interval": poll_interval} if batch_api else None
-    raise typer.Exit(output.run(_run(settings, knobs, batch, as_json)))
+    from panel.runs.queue import run_queue
+
+    show = output.Terminal(settings.max_cost, quiet=as_json)
+    drained = output.run(
+        run_queue(
+            settings,
+            show,
+            max_attempts=job_attempts,
+            lease=lease,
+            batch_poll=poll_interval if batch_api else None,
+        )
+    )
+    _print_run(drained, as_json)
+    output.finish(drained.ended)
 
 
-async def _run(
-    settings: Settings, knobs: dict[str, Any], batch: dict[str, Any] | None, as_json: bool
-) -> int:
-    """Drain the queue (first as provider batches when batch is given); return the exit code."""
-    from panel.queue.batch import Batcher
-    from panel.queue.runner import QueueRunner
-    from panel.runtime import open_runtime
-
-    runtime = open_runtime(settings)
-    try:
-        runner = QueueRunner(runtime, concurrency=settings.concurrency, **knobs)
-        runner.reopen_stale()
-        output.announce(runner.planned(), settings.max_cost, runtime.store.output_tokens_seen)
-        with output.QueueProgress(runner.queue, enabled=not as_json) as progress:
-            runner.on_change = progress.update
-            if batch is not None:
-                await Batcher(
-                    runtime,
-                    lease=knobs["lease"],
-                    stats=runner.stats,
-                    on_change=progress.update,
-                    notify=(lambda line: None) if as_json else output.note,
-                    **batch,
-                ).run()
-            stats = await runner.run()
-        summary = runner.queue.status()
-    finally:
-        await runtime.aclose()
-    seconds = time.monotonic() - stats.started
+def _print_run(drained: Drained, as_json: bool) -> None:
+    stats, summary = drained.stats, drained.summary
     if as_json:
         run_figures = {
             "jobs_done": stats.jobs_done,
             "jobs_failed": stats.jobs_failed,
             "reviews_done": stats.tasks_done,
             "reviews_failed": stats.tasks_failed,
-            "calls": progress.calls,
-            "tokens": progress.tokens,
-            "seconds": round(seconds, 3),
+            "calls": drained.calls,
+            "tokens": drained.tokens,
+            "seconds": round(drained.seconds, 3),
         }
         output.echo_json(
             {"run": run_figures, "jobs": summary["jobs"], "tasks": summary["tasks"]}, indent=None
         )
-    else:
-        jobs = summary["jobs"]
-        output.say(
-            f"done: {jobs['done']} · failed: {jobs['failed']} · "
-            f"pending: {jobs['pending'] + jobs['running']} · "
-            f"{progress.calls} model call(s), {progress.tokens} token(s) in {seconds:.1f} s"
-        )
-    if runner.stopped is not None:
-        output.fail(runtime.reviewer.spending.stop_line(), 3)  # the calls under way have ended
-    return 1 if summary["jobs"]["failed"] else 0
+        return
+    jobs = summary["jobs"]
+    output.say(
+        f"done: {jobs['done']} · failed: {jobs['failed']} · "
+        f"pending: {jobs['pending'] + jobs['running']} · "
+        f"{drained.calls} model call(s), {drained.tokens} token(s) in {drained.seconds:.1f} s"
+    )
 
 
 @app.command("status")
-def status(db: DbOpt = None, as_json: JsonOpt = False) -> None:
+@uses_settings()
+def status(settings: Settings, db: DbOpt = None, as_json: JsonOpt = False) -> None:
     """Counts of pending, running, done and failed jobs, and every failed job with its error."""
-    output.guard(_status, output.guard(settings_from, locals()), as_json)
-
-
-def _status(settings: Settings, as_json: bool) -> None:
     store, queue = _open_queue(settings, must_exist="panel queue add")
     try:
         summary = queue.status()
@@ -245,17 +186,15 @@ def _status(settings: Settings, as_json: bool) -> None:
 
 
 @app.command("retry")
+@uses_settings()
 def retry(
+    settings: Settings,
     failed: Annotated[
         bool, typer.Option("--failed", help="Requeue every failed job and review.")
     ] = False,
     db: DbOpt = None,
 ) -> None:
     """Requeue failed jobs (and the failed reviews they need)."""
-    output.guard(_retry, output.guard(settings_from, locals()), failed)
-
-
-def _retry(settings: Settings, failed: bool) -> None:
     from panel.errors import InputError
 
     if not failed:

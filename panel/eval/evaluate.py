@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import datetime as dt
 import statistics
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from panel.aggregate import Judged, panel_result
 from panel.cards import ToolCard
-from panel.errors import CostCeilingReached, ProviderError
+from panel.errors import ProviderError
 from panel.eval import stats
 from panel.eval.probes import PROBES, probes
 from panel.personas import Persona
@@ -54,26 +53,8 @@ def variants(cards: list[ToolCard]) -> list[tuple[ToolCard, str, ToolCard]]:
     return found
 
 
-async def collect(
-    runtime: Runtime, cards: list[ToolCard], on_done: Callable[[str], None] | None = None
-) -> Collected:
-    """Review every card and probe with the panel (stored samples reused); a --max-cost stop
-    is raised once what was done is stored."""
-    collected = Collected()
-    for card, variant, reviewed in variants(cards):
-        reviews, errors = await runtime.review(reviewed, on_done=on_done)
-        by_persona: dict[str, list[StoredReview]] = {}
-        for review in reviews:
-            by_persona.setdefault(review.persona, []).append(review)
-        collected.reviews[(card.slug, variant)] = by_persona
-        for key, error in errors.items():
-            if isinstance(error, CostCeilingReached):  # the calls under way have ended now
-                raise CostCeilingReached(runtime.reviewer.spending.stop_line())
-            collected.failures.append(_failure(card, variant, key, error))
-    return collected
-
-
-def _failure(card: ToolCard, variant: str, persona: str, error: ProviderError) -> dict[str, str]:
+def failure(card: ToolCard, variant: str, persona: str, error: ProviderError) -> dict[str, str]:
+    """Return the entry of one review the eval asked for that failed."""
     return {"tool": card.slug, "persona": persona, "variant": variant, "error": error.message}
 
 
@@ -83,7 +64,7 @@ def eval_document(runtime: Runtime, cards: list[ToolCard], collected: Collected)
     return {
         "schema": SCHEMA,
         "generated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "samples": runtime.reviewer.samples,
+        "samples": runtime.settings.samples,
         "cards": [_card_entry(card, collected) for card in cards],
         "personas": {p.key: _spread(runtime, p, cards, collected) for p in personas},
         "agreement": _agreement(personas, cards, collected),
@@ -91,7 +72,7 @@ def eval_document(runtime: Runtime, cards: list[ToolCard], collected: Collected)
         "stability": _stability(runtime, cards, collected),
         "perturbations": {kind: _perturbation(kind, personas, cards, collected) for kind in PROBES},
         "labels": _labels(cards, collected),
-        "cost": runtime.reviewer.spending.to_json(),
+        "cost": runtime.spent(),
     }
 
 
@@ -121,8 +102,8 @@ def _spread(
     crowded = stats.crowded_band(scores, share=CROWDED_SHARE)
     return {
         "display_name": persona.display_name,
-        "provider": runtime.reviewer.provider_for(persona).name,
-        "model": runtime.reviewer.model_for(persona),
+        "provider": runtime.provider_name(persona),
+        "model": runtime.model_name(persona),
         "answers": len(scores),
         "mean": _round(mean),
         "sd": _round(sd),
@@ -151,7 +132,7 @@ def _consistency(runtime: Runtime, cards: list[ToolCard], collected: Collected) 
     """Count the answers, those whose verdict follows the score rule, those that needed a
     re-ask, and the answers asked for that never became valid (each failure listed)."""
     answers = [r for found in collected.reviews.values() for s in found.values() for r in s]
-    asked = len(cards) * (1 + len(PROBES)) * len(runtime.personas) * runtime.reviewer.samples
+    asked = len(cards) * (1 + len(PROBES)) * len(runtime.personas) * runtime.settings.samples
     return {
         "answers": len(answers),
         "follow_rule": sum(1 for r in answers if r.verdict == verdict_for(r.score)),
@@ -164,7 +145,7 @@ def _consistency(runtime: Runtime, cards: list[ToolCard], collected: Collected) 
 def _stability(runtime: Runtime, cards: list[ToolCard], collected: Collected) -> dict[str, Any]:
     """With several samples: the mean sd of a persona's samples of one card, and the share of
     (card, persona) sample sets whose verdicts disagree, over the original cards."""
-    samples = runtime.reviewer.samples
+    samples = runtime.settings.samples
     by_persona: dict[str, dict[str, float | None]] = {}
     every: list[Judged] = []
     for persona in runtime.personas:

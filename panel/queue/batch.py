@@ -39,7 +39,7 @@ from panel.errors import (
 from panel.personas import Answer
 from panel.providers.base import BatchResults, BatchStatus, Generation, Provider, Request
 from panel.queue.runner import LEASE_SECONDS, RunStats, heartbeat_loop, worker_id
-from panel.queue.store import BatchItem, HeldBatch, QueueStore
+from panel.queue.store import BatchItem, BatchStore, HeldBatch, QueueStore
 from panel.review import InvalidAnswer, parse_answer, stored_review
 from panel.runtime import Runtime
 from panel.store import CallRecord
@@ -67,12 +67,10 @@ class Judged:
 def batch_providers(runtime: Runtime) -> dict[str, Provider]:
     """Return the provider of each provider name the panel uses, or raise InputError saying why
     one cannot batch (no batch API, or a wrapper such as --record that needs live calls)."""
-    found: dict[str, Provider] = {}
-    for persona in runtime.personas:
-        provider = runtime.reviewer.provider_for(persona)
+    found = runtime.providers()
+    for provider in found.values():
         if (reason := provider.cannot_batch()) is not None:
             raise InputError(reason)
-        found[provider.name] = provider
     return found
 
 
@@ -96,6 +94,8 @@ class Batcher:
     def __init__(
         self,
         runtime: Runtime,
+        queue: QueueStore,
+        batches: BatchStore,
         *,
         lease: float = LEASE_SECONDS,
         poll_interval: float = POLL_SECONDS,
@@ -104,8 +104,8 @@ class Batcher:
         notify: Callable[[str], None] | None = None,
     ) -> None:
         self.runtime = runtime
-        self.queue = QueueStore(runtime.store)
-        self.reviewer = runtime.reviewer
+        self.queue = queue
+        self.batches = batches
         self.providers = batch_providers(runtime)
         self.lease = lease
         self.poll_interval = poll_interval
@@ -113,7 +113,6 @@ class Batcher:
         self.on_change = on_change or (lambda: None)
         self.notify = notify or (lambda _line: None)
         self.owner = worker_id()
-        self.personas = {p.key: p for p in runtime.personas}
         self._cards: dict[str, ToolCard | None] = {}
         self._seen: dict[int, tuple[str, int]] = {}
         self._reserved: dict[tuple[str, str, int], float] = {}
@@ -127,22 +126,21 @@ class Batcher:
         try:
             while True:
                 await self._submit_claimable()
-                for batch in self.queue.hold_open_batches(self.owner, self.lease):
+                for batch in self.batches.hold_open_batches(self.owner, self.lease):
                     await self._advance(batch)
-                if not self.queue.open_batches():
+                if not self.batches.open_batches():
                     return self.stats
                 await asyncio.sleep(self.poll_interval)
         finally:
             heartbeat.cancel()
-            self.queue.release_unsent(self.owner)
+            self.batches.release_unsent(self.owner)
 
     # --- submitting ----------------------------------------------------------------------------
 
     async def _submit_claimable(self) -> None:
         """Claim the reviews no batch holds yet and submit them, one batch per provider."""
-        spending = self.reviewer.spending
         while not self.ceiling_reached and (
-            claimed := self.queue.claim_tasks(self.owner, self.lease, MAX_REQUESTS)
+            claimed := self.batches.claim_tasks(self.owner, self.lease, MAX_REQUESTS)
         ):
             groups: dict[str, list[tuple[BatchItem, Request]]] = {}
             for tool, persona_key in claimed:
@@ -150,13 +148,13 @@ class Batcher:
                 # --max-cost: a task whose samples do not all fit stays claimed (release_unsent
                 # puts it back), its reservations given back
                 reservations = [
-                    spending.reserve(self.providers[provider], request, BATCH_PRICE)
+                    self.runtime.reserve(self.providers[provider], request, BATCH_PRICE)
                     for provider, _, request in prepared
                 ]
                 if None in reservations:
                     self.ceiling_reached = True
                     for reserved in reservations:
-                        spending.release(reserved or 0.0)
+                        self.runtime.release(reserved or 0.0)
                     continue
                 for (provider, item, request), reserved in zip(prepared, reservations, strict=True):
                     self._reserved[(tool, persona_key, item.sample)] = reserved or 0.0
@@ -170,24 +168,27 @@ class Batcher:
 
         Samples already stored are reused, as a live run would; an unknown persona or tool fails.
         """
-        persona = self.personas.get(persona_key)
         card = self._card(tool)
-        if persona is None or card is None:
-            missing = f"persona '{persona_key}' is not on this panel" if persona is None else None
-            error = missing or f"queued tool '{tool}' is not in the store"
-            self._failed(self.queue.fail_task(tool, persona_key, error, located(error, tool=tool)))
-            return []
-        card_hash = card.content_hash()
         samples = self.queue.task_samples(tool).get(persona_key, 1)
-        needed = self.reviewer.missing_samples(card, persona, samples)
+        ask = None if card is None else self.runtime.ask(card, persona_key, samples)
+        if card is None or ask is None:
+            error = InputError(
+                "not a persona on this panel"
+                if card is not None
+                else "queued tool not in the store",
+                tool=tool,
+                persona=persona_key if card is not None else None,
+            )
+            self._failed(self.queue.fail_task(tool, persona_key, error.message, str(error)))
+            return []
+        needed = self.runtime.missing(ask)
         if not needed:
             self.queue.finish_task(tool, persona_key)
             self.stats.tasks_done += 1
             return []
-        provider = self.reviewer.provider_for(persona).name
         prepared = []
         for sample in needed:
-            request, prompt_hash = self.reviewer.request_for(card, persona, sample, samples)
+            provider, request, prompt_hash = self.runtime.request(ask, sample)
             item = BatchItem(
                 custom_id="",  # numbered when the batch is put together
                 tool=tool,
@@ -195,10 +196,10 @@ class Batcher:
                 model=request.model,
                 prompt_version=request.prompt_version,
                 prompt_hash=prompt_hash,
-                card_hash=card_hash,
+                card_hash=card.content_hash(),
                 sample=sample,
             )
-            prepared.append((provider, item, request))
+            prepared.append((provider.name, item, request))
         return prepared
 
     async def _submit(self, provider: str, entries: list[tuple[BatchItem, Request]]) -> None:
@@ -211,14 +212,14 @@ class Batcher:
             (item.custom_id, request) for item, (_, request) in zip(items, entries, strict=True)
         ]
         batch_id = await self.providers[provider].batch_create(requests)
-        self.queue.save_batch(provider, batch_id, self.owner, self.lease, items)
+        self.batches.save_batch(provider, batch_id, self.owner, self.lease, items)
         self.notify(f"{provider} batch {batch_id}: {len(items)} review(s) submitted")
 
     # --- polling -------------------------------------------------------------------------------
 
     def _check_open_providers(self) -> None:
         """Refuse to start when an open batch belongs to a provider this run cannot poll."""
-        if stray := [p for p in self.queue.open_batch_providers() if p not in self.providers]:
+        if stray := [p for p in self.batches.open_batch_providers() if p not in self.providers]:
             raise InputError(
                 f"a batch of provider '{stray[0]}' is still open: "
                 f"run `panel queue run --batch-api --provider {stray[0]}` first"
@@ -237,7 +238,7 @@ class Batcher:
         if status.ended:
             self._ingest(batch, status, results)
         else:
-            self.queue.set_batch_status(batch.row, status.state)
+            self.batches.set_batch_status(batch.row, status.state)
         self.on_change()
 
     def _report(self, batch: HeldBatch, status: BatchStatus) -> None:
@@ -258,7 +259,7 @@ class Batcher:
             provider=batch.provider,
         )
         done, failed = self.stats.tasks_done, self.stats.tasks_failed
-        for item in self.queue.batch_items(batch.row):
+        for item in self.batches.batch_items(batch.row):
             if item.outcome is None:
                 result = results.get(item.custom_id, unanswered)
                 self._ingest_one(batch, provider, item, self._judge(item, result))
@@ -266,15 +267,15 @@ class Batcher:
             f"{batch.provider} batch {batch.batch_id}: {self.stats.tasks_done - done} review(s) "
             f"stored, {self.stats.tasks_failed - failed} failed"
         )
-        self.queue.end_batch(batch.row, status.state)
+        self.batches.end_batch(batch.row, status.state)
 
     def _judge(self, item: BatchItem, result: Generation | ProviderError) -> Judged:
         """Return what one answer comes to under the live validation rules (without re-asking)."""
         if isinstance(result, ProviderError):
             return Judged("error", error=str(result))
-        persona = self.personas.get(item.persona)
+        persona = next((p for p in self.runtime.personas if p.key == item.persona), None)
         if persona is None:
-            return Judged("error", error=f"persona '{item.persona}' is not on this panel")
+            return Judged("error", error=f"{item.persona}: not a persona on this panel")
         try:
             answer = parse_answer(_asked(item), result, persona.answer_model)
         except InvalidAnswer as bad:
@@ -292,9 +293,7 @@ class Batcher:
         self, batch: HeldBatch, provider: Provider, item: BatchItem, judged: Judged
     ) -> None:
         """Log one answer and settle its task, in one transaction; an item is ingested once."""
-        card = self.runtime.store.get_tool(
-            item.tool
-        )  # as stored now: never write back a card it replaced
+        card = self.runtime.tool(item.tool)  # as stored now: never write back a card it replaced
         error = judged.error
         if judged.answer is not None and (card is None or card.content_hash() != item.card_hash):
             error = f"the card of {item.tool} changed while its batch ran"
@@ -310,7 +309,7 @@ class Batcher:
             persona=item.persona,
         )
         record = self._call_record(batch, provider, item, judged)
-        settled = self.queue.settle_batch_item(
+        settled = self.batches.settle_batch_item(
             batch.row,
             item,
             judged.outcome,
@@ -322,7 +321,7 @@ class Batcher:
         if settled is None:
             return
         reserved = self._reserved.pop((item.tool, item.persona, item.sample), 0.0)
-        self.reviewer.spending.settle(reserved, record)
+        self.runtime.settle(reserved, record)
         if settled[0] == "done":
             self.stats.tasks_done += 1
         elif settled[0] == "failed":
@@ -362,5 +361,5 @@ class Batcher:
 
     def _card(self, slug: str) -> ToolCard | None:
         if slug not in self._cards:
-            self._cards[slug] = self.runtime.store.get_tool(slug)
+            self._cards[slug] = self.runtime.tool(slug)
         return self._cards[slug]

@@ -10,8 +10,7 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 
-from panel.cards import ToolCard
-from panel.compare import resolve_tool
+from panel.cards import ToolCard, resolve_card
 from panel.errors import CardError, InputError
 from panel.files import read_capped
 from panel.parsing import ParseError, load_json
@@ -72,7 +71,7 @@ def read_pairs(path: Path, store: Store) -> list[tuple[ToolCard, ToolCard]]:
                 else str(path.parent / ref)
             )
             try:
-                card = cards.get(ref) or resolve_tool(candidate, store)
+                card = cards.get(ref) or resolve_card(candidate, store.get_tool)
             except InputError as exc:
                 raise CardError(f"{path}:{number}", str(exc)) from None
             cards[ref] = card

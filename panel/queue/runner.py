@@ -23,11 +23,10 @@ from dataclasses import dataclass, field
 from functools import partial
 
 from panel.cards import ToolCard
-from panel.compare import comparison_for, write_pages
+from panel.compare import write_pages
 from panel.errors import CostCeilingReached, InputError, ProviderError, located
-from panel.providers.base import Provider, Request
 from panel.queue.store import QueueStore, finish_task_in
-from panel.runtime import Runtime
+from panel.runtime import Ask, Plan, Runtime
 from panel.store import StoredReview
 
 LEASE_SECONDS = 30.0
@@ -53,6 +52,7 @@ class QueueRunner:
     def __init__(
         self,
         runtime: Runtime,
+        queue: QueueStore,
         *,
         concurrency: int,
         max_attempts: int = 3,
@@ -60,7 +60,7 @@ class QueueRunner:
         on_change: Callable[[], None] | None = None,
     ) -> None:
         self.runtime = runtime
-        self.queue = QueueStore(runtime.store)
+        self.queue = queue
         self.concurrency = concurrency
         self.max_attempts = max_attempts
         self.lease = lease
@@ -83,50 +83,43 @@ class QueueRunner:
         self.queue.reopen_stale_jobs()
         for slug in self.queue.open_job_tools():
             card, samples = self._card(slug), self.queue.task_samples(slug)
-            reviewer = self.runtime.reviewer
             complete = {
-                key: not reviewer.missing_samples(card, persona, samples.get(key, 1))
-                for key, persona in self.personas.items()
+                ask.persona.key: not self.runtime.missing(ask)
+                for ask in (self._ask(card, key, samples.get(key, 1)) for key in self.personas)
+                if ask is not None
             }
             self.queue.add_tasks(slug, complete)
 
-    def planned(self) -> list[tuple[Provider, Request]]:
-        """Return the calls the reviews left in the queue will make (their missing samples)."""
-        reviewer, planned = self.runtime.reviewer, []
+    def plan(self) -> Plan:
+        """Return the plan of the reviews left in the queue (the runtime's, as for a live run)."""
+        asks = []
         for tool, persona_key, samples in self.queue.open_tasks():
-            persona = self.personas.get(persona_key)
-            if persona is None or self.runtime.store.get_tool(tool) is None:
-                continue  # it fails when claimed, with its reason
-            card = self._card(tool)
-            for sample in reviewer.missing_samples(card, persona, samples):
-                request, _ = reviewer.request_for(card, persona, sample, samples)
-                planned.append((reviewer.provider_for(persona), request))
-        return planned
+            card = self.runtime.tool(tool)
+            ask = None if card is None else self._ask(card, persona_key, samples)
+            if ask is not None:  # else it fails when claimed, with its reason
+                asks.append(ask)
+        return self.runtime.plan(asks)
+
+    def _ask(self, card: ToolCard, persona_key: str, samples: int) -> Ask | None:
+        return self.runtime.ask(card, persona_key, samples)
 
     def _card(self, slug: str) -> ToolCard:
         if slug not in self._cards:
-            card = self.runtime.store.get_tool(slug)
+            card = self.runtime.tool(slug)
             if card is None:
-                raise InputError(f"queued tool '{slug}' is not in the store")
+                raise InputError("queued tool not in the store", tool=slug)
             self._cards[slug] = card
         return self._cards[slug]
 
     async def _do_task(self, tool: str, persona_key: str, attempts: int, samples: int) -> None:
-        persona = self.personas.get(persona_key)
         try:
-            if persona is None:
-                raise InputError(f"persona '{persona_key}' is not on this panel")
-            card = self._card(tool)
+            ask = self._ask(self._card(tool), persona_key, samples)
+            if ask is None:
+                raise InputError("not a persona on this panel", persona=persona_key)
             for sample in range(samples):  # stored samples are reused, the last one ends the task
-                await self.runtime.reviewer.review(
-                    card,
-                    persona,
-                    sample=sample,
-                    samples=samples,
-                    then=partial(finish_task_in, tool=tool, persona=persona_key)
-                    if sample == samples - 1
-                    else None,
-                )
+                last = sample == samples - 1
+                then = partial(finish_task_in, tool=tool, persona=persona_key) if last else None
+                await self.runtime.review_sample(ask, sample, then)
         except CostCeilingReached as exc:  # not the task's fault: it waits for a later run
             self.queue.release_task(tool, persona_key, self.owner, str(exc), attempt=False)
             self.stopped = exc
@@ -149,22 +142,13 @@ class QueueRunner:
     def _reviews_of(self, card: ToolCard) -> list[StoredReview]:
         """Return the reviews of card (every sample its tasks ask for) that `panel review` would
         reuse with this run's settings."""
-        reviewer, content = self.runtime.reviewer, card.content_hash()
         samples = self.queue.task_samples(card.slug)
-        return [
-            review
-            for persona in self.runtime.personas
-            for review in reviewer.cached_reviews(content, persona, samples.get(persona.key, 1))
-        ]
+        asks = [self.runtime.ask(card, p.key, samples.get(p.key, 1)) for p in self.runtime.personas]
+        return [review for ask in asks if ask is not None for review in self.runtime.stored(ask)]
 
     async def _do_job(self, job: int, a: str, b: str) -> None:
         try:
-            document = comparison_for(
-                self.runtime.store,
-                self.runtime.personas,
-                (self._card(a), self._card(b)),
-                self._reviews_of,
-            )
+            document = self.runtime.comparison((self._card(a), self._card(b)), self._reviews_of)
             # Rendering and writing run in a thread so the event loop keeps dispatching calls.
             files = await asyncio.to_thread(write_pages, document, self.runtime.settings.out)
         except (OSError, InputError) as exc:

@@ -1,7 +1,8 @@
-"""Every SQL statement of the queue, behind one small interface: QueueStore.
+"""Every SQL statement of the queue, behind two small interfaces: QueueStore (jobs and review
+tasks) and BatchStore (provider batches, for `queue run --batch-api` only).
 
-The runner, the batcher and `queue add / status / retry` speak only to QueueStore; a second storage
-backend implements these methods and nothing else of the queue changes.
+The runner, the batcher and `queue add / status / retry` speak only to these; a second storage
+backend implements their methods and nothing else of the queue changes.
 
 Every statement serves both engines (SQLite and PostgreSQL, see panel.store.sql). Claiming is
 one UPDATE ... RETURNING of rows picked by a SELECT that skips rows other workers hold locked
@@ -95,8 +96,8 @@ class Progress:
     tokens: int
 
 
-class QueueStore:
-    """The queue's jobs (comparisons), tasks (persona reviews) and provider batches in a store."""
+class _Tables:
+    """What the queue's two interfaces share: the store, and the claiming of review tasks."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -107,6 +108,27 @@ class QueueStore:
     @property
     def _skip_locked(self) -> str:
         return self.store.db.dialect.skip_locked
+
+    def _claim_tasks(self, owner: str, lease: float, limit: int) -> list[Any]:
+        now = time.time()
+        with self.store.transaction() as db:
+            return db.execute(
+                f"""UPDATE tasks SET state = 'running', lease_owner = ?, lease_expires = ?,
+                       attempts = attempts + 1, updated_at = ?
+                   WHERE (tool, persona) IN (
+                       SELECT tool, persona FROM tasks t
+                       WHERE (state = 'pending' OR (state = 'running' AND lease_expires < ?))
+                         -- a review asked of a provider batch still open is answered by it
+                         AND NOT EXISTS (SELECT 1 FROM ({_OPEN_BATCH_ITEMS}) o
+                                         WHERE o.tool = t.tool AND o.persona = t.persona)
+                       ORDER BY tool, persona LIMIT ?{self._skip_locked})
+                   RETURNING tool, persona, attempts, samples""",
+                (owner, now + lease, now, now, limit),
+            ).fetchall()
+
+
+class QueueStore(_Tables):
+    """The queue's jobs (comparisons) and tasks (persona reviews) in a store."""
 
     # --- adding --------------------------------------------------------------------------------
 
@@ -218,29 +240,6 @@ class QueueStore:
         if not rows:
             return None
         return rows[0]["tool"], rows[0]["persona"], rows[0]["attempts"], rows[0]["samples"]
-
-    def claim_tasks(self, owner: str, lease: float, limit: int) -> list[tuple[str, str]]:
-        """Claim up to limit reviews no open batch asks for; return (tool, persona), sorted."""
-        return sorted(
-            (row["tool"], row["persona"]) for row in self._claim_tasks(owner, lease, limit)
-        )
-
-    def _claim_tasks(self, owner: str, lease: float, limit: int) -> list[Any]:
-        now = time.time()
-        with self.store.transaction() as db:
-            return db.execute(
-                f"""UPDATE tasks SET state = 'running', lease_owner = ?, lease_expires = ?,
-                       attempts = attempts + 1, updated_at = ?
-                   WHERE (tool, persona) IN (
-                       SELECT tool, persona FROM tasks t
-                       WHERE (state = 'pending' OR (state = 'running' AND lease_expires < ?))
-                         -- a review asked of a provider batch still open is answered by it
-                         AND NOT EXISTS (SELECT 1 FROM ({_OPEN_BATCH_ITEMS}) o
-                                         WHERE o.tool = t.tool AND o.persona = t.persona)
-                       ORDER BY tool, persona LIMIT ?{self._skip_locked})
-                   RETURNING tool, persona, attempts, samples""",
-                (owner, now + lease, now, now, limit),
-            ).fetchall()
 
     def heartbeat(self, owner: str, lease: float) -> None:
         """Renew the lease of everything owner holds."""
@@ -381,7 +380,15 @@ class QueueStore:
                 ).rowcount
             )
 
-    # --- provider batches ----------------------------------------------------------------------
+
+class BatchStore(_Tables):
+    """The provider batches of `queue run --batch-api`: what was submitted, held and ingested."""
+
+    def claim_tasks(self, owner: str, lease: float, limit: int) -> list[tuple[str, str]]:
+        """Claim up to limit reviews no open batch asks for; return (tool, persona), sorted."""
+        return sorted(
+            (row["tool"], row["persona"]) for row in self._claim_tasks(owner, lease, limit)
+        )
 
     def save_batch(
         self, provider: str, batch_id: str, owner: str, lease: float, items: list[BatchItem]

@@ -1,4 +1,5 @@
-"""`panel eval`: how far the panel as configured can be trusted, measured on a set of cards."""
+"""`panel eval`: how far the panel as configured can be trusted, measured on a set of cards, as
+tables and lines (the HTML report is panel.eval.report)."""
 
 from __future__ import annotations
 
@@ -8,56 +9,28 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from panel.cli import output
-from panel.cli.options import (
-    BaseUrlOpt,
-    CassettesOpt,
-    ConcurrencyOpt,
-    DbOpt,
-    JsonOpt,
-    MaxCostOpt,
-    ModelOpt,
-    OutOpt,
-    PersonaModelOpt,
-    PersonasOpt,
-    PromptsOpt,
-    ProviderOpt,
-    RecordOpt,
-    SamplesOpt,
-    StructuredOpt,
-    settings_from,
-)
+from panel.cli.options import JsonOpt, uses_settings
 
 if TYPE_CHECKING:
     from panel.config import Settings
+    from panel.runs.eval import Evaluated
 
 DEFAULT_CARDS = Path("examples")
 
 
-def evaluate(
+@uses_settings(run=True)
+def eval_command(
+    settings: Settings,
     cards: Annotated[
         list[Path] | None,
         typer.Argument(
             help="Tool card files, or folders of them. Default: examples/.", show_default=False
         ),
     ] = None,
-    samples: SamplesOpt = None,
     html: Annotated[
         Path | None,
         typer.Option("--html", help="Also write the report as one self-contained HTML page."),
     ] = None,
-    persona_model: PersonaModelOpt = None,
-    max_cost: MaxCostOpt = None,
-    provider: ProviderOpt = None,
-    model: ModelOpt = None,
-    base_url: BaseUrlOpt = None,
-    structured_output: StructuredOpt = None,
-    concurrency: ConcurrencyOpt = None,
-    db: DbOpt = None,
-    personas: PersonasOpt = None,
-    prompts: PromptsOpt = None,
-    out: OutOpt = None,
-    record: RecordOpt = None,
-    cassettes: CassettesOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Measure the panel: the spread of each persona's scores, their agreement, consistency,
@@ -68,55 +41,31 @@ def evaluate(
     Each card is reviewed with its four probes, 5 x 4 x N calls a card; stored reviews are
     reused, so a second run makes no call. Exit 3 if --max-cost stopped it.
     """
-    settings = output.guard(settings_from, locals())
-    output.run(_evaluate(settings, cards or [DEFAULT_CARDS], html, as_json))
-
-
-def card_files(paths: list[Path]) -> list[Path]:
-    """Return the card files named: files as given, folders as their *.yaml, *.yml, *.json."""
-    found: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            found += sorted(
-                p for p in path.iterdir() if p.suffix.lower() in (".yaml", ".yml", ".json")
-            )
-        else:
-            found.append(path)
-    return found
-
-
-async def _evaluate(
-    settings: Settings, paths: list[Path], html: Path | None, as_json: bool
-) -> None:
-    from panel.cards import load_cards
-    from panel.errors import InputError
-    from panel.eval.evaluate import collect, eval_document, variants
-    from panel.files import write_atomic
-    from panel.runtime import open_runtime
-
-    files = card_files(paths)
-    if not files:
-        raise InputError(f"no card files in {', '.join(str(p) for p in paths)}")
-    cards = load_cards(files)
-    runtime = open_runtime(settings)
-    try:
-        reviewed = [probe for _, _, probe in variants(cards)]
-        planned = runtime.reviewer.plan(reviewed, runtime.personas)
-        output.announce(planned, settings.max_cost, runtime.store.output_tokens_seen)
-        total = len(reviewed) * len(runtime.personas) * runtime.reviewer.samples
-        with output.ReviewProgress(total, not as_json) as advance:
-            collected = await collect(runtime, cards, on_done=advance)
-        document = eval_document(runtime, cards, collected)
-    finally:
-        await runtime.aclose()
+    evaluated = output.run(_eval(settings, cards or [DEFAULT_CARDS], as_json))
+    output.finish(evaluated.ended)
+    document = evaluated.document
+    assert document is not None
     if html is not None:
         from panel.eval.report import eval_html
+        from panel.files import write_atomic
 
         write_atomic(html, eval_html(document))
     if as_json:
         output.echo_json(document)
     else:
         print_report(document, html)
+
+
+async def _eval(settings: Settings, paths: list[Path], as_json: bool) -> Evaluated:
+    from panel.runs.eval import eval_cards, evaluate
+    from panel.runtime import open_runtime
+
+    cards = eval_cards(paths)
+    runtime = open_runtime(settings)
+    try:
+        return await evaluate(runtime, cards, output.Terminal(settings.max_cost, quiet=as_json))
+    finally:
+        await runtime.aclose()
 
 
 def print_report(doc: dict[str, Any], html: Path | None) -> None:

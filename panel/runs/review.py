@@ -1,0 +1,68 @@
+"""`panel review`: the panel on tool cards, a review document per card, and the comparison pages
+that show an edited card rewritten."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from panel.cards import ToolCard
+from panel.compare import write_pages
+from panel.errors import CostCeilingReached
+from panel.files import write_atomic
+from panel.results import tool_document
+from panel.runs import Ended, Show, carrying_out, ended
+from panel.runtime import Runtime
+
+
+@dataclass(frozen=True)
+class Reviewed:
+    """What a review run made: a review document per card it finished, and how it ended."""
+
+    documents: list[dict[str, Any]]
+    ended: Ended
+
+
+async def review_cards(
+    runtime: Runtime,
+    cards: list[ToolCard],
+    show: Show,
+    *,
+    fresh: bool = False,
+    on_document: Callable[[dict[str, Any]], None] = lambda _document: None,
+) -> Reviewed:
+    """Review every card (stored samples reused unless fresh), write outputs/reviews/<slug>.json
+    for each, hand each document to on_document as it is done, and rewrite the comparison pages
+    of any card that changed since it was stored."""
+    out = runtime.settings.out
+    edited = [
+        c.slug
+        for c in cards
+        if (s := runtime.tool(c.slug)) and s.content_hash() != c.content_hash()
+    ]
+    plan = runtime.plan(runtime.asks(cards), fresh=fresh)
+    documents: list[dict[str, Any]] = []
+    stopped = False
+    with carrying_out(runtime, plan, show) as tick:
+        for card in cards:
+            reviews, errors = await runtime.review(card, fresh=fresh, on_done=tick)
+            if any(isinstance(e, CostCeilingReached) for e in errors.values()):
+                stopped = True  # this card's reviews so far are stored; its page waits
+                break
+            document = tool_document(card, reviews, runtime.personas, errors)
+            write_atomic(
+                out / "reviews" / f"{card.slug}.json",
+                json.dumps(document, indent=2, ensure_ascii=False) + "\n",
+            )
+            documents.append(document)
+            on_document(document)
+    for slug in edited:  # the comparison pages that show an edited card show it anew
+        for comparison in runtime.comparisons_showing(slug):
+            write_pages(comparison, out)
+    failures = [error["error"] for document in documents for error in document["errors"]]
+    if not stopped:
+        return Reviewed(documents, ended(failures))
+    line = f"{runtime.stop_line()} ({len(documents)} of {len(cards)} card(s) done)"
+    return Reviewed(documents, ended(failures, line))
