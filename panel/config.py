@@ -117,7 +117,7 @@ def config_path() -> Path | None:
     if named:
         path = Path(named).expanduser()
         if not path.exists():
-            raise ConfigError(f"{path}: config file not found (--config / PANEL_CONFIG)")
+            raise ConfigError("config file not found (--config / PANEL_CONFIG)", path=str(path))
         return path
     import platformdirs
 
@@ -132,12 +132,12 @@ def _config_file_values() -> dict[str, Any]:
     try:
         data = tomllib.loads(read_capped(path, MAX_CONFIG_BYTES, "config file").decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read config: {exc}") from None
+        raise ConfigError(f"cannot read config: {exc}", path=str(path)) from None
     except InputError as exc:
         raise ConfigError(f"cannot read config: {exc.message}", path=str(path)) from None
     values = data.get("panel", data)
     if not isinstance(values, dict):
-        raise ConfigError(f"{path}: [panel] must be a table")
+        raise ConfigError("[panel] must be a table", path=str(path))
     return {k.replace("-", "_"): v for k, v in values.items()}
 
 

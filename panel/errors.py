@@ -142,9 +142,10 @@ class PanelError(Exception):
         return self
 
     def __str__(self) -> str:
-        return located(
+        where = located(
             self.message, path=self.path, tool=self.tool, persona=self.persona, field=self.field
         )
+        return where if where == self.message else scrub(where)  # a path may hold a URL
 
 
 class InputError(PanelError):

@@ -58,7 +58,7 @@ class Outcome:
 def _spec(case: Path) -> CaseSpec:
     path = case / "case.yaml"
     if not case.is_dir():
-        raise ConfigError(f"{case}: golden case folder not found")
+        raise ConfigError("golden case folder not found", path=str(case))
     if not path.is_file():
         return CaseSpec()
     try:
@@ -147,7 +147,9 @@ async def render_case(case: Path, base: Settings, cassettes: Path | None = None)
                 compared = freeze(runtime.comparison_of(a, b))
                 outcome.files["compare.json"] = _dump(compared)
                 outcome.files["compare.md"] = pages.compare_markdown(compared)
-                outcome.files["compare.html"] = pages.compare_html(compared)
+                outcome.files["compare.html"] = pages.without_stylesheet(
+                    pages.compare_html(compared)
+                )
         finally:
             await runtime.aclose()
     return outcome

@@ -203,6 +203,19 @@ def render_html(template_name: str, **context: Any) -> str:
     return _MARKUP.get_template(template_name).render(**context)
 
 
+STYLESHEET_STANDIN = "<style>/* panel/templates/panel.css */</style>"
+
+
+def without_stylesheet(html: str) -> str:
+    """Return a page with its inlined stylesheet (panel.css, the first <style>) replaced by a
+    stand-in naming the file: what golden pages keep, so a CSS edit touches one file."""
+    start = html.find("<style>")
+    end = html.find("</style>", start)
+    if start < 0 or end < 0:
+        return html
+    return html[:start] + STYLESHEET_STANDIN + html[end + len("</style>") :]
+
+
 def compare_html(doc: dict[str, Any]) -> str:
     """Return the HTML page of a comparison document (schema panel.compare/1)."""
     return _MARKUP.get_template("compare.html.j2").render(doc=doc, root="../")

@@ -237,11 +237,11 @@ def load_persona(path: Path) -> Persona:
     except InputError as exc:
         raise ConfigError(exc.message, path=str(path)) from None
     except UnicodeDecodeError:
-        raise ConfigError(f"{path}: cannot load persona: not UTF-8 text") from None
+        raise ConfigError("cannot load persona: not UTF-8 text", path=str(path)) from None
     except ParseError as exc:
-        raise ConfigError(f"{path}: cannot load persona: {exc}") from None
+        raise ConfigError(f"cannot load persona: {exc}", path=str(path)) from None
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: a persona file must be a mapping")
+        raise ConfigError("a persona file must be a mapping", path=str(path))
     data.setdefault("key", path.stem)
     data["source_hash"] = hashlib.sha256(raw).hexdigest()
     try:
@@ -254,12 +254,12 @@ def load_persona(path: Path) -> Persona:
 def load_personas(folder: Path, only: list[str] | None = None) -> list[Persona]:
     """Load every *.yaml persona in folder, in panel order; `only` keeps the named ones."""
     if not folder.is_dir():
-        raise ConfigError(f"{folder}: personas folder not found")
+        raise ConfigError("personas folder not found", path=str(folder))
     personas = sorted(
         (load_persona(p) for p in sorted(folder.glob("*.y*ml"))), key=lambda p: (p.order, p.key)
     )
     if not personas:
-        raise ConfigError(f"{folder}: no persona files (*.yaml) found")
+        raise ConfigError("no persona files (*.yaml) found", path=str(folder))
     if only:
         known = {p.key for p in personas}
         unknown = [k for k in only if k not in known]

@@ -93,7 +93,7 @@ class Prompts:
     def __init__(self, folder: Path) -> None:
         missing = [name for name in TEMPLATES if not (folder / name).is_file()]
         if missing:
-            raise ConfigError(f"{folder}: prompt template {missing[0]} not found")
+            raise ConfigError(f"prompt template {missing[0]} not found", path=str(folder))
         self.folder = folder
         # A prompts folder may come from anywhere: templates run sandboxed, so
         # {{ cycler.__init__.__globals__.os }} is a SecurityError, not a shell.
@@ -117,7 +117,7 @@ class Prompts:
         try:
             return self._env.get_template(name).render(**context).strip()
         except jinja2.TemplateError as exc:
-            raise ConfigError(f"{self.folder / name}: {exc}") from None
+            raise ConfigError(f"{exc}", path=str(self.folder / name)) from None
 
     def fence(self, card: ToolCard) -> str:
         """Return the nonce of card's delimiters in this run: shared by its calls, unguessable."""

@@ -128,15 +128,15 @@ class Provider(ABC):
 
     async def batch_create(self, items: list[tuple[str, Request]]) -> str:
         """Submit every request as one batch, each under its custom_id; return the batch id."""
-        raise ProviderError(f"{self.name}: no batch API", provider=self.name)
+        raise ProviderError(f"{self.name} has no batch API", provider=self.name)
 
     async def batch_check(self, batch_id: str) -> BatchStatus:
         """Return the batch's current status."""
-        raise ProviderError(f"{self.name}: no batch API", provider=self.name)
+        raise ProviderError(f"{self.name} has no batch API", provider=self.name)
 
     async def batch_results(self, batch_id: str) -> BatchResults:
         """Return the answers of an ended batch by custom_id, errors as ProviderError."""
-        raise ProviderError(f"{self.name}: no batch API", provider=self.name)
+        raise ProviderError(f"{self.name} has no batch API", provider=self.name)
 
 
 def is_transient_status(status: int) -> bool:

@@ -52,7 +52,7 @@ def _load(path: Path, seed: int) -> Any:
     with _models_lock:
         if key not in _models:
             if not path.is_file():
-                raise ConfigError(f"{path}: local model file not found")
+                raise ConfigError("local model file not found", path=str(path))
             import llama_cpp
 
             try:
@@ -65,7 +65,7 @@ def _load(path: Path, seed: int) -> Any:
                     verbose=False,
                 )
             except ValueError as exc:
-                raise ConfigError(f"{path}: cannot load GGUF model: {exc}") from None
+                raise ConfigError(f"cannot load GGUF model: {exc}", path=str(path)) from None
         return _models[key]
 
 

@@ -24,7 +24,7 @@ class ReplayProvider(Provider):
 
     def __init__(self, folder: Path) -> None:
         if not folder.is_dir():
-            raise ConfigError(f"{folder}: cassettes folder not found")
+            raise ConfigError("cassettes folder not found", path=str(folder))
         self.folder = folder
         self.model = _recorded_model(folder)
 

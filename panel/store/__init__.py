@@ -85,7 +85,9 @@ class Store:
                 migrations.apply(self.db)
         except sqlite3.DatabaseError as exc:
             self.db.close()
-            raise ConfigError(f"{self.where}: not a usable panel database ({exc})") from None
+            raise ConfigError(
+                f"not a usable panel database ({exc})", path=str(self.where)
+            ) from None
         except BaseException:
             self.db.close()
             raise

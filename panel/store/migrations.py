@@ -272,16 +272,17 @@ def check(database: Database, *, write: bool, first: str) -> int:
     version = database.schema_version()
     if version is None:
         raise ConfigError(
-            f"{database.where}: not a panel database (it holds other tables); left as it is"
+            "not a panel database (it holds other tables); left as it is", path=str(database.where)
         )
     if version > len(MIGRATIONS):
-        raise ConfigError(f"{database.where}: made by a newer panel (schema {version})")
+        raise ConfigError(f"made by a newer panel (schema {version})", path=str(database.where))
     if not write and version == 0:
-        raise ConfigError(f"{database.where}: no store yet (run `{first}` first)")
+        raise ConfigError(f"no store yet (run `{first}` first)", path=str(database.where))
     if not write and version < len(MIGRATIONS):
         raise ConfigError(
-            f"{database.where}: made by an older panel (schema {version}): "
-            "any command that writes (e.g. `panel review`) upgrades it"
+            f"made by an older panel (schema {version}): "
+            "any command that writes (e.g. `panel review`) upgrades it",
+            path=str(database.where),
         )
     return version
 
@@ -293,7 +294,7 @@ def apply(database: Database) -> None:
             db.execute(database.dialect.lock_schema)
         current = database.schema_version(db)
         if current is None or current > len(MIGRATIONS):
-            raise ConfigError(f"{database.where}: changed by another process while opening")
+            raise ConfigError("changed by another process while opening", path=str(database.where))
         for number, step in enumerate(MIGRATIONS[current:], start=current + 1):
             step(db, database.dialect)
             database.set_schema_version(db, number)

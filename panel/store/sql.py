@@ -157,7 +157,7 @@ class SQLiteDatabase(Database):
                 f"{path.resolve().as_uri()}?mode={mode}", uri=True, isolation_level=None, timeout=30
             )
         except sqlite3.OperationalError:
-            raise ConfigError(f"{path}: no store yet") from None
+            raise ConfigError("no store yet", path=str(path)) from None
         self.db.row_factory = sqlite3.Row
 
     def execute(self, sql: str, parameters: Sequence[Any] = ()) -> Cursor:
@@ -271,14 +271,14 @@ class PostgresDatabase(Database):
             from psycopg_pool import ConnectionPool
         except ImportError:
             raise ConfigError(
-                f"{self.where}: PostgreSQL needs psycopg: pip install 'panel[postgres]'"
+                "PostgreSQL needs psycopg: pip install 'panel[postgres]'", path=str(self.where)
             ) from None
         options: dict[str, Any] = {"autocommit": True, "row_factory": _row_maker}
         try:  # connect once first: a wrong address or password is one clear line, at once
             psycopg.connect(url, connect_timeout=10, **options).close()
         except psycopg.Error as exc:
             reason = " ".join(str(exc).split())
-            raise ConfigError(f"{self.where}: cannot connect ({reason})") from None
+            raise ConfigError(f"cannot connect ({reason})", path=str(self.where)) from None
         self.pool: ConnectionPool[Any] = ConnectionPool(
             url,
             min_size=1,
@@ -326,7 +326,7 @@ def connect(location: str, *, create: bool) -> Database:
     scheme = location.split("://", 1)[0].lower()
     if scheme not in POSTGRES_SCHEMES:
         raise ConfigError(
-            f"{masked(location)}: unknown database scheme '{scheme}' "
-            "(give a SQLite file path or a postgresql:// URL)"
+            f"unknown database scheme '{scheme}' (give a SQLite file path or a postgresql:// URL)",
+            path=masked(location),
         )
     return PostgresDatabase(location)
