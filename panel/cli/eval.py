@@ -70,6 +70,14 @@ async def _eval(settings: Settings, paths: list[Path], as_json: bool) -> Evaluat
 
 def print_report(doc: dict[str, Any], html: Path | None) -> None:
     """Print the eval document as tables and lines."""
+    _print_spread(doc)
+    _print_probes(doc)
+    _print_lines(doc)
+    if html is not None:
+        output.say(f"wrote {html}")
+
+
+def _print_spread(doc: dict[str, Any]) -> None:
     rows = [
         (
             p["display_name"],
@@ -90,6 +98,9 @@ def print_report(doc: dict[str, Any], html: Path | None) -> None:
         rows,
         right=("Answers", "Mean", "SD"),
     )
+
+
+def _print_probes(doc: dict[str, Any]) -> None:
     probes = [
         (
             kind,
@@ -107,6 +118,9 @@ def print_report(doc: dict[str, Any], html: Path | None) -> None:
         probes,
         right=("Mean Δ", "Flips", "p", "Pairs"),
     )
+
+
+def _print_lines(doc: dict[str, Any]) -> None:
     agreement, consistency, stability = doc["agreement"], doc["consistency"], doc["stability"]
     output.say(
         f"Agreement over {agreement['units']} card(s): Krippendorff's alpha "
@@ -145,8 +159,6 @@ def print_report(doc: dict[str, Any], html: Path | None) -> None:
         f"Cost of this eval: {cost['calls']} call(s), {cost['input_tokens']} tokens in "
         f"({cost['cached_tokens']} cached), {cost['output_tokens']} out, {usd}"
     )
-    if html is not None:
-        output.say(f"wrote {html}")
 
 
 def _num(value: float | None, digits: int = 1) -> str:
