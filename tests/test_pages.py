@@ -247,7 +247,10 @@ def test_pages_match_the_expected_files(
         actual = pages.without_stylesheet(render_all(freeze(seed_doc))[name])
         expected_path = GOLDEN_SEED / name
     else:
-        actual, expected_path = pages.without_stylesheet(render_all(seed_doc)[name]), EXPECTED / name
+        actual, expected_path = (
+            pages.without_stylesheet(render_all(seed_doc)[name]),
+            EXPECTED / name,
+        )
         if request.config.getoption("--update-goldens"):
             expected_path.parent.mkdir(exist_ok=True)
             expected_path.write_text(actual, encoding="utf-8")

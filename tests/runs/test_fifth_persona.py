@@ -92,6 +92,4 @@ def test_a_fifth_persona_in_review_compare_eval_and_queue(five: Path, tmp_path: 
         drained = panel("queue", "run", "--json", env=env)
         assert drained.returncode == 0, drained.stderr
         pages = sorted((out / "compare").glob("*.json"))
-        assert pages and all(
-            len(json.loads(p.read_text())["a"]["reviews"]) == 5 for p in pages
-        )
+        assert pages and all(len(json.loads(p.read_text())["a"]["reviews"]) == 5 for p in pages)
