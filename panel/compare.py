@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from panel.cards import ToolCard
-from panel.files import write_atomic
+from panel.files import json_text, write_atomic
 from panel.personas import Persona
 from panel.results import provenance, tool_document
 from panel.store import Store, StoredReview
@@ -185,5 +184,5 @@ def write_pages(document: dict[str, Any], out: Path) -> dict[str, Path]:
     }
     write_atomic(files["html"], pages.compare_html(document))
     write_atomic(files["md"], pages.compare_markdown(document))
-    write_atomic(files["json"], json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+    write_atomic(files["json"], json_text(document))
     return files

@@ -1,14 +1,15 @@
 """Files panel writes and reads: every page, document and cassette goes through write_atomic,
-every file a user names is read through read_capped (memory bounded by the cap, not the file).
+every file a user names is read through read_capped (memory bounded by the cap, not the file),
+every document is serialised by json_text (orjson: the queue writes thousands of them).
 """
 
 from __future__ import annotations
 
-import glob
 import os
 import re
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from panel.errors import CardError, scrub
 
@@ -17,16 +18,31 @@ _TEMP_WRITER = re.compile(r"\.(\d+)\.[^.]+\.tmp$")
 """A temporary file of write_atomic: `.<name>.<pid of the writer>.<random>.tmp`."""
 
 
+_swept: set[Path] = set()
+"""Folders whose dead writers' temporaries this process has removed already."""
+
+
+def json_text(value: Any) -> str:
+    """Return value as indented JSON (two spaces, UTF-8 text) with a final newline: what every
+    document file holds. NaN and infinity become null, so the file is always valid JSON."""
+    import orjson
+
+    return orjson.dumps(value, option=orjson.OPT_INDENT_2).decode() + "\n"
+
+
 def write_atomic(path: Path, text: str) -> None:
     """Write text to path through a temporary file and a rename: never a half-written file.
 
     The rename is atomic, so a crash of panel leaves the old file or the new one, and at worst
     its temporary file, which names the writer's process: writing the same path again removes
     the temporaries of writers that have died. There is no fsync: it guards only against power
-    loss, and costs stalls of the whole batch on slow disks.
+    loss, and costs stalls of the whole batch on slow disks. A folder is swept for dead
+    writers' temporaries once per process (a sweep lists the folder: the queue writes thousands).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    _remove_dead_temporaries(path)
+    if path.parent not in _swept:
+        _remove_dead_temporaries(path.parent)
+        _swept.add(path.parent)
     fd, tmp = tempfile.mkstemp(
         dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=TEMP_SUFFIX
     )
@@ -81,9 +97,9 @@ def _size(limit: int) -> str:
     return f"{limit} bytes"
 
 
-def _remove_dead_temporaries(path: Path) -> None:
-    """Remove the temporary files of path left by writers that are no longer running."""
-    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*{TEMP_SUFFIX}"):
+def _remove_dead_temporaries(folder: Path) -> None:
+    """Remove the temporary files in folder left by writers that are no longer running."""
+    for tmp in folder.glob(f".*{TEMP_SUFFIX}"):
         writer = _TEMP_WRITER.search(tmp.name)
         if writer and not _running(int(writer.group(1))):
             tmp.unlink(missing_ok=True)

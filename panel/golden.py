@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from panel.cards import load_card
 from panel.config import Settings
 from panel.errors import AnswerError, ConfigError, InputError, validation_problem
-from panel.files import read_capped, write_atomic
+from panel.files import json_text, read_capped, write_atomic
 from panel.parsing import ParseError, load_yaml
 from panel.results import tool_document
 from panel.runtime import open_runtime
@@ -96,7 +96,7 @@ def freeze(value: Any) -> Any:
 
 
 def _dump(document: dict[str, Any]) -> str:
-    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    return json_text(document)
 
 
 async def render_case(case: Path, base: Settings, cassettes: Path | None = None) -> Outcome:
