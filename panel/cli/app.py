@@ -73,6 +73,7 @@ def main(
         Path | None,
         typer.Option(
             "--config",
+            metavar="FILE",
             help="Settings file (TOML). Env: PANEL_CONFIG. Default: ~/.config/panel/config.toml.",
             show_default=False,
         ),

@@ -24,12 +24,16 @@ def eval_command(
     cards: Annotated[
         list[Path] | None,
         typer.Argument(
-            help="Tool card files, or folders of them. Default: examples/.", show_default=False
+            metavar="CARD",
+            help="Tool card files, or folders of them. Default: examples/.",
+            show_default=False,
         ),
     ] = None,
     html: Annotated[
         Path | None,
-        typer.Option("--html", help="Also write the report as one self-contained HTML page."),
+        typer.Option(
+            "--html", metavar="FILE", help="Also write the report as one self-contained HTML page."
+        ),
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:

@@ -27,7 +27,9 @@ app = typer.Typer(
     no_args_is_help=True,
     rich_markup_mode=None,
 )
-CasesArg = Annotated[list[Path], typer.Argument(help="Golden case folders.", show_default=False)]
+CasesArg = Annotated[
+    list[Path], typer.Argument(metavar="CASE", help="Golden case folders.", show_default=False)
+]
 
 DONE = {"check": "ok", "update": "updated", "record": "recorded"}
 

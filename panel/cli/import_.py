@@ -18,7 +18,10 @@ if TYPE_CHECKING:
 def import_records(
     settings: Settings,
     file: Annotated[
-        Path, typer.Argument(help="JSON Lines file of tool and review records.", show_default=False)
+        Path,
+        typer.Argument(
+            metavar="FILE", help="JSON Lines file of tool and review records.", show_default=False
+        ),
     ],
     db: DbOpt = None,
     personas: PersonasOpt = None,

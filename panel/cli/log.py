@@ -31,7 +31,9 @@ NUMBERS = ("ms", "In", "Cached", "Out", "Cost $")
 @uses_settings()
 def log(
     settings: Settings,
-    limit: Annotated[int, typer.Option("--limit", "-n", help="How many recent calls.")] = 20,
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", metavar="N", help="How many recent calls.")
+    ] = 20,
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:

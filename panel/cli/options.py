@@ -19,17 +19,21 @@ ProviderOpt = Annotated[
     typer.Option(
         "--provider",
         "-p",
+        metavar="NAME",
         help="local (default, embedded), openai or anthropic. Env: PANEL_PROVIDER.",
     ),
 ]
 ModelOpt = Annotated[
     str | None,
-    typer.Option("--model", "-m", help="Model name (local: a GGUF path). Env: PANEL_MODEL."),
+    typer.Option(
+        "--model", "-m", metavar="MODEL", help="Model name (local: a GGUF path). Env: PANEL_MODEL."
+    ),
 ]
 BaseUrlOpt = Annotated[
     str | None,
     typer.Option(
         "--base-url",
+        metavar="URL",
         help="OpenAI-compatible or Anthropic-compatible endpoint. Env: PANEL_BASE_URL, "
         "OPENAI_BASE_URL, ANTHROPIC_BASE_URL.",
     ),
@@ -38,6 +42,7 @@ StructuredOpt = Annotated[
     str | None,
     typer.Option(
         "--structured-output",
+        metavar="MODE",
         help="openai provider: json_schema (OpenAI, vLLM, Ollama) or json_object "
         "(llama-cpp-python server). Env: PANEL_STRUCTURED_OUTPUT.",
     ),
@@ -47,6 +52,7 @@ ConcurrencyOpt = Annotated[
     typer.Option(
         "--concurrency",
         "-c",
+        metavar="N",
         help="Model calls in flight at once (remote providers; for `queue run`, its workers). "
         "Default 8.",
     ),
@@ -55,35 +61,46 @@ DbOpt = Annotated[
     str | None,
     typer.Option(
         "--db",
+        metavar="PATH|URL",
         help="The store: a SQLite file, or a postgresql://user:password@host/db URL shared by "
         "several machines. Env: PANEL_DB. Default ./panel.db.",
     ),
 ]
 PersonasOpt = Annotated[
     Path | None,
-    typer.Option("--personas", help="Folder of persona files. Default: the built-in panel."),
+    typer.Option(
+        "--personas", metavar="DIR", help="Folder of persona files. Default: the built-in panel."
+    ),
 ]
 PromptsOpt = Annotated[
-    Path | None, typer.Option("--prompts", help="Folder of prompt templates. Default: built-in.")
+    Path | None,
+    typer.Option("--prompts", metavar="DIR", help="Folder of prompt templates. Default: built-in."),
 ]
 OutOpt = Annotated[
     Path | None,
-    typer.Option("--out", "-o", help="Output folder. Env: PANEL_OUT. Default ./outputs."),
+    typer.Option(
+        "--out", "-o", metavar="DIR", help="Output folder. Env: PANEL_OUT. Default ./outputs."
+    ),
 ]
 RecordOpt = Annotated[
     Path | None,
-    typer.Option("--record", help="Save every model call as a cassette file in this folder."),
+    typer.Option(
+        "--record", metavar="DIR", help="Save every model call as a cassette file in this folder."
+    ),
 ]
 CassettesOpt = Annotated[
     Path | None,
     typer.Option(
-        "--cassettes", help="Cassette folder for --provider replay (answers only from recordings)."
+        "--cassettes",
+        metavar="DIR",
+        help="Cassette folder for --provider replay (answers only from recordings).",
     ),
 ]
 SamplesOpt = Annotated[
     int | None,
     typer.Option(
         "--samples",
+        metavar="N",
         min=1,
         max=50,
         help="Answers per persona (default 1). Scores become means with their spread (72 ± 6); "
@@ -95,6 +112,7 @@ MaxCostOpt = Annotated[
     float | None,
     typer.Option(
         "--max-cost",
+        metavar="USD",
         min=0.0,
         help="US dollars this run may spend at most: no call starts that could cross it; what "
         "is done is kept, the rest stays pending (exit 3). Refused for a model with no known price.",
@@ -104,6 +122,7 @@ PersonaModelOpt = Annotated[
     list[str] | None,
     typer.Option(
         "--persona-model",
+        metavar="PERSONA=PROVIDER:MODEL",
         help="PERSONA=PROVIDER:MODEL, e.g. skeptic=anthropic:claude-haiku-4-5 or builder=local: "
         "this persona answers with that model (repeatable; a panel may mix providers).",
     ),

@@ -40,6 +40,7 @@ def add(
     file: Annotated[
         Path,
         typer.Argument(
+            metavar="FILE",
             help='CSV (a,b per line) or JSONL ({"a": ..., "b": ...}) of card paths or slugs.',
             show_default=False,
         ),
@@ -79,21 +80,29 @@ def add(
 def run(
     settings: Settings,
     rpm: Annotated[
-        int | None, typer.Option("--rpm", help="Requests per minute per provider. Env: PANEL_RPM.")
+        int | None,
+        typer.Option(
+            "--rpm", metavar="N", help="Requests per minute per provider. Env: PANEL_RPM."
+        ),
     ] = None,
     tpm: Annotated[
-        int | None, typer.Option("--tpm", help="Tokens per minute per provider. Env: PANEL_TPM.")
+        int | None,
+        typer.Option("--tpm", metavar="N", help="Tokens per minute per provider. Env: PANEL_TPM."),
     ] = None,
     job_attempts: Annotated[
         int,
         typer.Option(
-            "--max-attempts", help="Attempts per review or comparison before it is marked failed."
+            "--max-attempts",
+            metavar="N",
+            help="Attempts per review or comparison before it is marked failed.",
         ),
     ] = 3,
     lease: Annotated[
         float,
         typer.Option(
-            "--lease", help="Seconds a crashed worker's units stay claimed before others take them."
+            "--lease",
+            metavar="SECONDS",
+            help="Seconds a crashed worker's units stay claimed before others take them.",
         ),
     ] = 30.0,
     batch_api: Annotated[
@@ -108,7 +117,11 @@ def run(
     ] = False,
     poll_interval: Annotated[
         float,
-        typer.Option("--poll-interval", help="With --batch-api: seconds between batch polls."),
+        typer.Option(
+            "--poll-interval",
+            metavar="SECONDS",
+            help="With --batch-api: seconds between batch polls.",
+        ),
     ] = 30.0,
     as_json: JsonOpt = False,
 ) -> None:

@@ -19,13 +19,15 @@ if TYPE_CHECKING:
 def review(
     settings: Settings,
     cards: Annotated[
-        list[Path], typer.Argument(help="Tool card files (YAML or JSON).", show_default=False)
+        list[Path],
+        typer.Argument(metavar="CARD", help="Tool card files (YAML or JSON).", show_default=False),
     ],
     fresh: Annotated[
         bool, typer.Option("--fresh", help="Ask the model again even if a review is stored.")
     ] = False,
     persona: Annotated[
-        list[str] | None, typer.Option("--persona", help="Only this persona (repeatable).")
+        list[str] | None,
+        typer.Option("--persona", metavar="PERSONA", help="Only this persona (repeatable)."),
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:

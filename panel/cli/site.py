@@ -21,7 +21,11 @@ def build(
     out: OutOpt = None,
     base_url: Annotated[
         str | None,
-        typer.Option("--base-url", help="Public URL of the site, for absolute links in the feed."),
+        typer.Option(
+            "--base-url",
+            metavar="URL",
+            help="Public URL of the site, for absolute links in the feed.",
+        ),
     ] = None,
     db: DbOpt = None,
     personas: PersonasOpt = None,

@@ -16,10 +16,14 @@ if TYPE_CHECKING:
 @uses_settings()
 def vote(
     settings: Settings,
-    slug: Annotated[str, typer.Argument(help="The tool's slug.", show_default=False)],
-    verdict: Annotated[str, typer.Argument(help="ship or skip.", show_default=False)],
+    slug: Annotated[
+        str, typer.Argument(metavar="SLUG", help="The tool's slug.", show_default=False)
+    ],
+    verdict: Annotated[
+        str, typer.Argument(metavar="ship|skip", help="ship or skip.", show_default=False)
+    ],
     voter: Annotated[
-        str | None, typer.Option("--voter", help="Voter id; default: your user name.")
+        str | None, typer.Option("--voter", metavar="ID", help="Voter id; default: your user name.")
     ] = None,
     db: DbOpt = None,
 ) -> None:
