@@ -8,12 +8,29 @@ The comparison document (schema "panel.compare/1") is what every page is rendere
      "scorecard": [{"persona", "display_name", "a": review|null, "b": review|null,
                     "prefers": "a"|"b"|"tie"|null, "margin": int|null}],
      "head_to_head": {"a_wins", "b_wins", "ties", "mean_gap", "pick": "a"|"b"|null,
-                      "pick_name": str|null, "summary": str},
+                      "pick_name": str|null, "summary": str,
+                      "pairwise": <see below, only when the pair was judged>},
      "provenance": {"models": [str], "prompt_versions": [str], "reviewed_from": iso|null,
                     "reviewed_to": iso|null}}
 
 "community" is {"votes", "ship", "skip", "ship_pct": int|null, "label"}, the label being
 "No community votes yet" or e.g. "12 votes · 67% ship".
+
+The head-to-head above is the score-based view: each persona's two absolute reviews set side
+by side. When the pair itself was judged (compare --pairwise: each persona reads both cards and
+says which it would ship with, once with A shown first and once with B first),
+"head_to_head.pairwise" holds that view:
+
+    {"pick": "a"|"b"|null, "pick_name": str|null, "a_wins", "b_wins", "ties",
+     "inconsistent", "consistency": float|null, "summary": str, "models": [str],
+     "personas": [{"persona", "display_name", "pick": "a"|"b"|"tie"|null,
+                   "orders": [answer with A first, answer with B first], "reason", "line"}]}
+
+Each order's answer is mapped to "a", "b" or "tie" (null: not judged), the majority of its
+samples where there are several. A persona's pick counts only when its two orders agree; two
+that disagree make it inconsistent (a position effect), counted, never dropped. "consistency"
+is the share of the persona judgments (one per persona and sample) whose two orders agree.
+The pick is the tool more personas pick in both orders (null on a draw).
 """
 
 from __future__ import annotations
@@ -21,6 +38,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,7 +47,7 @@ from panel.cards import ToolCard
 from panel.files import json_text, write_atomic
 from panel.personas import Persona
 from panel.results import provenance, tool_document
-from panel.store import Store, StoredReview
+from panel.store import Store, StoredPair, StoredReview
 
 SCHEMA = "panel.compare/1"
 
@@ -132,13 +150,143 @@ def _head_to_head(
     }
 
 
-def comparison_document(
-    a: dict[str, Any], b: dict[str, Any], personas: list[Persona], store: Store
+def _majority(answers: list[str]) -> str | None:
+    """Return the answer most samples give ("tie" when two answers lead), None for none."""
+    if not answers:
+        return None
+    counts = Counter(answers).most_common()
+    if len(counts) > 1 and counts[0][1] == counts[1][1]:
+        return "tie"
+    return counts[0][0]
+
+
+def _mapped(judgment: StoredPair, a_slug: str) -> str:
+    """Return what a judgment prefers as "a", "b" or "tie", whichever card was shown first."""
+    if judgment.prefers == "tie":
+        return "tie"
+    a_first = judgment.first == a_slug
+    return "a" if (judgment.prefers == "first") == a_first else "b"
+
+
+def _persona_pairwise(
+    key: str, display_name: str, judged: list[StoredPair], a_slug: str, names: dict[str, str]
+) -> tuple[dict[str, Any], list[bool]]:
+    """Return one persona's pairwise entry, and for each sample judged in both orders whether
+    the two orders agree."""
+    a_first = sorted((j for j in judged if j.first == a_slug), key=lambda j: j.sample)
+    b_first = sorted((j for j in judged if j.first != a_slug), key=lambda j: j.sample)
+    orders = [_majority([_mapped(j, a_slug) for j in found]) for found in (a_first, b_first)]
+    pick = orders[0] if orders[0] is not None and orders[0] == orders[1] else None
+    reasons = [j for j in a_first + b_first if pick is None or _mapped(j, a_slug) == pick]
+    b_by_sample = {j.sample: _mapped(j, a_slug) for j in b_first}
+    agree = [
+        _mapped(j, a_slug) == b_by_sample[j.sample] for j in a_first if j.sample in b_by_sample
+    ]
+    entry = {
+        "persona": key,
+        "display_name": display_name,
+        "pick": pick,
+        "orders": orders,
+        "reason": reasons[0].reason if reasons else None,
+        "line": _persona_line(display_name, orders, names),
+    }
+    return entry, agree
+
+
+def _persona_line(display_name: str, orders: list[str | None], names: dict[str, str]) -> str:
+    """Return what a persona's two orders say, in a sentence for the page."""
+
+    def verb(answer: str | None) -> str:
+        return "calls it a tie" if answer == "tie" else f"picks {names[answer or 'a']}"
+
+    who = f"The {display_name}"
+    first, second = orders
+    if first is not None and first == second:
+        return f"{who} {verb(first)} in both orders."
+    if (first, second) in (("a", "b"), ("b", "a")):
+        position = "first" if first == "a" else "second"
+        return f"{who} flipped with the order: it picks whichever tool is shown {position}."
+    if first is not None and second is not None:
+        return (
+            f"{who} flipped with the order: {verb(first)} when {names['a']} is shown first, "
+            f"{verb(second)} when {names['b']} is."
+        )
+    shown, answer = (names["a"], first) if first is not None else (names["b"], second)
+    return f"{who} was judged in one order only: {verb(answer)} when {shown} is shown first."
+
+
+def pairwise_head_to_head(
+    a: dict[str, Any], b: dict[str, Any], judgments: list[StoredPair], personas: list[Persona]
 ) -> dict[str, Any]:
-    """Return the comparison document of two review documents (see the module docstring)."""
+    """Return the pairwise view of the head-to-head from the pair's judgments in both orders
+    (see the module docstring)."""
+    a_slug = a["tool"]["slug"]
+    names = {"a": a["tool"]["name"], "b": b["tool"]["name"]}
+    display = {p.key: p.display_name for p in personas}
+    found = {j.persona for j in judgments}
+    keys = [p.key for p in personas if p.key in found] + sorted(found - set(display))
+    entries, agreements = [], []
+    for key in keys:
+        mine = [j for j in judgments if j.persona == key]
+        entry, agree = _persona_pairwise(key, display.get(key, key.title()), mine, a_slug, names)
+        entries.append(entry)
+        agreements.extend(agree)
+    counts = Counter(entry["pick"] for entry in entries)
+    inconsistent = sum(1 for e in entries if None not in e["orders"] and e["pick"] is None)
+    a_wins, b_wins = counts["a"], counts["b"]
+    pick = "a" if a_wins > b_wins else "b" if b_wins > a_wins else None
+    return {
+        "pick": pick,
+        "pick_name": None if pick is None else names[pick],
+        "a_wins": a_wins,
+        "b_wins": b_wins,
+        "ties": counts["tie"],
+        "inconsistent": inconsistent,
+        "consistency": round(sum(agreements) / len(agreements), 3) if agreements else None,
+        "summary": _pairwise_summary(pick, names, counts, inconsistent, len(entries)),
+        "models": sorted({f"{j.provider}/{j.model}" for j in judgments}),
+        "personas": entries,
+    }
+
+
+def _pairwise_summary(
+    pick: str | None, names: dict[str, str], counts: Counter[str | None], flipped: int, total: int
+) -> str:
+    def personas(n: int) -> str:
+        return f"{n} persona{'s' if n != 1 else ''}"
+
+    split = f"{names['a']} {counts['a']}, {names['b']} {counts['b']}"
+    if counts["tie"]:
+        split += f", {counts['tie']} tied"
+    flips = f"{personas(flipped)} flipped with the order" if flipped else "no persona flipped"
+    if pick is not None:
+        return (
+            f"Judged side by side in both orders, the panel picks {names[pick]}: "
+            f"{personas(counts[pick])} of {total} pick it in both orders ({split}); {flips}."
+        )
+    if flipped and flipped == total:
+        return (
+            f"No pick: every persona flipped with the order (a position effect), so the judged "
+            f"pair says nothing about {names['a']} against {names['b']}."
+        )
+    return f"Too close to call side by side: {split}; {flips}."
+
+
+def comparison_document(
+    a: dict[str, Any],
+    b: dict[str, Any],
+    personas: list[Persona],
+    store: Store,
+    pairs: list[StoredPair] | None = None,
+) -> dict[str, Any]:
+    """Return the comparison document of two review documents (see the module docstring),
+    with the pairwise head-to-head when judgments of the pair are given."""
     a = {**a, "community": community(store, a["tool"]["slug"])}
     b = {**b, "community": community(store, b["tool"]["slug"])}
     rows = _scorecard(a, b, personas)
+    head_to_head = _head_to_head(a, b, rows)
+    if pairs:
+        head_to_head["pairwise"] = pairwise_head_to_head(a, b, pairs, personas)
     return {
         "schema": SCHEMA,
         "slug": comparison_slug(a["tool"]["slug"], b["tool"]["slug"]),
@@ -147,7 +295,7 @@ def comparison_document(
         "a": a,
         "b": b,
         "scorecard": rows,
-        "head_to_head": _head_to_head(a, b, rows),
+        "head_to_head": head_to_head,
         "provenance": provenance(a["reviews"] + b["reviews"]),
     }
 
@@ -157,9 +305,10 @@ def comparison_for(
     personas: list[Persona],
     cards: tuple[ToolCard, ToolCard],
     reviews_of: Callable[[ToolCard], list[StoredReview]] | None = None,
+    pairs: list[StoredPair] | None = None,
 ) -> dict[str, Any]:
     """Return the comparison document of two tools from stored reviews: those `reviews_of`
-    gives for a card, by default each persona's latest."""
+    gives for a card, by default each persona's latest; with the pair judgments given."""
     keys = {p.key for p in personas}
     documents = []
     for card in cards:
@@ -169,7 +318,7 @@ def comparison_for(
         else:
             reviews = reviews_of(card)
         documents.append(tool_document(card, reviews, personas))
-    return comparison_document(documents[0], documents[1], personas, store)
+    return comparison_document(documents[0], documents[1], personas, store, pairs)
 
 
 def write_pages(document: dict[str, Any], out: Path) -> dict[str, Path]:

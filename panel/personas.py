@@ -31,6 +31,7 @@ from panel.parsing import ParseError, load_yaml
 from panel.rules import (
     FIELD_MAX_CHARS,
     LIST_ITEM_MAX_CHARS,
+    PAIR_REASON_MIN_CHARS,
     REVIEW_MAX_CHARS,
     REVIEW_MIN_CHARS,
     SHIP_THRESHOLD,
@@ -125,6 +126,17 @@ class Persona(BaseModel):
         model: type[Answer] = create_model(f"{self.key.title()}Answer", __base__=Answer, **extras)
         return model
 
+    @property
+    def pair_model(self) -> type[PairAnswer]:
+        """Return the model that validates this persona's answer to a pair of cards (the same
+        for every persona: which card it would ship with, and why)."""
+        return PairAnswer
+
+    @property
+    def pair_schema(self) -> dict[str, Any]:
+        """Return the portable JSON schema of a pair answer: the reason first, then the pick."""
+        return PAIR_SCHEMA
+
     @cached_property
     def answer_schema(self) -> dict[str, Any]:
         """Return the portable JSON schema of the answer, fields in the order a model should write them."""
@@ -136,12 +148,10 @@ class Persona(BaseModel):
         return full
 
 
-class Answer(BaseModel):
-    """The fields every persona returns. Score range and verdict rule are checked in code.
-
-    Text is cleaned as card text is (control and invisible characters removed): a review is
-    printed to terminals and pages, where an escape sequence must not act.
-    """
+class Checked(BaseModel):
+    """A model's answer: strict fields, text cleaned as card text is (control and invisible
+    characters removed: an answer is printed to terminals and pages, where an escape sequence
+    must not act), and the rules no schema can say checked in code."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -153,6 +163,18 @@ class Answer(BaseModel):
         if isinstance(value, list):
             return [clean_text(item) if isinstance(item, str) else item for item in value]
         return value
+
+    def check_rules(self) -> list[str]:
+        """Return the problems a JSON schema cannot express; empty when the answer is sound."""
+        return []
+
+
+def _is_prose(text: str) -> bool:
+    return re.search(r"[A-Za-z]{2,}.*\s.*[A-Za-z]{2,}", text) is not None
+
+
+class Answer(Checked):
+    """The fields every persona returns. Score range and verdict rule are checked in code."""
 
     review: Annotated[
         str,
@@ -177,9 +199,37 @@ class Answer(BaseModel):
                 f"verdict '{self.verdict}' disagrees with score {self.score}: "
                 f"a score of {SHIP_THRESHOLD} or more is 'ship', below is 'skip'"
             )
-        if not re.search(r"[A-Za-z]{2,}.*\s.*[A-Za-z]{2,}", self.review):
+        if not _is_prose(self.review):
             problems.append("review must be prose, not a fragment")
         return problems
+
+
+PAIR_CHOICES = ("first", "second", "tie")
+"""What a pair answer may prefer, by the order the prompt shows the two cards."""
+
+
+class PairAnswer(Checked):
+    """A persona's answer to a pair of cards: which one it would ship with (by the order the
+    prompt shows them), and a short reason in its voice."""
+
+    reason: Annotated[
+        str,
+        Field(
+            min_length=PAIR_REASON_MIN_CHARS,
+            max_length=FIELD_MAX_CHARS,
+            description="Why, in one or two sentences in the persona's voice.",
+        ),
+    ]
+    prefers: Annotated[
+        Literal["first", "second", "tie"],
+        Field(
+            description="'first' or 'second' for the tool card you would ship with, by the "
+            "order shown; 'tie' only if you truly cannot choose."
+        ),
+    ]
+
+    def check_rules(self) -> list[str]:
+        return [] if _is_prose(self.reason) else ["reason must be prose, not a fragment"]
 
 
 def split_model(spec: str) -> tuple[str, str | None]:
@@ -267,3 +317,8 @@ def load_personas(folder: Path, only: list[str] | None = None) -> list[Persona]:
             raise ConfigError(f"unknown persona '{unknown[0]}' (panel: {', '.join(sorted(known))})")
         personas = [p for p in personas if p.key in only]
     return personas
+
+
+PAIR_SCHEMA: dict[str, Any] = _portable(PairAnswer.model_json_schema())
+"""The portable JSON schema of every persona's pair answer (reason first: the model reasons
+before it picks)."""

@@ -32,6 +32,8 @@ from panel.providers.base import Message
 from panel.rules import SHIP_THRESHOLD
 
 TEMPLATES = ("card.j2", "persona.j2", "reask.j2")
+PAIR_TEMPLATES = ("pair.j2", "pair_persona.j2")
+"""The templates of a pair judgment (two cards side by side), needed only when one is asked."""
 
 _MARKER_LIKE = re.compile(r"<{3,}|>{3,}")
 
@@ -105,6 +107,7 @@ class Prompts:
             keep_trailing_newline=False,
         )
         self._fence_key = secrets.token_bytes(16)
+        self._pair_sources_hash: str | None = None
         self._sources_hash = hashlib.sha256(
             b"".join((folder / name).read_bytes() for name in TEMPLATES)
         ).hexdigest()
@@ -123,6 +126,49 @@ class Prompts:
         """Return the nonce of card's delimiters in this run: shared by its calls, unguessable."""
         digest = hmac.new(self._fence_key, card.content_hash().encode(), hashlib.sha256)
         return digest.hexdigest()[:12]
+
+    def pair_version(self, persona: Persona) -> str:
+        """Return the prompt version of persona's pair judgment with these templates."""
+        if self._pair_sources_hash is None:
+            missing = [n for n in PAIR_TEMPLATES if not (self.folder / n).is_file()]
+            if missing:
+                raise ConfigError(f"prompt template {missing[0]} not found", path=str(self.folder))
+            names = (*PAIR_TEMPLATES, "reask.j2")
+            sources = b"".join((self.folder / name).read_bytes() for name in names)
+            self._pair_sources_hash = hashlib.sha256(sources).hexdigest()
+        return hashlib.sha256((persona.source_hash + self._pair_sources_hash).encode()).hexdigest()[
+            :12
+        ]
+
+    def _fenced_card(self, card: ToolCard) -> dict[str, object]:
+        """Return what a template shows of one card: its lines (softened, never the outcome
+        label) between the delimiters of its fence in this run."""
+        nonce = self.fence(card)
+        shown = fenced(card).model_copy(update={"outcome": None})  # a label is never shown
+        return {
+            "card": shown,
+            "card_lines": card_lines(shown, card.field_order),
+            "open": f"<<<TOOL_CARD_{nonce}>>>",
+            "close": f"<<<END_TOOL_CARD_{nonce}>>>",
+        }
+
+    def pair(self, persona: Persona, first: ToolCard, second: ToolCard) -> Prompt:
+        """Return the messages asking persona which of two cards it would ship with, `first`
+        shown first: both cards (each in its own fence, the lines a review shows), then
+        persona's part. The two orders of a pair share no prefix; the four personas of one
+        order do."""
+        version = self.pair_version(persona)
+        context = {
+            "persona": persona,
+            "first": self._fenced_card(first),
+            "second": self._fenced_card(second),
+        }
+        messages = [
+            {"role": "system", "content": self._render("pair.j2", **context)},
+            {"role": "user", "content": self._render("pair_persona.j2", **context)},
+        ]
+        nonce = f"{self.fence(first)} {self.fence(second)}"
+        return Prompt(messages=messages, version=version, nonce=nonce)
 
     def review(self, persona: Persona, card: ToolCard) -> Prompt:
         """Return the messages asking persona to review card: the card's part, then persona's."""

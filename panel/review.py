@@ -1,4 +1,6 @@
 """Reviews: one persona reads one tool card and returns a validated answer, or a typed error.
+A pair judgment is the second kind of ask: one persona reads two cards, one shown first, and
+says which it would ship with; it goes through the same nets, store and call log.
 
 This is where the three safety nets live, each in one place:
 - transient provider failures (429, 5xx, timeouts) are retried with backoff that honours
@@ -13,9 +15,10 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 from tenacity import (
@@ -36,12 +39,12 @@ from panel.errors import (
     error_field,
 )
 from panel.parsing import ParseError, load_json
-from panel.personas import Answer, Persona
+from panel.personas import Answer, Checked, PairAnswer, Persona
 from panel.prompts import Prompts
 from panel.providers.base import Generation, Provider, Request
 from panel.rules import SAMPLES_TEMPERATURE
 from panel.spending import Spending
-from panel.store import CallRecord, Store, StoredReview
+from panel.store import CallRecord, Store, StoredPair, StoredReview
 from panel.store.sql import Connection
 
 REASKS = 1
@@ -49,6 +52,8 @@ REASKS = 1
 
 MAX_RETRY_AFTER = 60.0
 """Longest Retry-After panel will honour; a longer one is capped."""
+
+A = TypeVar("A", bound=Checked)
 
 
 class InvalidAnswer(Exception):
@@ -136,7 +141,9 @@ class Reviewer:
 
         request, prompt_hash = self.request_for(card, persona, sample, samples)
         try:
-            answer, attempts, call = await self._answer(provider, request, prompt_hash, persona)
+            answer, attempts, call = await self._answer(
+                provider, request, prompt_hash, persona.answer_model
+            )
         except PanelError as exc:
             raise exc.about(tool=card.slug, persona=persona.key) from None
 
@@ -144,9 +151,96 @@ class Reviewer:
         self.store.save_review(card, review, call=call, then=then)
         return review
 
+    # --- pair judgments ----------------------------------------------------------------------
+
+    def cached_pairs(
+        self, first: ToolCard, second: ToolCard, persona: Persona, samples: int
+    ) -> list[StoredPair]:
+        """Return the stored samples of persona's judgment of the two cards, `first` shown
+        first, with today's prompt and model: those below `samples`, by index."""
+        return self.store.find_pair_samples(
+            (first.content_hash(), second.content_hash()),
+            persona.key,
+            self.prompts.pair_version(persona),
+            self.provider_for(persona).name,
+            self.model_for(persona),
+            samples,
+        )
+
+    def missing_pair_samples(
+        self, first: ToolCard, second: ToolCard, persona: Persona, samples: int
+    ) -> list[int]:
+        """Return the sample indexes below `samples` of that judgment not stored yet."""
+        stored = {j.sample for j in self.cached_pairs(first, second, persona, samples)}
+        return [sample for sample in range(samples) if sample not in stored]
+
+    def pair_request_for(
+        self, first: ToolCard, second: ToolCard, persona: Persona, sample: int = 0, samples: int = 1
+    ) -> tuple[Request, str]:
+        """Return the request asking persona which of two cards it would ship with, `first`
+        shown first (sample `sample` of `samples`), and the hash of its prompt."""
+        prompt = self.prompts.pair(persona, first, second)
+        request = Request(
+            messages=list(prompt.messages),
+            schema=persona.pair_schema,
+            schema_name=f"{persona.key}_pair",
+            model=self.model_for(persona),
+            max_tokens=self.max_tokens,
+            temperature=self.temperature_for(samples),
+            seed=self.seed + sample,
+            persona=persona.key,
+            tool=pair_label(first.slug, second.slug),
+            sample=sample,
+            prompt_version=prompt.version,
+            nonce=prompt.nonce,
+        )
+        return request, prompt.hash
+
+    async def judge(
+        self,
+        first: ToolCard,
+        second: ToolCard,
+        persona: Persona,
+        *,
+        sample: int = 0,
+        samples: int = 1,
+        fresh: bool = False,
+        then: Callable[[Connection], None] | None = None,
+    ) -> StoredPair:
+        """Return sample `sample` of persona's validated judgment of two cards, `first` shown
+        first, from the store unless fresh; a new one is stored with its call's log entry and
+        `then`, in one transaction (as `review` does)."""
+        if not fresh:
+            stored = self.cached_pairs(first, second, persona, sample + 1)
+            cached = next((j for j in stored if j.sample == sample), None)
+            if cached:
+                if then is not None:
+                    with self.store.transaction() as db:
+                        then(db)
+                return cached
+        provider = self.provider_for(persona)
+        request, prompt_hash = self.pair_request_for(first, second, persona, sample, samples)
+        try:
+            answer, attempts, call = await self._answer(
+                provider, request, prompt_hash, persona.pair_model, "judgment"
+            )
+        except PanelError as exc:
+            raise exc.about(tool=request.tool, persona=persona.key) from None
+        cards = ((first.slug, first.content_hash()), (second.slug, second.content_hash()))
+        judgment = stored_pair(cards, provider.name, request, answer, attempts)
+        self.store.save_pair((first, second), judgment, call=call, then=then)
+        return judgment
+
+    # --- the calls -----------------------------------------------------------------------------
+
     async def _answer(
-        self, provider: Provider, request: Request, prompt_hash: str, persona: Persona
-    ) -> tuple[Answer, int, CallRecord]:
+        self,
+        provider: Provider,
+        request: Request,
+        prompt_hash: str,
+        answer_model: type[A],
+        noun: str = "review",
+    ) -> tuple[A, int, CallRecord]:
         """Return a valid answer to request, the attempts it took and the log entry of the call
         that gave it (not logged yet); re-ask an invalid one once."""
         attempts = 0
@@ -160,7 +254,7 @@ class Reviewer:
                     attempts += 1
                     try:
                         answer, call = await self._call(
-                            provider, request, prompt_hash, persona.answer_model
+                            provider, request, prompt_hash, answer_model
                         )
                     except InvalidAnswer as bad:
                         reask = [
@@ -171,7 +265,7 @@ class Reviewer:
                         raise
         except InvalidAnswer as bad:
             raise AnswerError(
-                f"gave no valid review after {attempts} attempts: {bad.problems[0]}",
+                f"gave no valid {noun} after {attempts} attempts: {bad.problems[0]}",
                 provider=provider.name,
                 attempts=attempts,
                 raw=bad.generation.text,
@@ -212,8 +306,8 @@ class Reviewer:
         return request, prompt.hash
 
     async def _call(
-        self, provider: Provider, request: Request, prompt_hash: str, answer_model: type[Answer]
-    ) -> tuple[Answer, CallRecord]:
+        self, provider: Provider, request: Request, prompt_hash: str, answer_model: type[A]
+    ) -> tuple[A, CallRecord]:
         """Send request with transient-failure retries; return a valid answer and the log entry
         of its call. Every failed attempt is logged here; the answered one is the caller's to log
         (with the review it gives)."""
@@ -339,7 +433,40 @@ _JSON_KINDS = {
 _FENCE = re.compile(r"^```(?:json)?\s*\n?(.*?)\n?```$", re.DOTALL)
 
 
-def parse_answer(request: Request, generation: Generation, answer_model: type[Answer]) -> Answer:
+def pair_label(first: str, second: str) -> str:
+    """Return how a pair judgment names its two tools in the call log, errors and cassettes:
+    "a-vs-b", the one shown first first."""
+    return f"{first}-vs-{second}"
+
+
+def stored_pair(
+    cards: tuple[tuple[str, str], tuple[str, str]],
+    provider: str,
+    request: Request,
+    answer: PairAnswer,
+    attempts: int,
+) -> StoredPair:
+    """Return the judgment to store for a valid pair answer to request; `cards` are the
+    (slug, content hash) of the card shown first, then of the other."""
+    (first, first_hash), (second, second_hash) = cards
+    return StoredPair(
+        first=first,
+        second=second,
+        first_hash=first_hash,
+        second_hash=second_hash,
+        persona=request.persona,
+        prompt_version=request.prompt_version,
+        provider=provider,
+        model=request.model,
+        prefers=answer.prefers,
+        reason=answer.reason,
+        attempts=attempts,
+        created_at=time.time(),
+        sample=request.sample,
+    )
+
+
+def parse_answer(request: Request, generation: Generation, answer_model: type[A]) -> A:
     """Return the validated answer in generation, or raise InvalidAnswer / RefusalError."""
     if generation.refusal or generation.finish_reason == "refusal":
         raise RefusalError(
@@ -401,28 +528,72 @@ async def review_tool(
     Returns the reviews (samples) that succeeded and, by persona, the first error of those that
     did not; a failure of one never discards another's stored review.
     """
+    asked = [
+        (persona, partial(reviewer.review, card, persona, sample=n, samples=samples, fresh=fresh))
+        for persona in personas
+        for n in range(samples)
+    ]
+    return await _each(reviewer, asked, concurrency, on_done)
+
+
+async def judge_pair(
+    reviewer: Reviewer,
+    pair: tuple[ToolCard, ToolCard],
+    personas: list[Persona],
+    *,
+    concurrency: int,
+    samples: int = 1,
+    fresh: bool = False,
+    on_done: Callable[[str], None] | None = None,
+) -> tuple[list[StoredPair], dict[str, ProviderError]]:
+    """Ask every persona which of the pair it would ship with, in both orders (the first card
+    shown first, then the other), `samples` answers each, concurrently up to the providers'
+    limits; one order's calls before the other's, so a local prompt cache keeps the cards.
+
+    Returns the judgments that succeeded and, by persona, the first error of those that did not.
+    """
+    asked = [
+        (
+            persona,
+            partial(reviewer.judge, first, second, persona, sample=n, samples=samples, fresh=fresh),
+        )
+        for first, second in (pair, pair[::-1])
+        for persona in personas
+        for n in range(samples)
+    ]
+    return await _each(reviewer, asked, concurrency, on_done)
+
+
+T = TypeVar("T")
+
+
+async def _each(
+    reviewer: Reviewer,
+    asked: Sequence[tuple[Persona, Callable[[], Awaitable[T]]]],
+    concurrency: int,
+    on_done: Callable[[str], None] | None,
+) -> tuple[list[T], dict[str, ProviderError]]:
+    """Run each persona's asks concurrently up to its provider's limit; return the answers that
+    came and, by persona, the first error of those that did not."""
     limits: dict[str, asyncio.Semaphore] = {
         name: asyncio.Semaphore(min(concurrency, provider.max_concurrency))
         for name, provider in reviewer.providers.items()
     }
-    asked = [(persona, sample) for persona in personas for sample in range(samples)]
 
-    async def one(persona: Persona, sample: int) -> StoredReview | ProviderError:
+    async def one(persona: Persona, ask: Callable[[], Awaitable[T]]) -> T | ProviderError:
         async with limits[reviewer.provider_for(persona).name]:
             try:
-                return await reviewer.review(
-                    card, persona, sample=sample, samples=samples, fresh=fresh
-                )
+                return await ask()
             except ProviderError as exc:
                 return exc
             finally:
                 if on_done:
                     on_done(persona.key)
 
-    results = await asyncio.gather(*(one(persona, sample) for persona, sample in asked))
-    reviews = [r for r in results if isinstance(r, StoredReview)]
+    results = await asyncio.gather(*(one(persona, ask) for persona, ask in asked))
+    answers = [r for r in results if not isinstance(r, ProviderError)]
     errors: dict[str, ProviderError] = {}
     for (persona, _), result in zip(asked, results, strict=True):
         if isinstance(result, ProviderError):
             errors.setdefault(persona.key, result)
-    return reviews, errors
+    return answers, errors

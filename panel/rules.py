@@ -12,6 +12,8 @@ SHIP_THRESHOLD = 60
 REVIEW_MIN_CHARS = 40
 REVIEW_MAX_CHARS = 4000
 FIELD_MAX_CHARS = 600
+PAIR_REASON_MIN_CHARS = 12
+"""A pair answer's reason: a short sentence at the least ("Ships on device today.")."""
 LIST_ITEM_MAX_CHARS = 120
 
 

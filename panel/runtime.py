@@ -9,7 +9,7 @@ outside this module reaches into them. Nothing here talks to a model by itself.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +22,9 @@ from panel.prompts import Prompts
 from panel.providers import make_provider
 from panel.providers.base import Provider, Request
 from panel.records import import_file
-from panel.review import Reviewer, review_tool
+from panel.review import Reviewer, judge_pair, review_tool
 from panel.spending import Estimate, Spending, estimate, unpriced_error
-from panel.store import CallRecord, Store, StoredReview
+from panel.store import CallRecord, Store, StoredPair, StoredReview
 from panel.store.sql import Connection
 
 
@@ -38,16 +38,28 @@ class Ask:
 
 
 @dataclass(frozen=True)
+class PairAsk:
+    """One persona's judgment of two cards, `first` shown first: samples 0 to `samples` - 1."""
+
+    first: ToolCard
+    second: ToolCard
+    persona: Persona
+    samples: int
+
+
+@dataclass(frozen=True)
 class Plan:
-    """What a run must do: every review it asks for, and the calls still to make for them."""
+    """What a run must do: every review and pair judgment it asks for, and the calls still to
+    make for them."""
 
     asks: list[Ask]
     calls: list[tuple[Provider, Request]]
+    pairs: list[PairAsk] = field(default_factory=list)
 
     @property
     def answers(self) -> int:
         """Every sample asked for, stored or not: the total a run's progress counts to."""
-        return sum(ask.samples for ask in self.asks)
+        return sum(ask.samples for ask in self.asks) + sum(p.samples for p in self.pairs)
 
 
 class Runtime:
@@ -80,8 +92,35 @@ class Runtime:
         persona = next((p for p in self.personas if p.key == persona_key), None)
         return None if persona is None else Ask(card, persona, samples)
 
-    def plan(self, asks: list[Ask], *, fresh: bool = False) -> Plan:
-        """Return the plan of asks: the calls for the samples not stored (every one with fresh)."""
+    def pair_asks(
+        self, pairs: Iterable[tuple[ToolCard, ToolCard]], samples: int | None = None
+    ) -> list[PairAsk]:
+        """Return every persona's judgment of each pair in both orders (the pair's first card
+        shown first, then the other), `samples` each (default: the run's)."""
+        count = self.settings.samples if samples is None else samples
+        return [
+            PairAsk(first, second, persona, count)
+            for a, b in pairs
+            for first, second in ((a, b), (b, a))
+            for persona in self.personas
+        ]
+
+    def pair_ask(
+        self, pair: tuple[ToolCard, ToolCard], persona_key: str, samples: int
+    ) -> list[PairAsk]:
+        """Return one persona's judgment of a pair in both orders ([] if that persona is not on
+        this panel)."""
+        persona = next((p for p in self.personas if p.key == persona_key), None)
+        if persona is None:
+            return []
+        a, b = pair
+        return [PairAsk(a, b, persona, samples), PairAsk(b, a, persona, samples)]
+
+    def plan(
+        self, asks: list[Ask], *, pairs: list[PairAsk] | None = None, fresh: bool = False
+    ) -> Plan:
+        """Return the plan of asks and pair judgments: the calls for the samples not stored
+        (every one with fresh)."""
         reviewer, calls = self._reviewer, []
         for ask in asks:
             card, persona = ask.card, ask.persona
@@ -89,7 +128,12 @@ class Runtime:
             for sample in needed:
                 request, _ = reviewer.request_for(card, persona, sample, ask.samples)
                 calls.append((reviewer.provider_for(persona), request))
-        return Plan(asks, calls)
+        for pair in pairs or []:
+            needed = range(pair.samples) if fresh else self.missing_pair(pair)
+            for sample in needed:
+                provider, request, _ = self.pair_request(pair, sample)
+                calls.append((provider, request))
+        return Plan(asks, calls, pairs or [])
 
     def estimate(self, plan: Plan) -> Estimate:
         """Return what the plan's calls will cost; raise ConfigError if a ceiling is set and a
@@ -106,6 +150,16 @@ class Runtime:
     def stored(self, ask: Ask) -> list[StoredReview]:
         """Return the stored samples of ask that `panel review` would reuse now."""
         return self._reviewer.cached_reviews(ask.card.content_hash(), ask.persona, ask.samples)
+
+    def missing_pair(self, pair: PairAsk) -> list[int]:
+        """Return the sample indexes of a pair judgment not stored yet."""
+        return self._reviewer.missing_pair_samples(
+            pair.first, pair.second, pair.persona, pair.samples
+        )
+
+    def stored_pair(self, pair: PairAsk) -> list[StoredPair]:
+        """Return the stored samples of a pair judgment that a run would reuse now."""
+        return self._reviewer.cached_pairs(pair.first, pair.second, pair.persona, pair.samples)
 
     # --- the calls -------------------------------------------------------------------------
 
@@ -140,6 +194,44 @@ class Runtime:
         return await self._reviewer.review(
             ask.card, ask.persona, sample=sample, samples=ask.samples, then=then
         )
+
+    async def judge_pair(
+        self,
+        pair: tuple[ToolCard, ToolCard],
+        *,
+        fresh: bool = False,
+        on_done: Callable[[str], None] | None = None,
+        samples: int | None = None,
+    ) -> tuple[list[StoredPair], dict[str, ProviderError]]:
+        """Return every persona's judgments of the pair in both orders (stored ones reused
+        unless fresh), `samples` each (default: the run's), and the first error of each
+        persona that failed."""
+        return await judge_pair(
+            self._reviewer,
+            pair,
+            self.personas,
+            concurrency=self.settings.concurrency,
+            samples=self.settings.samples if samples is None else samples,
+            fresh=fresh,
+            on_done=on_done,
+        )
+
+    async def judge_sample(
+        self, pair: PairAsk, sample: int, then: Callable[[Connection], None] | None = None
+    ) -> StoredPair:
+        """Return sample `sample` of a pair judgment, stored or asked now; `then` writes in its
+        transaction."""
+        return await self._reviewer.judge(
+            pair.first, pair.second, pair.persona, sample=sample, samples=pair.samples, then=then
+        )
+
+    def pair_request(self, pair: PairAsk, sample: int) -> tuple[Provider, Request, str]:
+        """Return the provider, the request and its prompt hash of one sample of a pair
+        judgment, as a live run would send it (a provider batch sends it as one of many)."""
+        request, prompt_hash = self._reviewer.pair_request_for(
+            pair.first, pair.second, pair.persona, sample, pair.samples
+        )
+        return self._reviewer.provider_for(pair.persona), request, prompt_hash
 
     def request(self, ask: Ask, sample: int) -> tuple[Provider, Request, str]:
         """Return the provider, the request and its prompt hash of one sample of ask, as a live
@@ -197,10 +289,22 @@ class Runtime:
         self,
         cards: tuple[ToolCard, ToolCard],
         reviews_of: Callable[[ToolCard], list[StoredReview]] | None = None,
+        pairs: list[StoredPair] | None = None,
     ) -> dict[str, Any]:
         """Return the comparison document of two tools (panel.compare), from the reviews
-        `reviews_of` gives for a card, by default each persona's latest."""
-        return comparison_for(self._store, self.personas, cards, reviews_of)
+        `reviews_of` gives for a card, by default each persona's latest, and with the pair
+        judgments given (none: no pairwise head-to-head)."""
+        return comparison_for(self._store, self.personas, cards, reviews_of, pairs)
+
+    def latest_pairs(self, pair: tuple[str, str]) -> list[StoredPair]:
+        """Return the newest stored judgments of two tools' current cards, whoever made them."""
+        keys = {p.key for p in self.personas}
+        return [j for j in self._store.latest_pairs(pair) if j.persona in keys]
+
+    def reusable_pairs(self, pair: tuple[ToolCard, ToolCard], samples: int) -> list[StoredPair]:
+        """Return the stored judgments of a pair (both orders, `samples` each) that a run with
+        these settings would reuse."""
+        return [j for ask in self.pair_asks([pair], samples) for j in self.stored_pair(ask)]
 
     def comparison_of(self, a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
         """Return the comparison document of two review documents."""
@@ -212,7 +316,7 @@ class Runtime:
         for a, b, _ in self._store.comparisons():
             card_a, card_b = self._store.get_tool(a), self._store.get_tool(b)
             if slug in (a, b) and card_a and card_b:
-                found.append(self.comparison((card_a, card_b)))
+                found.append(self.comparison((card_a, card_b), None, self.latest_pairs((a, b))))
         return found
 
     def save_comparison(self, a: str, b: str) -> None:

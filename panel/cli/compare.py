@@ -35,22 +35,41 @@ def compare(
             "too); no model call. Each page names the model of each review.",
         ),
     ] = False,
+    pairwise: Annotated[
+        bool,
+        typer.Option(
+            "--pairwise",
+            help="Also show each persona both cards and ask which one it would ship with, "
+            "once with A shown first and once with B first (8 calls; --samples N: N each). A "
+            "pick counts only when both orders agree; a persona that flips is counted as "
+            "inconsistent. The page leads with this judged head-to-head.",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Compare two tools side by side: writes <out>/compare/<a>-vs-<b>.html, .md and .json.
 
-    A stored review is reused when panel review would reuse it (same card, persona, prompt
-    version, provider and model); the rest are reviewed first. --stored shows what is stored.
-    Exit 3 if --max-cost stopped the reviews (those done are kept; no page is written).
+    A stored review (or pair judgment) is reused when a run would reuse it (same cards,
+    persona, prompt version, provider and model); the rest are asked first. --stored shows what
+    is stored. --json prints the comparison document (schema panel.compare/1) with "files".
+    Exit 3 if --max-cost stopped the calls (those done are kept; no page is written).
     """
-    compared = output.run(_compare(settings, (a, b), fresh=fresh, stored=stored, as_json=as_json))
+    compared = output.run(
+        _compare(settings, (a, b), fresh=fresh, stored=stored, pairwise=pairwise, as_json=as_json)
+    )
     output.finish(compared.ended)
     if compared.document is not None:
         _print(compared, as_json)
 
 
 async def _compare(
-    settings: Settings, tools: tuple[str, str], *, fresh: bool, stored: bool, as_json: bool
+    settings: Settings,
+    tools: tuple[str, str],
+    *,
+    fresh: bool,
+    stored: bool,
+    pairwise: bool,
+    as_json: bool,
 ) -> Compared:
     from panel.runs.compare import compare_tools
     from panel.runtime import open_runtime
@@ -58,7 +77,9 @@ async def _compare(
     runtime = open_runtime(settings, offline=stored)
     try:
         show = output.Terminal(settings.max_cost, quiet=as_json)
-        return await compare_tools(runtime, tools, show, fresh=fresh, stored=stored)
+        return await compare_tools(
+            runtime, tools, show, fresh=fresh, stored=stored, pairwise=pairwise
+        )
     finally:
         await runtime.aclose()
 
@@ -67,8 +88,7 @@ def _print(compared: Compared, as_json: bool) -> None:
     document, files = compared.document, compared.files
     assert document is not None
     if as_json:
-        files_json = {k: str(v) for k, v in files.items()}
-        output.echo_json({"a": document["a"], "b": document["b"], "files": files_json})
+        output.echo_json({**document, "files": {k: str(v) for k, v in files.items()}})
         return
     for side in ("a", "b"):
         tool, result = document[side]["tool"], document[side]["panel"]
@@ -76,6 +96,13 @@ def _print(compared: Compared, as_json: bool) -> None:
         output.say(
             f"{tool['name']}: {result['label']} · {result['ship_pct']}% panel ship · {community}"
         )
-    output.say(document["head_to_head"]["summary"])
+    head_to_head = document["head_to_head"]
+    if (pairwise := head_to_head.get("pairwise")) is not None:
+        output.say(pairwise["summary"])
+        for persona in pairwise["personas"]:
+            output.say(f"  {persona['line']}")
+        output.say(f"Scores alone: {head_to_head['summary']}")
+    else:
+        output.say(head_to_head["summary"])
     for kind, path in files.items():
         output.say(f"wrote {path}" if kind == "html" else f"      {path}")

@@ -49,7 +49,8 @@ class Request:
     sample: int = 0
     prompt_version: str = ""
     nonce: str = ""
-    """The random part of this call's delimiters (so recordings can normalise it away)."""
+    """The random part of this call's delimiters (so recordings can normalise it away); a
+    pair judgment's two, space-separated."""
 
 
 @dataclass

@@ -24,17 +24,17 @@ FORMAT = "panel.cassette/1"
 MAX_CASSETTE_BYTES = 4 * 2**20
 
 
+def _without_nonces(text: str, nonces: list[str]) -> str:
+    for nonce in nonces:
+        text = text.replace(nonce, NONCE_PLACEHOLDER)
+    return text
+
+
 def normalise(request: Request) -> dict[str, Any]:
-    """Return what was asked, stable across calls (the nonce replaced) and free of secrets."""
-    messages = [
-        {
-            **m,
-            "content": m["content"].replace(request.nonce, NONCE_PLACEHOLDER)
-            if request.nonce
-            else m["content"],
-        }
-        for m in request.messages
-    ]
+    """Return what was asked, stable across calls (the nonces replaced: a pair judgment has
+    one per card, space-separated) and free of secrets."""
+    nonces = request.nonce.split()
+    messages = [{**m, "content": _without_nonces(m["content"], nonces)} for m in request.messages]
     return {
         "persona": request.persona,
         "tool": request.tool,

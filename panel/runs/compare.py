@@ -1,4 +1,5 @@
-"""`panel compare`: two tools' reviews, reused or made now, side by side in three files."""
+"""`panel compare`: two tools' reviews (and, with --pairwise, the pair judged in both orders),
+reused or made now, side by side in three files."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 
 from panel.cards import ToolCard, resolve_card
 from panel.compare import write_pages
-from panel.errors import CostCeilingReached, InputError
+from panel.errors import CostCeilingReached, InputError, ProviderError
 from panel.runs import Ended, Show, carrying_out, ended
 from panel.runtime import Runtime
 from panel.store import StoredReview
@@ -39,34 +40,52 @@ async def compare_tools(
     *,
     fresh: bool = False,
     stored: bool = False,
+    pairwise: bool = False,
 ) -> Compared:
-    """Review what is missing of two tools, build their comparison and write its three files.
+    """Review what is missing of two tools, build their comparison and write its three files;
+    with pairwise, also ask each persona which of the two it would ship with, in both orders.
 
-    A stored review is reused only where `panel review` would reuse it (same card content,
-    persona, prompt version, provider and model); anything else is reviewed now, so a page
-    never shows another model's review under today's name. `stored` shows each persona's
-    latest stored review instead, whoever wrote it, and calls no model.
+    A stored review or judgment is reused only where a run would reuse it (same card content,
+    persona, prompt version, provider and model); anything else is asked now, so a page never
+    shows another model's answer under today's name. `stored` shows each persona's latest
+    stored reviews and judgments instead, whoever wrote them, and calls no model. Judgments
+    stored earlier that this run would reuse are shown even without pairwise.
     """
     pair = resolve_pair(args, runtime)
     if stored:
-        document = runtime.comparison(pair)
+        judged = runtime.latest_pairs((pair[0].slug, pair[1].slug))
+        if pairwise and not judged:
+            show.note(f"no stored pair judgment of {pair[0].slug} and {pair[1].slug}")
+        document = runtime.comparison(pair, None, judged)
     else:
-        plan = runtime.plan(runtime.asks(pair), fresh=fresh)
+        asked = runtime.pair_asks([pair]) if pairwise else []
+        plan = runtime.plan(runtime.asks(pair), pairs=asked, fresh=fresh)
         reviews: dict[str, list[StoredReview]] = {}
         with carrying_out(runtime, plan, show) as tick:
             for card in pair:
                 found, errors = await runtime.review(card, fresh=fresh, on_done=tick)
-                if any(isinstance(e, CostCeilingReached) for e in errors.values()):
-                    return Compared(None, {}, ended([], runtime.stop_line()))
-                if errors:
-                    first = next(iter(errors.values()))
-                    failure = (
-                        f"{len(errors)} review(s) of {card.slug} failed; the others are stored, "
-                        f"run again to retry: {first}"
-                    )
-                    return Compared(None, {}, ended([failure]))
+                if (failed := _failed(runtime, errors, f"review(s) of {card.slug}")) is not None:
+                    return failed
                 reviews[card.slug] = found
-        document = runtime.comparison(pair, lambda card: reviews[card.slug])
+            if pairwise:
+                judged, errors = await runtime.judge_pair(pair, fresh=fresh, on_done=tick)
+                what = f"pair judgment(s) of {pair[0].slug} and {pair[1].slug}"
+                if (failed := _failed(runtime, errors, what)) is not None:
+                    return failed
+        if not pairwise:
+            judged = runtime.reusable_pairs(pair, runtime.settings.samples)
+        document = runtime.comparison(pair, lambda card: reviews[card.slug], judged)
     files = write_pages(document, runtime.settings.out)
     runtime.save_comparison(pair[0].slug, pair[1].slug)
     return Compared(document, files, ended([]))
+
+
+def _failed(runtime: Runtime, errors: dict[str, ProviderError], what: str) -> Compared | None:
+    """Return how the run ended if some of its asks failed (or the ceiling stopped them)."""
+    if any(isinstance(e, CostCeilingReached) for e in errors.values()):
+        return Compared(None, {}, ended([], runtime.stop_line()))
+    if errors:
+        first = next(iter(errors.values()))
+        failure = f"{len(errors)} {what} failed; the others are stored, run again to retry: {first}"
+        return Compared(None, {}, ended([failure]))
+    return None

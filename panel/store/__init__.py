@@ -47,6 +47,26 @@ class StoredReview:
 
 
 @dataclass(frozen=True)
+class StoredPair:
+    """A validated pair judgment as kept in the store: persona, shown `first` then `second`,
+    would ship with the one it `prefers` ("first", "second" or "tie")."""
+
+    first: str
+    second: str
+    first_hash: str
+    second_hash: str
+    persona: str
+    prompt_version: str
+    provider: str
+    model: str
+    prefers: str
+    reason: str
+    attempts: int
+    created_at: float
+    sample: int = 0
+
+
+@dataclass(frozen=True)
 class CallRecord:
     """One model call: what was asked of whom, how long it took, what it cost, how it ended."""
 
@@ -183,6 +203,64 @@ class Store:
                 upsert_tool(db, card)
             for review in reviews:
                 _upsert_review(db, by_slug[review.tool], review)
+
+    # --- pair judgments -----------------------------------------------------------------------
+
+    def find_pair_samples(
+        self,
+        hashes: tuple[str, str],
+        persona: str,
+        prompt_version: str,
+        provider: str,
+        model: str,
+        samples: int = 1,
+    ) -> list[StoredPair]:
+        """Return the stored samples below index `samples` of one persona's judgment of two
+        cards (by content hash, first shown first) with exactly this question and model."""
+        rows = self.db.execute(
+            """SELECT * FROM pair_judgments WHERE first_hash = ? AND second_hash = ?
+               AND persona = ? AND prompt_version = ? AND provider = ? AND model = ?
+               AND sample < ? ORDER BY sample""",
+            (*hashes, persona, prompt_version, provider, model, samples),
+        ).fetchall()
+        return [_pair_from_row(row) for row in rows]
+
+    def save_pair(
+        self,
+        cards: tuple[ToolCard, ToolCard],
+        judgment: StoredPair,
+        *,
+        call: CallRecord | None = None,
+        then: Callable[[Connection], None] | None = None,
+    ) -> None:
+        """Store both cards and a validated judgment of them in one transaction, with the log
+        entry of the call that gave it and whatever `then` writes (as save_review does)."""
+        with self.transaction() as db:
+            insert_pair(db, cards, judgment)
+            if call is not None:
+                insert_call(db, call)
+            if then is not None:
+                then(db)
+
+    def latest_pairs(self, tools: tuple[str, str] | None = None) -> list[StoredPair]:
+        """Return the judgments of the tools' current cards (of the pair `tools` in both orders,
+        or of every pair): for each pair and persona, those of its newest question and model."""
+        where, params = "", tuple[str, ...]()
+        if tools is not None:
+            where = """WHERE (p.first_tool = ? AND p.second_tool = ?)
+                          OR (p.first_tool = ? AND p.second_tool = ?)"""
+            params = (*tools, *reversed(tools))
+        rows = self.db.execute(
+            f"""SELECT p.* FROM pair_judgments p
+                JOIN tools f ON f.slug = p.first_tool AND f.card_hash = p.first_hash
+                JOIN tools s ON s.slug = p.second_tool AND s.card_hash = p.second_hash
+                {where} ORDER BY p.created_at, p.sample, p.id""",
+            params,
+        ).fetchall()
+        judgments = [_pair_from_row(row) for row in rows]
+        newest = {_pair_question_key(j): _pair_question(j) for j in judgments}
+        found = [j for j in judgments if _pair_question(j) == newest[_pair_question_key(j)]]
+        return sorted(found, key=lambda j: (j.first, j.second, j.persona, j.sample))
 
     # --- community votes and comparisons ------------------------------------------------------
 
@@ -335,6 +413,55 @@ def insert_review(db: Connection, card: ToolCard, review: StoredReview) -> None:
     """Store card and a validated review of it, inside the caller's transaction (see save_review)."""
     upsert_tool(db, card)
     _upsert_review(db, card, review)
+
+
+def insert_pair(db: Connection, cards: tuple[ToolCard, ToolCard], judgment: StoredPair) -> None:
+    """Store both cards and a judgment of them, inside the caller's transaction; a newer one
+    with the same key replaces the old one."""
+    for card in cards:
+        upsert_tool(db, card)
+    db.execute(
+        """INSERT INTO pair_judgments (first_tool, second_tool, first_hash, second_hash, persona,
+               prompt_version, provider, model, sample, prefers, reason, attempts, created_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+           ON CONFLICT (first_hash, second_hash, persona, prompt_version, provider, model, sample)
+           DO UPDATE SET first_tool = excluded.first_tool, second_tool = excluded.second_tool,
+               prefers = excluded.prefers, reason = excluded.reason,
+               attempts = excluded.attempts, created_at = excluded.created_at""",
+        (
+            judgment.first,
+            judgment.second,
+            judgment.first_hash,
+            judgment.second_hash,
+            judgment.persona,
+            judgment.prompt_version,
+            judgment.provider,
+            judgment.model,
+            judgment.sample,
+            judgment.prefers,
+            judgment.reason,
+            judgment.attempts,
+            judgment.created_at,
+        ),
+    )
+
+
+def _pair_question_key(judgment: StoredPair) -> tuple[str, str, str]:
+    """Return what a newest question is chosen per: the persona and the pair, either order."""
+    low, high = sorted((judgment.first, judgment.second))
+    return judgment.persona, low, high
+
+
+def _pair_question(judgment: StoredPair) -> tuple[str, str, str]:
+    return judgment.prompt_version, judgment.provider, judgment.model
+
+
+def _pair_from_row(row: Any) -> StoredPair:
+    return StoredPair(
+        first=row["first_tool"],
+        second=row["second_tool"],
+        **{k: row[k] for k in row.keys() if k not in ("id", "first_tool", "second_tool")},
+    )
 
 
 def upsert_tool(db: Connection, card: ToolCard) -> None:

@@ -263,6 +263,57 @@ def m010_batch_samples(db: Connection, dialect: Dialect) -> None:
     db.execute("ALTER TABLE batch_items ADD COLUMN sample INTEGER NOT NULL DEFAULT 0")
 
 
+@migration
+def m011_pair_judgments(db: Connection, dialect: Dialect) -> None:
+    """Pair judgments (compare, eval and queue add --pairwise): a persona shown two cards,
+    `first_tool` first, says which it would ship with. Keyed like reviews, by both cards'
+    content (so the order is part of the key), persona, prompt version, provider, model and
+    sample. A queued job may judge its pair: its pair tasks, one per persona and pair of tools
+    (both orders, every sample), run once both tools' reviews are done. A provider batch item
+    may ask for a pair judgment (its second card then named)."""
+    _execute_script(
+        db,
+        dialect,
+        """
+        CREATE TABLE pair_judgments (
+            id INTEGER PRIMARY KEY,
+            first_tool TEXT NOT NULL REFERENCES tools(slug),
+            second_tool TEXT NOT NULL REFERENCES tools(slug),
+            first_hash TEXT NOT NULL,
+            second_hash TEXT NOT NULL,
+            persona TEXT NOT NULL,
+            prompt_version TEXT NOT NULL,
+            provider TEXT NOT NULL,
+            model TEXT NOT NULL,
+            sample INTEGER NOT NULL DEFAULT 0 CHECK (sample >= 0),
+            prefers TEXT NOT NULL CHECK (prefers IN ('first', 'second', 'tie')),
+            reason TEXT NOT NULL CHECK (length(reason) > 0),
+            attempts INTEGER NOT NULL,
+            created_at REAL NOT NULL,
+            UNIQUE (first_hash, second_hash, persona, prompt_version, provider, model, sample)
+        );
+        CREATE INDEX pair_judgments_by_tools ON pair_judgments (first_tool, second_tool);
+        ALTER TABLE jobs ADD COLUMN pairwise INTEGER NOT NULL DEFAULT 0;
+        CREATE TABLE pair_tasks (
+            a TEXT NOT NULL REFERENCES tools(slug),
+            b TEXT NOT NULL REFERENCES tools(slug),
+            persona TEXT NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('pending', 'running', 'done', 'failed')),
+            samples INTEGER NOT NULL DEFAULT 1,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            lease_owner TEXT,
+            lease_expires REAL,
+            last_error TEXT,
+            updated_at REAL NOT NULL,
+            PRIMARY KEY (a, b, persona)
+        );
+        CREATE INDEX pair_tasks_by_state ON pair_tasks (state, a, b);
+        ALTER TABLE batch_items ADD COLUMN second_tool TEXT;
+        ALTER TABLE batch_items ADD COLUMN second_hash TEXT
+        """,
+    )
+
+
 def check(database: Database, *, write: bool, first: str) -> int:
     """Return the store's schema version if panel may use it; raise ConfigError if not.
 

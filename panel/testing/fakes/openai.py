@@ -43,7 +43,7 @@ ContentRule = Callable[[dict[str, Any]], "str | dict[str, Any] | None"]
 def answer_for(
     schema: dict[str, Any], seed_text: str = "", score: int | None = None
 ) -> dict[str, Any]:
-    """Return a valid answer for a review schema.
+    """Return a valid answer for a review schema (or a pair judgment's: its first choice).
 
     The score is `score`, or else varied but deterministic per seed_text; the verdict follows it.
     """
@@ -55,6 +55,8 @@ def answer_for(
             answer[name] = score
         elif name == "verdict":
             answer[name] = "ship" if score >= 60 else "skip"
+        elif "enum" in prop:
+            answer[name] = prop["enum"][0]
         elif prop.get("type") == "array":
             answer[name] = ["Moondream", "PaliGemma"]
         else:
