@@ -262,7 +262,7 @@ def _pairwise_summary(
     if pick is not None:
         return (
             f"Judged side by side in both orders, the panel picks {names[pick]}: "
-            f"{personas(counts[pick])} of {total} pick it in both orders ({split}); {flips}."
+            f"{counts[pick]} of {personas(total)} pick it in both orders ({split}); {flips}."
         )
     if flipped and flipped == total:
         return (
