@@ -46,6 +46,15 @@ def add(
         ),
     ],
     samples: SamplesOpt = None,
+    pairwise: Annotated[
+        bool,
+        typer.Option(
+            "--pairwise",
+            help="Also have each persona judge each pair side by side, in both orders, once "
+            "both tools are reviewed (8 calls a pair; with --samples N, N each); the pages "
+            "lead with the judged head-to-head. A pair queued before gains its judgments.",
+        ),
+    ] = False,
     db: DbOpt = None,
     personas: PersonasOpt = None,
     as_json: JsonOpt = False,
@@ -62,7 +71,8 @@ def add(
     panel_personas = load_personas(settings.personas_dir())
     store, queue = _open_queue(settings)
     try:
-        added = add_pairs(queue, panel_personas, read_pairs(file, store), settings.samples)
+        pairs = read_pairs(file, store)
+        added = add_pairs(queue, panel_personas, pairs, settings.samples, pairwise=pairwise)
     finally:
         store.close()
     if as_json:
@@ -72,6 +82,7 @@ def add(
             f"queued {added.jobs} comparison(s) ({added.already} already queued or done) "
             f"over {added.tools} tool(s): {added.tasks} review(s) to run"
             + (f", {settings.samples} samples each" if settings.samples > 1 else "")
+            + (f", then {added.pair_tasks} pair judgment(s) in both orders" if pairwise else "")
         )
 
 
@@ -155,6 +166,8 @@ def _print_run(drained: Drained, as_json: bool) -> None:
             "jobs_failed": stats.jobs_failed,
             "reviews_done": stats.tasks_done,
             "reviews_failed": stats.tasks_failed,
+            "pair_judgments_done": stats.pairs_done,
+            "pair_judgments_failed": stats.pairs_failed,
             "calls": drained.calls,
             "tokens": drained.tokens,
             "seconds": round(drained.seconds, 3),
@@ -186,6 +199,9 @@ def status(settings: Settings, db: DbOpt = None, as_json: JsonOpt = False) -> No
     jobs, tasks = summary["jobs"], summary["tasks"]
     output.say("jobs:    " + " · ".join(f"{k} {v}" for k, v in jobs.items()))
     output.say("reviews: " + " · ".join(f"{k} {v}" for k, v in tasks.items()))
+    if any(summary["pair_tasks"].values()):
+        pairs = summary["pair_tasks"]
+        output.say("pairs:   " + " · ".join(f"{k} {v}" for k, v in pairs.items()))
     if summary["in_open_batches"]:
         output.say(
             f"{summary['in_open_batches']} review(s) wait in an open provider batch: "

@@ -1,4 +1,6 @@
 """The batch path of the queue: pending persona reviews sent as one provider batch, at half price.
+Pair judgments (queue add --pairwise) go the same way once their tools' reviews are stored: a
+later batch of the same run.
 
 `panel queue run --batch-api` claims every pending review task, builds each request exactly as a
 live review would (Reviewer.request_for), submits them as one batch per provider, polls it, and
@@ -36,11 +38,11 @@ from panel.errors import (
     TransientProviderError,
     located,
 )
-from panel.personas import Answer
+from panel.personas import Answer, PairAnswer
 from panel.providers.base import BatchResults, BatchStatus, Generation, Provider, Request
 from panel.queue.runner import LEASE_SECONDS, RunStats, heartbeat_loop, worker_id
 from panel.queue.store import BatchItem, BatchStore, HeldBatch, QueueStore
-from panel.review import InvalidAnswer, parse_answer, stored_review
+from panel.review import InvalidAnswer, pair_label, parse_answer, stored_pair, stored_review
 from panel.runtime import Runtime
 from panel.store import CallRecord
 
@@ -59,7 +61,7 @@ class Judged:
 
     outcome: str
     """ok, invalid, refusal or error, as in the call log."""
-    answer: Answer | None = None
+    answer: Answer | PairAnswer | None = None
     error: str | None = None
     generation: Generation | None = None
 
@@ -74,6 +76,12 @@ def batch_providers(runtime: Runtime) -> dict[str, Provider]:
     return found
 
 
+def _label(item: BatchItem) -> str:
+    """Return how the call log names what an item asked about: a tool, or a pair judgment's
+    "first-vs-second"."""
+    return item.tool if item.second_tool is None else pair_label(item.tool, item.second_tool)
+
+
 def _asked(item: BatchItem) -> Request:
     """Return what the answer's judges need to know of the request an item sent (not its text)."""
     return Request(
@@ -82,7 +90,7 @@ def _asked(item: BatchItem) -> Request:
         schema_name="",
         model=item.model,
         persona=item.persona,
-        tool=item.tool,
+        tool=_label(item),
         prompt_version=item.prompt_version,
         sample=item.sample,
     )
@@ -115,7 +123,7 @@ class Batcher:
         self.owner = worker_id()
         self._cards: dict[str, ToolCard | None] = {}
         self._seen: dict[int, tuple[str, int]] = {}
-        self._reserved: dict[tuple[str, str, int], float] = {}
+        self._reserved: dict[tuple[str, str | None, str, int], float] = {}
         """--max-cost: the estimate reserved for each review this run put in a batch."""
         self.ceiling_reached = False
 
@@ -128,7 +136,8 @@ class Batcher:
                 await self._submit_claimable()
                 for batch in self.batches.hold_open_batches(self.owner, self.lease):
                     await self._advance(batch)
-                if not self.batches.open_batches():
+                # a batch of reviews that ended may have made pair judgments claimable
+                if not self.batches.open_batches() and not await self._submit_claimable():
                     return self.stats
                 await asyncio.sleep(self.poll_interval)
         finally:
@@ -137,30 +146,94 @@ class Batcher:
 
     # --- submitting ----------------------------------------------------------------------------
 
-    async def _submit_claimable(self) -> None:
-        """Claim the reviews no batch holds yet and submit them, one batch per provider."""
-        while not self.ceiling_reached and (
-            claimed := self.batches.claim_tasks(self.owner, self.lease, MAX_REQUESTS)
-        ):
+    async def _submit_claimable(self) -> int:
+        """Claim the reviews and pair judgments no batch holds yet and submit them, one batch
+        per provider; return how many requests went out."""
+        submitted = 0
+        while not self.ceiling_reached:
+            claimed = self.batches.claim_tasks(self.owner, self.lease, MAX_REQUESTS)
+            pairs = self.batches.claim_pair_tasks(
+                self.owner, self.lease, MAX_REQUESTS - len(claimed)
+            )
+            if not claimed and not pairs:
+                break
             groups: dict[str, list[tuple[BatchItem, Request]]] = {}
             for tool, persona_key in claimed:
-                prepared = self._prepare(tool, persona_key)
-                # --max-cost: a task whose samples do not all fit stays claimed (release_unsent
-                # puts it back), its reservations given back
-                reservations = [
-                    self.runtime.reserve(self.providers[provider], request, BATCH_PRICE)
-                    for provider, _, request in prepared
-                ]
-                if None in reservations:
-                    self.ceiling_reached = True
-                    for reserved in reservations:
-                        self.runtime.release(reserved or 0.0)
-                    continue
-                for (provider, item, request), reserved in zip(prepared, reservations, strict=True):
-                    self._reserved[(tool, persona_key, item.sample)] = reserved or 0.0
-                    groups.setdefault(provider, []).append((item, request))
+                self._reserve_into(groups, self._prepare(tool, persona_key))
+            for a, b, persona_key in pairs:
+                self._reserve_into(groups, self._prepare_pair((a, b), persona_key))
             for provider, entries in groups.items():
                 await self._submit(provider, entries)
+                submitted += len(entries)
+        return submitted
+
+    def _reserve_into(
+        self,
+        groups: dict[str, list[tuple[BatchItem, Request]]],
+        prepared: list[tuple[str, BatchItem, Request]],
+    ) -> None:
+        """Reserve the cost of one claimed task's requests and add them to the groups to submit.
+
+        --max-cost: a task whose requests do not all fit stays claimed (release_unsent puts it
+        back), its reservations given back.
+        """
+        reservations = [
+            self.runtime.reserve(self.providers[provider], request, BATCH_PRICE)
+            for provider, _, request in prepared
+        ]
+        if None in reservations:
+            self.ceiling_reached = True
+            for reserved in reservations:
+                self.runtime.release(reserved or 0.0)
+            return
+        for (provider, item, request), reserved in zip(prepared, reservations, strict=True):
+            key = (item.tool, item.second_tool, item.persona, item.sample)
+            self._reserved[key] = reserved or 0.0
+            groups.setdefault(provider, []).append((item, request))
+
+    def _prepare_pair(
+        self, pair: tuple[str, str], persona_key: str
+    ) -> list[tuple[str, BatchItem, Request]]:
+        """Return (provider, item, request) for each answer (order and sample) a claimed pair
+        task still needs, or settle it here and return [] (as _prepare does a review)."""
+        cards = self._card(pair[0]), self._card(pair[1])
+        samples = self.queue.pair_task_samples(pair).get(persona_key, 1)
+        asks = []
+        if cards[0] is not None and cards[1] is not None:
+            asks = self.runtime.pair_ask((cards[0], cards[1]), persona_key, samples)
+        if not asks:
+            missing = next((slug for slug, card in zip(pair, cards, strict=True) if not card), None)
+            error = InputError(
+                "queued tool not in the store" if missing else "not a persona on this panel",
+                tool=missing or pair_label(*pair),
+                persona=None if missing else persona_key,
+            )
+            jobs = self.queue.fail_pair_task(pair, persona_key, error.message, str(error))
+            self.stats.pairs_failed += 1
+            self.stats.jobs_failed += jobs
+            return []
+        needed = [(ask, sample) for ask in asks for sample in self.runtime.missing_pair(ask)]
+        if not needed:
+            self.queue.finish_pair_task(pair, persona_key)
+            self.stats.pairs_done += 1
+            return []
+        prepared = []
+        for ask, sample in needed:
+            provider, request, prompt_hash = self.runtime.pair_request(ask, sample)
+            item = BatchItem(
+                custom_id="",  # numbered when the batch is put together
+                tool=ask.first.slug,
+                persona=persona_key,
+                model=request.model,
+                prompt_version=request.prompt_version,
+                prompt_hash=prompt_hash,
+                card_hash=ask.first.content_hash(),
+                sample=sample,
+                second_tool=ask.second.slug,
+                second_hash=ask.second.content_hash(),
+            )
+            prepared.append((provider.name, item, request))
+        return prepared
 
     def _prepare(self, tool: str, persona_key: str) -> list[tuple[str, BatchItem, Request]]:
         """Return (provider, item, request) for each sample a claimed task still needs, or
@@ -205,7 +278,7 @@ class Batcher:
     async def _submit(self, provider: str, entries: list[tuple[BatchItem, Request]]) -> None:
         # custom_id: unique in the batch, readable, and within every provider's [a-zA-Z0-9_-]{1,64}
         items = [
-            replace(item, custom_id=f"{n:05d}-{item.persona}-{item.tool}"[:64])
+            replace(item, custom_id=f"{n:05d}-{item.persona}-{_label(item)}"[:64])
             for n, (item, _) in enumerate(entries)
         ]
         requests = [
@@ -213,7 +286,10 @@ class Batcher:
         ]
         batch_id = await self.providers[provider].batch_create(requests)
         self.batches.save_batch(provider, batch_id, self.owner, self.lease, items)
-        self.notify(f"{provider} batch {batch_id}: {len(items)} review(s) submitted")
+        pairs = sum(1 for item in items if item.second_tool is not None)
+        parts = [f"{len(items) - pairs} review(s)"] if len(items) > pairs else []
+        what = ", ".join(parts + ([f"{pairs} pair judgment(s)"] if pairs else []))
+        self.notify(f"{provider} batch {batch_id}: {what} submitted")
 
     # --- polling -------------------------------------------------------------------------------
 
@@ -258,14 +334,28 @@ class Batcher:
             + (f" ({status.error})" if status.error else ""),
             provider=batch.provider,
         )
-        done, failed = self.stats.tasks_done, self.stats.tasks_failed
+        stats = self.stats
+        before = (stats.tasks_done, stats.tasks_failed, stats.pairs_done, stats.pairs_failed)
         for item in self.batches.batch_items(batch.row):
             if item.outcome is None:
                 result = results.get(item.custom_id, unanswered)
-                self._ingest_one(batch, provider, item, self._judge(item, result))
+                judged = self._judge(item, result)
+                if item.second_tool is None:
+                    self._ingest_one(batch, provider, item, judged)
+                else:
+                    self._ingest_pair(batch, provider, item, judged)
+        done, failed, pairs_done, pairs_failed = (
+            now - then
+            for now, then in zip(
+                (stats.tasks_done, stats.tasks_failed, stats.pairs_done, stats.pairs_failed),
+                before,
+                strict=True,
+            )
+        )
+        pairs_line = f", {pairs_done} pair task(s) done, {pairs_failed} failed"
         self.notify(
-            f"{batch.provider} batch {batch.batch_id}: {self.stats.tasks_done - done} review(s) "
-            f"stored, {self.stats.tasks_failed - failed} failed"
+            f"{batch.provider} batch {batch.batch_id}: {done} review(s) stored, {failed} failed"
+            + (pairs_line if pairs_done or pairs_failed else "")
         )
         self.batches.end_batch(batch.row, status.state)
 
@@ -276,12 +366,14 @@ class Batcher:
         persona = next((p for p in self.runtime.personas if p.key == item.persona), None)
         if persona is None:
             return Judged("error", error=f"{item.persona}: not a persona on this panel")
+        model = persona.answer_model if item.second_tool is None else persona.pair_model
+        noun = "review" if item.second_tool is None else "judgment"
         try:
-            answer = parse_answer(_asked(item), result, persona.answer_model)
+            answer: Answer | PairAnswer = parse_answer(_asked(item), result, model)
         except InvalidAnswer as bad:
             error = located(
-                f"gave no valid review (a batch answer is not re-asked): {bad.problems[0]}",
-                tool=item.tool,
+                f"gave no valid {noun} (a batch answer is not re-asked): {bad.problems[0]}",
+                tool=_label(item),
                 persona=item.persona,
             )
             return Judged("invalid", error=error, generation=result)
@@ -298,7 +390,7 @@ class Batcher:
         if judged.answer is not None and (card is None or card.content_hash() != item.card_hash):
             error = f"the card of {item.tool} changed while its batch ran"
         review = None
-        if error is None and judged.answer is not None and card is not None:
+        if error is None and isinstance(judged.answer, Answer) and card is not None:
             review = (
                 card,
                 stored_review(item.card_hash, provider.name, _asked(item), judged.answer, 1),
@@ -320,12 +412,61 @@ class Batcher:
         )
         if settled is None:
             return
-        reserved = self._reserved.pop((item.tool, item.persona, item.sample), 0.0)
+        reserved = self._reserved.pop((item.tool, None, item.persona, item.sample), 0.0)
         self.runtime.settle(reserved, record)
         if settled[0] == "done":
             self.stats.tasks_done += 1
         elif settled[0] == "failed":
             self._failed(settled[1])
+
+    def _ingest_pair(
+        self, batch: HeldBatch, provider: Provider, item: BatchItem, judged: Judged
+    ) -> None:
+        """Log one answer to a pair judgment and settle its pair task, in one transaction."""
+        second = item.second_tool or ""
+        cards = self.runtime.tool(item.tool), self.runtime.tool(second)
+        shown = ((item.tool, item.card_hash), (second, item.second_hash or ""))
+        error = judged.error
+        if judged.answer is not None and any(
+            card is None or card.content_hash() != content_hash
+            for card, (_, content_hash) in zip(cards, shown, strict=True)
+        ):
+            changed = next(
+                slug
+                for card, (slug, h) in zip(cards, shown, strict=True)
+                if card is None or card.content_hash() != h
+            )
+            error = f"the card of {changed} changed while its batch ran"
+        judgment = None
+        if error is None and isinstance(judged.answer, PairAnswer):
+            first, other = cards
+            assert first is not None and other is not None
+            answer = stored_pair(shown, provider.name, _asked(item), judged.answer, 1)
+            judgment = ((first, other), answer)
+        job_error = located(
+            f"failed in {provider.name} batch {batch.batch_id}: {error}",
+            tool=_label(item),
+            persona=item.persona,
+        )
+        record = self._call_record(batch, provider, item, judged)
+        settled = self.batches.settle_pair_item(
+            batch.row,
+            item,
+            judged.outcome,
+            record,
+            self.owner,
+            judgment,
+            (error or "failed", job_error),
+        )
+        if settled is None:
+            return
+        reserved = self._reserved.pop((item.tool, second, item.persona, item.sample), 0.0)
+        self.runtime.settle(reserved, record)
+        if settled[0] == "done":
+            self.stats.pairs_done += 1
+        elif settled[0] == "failed":
+            self.stats.pairs_failed += 1
+            self.stats.jobs_failed += settled[1]
 
     def _failed(self, jobs: int) -> None:
         """Count a review failed for good, and the jobs that failed with it."""
@@ -347,7 +488,7 @@ class Batcher:
         return CallRecord(
             provider=provider.name,
             model=item.model,
-            tool=item.tool,
+            tool=_label(item),
             persona=item.persona,
             prompt_hash=item.prompt_hash,
             latency_ms=int((time.time() - batch.created_at) * 1000),

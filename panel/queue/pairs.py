@@ -93,6 +93,7 @@ class Added:
     already: int = 0
     tools: int = 0
     tasks: int = 0
+    pair_tasks: int = 0
 
 
 def add_pairs(
@@ -100,11 +101,14 @@ def add_pairs(
     personas: list[Persona],
     pairs: list[tuple[ToolCard, ToolCard]],
     samples: int = 1,
+    *,
+    pairwise: bool = False,
 ) -> Added:
     """Queue every pair not queued or done yet, and the review tasks they need (`samples`
-    answers from each persona)."""
+    answers from each persona); with pairwise, each persona's judgment of each pair too (both
+    orders, `samples` answers each), run once both tools are reviewed."""
     added = Added()
-    added.jobs, added.already = queue.add_jobs(pairs)
+    added.jobs, added.already = queue.add_jobs(pairs, pairwise)
     queue.reopen_stale_jobs()  # a card given again with new content: its pages are written anew
     tools = {card.slug for pair in pairs for card in pair}
     for slug in tools:
@@ -114,4 +118,24 @@ def add_pairs(
         }
         added.tasks += queue.add_tasks(slug, {p.key: p.key in reviewed for p in personas}, samples)
     added.tools = len(tools)
+    if pairwise:
+        for a, b in {(a.slug, b.slug) for a, b in pairs}:
+            judged = _judged(queue, (a, b), samples)
+            added.pair_tasks += queue.add_pair_tasks(
+                (a, b), {p.key: p.key in judged for p in personas}, samples
+            )
     return added
+
+
+def _judged(queue: QueueStore, pair: tuple[str, str], samples: int) -> set[str]:
+    """Return the personas whose newest stored judgments of the pair's current cards hold
+    every sample below `samples` in both orders."""
+    found: dict[tuple[str, str], set[int]] = {}
+    for judgment in queue.store.latest_pairs(pair):
+        found.setdefault((judgment.persona, judgment.first), set()).add(judgment.sample)
+    wanted = set(range(samples))
+    return {
+        persona
+        for persona, _ in found
+        if all(found.get((persona, first), set()) >= wanted for first in pair)
+    }

@@ -2,7 +2,8 @@
 
 A job is one pair of tools; a task is one persona's review of one tool, shared by every job that
 needs it, so M comparisons over N distinct tools cost at most 4·N model calls, and none for a
-tool whose reviews are already stored.
+tool whose reviews are already stored. A job queued with --pairwise also has a pair task per
+persona (its judgment of the pair in both orders), run once both tools' reviews are done.
 
 Crash safety: a worker holds what it works on under a lease that a heartbeat renews; a unit held
 by a dead worker (kill -9) comes back when its lease expires. Every state change is one
@@ -25,9 +26,9 @@ from functools import partial
 from panel.cards import ToolCard
 from panel.compare import write_pages
 from panel.errors import CostCeilingReached, InputError, ProviderError, located
-from panel.queue.store import QueueStore, finish_task_in
-from panel.runtime import Ask, Plan, Runtime
-from panel.store import StoredReview
+from panel.queue.store import QueueStore, finish_pair_task_in, finish_task_in
+from panel.runtime import Ask, PairAsk, Plan, Runtime
+from panel.store import StoredPair, StoredReview
 
 LEASE_SECONDS = 30.0
 
@@ -43,6 +44,8 @@ class RunStats:
     jobs_failed: int = 0
     tasks_done: int = 0
     tasks_failed: int = 0
+    pairs_done: int = 0
+    pairs_failed: int = 0
     started: float = field(default_factory=time.monotonic)
 
 
@@ -72,6 +75,7 @@ class QueueRunner:
         self._polling = False
         self._check_jobs = True
         self._check_tasks = True
+        self._check_pairs = True
         self._cards: dict[str, ToolCard] = {}
         self.stopped: CostCeilingReached | None = None
         """Set when --max-cost stops the run: workers take nothing new."""
@@ -89,16 +93,32 @@ class QueueRunner:
                 if ask is not None
             }
             self.queue.add_tasks(slug, complete)
+        for a, b in self.queue.open_pairwise_jobs():
+            pair, samples = (self._card(a), self._card(b)), self.queue.pair_task_samples((a, b))
+            judged = {
+                key: not any(
+                    self.runtime.missing_pair(ask)
+                    for ask in self.runtime.pair_ask(pair, key, samples.get(key, 1))
+                )
+                for key in self.personas
+            }
+            self.queue.add_pair_tasks((a, b), judged)
 
     def plan(self) -> Plan:
-        """Return the plan of the reviews left in the queue (the runtime's, as for a live run)."""
+        """Return the plan of the reviews and pair judgments left in the queue (the runtime's,
+        as for a live run)."""
         asks = []
         for tool, persona_key, samples in self.queue.open_tasks():
             card = self.runtime.tool(tool)
             ask = None if card is None else self._ask(card, persona_key, samples)
             if ask is not None:  # else it fails when claimed, with its reason
                 asks.append(ask)
-        return self.runtime.plan(asks)
+        pairs: list[PairAsk] = []
+        for a, b, persona_key, samples in self.queue.open_pair_tasks():
+            cards = self.runtime.tool(a), self.runtime.tool(b)
+            if cards[0] is not None and cards[1] is not None:
+                pairs += self.runtime.pair_ask((cards[0], cards[1]), persona_key, samples)
+        return self.runtime.plan(asks, pairs=pairs)
 
     def _ask(self, card: ToolCard, persona_key: str, samples: int) -> Ask | None:
         return self.runtime.ask(card, persona_key, samples)
@@ -137,7 +157,56 @@ class QueueRunner:
             self.stats.tasks_failed += 1
             return
         self.stats.tasks_done += 1
-        self._check_jobs = True  # its tool may be complete now: jobs may be ready
+        # its tool may be complete now: jobs and pair judgments may be ready
+        self._check_jobs = self._check_pairs = True
+
+    async def _do_pair_task(
+        self, a: str, b: str, persona_key: str, attempts: int, samples: int
+    ) -> None:
+        """Judge one persona's pair task: both orders, every sample (stored ones reused); the
+        last answer stores the task as done in its transaction."""
+        try:
+            asks = self.runtime.pair_ask((self._card(a), self._card(b)), persona_key, samples)
+            if not asks:
+                raise InputError("not a persona on this panel", persona=persona_key)
+            wanted = [(ask, sample) for ask in asks for sample in range(samples)]
+            for n, (ask, sample) in enumerate(wanted):
+                last = n == len(wanted) - 1
+                then = partial(finish_pair_task_in, pair=(a, b), persona=persona_key)
+                await self.runtime.judge_sample(ask, sample, then if last else None)
+        except CostCeilingReached as exc:  # not the task's fault: it waits for a later run
+            self.queue.release_pair_task((a, b), persona_key, self.owner, str(exc), attempt=False)
+            self.stopped = exc
+            return
+        except (ProviderError, InputError) as exc:
+            tool = f"{a}-vs-{b}"
+            if attempts < self.max_attempts and not isinstance(exc, InputError):
+                self.queue.release_pair_task((a, b), persona_key, self.owner, str(exc))
+                self._check_pairs = True
+                return
+            exc.about(tool=tool, persona=persona_key)
+            job_error = located(
+                f"pair judgment failed after {attempts} attempt(s): {exc.message}",
+                tool=tool,
+                persona=persona_key,
+            )
+            failed = self.queue.fail_pair_task((a, b), persona_key, str(exc), job_error)
+            self.stats.jobs_failed += failed
+            self.stats.pairs_failed += 1
+            return
+        self.stats.pairs_done += 1
+        self._check_jobs = True  # its job may be ready now
+
+    def _pairs_of(self, a: ToolCard, b: ToolCard) -> list[StoredPair]:
+        """Return the judgments of the pair (every sample its pair tasks ask for, one for a job
+        without) that a run with these settings would reuse."""
+        samples = self.queue.pair_task_samples((a.slug, b.slug))
+        return [
+            judgment
+            for p in self.runtime.personas
+            for ask in self.runtime.pair_ask((a, b), p.key, samples.get(p.key, 1))
+            for judgment in self.runtime.stored_pair(ask)
+        ]
 
     def _reviews_of(self, card: ToolCard) -> list[StoredReview]:
         """Return the reviews of card (every sample its tasks ask for) that `panel review` would
@@ -148,7 +217,8 @@ class QueueRunner:
 
     async def _do_job(self, job: int, a: str, b: str) -> None:
         try:
-            document = self.runtime.comparison((self._card(a), self._card(b)), self._reviews_of)
+            pair = (self._card(a), self._card(b))
+            document = self.runtime.comparison(pair, self._reviews_of, self._pairs_of(*pair))
             # Rendering and writing run in a thread so the event loop keeps dispatching calls.
             files = await asyncio.to_thread(write_pages, document, self.runtime.settings.out)
         except (OSError, InputError) as exc:
@@ -167,6 +237,10 @@ class QueueRunner:
                 await self._wake(1)
                 await self._do_task(*task)
                 await self._wake(1)  # a finished review may make jobs ready
+            elif (pair_task := self._claim_pair_task()) is not None:
+                await self._wake(1)
+                await self._do_pair_task(*pair_task)
+                await self._wake(1)
             elif self.queue.work_left():
                 await self._idle()
                 continue
@@ -183,6 +257,15 @@ class QueueRunner:
         job = self.queue.claim_job(self.owner, self.lease)
         self._check_jobs = job is not None
         return job
+
+    def _claim_pair_task(self) -> tuple[str, str, str, int, int] | None:
+        """Claim a pair judgment whose tools are reviewed, unless none was claimable at the last
+        look and nothing changed since (as _claim_task)."""
+        if not self._check_pairs:
+            return None
+        task = self.queue.claim_pair_task(self.owner, self.lease)
+        self._check_pairs = task is not None
+        return task
 
     def _claim_task(self) -> tuple[str, str, int, int] | None:
         """Claim a review, unless none was left at the last look and none came back since that
@@ -214,7 +297,7 @@ class QueueRunner:
                 return
             self._polling = True
             # Other processes finish reviews, and units of dead ones come back: look again.
-            self._check_jobs = self._check_tasks = True
+            self._check_jobs = self._check_tasks = self._check_pairs = True
             try:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._news.wait(), timeout=min(0.25, self.lease / 4))

@@ -1,5 +1,9 @@
-"""Every SQL statement of the queue, behind two small interfaces: QueueStore (jobs and review
-tasks) and BatchStore (provider batches, for `queue run --batch-api` only).
+"""Every SQL statement of the queue, behind two small interfaces: QueueStore (jobs, review
+tasks and pair tasks) and BatchStore (provider batches, for `queue run --batch-api` only).
+
+A pair task is one persona's judgment of a queued pair (`queue add --pairwise`), both orders and
+every sample: claimable once every review task of its two tools is done; a job that judges its
+pair is ready once its pair tasks are done too.
 
 The runner, the batcher and `queue add / status / retry` speak only to these; a second storage
 backend implements their methods and nothing else of the queue changes.
@@ -24,9 +28,11 @@ from panel.cards import ToolCard
 from panel.store import (
     CallRecord,
     Store,
+    StoredPair,
     StoredReview,
     insert_call,
     insert_comparison,
+    insert_pair,
     insert_review,
     upsert_tool,
 )
@@ -35,14 +41,37 @@ from panel.store.sql import Connection
 STATES = ("pending", "running", "done", "failed")
 
 _OPEN_BATCH_ITEMS = """SELECT i.tool, i.persona FROM batch_items i JOIN batches b ON b.id = i.batch
-                       WHERE b.state = 'submitted' AND i.outcome IS NULL"""
+                       WHERE b.state = 'submitted' AND i.outcome IS NULL
+                         AND i.second_tool IS NULL"""
 """The reviews an open provider batch still owes: left to `queue run --batch-api`."""
+
+_OPEN_PAIR_ITEMS = """SELECT i.tool, i.second_tool, i.persona FROM batch_items i
+                      JOIN batches b ON b.id = i.batch
+                      WHERE b.state = 'submitted' AND i.outcome IS NULL
+                        AND i.second_tool IS NOT NULL"""
+"""The pair judgments (either order) an open provider batch still owes."""
+
+_IN_OPEN_BATCH = f"""EXISTS (SELECT 1 FROM ({_OPEN_PAIR_ITEMS}) o WHERE o.persona = p.persona
+                       AND ((o.tool = p.a AND o.second_tool = p.b)
+                            OR (o.tool = p.b AND o.second_tool = p.a)))"""
+"""Whether pair task `p` waits in an open provider batch."""
+
+_READY_PAIR = f"""SELECT a, b, persona FROM pair_tasks p
+                  WHERE (state = 'pending' OR (state = 'running' AND lease_expires < ?))
+                    AND NOT EXISTS (SELECT 1 FROM tasks t
+                                    WHERE t.tool IN (p.a, p.b) AND t.state != 'done')
+                    AND NOT {_IN_OPEN_BATCH}
+                  ORDER BY a, b, persona LIMIT ?"""
+"""Pair tasks free to claim whose tools are reviewed (takes the time now and a limit)."""
 
 _READY_JOB = """SELECT j.id FROM jobs j
                 WHERE (j.state = 'pending' OR (j.state = 'running' AND j.lease_expires < ?))
                   AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.tool IN (j.a, j.b) AND t.state != 'done')
+                  AND NOT EXISTS (SELECT 1 FROM pair_tasks p
+                                  WHERE p.a = j.a AND p.b = j.b AND p.state != 'done')
                 ORDER BY j.id LIMIT 1"""
-"""The next job free to claim whose reviews are all done (takes the time now)."""
+"""The next job free to claim whose reviews (and pair judgments) are all done (takes the time
+now)."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +89,9 @@ class BatchItem:
     """Which sample of the review it asks for (queue add --samples N: 0 to N-1)."""
     outcome: str | None = None
     """None until ingested; then ok, invalid, refusal or error."""
+    second_tool: str | None = None
+    """A pair judgment's card shown second (`tool` is shown first); None for a review."""
+    second_hash: str | None = None
 
 
 BATCH_ITEM_COLUMNS = (
@@ -71,6 +103,8 @@ BATCH_ITEM_COLUMNS = (
     "prompt_hash",
     "card_hash",
     "sample",
+    "second_tool",
+    "second_hash",
 )
 """What a submitted item records (its outcome comes at ingestion)."""
 
@@ -126,14 +160,29 @@ class _Tables:
                 (owner, now + lease, now, now, limit),
             ).fetchall()
 
+    def _claim_pairs(self, owner: str, lease: float, limit: int) -> list[Any]:
+        now = time.time()
+        with self.store.transaction() as db:
+            return db.execute(
+                f"""UPDATE pair_tasks SET state = 'running', lease_owner = ?, lease_expires = ?,
+                       attempts = attempts + 1, updated_at = ?
+                   WHERE (a, b, persona) IN ({_READY_PAIR}{self._skip_locked})
+                   RETURNING a, b, persona, attempts, samples""",
+                (owner, now + lease, now, now, limit),
+            ).fetchall()
+
 
 class QueueStore(_Tables):
     """The queue's jobs (comparisons) and tasks (persona reviews) in a store."""
 
     # --- adding --------------------------------------------------------------------------------
 
-    def add_jobs(self, pairs: list[tuple[ToolCard, ToolCard]]) -> tuple[int, int]:
-        """Store the pairs' cards and queue every pair not queued yet; return (added, already)."""
+    def add_jobs(
+        self, pairs: list[tuple[ToolCard, ToolCard]], pairwise: bool = False
+    ) -> tuple[int, int]:
+        """Store the pairs' cards and queue every pair not queued yet; return (added, already).
+        With pairwise, every job of the pairs judges its pair (a done job queued again so is
+        pending again)."""
         now = time.time()
         added = already = 0
         with self.store.transaction() as db:
@@ -141,13 +190,70 @@ class QueueStore(_Tables):
                 upsert_tool(db, card)
             for a, b in pairs:
                 cursor = db.execute(
-                    """INSERT INTO jobs (a, b, state, created_at, updated_at)
-                       VALUES (?, ?, 'pending', ?, ?) ON CONFLICT (a, b) DO NOTHING""",
-                    (a.slug, b.slug, now, now),
+                    """INSERT INTO jobs (a, b, state, pairwise, created_at, updated_at)
+                       VALUES (?, ?, 'pending', ?, ?, ?) ON CONFLICT (a, b) DO NOTHING""",
+                    (a.slug, b.slug, int(pairwise), now, now),
                 )
                 added += cursor.rowcount
                 already += 1 - cursor.rowcount
+                if pairwise and not cursor.rowcount:
+                    db.execute(
+                        """UPDATE jobs SET pairwise = 1, state = CASE WHEN state = 'done'
+                               THEN 'pending' ELSE state END, updated_at = ?
+                           WHERE a = ? AND b = ? AND pairwise = 0""",
+                        (now, a.slug, b.slug),
+                    )
         return added, already
+
+    def add_pair_tasks(
+        self, pair: tuple[str, str], personas: dict[str, bool], samples: int | None = None
+    ) -> int:
+        """Queue a pair task per persona (True: already judged, so done); return how many are
+        new work. As add_tasks: a done task whose judgment is missing now is pending again."""
+        now = time.time()
+        pending = 0
+        with self.store.transaction() as db:
+            for persona, judged in personas.items():
+                cursor = db.execute(
+                    """INSERT INTO pair_tasks (a, b, persona, state, samples, updated_at)
+                       VALUES (?, ?, ?, ?, ?, ?)
+                       ON CONFLICT (a, b, persona) DO UPDATE SET state = excluded.state,
+                           attempts = 0, last_error = NULL, updated_at = excluded.updated_at
+                       WHERE pair_tasks.state = 'done' AND excluded.state = 'pending'""",
+                    (*pair, persona, "done" if judged else "pending", samples or 1, now),
+                )
+                pending += cursor.rowcount if not judged else 0
+                if samples is not None:
+                    db.execute(
+                        """UPDATE pair_tasks SET samples = ?
+                           WHERE a = ? AND b = ? AND persona = ? AND state != 'done'""",
+                        (samples, *pair, persona),
+                    )
+        return pending
+
+    def pair_task_samples(self, pair: tuple[str, str]) -> dict[str, int]:
+        """Return how many samples each persona's pair task of a job's pair asks for ({} for a
+        job that does not judge its pair)."""
+        rows = self.store.db.execute(
+            "SELECT persona, samples FROM pair_tasks WHERE a = ? AND b = ?", pair
+        ).fetchall()
+        return {row["persona"]: int(row["samples"]) for row in rows}
+
+    def open_pair_tasks(self) -> list[tuple[str, str, str, int]]:
+        """Return (a, b, persona, samples) of every pair judgment not done or failed yet."""
+        rows = self.store.db.execute(
+            """SELECT a, b, persona, samples FROM pair_tasks
+               WHERE state IN ('pending', 'running') ORDER BY a, b, persona"""
+        ).fetchall()
+        return [(row["a"], row["b"], row["persona"], int(row["samples"])) for row in rows]
+
+    def open_pairwise_jobs(self) -> list[tuple[str, str]]:
+        """Return the pair of every job not done or failed yet that judges its pair."""
+        rows = self.store.db.execute(
+            """SELECT a, b FROM jobs WHERE state IN ('pending', 'running') AND pairwise = 1
+               ORDER BY a, b"""
+        ).fetchall()
+        return [(row["a"], row["b"]) for row in rows]
 
     def add_tasks(self, tool: str, personas: dict[str, bool], samples: int | None = None) -> int:
         """Queue a task per persona (True: already reviewed, so done); return how many are new work.
@@ -233,6 +339,15 @@ class QueueStore(_Tables):
             ).fetchone()
         return (row["id"], row["a"], row["b"]) if row else None
 
+    def claim_pair_task(self, owner: str, lease: float) -> tuple[str, str, str, int, int] | None:
+        """Claim the next pair judgment whose tools are reviewed; return (a, b, persona,
+        attempts, samples)."""
+        rows = self._claim_pairs(owner, lease, 1)
+        if not rows:
+            return None
+        row = rows[0]
+        return row["a"], row["b"], row["persona"], row["attempts"], row["samples"]
+
     def claim_task(self, owner: str, lease: float) -> tuple[str, str, int, int] | None:
         """Claim the next review no open batch asks for; return (tool, persona, attempts,
         samples)."""
@@ -248,6 +363,7 @@ class QueueStore(_Tables):
             for table, state in (
                 ("jobs", "running"),
                 ("tasks", "running"),
+                ("pair_tasks", "running"),
                 ("batches", "submitted"),
             ):
                 db.execute(
@@ -266,7 +382,11 @@ class QueueStore(_Tables):
                SELECT (SELECT count(*) FROM tasks t WHERE state IN ('pending', 'running')
                          AND NOT EXISTS (SELECT 1 FROM open_items o WHERE o.tool = t.tool AND o.persona = t.persona))
                     + (SELECT count(*) FROM jobs j WHERE state IN ('pending', 'running')
-                         AND NOT EXISTS (SELECT 1 FROM open_items o WHERE o.tool IN (j.a, j.b)))"""
+                         AND NOT EXISTS (SELECT 1 FROM open_items o WHERE o.tool IN (j.a, j.b)))
+                    + (SELECT count(*) FROM pair_tasks p WHERE state IN ('pending', 'running')
+                         AND NOT {_IN_OPEN_BATCH}
+                         AND EXISTS (SELECT 1 FROM jobs j WHERE j.a = p.a AND j.b = p.b
+                                     AND j.state IN ('pending', 'running')))"""
         )
         return bool(row[0])
 
@@ -280,6 +400,36 @@ class QueueStore(_Tables):
         """Fail a review for good, and every unfinished job that needs it; return those jobs."""
         with self.store.transaction() as db:
             return _fail_task(db, tool, persona, error, job_error)
+
+    def finish_pair_task(self, pair: tuple[str, str], persona: str) -> None:
+        with self.store.transaction() as db:
+            finish_pair_task_in(db, pair, persona)
+
+    def fail_pair_task(
+        self, pair: tuple[str, str], persona: str, error: str, job_error: str
+    ) -> int:
+        """Fail a pair judgment for good, and its unfinished job; return how many jobs."""
+        with self.store.transaction() as db:
+            return _fail_pair_task(db, pair, persona, error, job_error)
+
+    def release_pair_task(
+        self, pair: tuple[str, str], persona: str, owner: str, error: str, *, attempt: bool = True
+    ) -> None:
+        """Put a pair judgment owner holds back in the queue (as release_task does a review)."""
+        with self.store.transaction() as db:
+            db.execute(
+                """UPDATE pair_tasks SET state = 'pending', last_error = ?, lease_owner = NULL,
+                       attempts = attempts - ?, updated_at = ?
+                   WHERE a = ? AND b = ? AND persona = ? AND lease_owner = ?""",
+                (
+                    error if attempt else None,
+                    0 if attempt else 1,
+                    time.time(),
+                    *pair,
+                    persona,
+                    owner,
+                ),
+            )
 
     def release_task(
         self, tool: str, persona: str, owner: str, error: str, *, attempt: bool = True
@@ -338,6 +488,7 @@ class QueueStore(_Tables):
         return {
             "jobs": counts("jobs"),
             "tasks": counts("tasks"),
+            "pair_tasks": counts("pair_tasks"),
             "in_open_batches": self._one(f"SELECT count(*) FROM ({_OPEN_BATCH_ITEMS}) o")[0],
             "failed": [
                 {k: row[k] for k in ("id", "a", "b", "attempts", "last_error")}
@@ -367,11 +518,12 @@ class QueueStore(_Tables):
         """Put failed jobs and tasks back in the queue; return how many jobs."""
         now = time.time()
         with self.store.transaction() as db:
-            db.execute(
-                """UPDATE tasks SET state = 'pending', attempts = 0, last_error = NULL, updated_at = ?
-                   WHERE state = 'failed'""",
-                (now,),
-            )
+            for table in ("tasks", "pair_tasks"):
+                db.execute(
+                    f"""UPDATE {table} SET state = 'pending', attempts = 0, last_error = NULL,
+                           updated_at = ? WHERE state = 'failed'""",
+                    (now,),
+                )
             return int(
                 db.execute(
                     """UPDATE jobs SET state = 'pending', attempts = 0, last_error = NULL,
@@ -389,6 +541,12 @@ class BatchStore(_Tables):
         return sorted(
             (row["tool"], row["persona"]) for row in self._claim_tasks(owner, lease, limit)
         )
+
+    def claim_pair_tasks(self, owner: str, lease: float, limit: int) -> list[tuple[str, str, str]]:
+        """Claim up to limit pair judgments whose tools are reviewed and that no open batch asks
+        for; return (a, b, persona), sorted."""
+        rows = self._claim_pairs(owner, lease, limit)
+        return sorted((row["a"], row["b"], row["persona"]) for row in rows)
 
     def save_batch(
         self, provider: str, batch_id: str, owner: str, lease: float, items: list[BatchItem]
@@ -441,7 +599,19 @@ class BatchStore(_Tables):
                     """UPDATE tasks SET state = 'running', lease_owner = ?, lease_expires = ?,
                            updated_at = ?
                        WHERE (tool, persona) IN (
-                           SELECT tool, persona FROM batch_items WHERE batch = ? AND outcome IS NULL)
+                           SELECT tool, persona FROM batch_items WHERE batch = ? AND outcome IS NULL
+                             AND second_tool IS NULL)
+                         AND (state = 'pending'
+                              OR (state = 'running' AND (lease_owner = ? OR lease_expires < ?)))""",
+                    (owner, now + lease, now, row["id"], owner, now),
+                )
+                db.execute(
+                    """UPDATE pair_tasks SET state = 'running', lease_owner = ?, lease_expires = ?,
+                           updated_at = ?
+                       WHERE EXISTS (SELECT 1 FROM batch_items i WHERE i.batch = ?
+                             AND i.outcome IS NULL AND i.persona = pair_tasks.persona
+                             AND ((i.tool = pair_tasks.a AND i.second_tool = pair_tasks.b)
+                                  OR (i.tool = pair_tasks.b AND i.second_tool = pair_tasks.a)))
                          AND (state = 'pending'
                               OR (state = 'running' AND (lease_owner = ? OR lease_expires < ?)))""",
                     (owner, now + lease, now, row["id"], owner, now),
@@ -456,6 +626,14 @@ class BatchStore(_Tables):
                    WHERE lease_owner = ? AND state = 'running' AND NOT EXISTS (
                        SELECT 1 FROM ({_OPEN_BATCH_ITEMS}) o
                        WHERE o.tool = tasks.tool AND o.persona = tasks.persona)""",
+                (time.time(), owner),
+            )
+            db.execute(
+                f"""UPDATE pair_tasks SET state = 'pending', lease_owner = NULL, updated_at = ?
+                   WHERE lease_owner = ? AND state = 'running' AND NOT EXISTS (
+                       SELECT 1 FROM ({_OPEN_PAIR_ITEMS}) o WHERE o.persona = pair_tasks.persona
+                       AND ((o.tool = pair_tasks.a AND o.second_tool = pair_tasks.b)
+                            OR (o.tool = pair_tasks.b AND o.second_tool = pair_tasks.a)))""",
                 (time.time(), owner),
             )
 
@@ -514,6 +692,78 @@ class BatchStore(_Tables):
                 finish_task_in(db, item.tool, item.persona)
                 return "done", 0
             return "failed", _fail_task(db, item.tool, item.persona, *errors)
+
+    def settle_pair_item(
+        self,
+        batch: int,
+        item: BatchItem,
+        outcome: str,
+        call: CallRecord,
+        owner: str,
+        judged: tuple[tuple[ToolCard, ToolCard], StoredPair] | None,
+        errors: tuple[str, str],
+    ) -> tuple[str, int] | None:
+        """Log one batch answer to a pair judgment and settle its pair task, in one transaction,
+        as settle_batch_item does a review: None when nothing was applied, ("sample", 0) while
+        another answer of the task is still in a batch, ("done", 0) at the last, or ("failed",
+        jobs failed with it)."""
+        shown = (item.tool, item.second_tool or "")
+        with self.store.transaction() as db:
+            if not db.execute(
+                """UPDATE batch_items SET outcome = ? WHERE batch = ? AND custom_id = ?
+                       AND outcome IS NULL""",
+                (outcome, batch, item.custom_id),
+            ).rowcount:
+                return None
+            insert_call(db, call)
+            task = db.execute(
+                """SELECT a, b FROM pair_tasks WHERE persona = ? AND state = 'running'
+                       AND lease_owner = ? AND ((a = ? AND b = ?) OR (a = ? AND b = ?))""",
+                (item.persona, owner, *shown, *reversed(shown)),
+            ).fetchone()
+            if task is None:
+                return None  # done meanwhile by a live run, or requeued: logged, not applied
+            pair = (task["a"], task["b"])
+            if judged is None:
+                return "failed", _fail_pair_task(db, pair, item.persona, *errors)
+            insert_pair(db, *judged)
+            if db.execute(  # another answer of this pair task is still in a batch
+                """SELECT 1 FROM batch_items i JOIN batches b ON b.id = i.batch
+                   WHERE i.persona = ? AND i.outcome IS NULL AND b.state = 'submitted'
+                     AND ((i.tool = ? AND i.second_tool = ?) OR (i.tool = ? AND i.second_tool = ?))""",
+                (item.persona, *pair, *reversed(pair)),
+            ).fetchone():
+                return "sample", 0
+            finish_pair_task_in(db, pair, item.persona)
+            return "done", 0
+
+
+def finish_pair_task_in(db: Connection, pair: tuple[str, str], persona: str) -> None:
+    """Mark a pair task done, inside the caller's transaction (the one that stores its last
+    judgment)."""
+    db.execute(
+        """UPDATE pair_tasks SET state = 'done', last_error = NULL, lease_owner = NULL,
+               updated_at = ? WHERE a = ? AND b = ? AND persona = ?""",
+        (time.time(), *pair, persona),
+    )
+
+
+def _fail_pair_task(
+    db: Connection, pair: tuple[str, str], persona: str, error: str, job_error: str
+) -> int:
+    now = time.time()
+    db.execute(
+        """UPDATE pair_tasks SET state = 'failed', last_error = ?, lease_owner = NULL,
+               updated_at = ? WHERE a = ? AND b = ? AND persona = ?""",
+        (error, now, *pair, persona),
+    )
+    return int(
+        db.execute(
+            """UPDATE jobs SET state = 'failed', last_error = ?, updated_at = ?
+               WHERE state IN ('pending', 'running') AND a = ? AND b = ?""",
+            (job_error, now, *pair),
+        ).rowcount
+    )
 
 
 def finish_task_in(db: Connection, tool: str, persona: str) -> None:
