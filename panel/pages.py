@@ -234,6 +234,18 @@ def tool_html(doc: dict[str, Any], comparisons: list[dict[str, Any]]) -> str:
     return _MARKUP.get_template("tool.html.j2").render(doc=doc, comparisons=comparisons, root="../")
 
 
+def rank_html(doc: dict[str, Any]) -> str:
+    """Return the ranking page of one category (schema panel.rank/1): each tool's interval
+    drawn on one scale, 0 in the middle."""
+    ends = [abs(float(t[k])) for t in doc["tools"] for k in ("low", "high", "strength")]
+    extent = max(ends, default=0.0) or 1.0
+
+    def position(value: float) -> int:
+        return bar_width(50 + 50 * float(value) / extent)
+
+    return _MARKUP.get_template("rank.html.j2").render(doc=doc, pos=position, root="../")
+
+
 def index_html(site: dict[str, Any]) -> str:
     """Return the site's front page: latest comparisons and every tool."""
     return _MARKUP.get_template("index.html.j2").render(site=site, root="")

@@ -1,5 +1,6 @@
-"""The static site: an index of comparisons and tools, a page per tool, the comparison pages and
-an Atom feed, all rebuilt from the store with relative links (open from disk or any static host).
+"""The static site: an index of comparisons and tools, a page per tool, the comparison pages, a
+ranking page per category whose tools were judged in pairs, and an Atom feed, all rebuilt from
+the store with relative links (open from disk or any static host).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from panel import pages
 from panel.compare import community, comparison_document, write_pages
 from panel.files import write_atomic
 from panel.personas import Persona
+from panel.rank import categories, category_slug, ranking
 from panel.results import tool_document
 from panel.store import Store
 
@@ -49,9 +51,11 @@ def build_site(
             "community": community(store, card.slug),
         }
 
+    judgments = [j for j in store.latest_pairs() if j.persona in keys]
     entries = []
     for a, b, created in store.comparisons():
-        document = comparison_document(tools[a], tools[b], personas, store)
+        pairs = [j for j in judgments if {j.first, j.second} == {a, b}]
+        document = comparison_document(tools[a], tools[b], personas, store, pairs)
         write_pages(document, out)
         entries.append(
             {
@@ -64,16 +68,38 @@ def build_site(
             }
         )
 
+    rankings = []
+    cards = store.tools()
+    for category in categories(cards):
+        document = ranking(cards, judgments, category)
+        if document["pairs"]:
+            href = f"rank/{category_slug(category)}.html"
+            write_atomic(out / href, pages.rank_html(document))
+            rankings.append({**_ranking_summary(document), "href": href})
+
     site = {
         "title": SITE_TITLE,
         "generated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "base_url": base_url,
         "comparisons": entries,
         "tools": [_summary(doc) for doc in tools.values()],
+        "rankings": rankings,
     }
     for slug, document in tools.items():
         mine = [e for e in entries if slug in (e["a"]["slug"], e["b"]["slug"])]
         write_atomic(out / "tools" / f"{slug}.html", pages.tool_html(document, mine))
     write_atomic(out / "index.html", pages.index_html(site))
     write_atomic(out / "feed.atom", pages.atom_feed(site))
-    return {"comparisons": len(entries), "tools": len(tools)}
+    return {"comparisons": len(entries), "tools": len(tools), "rankings": len(rankings)}
+
+
+def _ranking_summary(document: dict[str, Any]) -> dict[str, Any]:
+    """Return what the index shows of a category's ranking: what it rests on, and its top."""
+    return {
+        "category": document["category"],
+        "pairs": document["pairs"],
+        "judgments": document["judgments"],
+        "ranked": len(document["tools"]),
+        "unranked": len(document["unranked"]),
+        "top": document["tools"][0]["name"] if document["tools"] else None,
+    }

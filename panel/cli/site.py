@@ -30,7 +30,8 @@ def build(
     db: DbOpt = None,
     personas: PersonasOpt = None,
 ) -> None:
-    """Write index.html, tools/*.html, compare/*.html and feed.atom from the store."""
+    """Write index.html, tools/*.html, compare/*.html, rank/*.html (a ranking per category
+    whose tools were judged in pairs) and feed.atom from the store."""
     from panel.personas import load_personas
     from panel.site import build_site
     from panel.store import Store
@@ -44,5 +45,5 @@ def build(
         store.close()
     output.say(
         f"wrote {settings.out / 'index.html'}: {counts['comparisons']} comparison(s), "
-        f"{counts['tools']} tool page(s), feed.atom"
+        f"{counts['tools']} tool page(s), {counts['rankings']} ranking page(s), feed.atom"
     )

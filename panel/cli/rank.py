@@ -1,0 +1,88 @@
+"""`panel rank`: the stored tools ranked from every judged pair, with intervals."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from panel.cli import output
+from panel.cli.options import DbOpt, JsonOpt, PersonasOpt, uses_settings
+
+if TYPE_CHECKING:
+    from panel.config import Settings
+
+
+@uses_settings()
+def rank(
+    settings: Settings,
+    category: Annotated[
+        str | None,
+        typer.Option(
+            "--category",
+            metavar="NAME",
+            help='Rank only the tools of this category (a card\'s "category", any case).',
+        ),
+    ] = None,
+    db: DbOpt = None,
+    personas: PersonasOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Rank the stored tools from every judged pair (compare, queue add or eval --pairwise).
+
+    Each persona's answer in each order is one comparison (a tie is half a win each); a
+    Bradley-Terry model (choix) gives each tool a strength, 0 being the ranked tools' mean,
+    with a 90% interval by bootstrap over the judged pairs. Only tools joined by judged pairs
+    are ranked; the rest are listed apart. No model call.
+    """
+    from panel.errors import InputError
+    from panel.personas import load_personas
+    from panel.rank import categories, ranking
+    from panel.store import Store
+
+    keys = {p.key for p in load_personas(settings.personas_dir())}
+    store = Store(settings.db, write=False, first="panel compare --pairwise")
+    try:
+        tools, judgments = store.tools(), store.latest_pairs()
+    finally:
+        store.close()
+    known = categories(tools)
+    if category is not None and category.casefold() not in {c.casefold() for c in known}:
+        raise InputError(
+            f"no stored tool in category {category!r} (categories: {', '.join(known) or 'none'})"
+        )
+    document = ranking(tools, [j for j in judgments if j.persona in keys], category)
+    if as_json:
+        output.echo_json(document)
+    else:
+        print_ranking(document)
+
+
+def print_ranking(document: dict[str, Any]) -> None:
+    """Print the ranking as a table, the tools left unranked and what it rests on."""
+    scope = f" · {document['category']}" if document["category"] else ""
+    rows = [
+        (
+            str(tool["rank"]),
+            tool["name"],
+            f"{tool['strength']:+.2f}",
+            f"{tool['low']:+.2f} to {tool['high']:+.2f}",
+            str(tool["pairs"]),
+        )
+        for tool in document["tools"]
+    ]
+    if rows:
+        output.print_table(
+            f"Ranking{scope}: {document['pairs']} judged pair(s), {document['judgments']} "
+            "judgment(s)",
+            ("Rank", "Tool", "Strength", "90% interval", "Pairs"),
+            rows,
+            right=("Rank", "Strength", "Pairs"),
+        )
+    else:
+        output.say(
+            f"No judged pair{scope}: judge pairs with `panel compare A B --pairwise` or "
+            "`panel queue add FILE --pairwise`"
+        )
+    for tool in document["unranked"]:
+        output.say(f"not ranked: {tool['name']} ({tool['slug']}): {tool['reason']}")
