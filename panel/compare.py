@@ -106,6 +106,22 @@ def _scorecard(
     return rows
 
 
+def _mean_gap(a: dict[str, Any], b: dict[str, Any]) -> float:
+    return round((a["panel"]["score_mean"] or 0) - (b["panel"]["score_mean"] or 0), 1)
+
+
+def score_pick(a: dict[str, Any], b: dict[str, Any]) -> str | None:
+    """Return the tool the absolute reviews of two review documents pick: "a" or "b" by panel
+    ship %, else by a mean-score gap of CLOSE_CALL_POINTS or more; None: too close to call."""
+    pa, pb = a["panel"], b["panel"]
+    gap = _mean_gap(a, b)
+    if pa["ship_pct"] != pb["ship_pct"]:
+        return "a" if (pa["ship_pct"] or 0) > (pb["ship_pct"] or 0) else "b"
+    if abs(gap) >= CLOSE_CALL_POINTS:
+        return "a" if gap > 0 else "b"
+    return None
+
+
 def _head_to_head(
     a: dict[str, Any], b: dict[str, Any], rows: list[dict[str, Any]]
 ) -> dict[str, Any]:
@@ -113,13 +129,8 @@ def _head_to_head(
     b_wins = sum(1 for r in rows if r["prefers"] == "b")
     ties = sum(1 for r in rows if r["prefers"] == "tie")
     pa, pb = a["panel"], b["panel"]
-    gap = round((pa["score_mean"] or 0) - (pb["score_mean"] or 0), 1)
-    if pa["ship_pct"] != pb["ship_pct"]:
-        pick: str | None = "a" if pa["ship_pct"] > pb["ship_pct"] else "b"
-    elif abs(gap) >= CLOSE_CALL_POINTS:
-        pick = "a" if gap > 0 else "b"
-    else:
-        pick = None
+    gap = _mean_gap(a, b)
+    pick = score_pick(a, b)
     name_a, name_b = a["tool"]["name"], b["tool"]["name"]
     split = f"{name_a} is preferred by {a_wins} persona{'s' if a_wins != 1 else ''}, {name_b} by {b_wins}"
     if ties:
@@ -178,10 +189,7 @@ def _persona_pairwise(
     orders = [_majority([_mapped(j, a_slug) for j in found]) for found in (a_first, b_first)]
     pick = orders[0] if orders[0] is not None and orders[0] == orders[1] else None
     reasons = [j for j in a_first + b_first if pick is None or _mapped(j, a_slug) == pick]
-    b_by_sample = {j.sample: _mapped(j, a_slug) for j in b_first}
-    agree = [
-        _mapped(j, a_slug) == b_by_sample[j.sample] for j in a_first if j.sample in b_by_sample
-    ]
+    agree = order_agreements(judged, a_slug)
     entry = {
         "persona": key,
         "display_name": display_name,
@@ -191,6 +199,17 @@ def _persona_pairwise(
         "line": _persona_line(display_name, orders, names),
     }
     return entry, agree
+
+
+def order_agreements(judgments: list[StoredPair], a_slug: str) -> list[bool]:
+    """Return, for each sample one persona answered in both orders of a pair, whether its two
+    answers agree (mapped to "a", "b" or "tie"); `judgments` are that persona's."""
+    b_first = {j.sample: _mapped(j, a_slug) for j in judgments if j.first != a_slug}
+    return [
+        _mapped(j, a_slug) == b_first[j.sample]
+        for j in sorted(judgments, key=lambda j: j.sample)
+        if j.first == a_slug and j.sample in b_first
+    ]
 
 
 def _persona_line(display_name: str, orders: list[str | None], names: dict[str, str]) -> str:

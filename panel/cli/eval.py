@@ -35,6 +35,15 @@ def eval_command(
             "--html", metavar="FILE", help="Also write the report as one self-contained HTML page."
         ),
     ] = None,
+    pairwise: Annotated[
+        bool,
+        typer.Option(
+            "--pairwise",
+            help="Also judge every pair of cards with different `outcome:` labels side by side, "
+            "in both orders (8 calls a pair), and report position consistency and the pairwise "
+            "pick's accuracy against the labels next to the absolute scores'.",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Measure the panel: the spread of each persona's scores, their agreement, consistency,
@@ -45,7 +54,7 @@ def eval_command(
     Each card is reviewed with its four probes, 5 x 4 x N calls a card; stored reviews are
     reused, so a second run makes no call. Exit 3 if --max-cost stopped it.
     """
-    evaluated = output.run(_eval(settings, cards or [DEFAULT_CARDS], as_json))
+    evaluated = output.run(_eval(settings, cards or [DEFAULT_CARDS], as_json, pairwise))
     output.finish(evaluated.ended)
     document = evaluated.document
     assert document is not None
@@ -60,14 +69,17 @@ def eval_command(
         print_report(document, html)
 
 
-async def _eval(settings: Settings, paths: list[Path], as_json: bool) -> Evaluated:
+async def _eval(
+    settings: Settings, paths: list[Path], as_json: bool, pairwise: bool = False
+) -> Evaluated:
     from panel.runs.eval import eval_cards, evaluate
     from panel.runtime import open_runtime
 
     cards = eval_cards(paths)
     runtime = open_runtime(settings)
     try:
-        return await evaluate(runtime, cards, output.Terminal(settings.max_cost, quiet=as_json))
+        show = output.Terminal(settings.max_cost, quiet=as_json)
+        return await evaluate(runtime, cards, show, pairwise=pairwise)
     finally:
         await runtime.aclose()
 
@@ -77,6 +89,8 @@ def print_report(doc: dict[str, Any], html: Path | None) -> None:
     _print_spread(doc)
     _print_probes(doc)
     _print_lines(doc)
+    if "pairwise" in doc:
+        _print_pairwise(doc["pairwise"], doc["personas"])
     if html is not None:
         output.say(f"wrote {html}")
 
@@ -163,6 +177,29 @@ def _print_lines(doc: dict[str, Any]) -> None:
         f"Cost of this eval: {cost['calls']} call(s), {cost['input_tokens']} tokens in "
         f"({cost['cached_tokens']} cached), {cost['output_tokens']} out, {usd}"
     )
+
+
+def _print_pairwise(pairwise: dict[str, Any], personas: dict[str, Any]) -> None:
+    """Print the pairwise section: consistency per persona, accuracy against the labels."""
+    consistency = pairwise["position_consistency"]
+    rows = [
+        (personas[key]["display_name"] if key in personas else key, _pct(value))
+        for key, value in consistency["by_persona"].items()
+    ]
+    rows.append(("All personas", _pct(consistency["overall"])))
+    output.print_table(
+        f"Side by side: {pairwise['pairs']} labelled pair(s)",
+        ("Persona", "Same pick in both orders"),
+        rows,
+        right=("Same pick in both orders",),
+    )
+    output.say(
+        f"Pairwise accuracy against the labels: {_pct(pairwise['accuracy'])} judged side by "
+        f"side, {_pct(pairwise['score_accuracy'])} from the absolute scores' pick "
+        f"({_pct(pairwise['mean_score_accuracy'])} by mean score)"
+    )
+    for failure in pairwise["failures"]:
+        output.say(f"  failed: {failure['tool']}: {failure['persona']}: {failure['error']}")
 
 
 def _num(value: float | None, digits: int = 1) -> str:
