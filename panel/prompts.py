@@ -107,7 +107,13 @@ class Prompts:
             keep_trailing_newline=False,
         )
         self._fence_key = secrets.token_bytes(16)
-        self._pair_sources_hash: str | None = None
+        # A folder of one's own may lack the pair templates: it reviews, and judges no pair.
+        pair_names = (*PAIR_TEMPLATES, "reask.j2")
+        self._pair_sources_hash = (
+            hashlib.sha256(b"".join((folder / n).read_bytes() for n in pair_names)).hexdigest()
+            if all((folder / n).is_file() for n in PAIR_TEMPLATES)
+            else None
+        )
         self._sources_hash = hashlib.sha256(
             b"".join((folder / name).read_bytes() for name in TEMPLATES)
         ).hexdigest()
@@ -130,12 +136,8 @@ class Prompts:
     def pair_version(self, persona: Persona) -> str:
         """Return the prompt version of persona's pair judgment with these templates."""
         if self._pair_sources_hash is None:
-            missing = [n for n in PAIR_TEMPLATES if not (self.folder / n).is_file()]
-            if missing:
-                raise ConfigError(f"prompt template {missing[0]} not found", path=str(self.folder))
-            names = (*PAIR_TEMPLATES, "reask.j2")
-            sources = b"".join((self.folder / name).read_bytes() for name in names)
-            self._pair_sources_hash = hashlib.sha256(sources).hexdigest()
+            missing = next(n for n in PAIR_TEMPLATES if not (self.folder / n).is_file())
+            raise ConfigError(f"prompt template {missing} not found", path=str(self.folder))
         return hashlib.sha256((persona.source_hash + self._pair_sources_hash).encode()).hexdigest()[
             :12
         ]

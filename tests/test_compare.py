@@ -274,3 +274,52 @@ def test_a_tool_without_reviews_is_reviewed_first(tmp_path: Path, seeded: Path) 
     again = panel("compare", card, "smolvlm-3b", "--db", seeded, "--out", out, "--json")
     assert again.returncode == 0
     assert counts(seeded)[2] == 8, "a review panel review would reuse is reused: no call"
+
+
+def test_the_pairwise_view_takes_each_orders_majority_and_counts_flips() -> None:
+    from panel.compare import pairwise_head_to_head
+    from panel.config import data_dir
+    from panel.personas import load_personas
+    from panel.store import StoredPair
+
+    personas = load_personas(data_dir("personas"))
+
+    def judged(persona: str, first: str, prefers: str, sample: int) -> StoredPair:
+        second = "b" if first == "a" else "a"
+        return StoredPair(
+            first,
+            second,
+            "h" + first,
+            "h" + second,
+            persona,
+            "p",
+            "x",
+            "m",
+            prefers,
+            "Because it ships.",
+            1,
+            0.0,
+            sample,
+        )
+
+    judgments = [
+        # builder: A first picks a twice of three; B first picks the second (a) every time
+        *(judged("builder", "a", p, n) for n, p in enumerate(["first", "second", "first"])),
+        *(judged("builder", "b", "second", n) for n in range(3)),
+        # skeptic: a tie in both orders; futurist: the first shown both times (a flip)
+        *(judged("skeptic", side, "tie", 0) for side in "ab"),
+        *(judged("futurist", side, "first", 0) for side in "ab"),
+        judged("founder", "b", "first", 0),  # judged in one order only
+    ]
+    a = {"tool": {"slug": "a", "name": "Alpha"}}
+    b = {"tool": {"slug": "b", "name": "Beta"}}
+    view = pairwise_head_to_head(a, b, judgments, personas)
+    by = {p["persona"]: p for p in view["personas"]}
+    assert by["builder"]["orders"] == ["a", "a"] and by["builder"]["pick"] == "a"
+    assert by["skeptic"]["pick"] == "tie" and by["futurist"]["pick"] is None
+    assert by["founder"]["orders"] == [None, "b"] and by["founder"]["pick"] is None
+    assert "judged in one order only" in by["founder"]["line"]
+    assert (view["a_wins"], view["b_wins"], view["ties"], view["inconsistent"]) == (1, 0, 1, 1)
+    assert view["pick"] == "a" and view["pick_name"] == "Alpha"
+    # builder 2 of 3 samples agree, skeptic 1 of 1, futurist 0 of 1: 3 of 5
+    assert view["consistency"] == 0.6

@@ -182,3 +182,66 @@ def test_missing_template_variable_fails_loudly(
 def test_missing_template_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"card\.j2 not found"):
         Prompts(tmp_path)
+
+
+def test_a_pair_prompt_fences_each_card_as_a_review_shows_it(
+    prompts: Prompts, personas: list[Persona], card: ToolCard
+) -> None:
+    other = card.model_copy(update={"slug": "other", "name": "Other", "outcome": 40.0})
+    labelled = card.model_copy(update={"outcome": 90.0})
+    builder, founder = (
+        prompts.pair(personas[0], labelled, other),
+        prompts.pair(personas[3], labelled, other),
+    )
+    assert builder.messages[0] == founder.messages[0]  # the two cards: a prefix the personas share
+    shared = builder.messages[0]["content"]
+    nonces = builder.nonce.split()
+    assert nonces == [prompts.fence(card), prompts.fence(other)]  # each card's own fence
+    first = shared.split(f"<<<TOOL_CARD_{nonces[0]}>>>")[-1].split(
+        f"<<<END_TOOL_CARD_{nonces[0]}>>>"
+    )[0]
+    review = prompts.review(personas[0], card).messages[0]["content"]
+    shown = review.split(f"<<<TOOL_CARD_{nonces[0]}>>>")[-1].split(
+        f"<<<END_TOOL_CARD_{nonces[0]}>>>"
+    )[0]
+    assert first == shown  # the same card lines a single review shows
+    assert shared.index("The first tool card") < shared.index("Name: Other")
+    assert "outcome" not in shared.lower() and "90" not in first  # a label is never shown
+    assert (
+        '"prefers"' in builder.messages[1]["content"]
+        and "Builder" in builder.messages[1]["content"]
+    )
+    swapped = prompts.pair(personas[0], other, labelled)
+    assert swapped.version == builder.version and swapped.messages != builder.messages
+
+
+def test_the_pair_answer_is_validated_in_code(personas: list[Persona]) -> None:
+    model = personas[0].pair_model
+    good = model.model_validate({"reason": "It ships on device today.", "prefers": "second"})
+    assert good.check_rules() == []
+    assert model.model_validate({"reason": "12345 67890 !!", "prefers": "tie"}).check_rules()
+    for bad in (
+        {"reason": "ok", "prefers": "first"},
+        {"reason": "Fine choice here.", "prefers": "both"},
+    ):
+        with pytest.raises(ValidationError):
+            model.model_validate(bad)
+    assert list(personas[0].pair_schema["properties"]) == ["reason", "prefers"]
+    assert personas[0].pair_schema["properties"]["prefers"]["enum"] == ["first", "second", "tie"]
+
+
+def test_the_pair_templates_version_the_pair_judgments_only(
+    tmp_path: Path, personas: list[Persona], card: ToolCard
+) -> None:
+    folder = tmp_path / "prompts"
+    shutil.copytree(data_dir("prompts"), folder)
+    before = Prompts(folder)
+    (folder / "pair.j2").write_text((folder / "pair.j2").read_text() + "\nBe brief.")
+    after = Prompts(folder)
+    assert after.pair_version(personas[0]) != before.pair_version(personas[0])
+    assert after.version(personas[0]) == before.version(personas[0])  # reviews stay reusable
+    (folder / "pair_persona.j2").unlink()
+    own = Prompts(folder)  # a prompts folder of one's own without pair templates still reviews
+    assert own.review(personas[0], card).messages
+    with pytest.raises(ConfigError, match=r"pair_persona\.j2 not found"):
+        own.pair(personas[0], card, card.model_copy(update={"slug": "b"}))

@@ -10,12 +10,13 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from panel.cards import ToolCard
 from panel.errors import ConfigError
-from panel.store import CallRecord, Store, StoredReview
+from panel.store import CallRecord, Store, StoredPair, StoredReview
 from panel.store.migrations import MIGRATIONS
 from panel.testing.postgres import PASSWORD, PASSWORD_ROLE, PostgresServer
 from tests.cli.test_cli import panel
@@ -186,3 +187,51 @@ def test_rate_budgets_are_shared_and_a_retry_after_pauses_every_worker(db: str) 
     finally:
         first.close()
         second.close()
+
+
+def test_the_store_keeps_pair_judgments_by_both_cards_and_the_order(
+    db: str, card: ToolCard
+) -> None:
+    other = card.model_copy(update={"slug": "other", "name": "Other", "description": "Else."})
+    store = Store(db)
+
+    def judged(
+        first: ToolCard, second: ToolCard, prefers: str, at: float, **more: Any
+    ) -> StoredPair:
+        return StoredPair(
+            first=first.slug,
+            second=second.slug,
+            first_hash=first.content_hash(),
+            second_hash=second.content_hash(),
+            persona="builder",
+            prompt_version=more.get("version", "p1"),
+            provider="openai",
+            model="m",
+            prefers=prefers,
+            reason="It ships.",
+            attempts=1,
+            created_at=at,
+            sample=more.get("sample", 0),
+        )
+
+    try:
+        store.save_pair((card, other), judged(card, other, "first", 1.0))
+        store.save_pair((card, other), judged(card, other, "second", 2.0))  # same key: replaces
+        store.save_pair((other, card), judged(other, card, "tie", 3.0))  # the other order
+        assert {t.slug for t in store.tools()} == {card.slug, "other"}  # both cards stored
+        key = ((card.content_hash(), other.content_hash()), "builder", "p1", "openai", "m")
+        found = store.find_pair_samples(*key)
+        assert [(j.first, j.prefers) for j in found] == [(card.slug, "second")]
+        latest = store.latest_pairs((other.slug, card.slug))
+        assert sorted((j.first, j.prefers) for j in latest) == sorted(
+            [(card.slug, "second"), ("other", "tie")]
+        )
+        store.save_pair((card, other), judged(card, other, "first", 4.0, version="p2"))
+        newest = store.latest_pairs()  # the newest question of the pair and persona only
+        assert [(j.prompt_version, j.prefers) for j in newest] == [("p2", "first")]
+        edited = other.model_copy(update={"description": "Edited."})
+        store.save_tool(edited)  # an edited card makes its pairs stale
+        assert store.latest_pairs() == []
+        assert store.find_pair_samples(*key) != []  # kept, under the old content
+    finally:
+        store.close()
