@@ -82,3 +82,54 @@ def test_eval_report_shows_its_plots_and_fetches_nothing(browser: Browser, tmp_p
         assert "score 140 out of range" in text
         screenshot(seen.page, "eval.png")
         assert_quiet(seen, path)
+
+
+def test_the_judged_head_to_head_and_the_ranking_in_a_browser(
+    browser: Browser, tmp_path: Path
+) -> None:
+    from panel.testing.fakes import judges
+    from tests.cli.test_cli import panel
+    from tests.judged import labelled_cards, quality
+    from tests.test_pairwise import judge_all_pairs
+
+    labels = [0.2, 0.8, 0.5]
+    cards = labelled_cards(tmp_path / "cards", labels)
+    better = judges.prefers_better(quality(labels))
+    judge_all_pairs(
+        tmp_path,
+        lambda body: (
+            judges.always_first(body)
+            if judges.is_pair(body) and "as the Skeptic" in body["messages"][-1]["content"]
+            else better(body)
+        ),
+        cards,
+    )
+    site = tmp_path / "site"
+    assert panel("site", "build", "--db", tmp_path / "panel.db", "--out", site).returncode == 0
+    path = site / "compare" / "tool-00-vs-tool-01.html"
+    for viewport, name in ((None, "compare-pairwise.png"), (PHONE, "compare-pairwise-phone.png")):
+        with visit(browser, path, *([viewport] if viewport else [])) as seen:
+            text = seen.text()
+            assert "The panel picks Tool 01" in text
+            assert "The Builder picks Tool 01 in both orders." in text
+            assert (
+                "The Skeptic flipped with the order: it picks whichever tool is shown first."
+                in text
+            )
+            assert seen.page.locator(".verdicts li.flipped").count() == 1
+            assert "from the scores alone" in seen.page.locator(".verdict").inner_text().lower()
+            width = seen.page.evaluate("document.documentElement.scrollWidth")
+            assert width <= (viewport or {"width": 1280})["width"]
+            screenshot(seen.page, name)
+            assert_quiet(seen, path)
+    ranking = site / "rank" / "developer-tools.html"
+    with visit(browser, ranking) as seen:
+        rows = seen.page.locator("table.ranking tbody tr").all_inner_texts()
+        assert [row.split()[0:3] for row in rows] == [
+            ["1", "Tool", "01"],
+            ["2", "Tool", "02"],
+            ["3", "Tool", "00"],
+        ]
+        assert seen.page.locator(".range-dot").count() == 3
+        screenshot(seen.page, "rank.png")
+        assert_quiet(seen, ranking)
