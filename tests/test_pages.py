@@ -495,3 +495,67 @@ def test_website_link_is_rendered_for_a_web_url(seed_doc: dict[str, Any]) -> Non
     html = pages.compare_html(doc)
     assert 'href="https://huggingface.co/HuggingFaceTB/SmolVLM"' in html
     assert "Website: <https://huggingface.co/HuggingFaceTB/SmolVLM>" in pages.compare_markdown(doc)
+
+
+def test_hostile_reasons_and_names_in_the_judged_head_to_head_are_only_text(
+    hostile_doc: dict[str, Any],
+) -> None:
+    from panel.compare import pairwise_head_to_head
+    from panel.config import data_dir
+    from panel.personas import load_personas
+    from panel.store import StoredPair
+
+    a, b = hostile_doc["a"]["tool"]["slug"], hostile_doc["b"]["tool"]["slug"]
+    judgments = [
+        StoredPair(first, second, "h1", "h2", "builder", "p", "x", "m", "first", HOSTILE, 1, 0.0)
+        for first, second in ((a, b), (b, a))
+    ]
+    personas = load_personas(data_dir("personas"))
+    pairwise = pairwise_head_to_head(hostile_doc["a"], hostile_doc["b"], judgments, personas)
+    doc = {**hostile_doc, "head_to_head": {**hostile_doc["head_to_head"], "pairwise": pairwise}}
+    html = pages.compare_html(doc)
+    assert_inert_html(html)
+    assert HOSTILE in visible_text(html) and "flipped with the order" in visible_text(html)
+    markdown = pages.compare_markdown(doc)
+    assert "<script" not in markdown and "<img" not in markdown
+    assert "&lt;script&gt;window.\\_\\_pwned = 1; alert(1)&lt;/script&gt;" in markdown
+    site = site_index([doc])
+    assert_inert_html(pages.index_html(site))
+    assert "<script" not in pages.atom_feed(site)
+
+
+def test_a_ranking_page_of_hostile_names_is_only_text() -> None:
+    doc = {
+        "schema": "panel.rank/1",
+        "category": HOSTILE,
+        "generated_at": "2026-12-05T10:00:00+00:00",
+        "pairs": 1,
+        "judgments": 8,
+        "rounds": 1000,
+        "tools": [
+            {
+                "slug": "a/../b",
+                "name": HOSTILE,
+                "strength": 1.5,
+                "low": 0.2,
+                "high": 9.0,
+                "rank": 1,
+                "pairs": 1,
+            },
+            {
+                "slug": "b",
+                "name": "B",
+                "strength": -1.5,
+                "low": -9.0,
+                "high": -0.2,
+                "rank": 2,
+                "pairs": 1,
+            },
+        ],
+        "unranked": [{"slug": "c", "name": IMG, "pairs": 0, "reason": "in no judged pair"}],
+    }
+    html = pages.rank_html(doc)
+    assert_inert_html(html)
+    assert HOSTILE in visible_text(html) and IMG in visible_text(html)
+    assert 'href="../tools/a%2F..%2Fb.html"' in html
+    assert re.findall(r"left: (\d+)%; width: (\d+)%", html) == [("51", "49"), ("0", "49")]

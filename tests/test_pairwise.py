@@ -331,3 +331,20 @@ def test_help_explains_the_flags(flag: str) -> None:
         text = " ".join(panel(*command, "--help").stdout.split())
         assert flag in text and "both orders" in text
     assert "Bradley-Terry" in " ".join(panel("rank", "--help").stdout.split())
+
+
+@pytest.mark.slow
+def test_the_embedded_model_judges_a_pair_in_both_orders(tmp_path: Path) -> None:
+    repo = Path(__file__).resolve().parent.parent
+    personas = tmp_path / "personas"
+    personas.mkdir()
+    (personas / "builder.yaml").write_text((repo / "personas" / "builder.yaml").read_text())
+    cards = [repo / "examples" / "smolvlm-3b.yaml", repo / "examples" / "mistral-8x22b-v2.yaml"]
+    args = ["compare", *cards, "--pairwise", "--json", "--personas", personas]
+    result = panel(*args, "--db", tmp_path / "panel.db", "--out", tmp_path / "out")
+    assert result.returncode == 0, result.stderr
+    pairwise = json.loads(result.stdout)["head_to_head"]["pairwise"]
+    (builder,) = pairwise["personas"]
+    assert all(order in ("a", "b", "tie") for order in builder["orders"])  # grammar-held answers
+    assert len(builder["reason"]) >= 12 and pairwise["consistency"] in (0.0, 1.0)
+    assert [outcome for tool, _, outcome in logged(tmp_path) if "-vs-" in tool] == ["ok", "ok"]
