@@ -55,7 +55,10 @@ async def compare_tools(
     if stored:
         judged = runtime.latest_pairs((pair[0].slug, pair[1].slug))
         if pairwise and not judged:
-            show.note(f"no stored pair judgment of {pair[0].slug} and {pair[1].slug}")
+            show.note(
+                f"no stored pair judgment of {pair[0].slug} and {pair[1].slug}: "
+                "run without --stored to judge the pair"
+            )
         document = runtime.comparison(pair, None, judged)
     else:
         asked = runtime.pair_asks([pair]) if pairwise else []
