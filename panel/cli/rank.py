@@ -61,10 +61,12 @@ def rank(
 def print_ranking(document: dict[str, Any]) -> None:
     """Print the ranking as a table, the tools left unranked and what it rests on."""
     scope = f" · {document['category']}" if document["category"] else ""
+    names = [tool["name"] for tool in document["tools"]]
     rows = [
         (
             str(tool["rank"]),
-            tool["name"],
+            # two tools of one name are told apart by their slugs
+            f"{tool['name']} ({tool['slug']})" if names.count(tool["name"]) > 1 else tool["name"],
             f"{tool['strength']:+.2f}",
             f"{tool['low']:+.2f} to {tool['high']:+.2f}",
             str(tool["pairs"]),
