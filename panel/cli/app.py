@@ -27,6 +27,7 @@ from panel.cli import (
     personas,
     queue,
     review,
+    serve,
     site,
     vote,
 )
@@ -91,6 +92,7 @@ app.command("personas")(personas.personas)
 app.command("log")(log.log)
 app.command("import")(import_.import_records)
 app.command("vote")(vote.vote)
+app.command("serve")(serve.serve)
 app.add_typer(site.app, name="site")
 app.add_typer(queue.app, name="queue")
 app.add_typer(golden.app, name="golden")

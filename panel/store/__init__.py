@@ -112,6 +112,13 @@ class Store:
         ).fetchone()
         return _card_from_row(row) if row else None
 
+    def has_tool(self, slug: str) -> bool:
+        """Return whether a tool (not a probe of `panel eval`) of this slug is stored."""
+        row = self.db.execute(
+            "SELECT 1 FROM tools WHERE slug = ? AND probe IS NULL", (slug,)
+        ).fetchone()
+        return row is not None
+
     def tools(self) -> list[ToolCard]:
         rows = self.db.execute(
             "SELECT card, findings FROM tools WHERE probe IS NULL ORDER BY slug"
@@ -205,6 +212,13 @@ class Store:
         ).fetchone()
         return int(row[0]), int(row[1])
 
+    def vote_of(self, tool: str, voter: str) -> str | None:
+        """Return voter's vote on tool ("ship" or "skip"), None if they have not voted."""
+        row = self.db.execute(
+            "SELECT vote FROM votes WHERE tool = ? AND voter = ?", (tool, voter_id(voter))
+        ).fetchone()
+        return None if row is None else str(row[0])
+
     def save_comparison(self, a: str, b: str) -> None:
         with self.transaction() as db:
             insert_comparison(db, a, b)
@@ -215,6 +229,16 @@ class Store:
             "SELECT a, b, created_at FROM comparisons ORDER BY created_at DESC, a, b"
         ).fetchall()
         return [(row["a"], row["b"], row["created_at"]) for row in rows]
+
+    def site_version(self) -> str:
+        """Return a mark of what the site shows but the votes: it changes when a tool, a
+        review or a comparison is stored (`panel serve` rebuilds the site when it does)."""
+        row = self.db.execute(
+            """SELECT (SELECT count(*) FROM tools), (SELECT max(updated_at) FROM tools),
+                      (SELECT count(*) FROM reviews), (SELECT max(created_at) FROM reviews),
+                      (SELECT count(*) FROM comparisons), (SELECT max(updated_at) FROM comparisons)"""
+        ).fetchone()
+        return "/".join(str(value) for value in tuple(row))
 
     # --- call log ------------------------------------------------------------------------------
 
@@ -277,6 +301,18 @@ class Store:
                 [(tat, provider, kind) for kind, tat in spent.items()],
             )
         return 0.0
+
+    def forget_budgets(self, prefix: str) -> int:
+        """Delete the budgets whose name starts with prefix and that are spent up to a moment
+        already past (a fresh row behaves the same); return how many. Keeps a limiter keyed by
+        client address from growing a row per address forever."""
+        with self.transaction() as db:
+            cursor = db.execute(
+                f"""DELETE FROM rate_limits
+                    WHERE substr(provider, 1, ?) = ? AND tat < {self.db.dialect.now}""",
+                (len(prefix), prefix),
+            )
+            return int(cursor.rowcount)
 
     def hold_off(self, provider: str, seconds: float) -> None:
         """Pause every call to provider, in every worker, for `seconds` from now (Retry-After)."""
