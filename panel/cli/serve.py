@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from panel.cli import output
-from panel.cli.options import DbOpt, JsonOpt, OutOpt, PersonasOpt, uses_settings
+from panel.cli.options import DbOpt, OutOpt, PersonasOpt, uses_settings
 
 if TYPE_CHECKING:
     from panel.config import Settings
@@ -94,7 +94,14 @@ def serve(
     db: DbOpt = None,
     out: OutOpt = None,
     personas: PersonasOpt = None,
-    as_json: JsonOpt = False,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help='First print where it listens as one JSON line ({"url", "site", "workers", '
+            '"cards"}), for scripts: with --port 0, the port it took.',
+        ),
+    ] = False,
 ) -> None:
     """Serve the site in the output folder and its API: community votes from visitors
     (POST /api/votes), tool summaries (GET /api/tools/SLUG), launch cards with a token
@@ -106,7 +113,7 @@ def serve(
     """
     from panel.errors import InputError
     from panel.personas import load_personas
-    from panel.serve.app import REBUILD_SECONDS, Serving, describe, listening_socket, run
+    from panel.serve.app import Serving, describe, listening_socket, run
     from panel.serve.keys import signing_key as key_of
     from panel.store import Store
     from panel.store.sql import is_url
@@ -117,7 +124,7 @@ def serve(
     Store(settings.db).close()  # made or upgraded once here, not by each worker at once
     _, key_file = key_of(settings)
     sock = listening_socket(host, port)
-    serving = Serving(settings, REBUILD_SECONDS if rebuild_every is None else rebuild_every)
+    serving = Serving(settings, rebuild_every)
     shown = describe(serving, sock, workers)
     if as_json:
         output.echo_json(shown, indent=None)
@@ -133,6 +140,7 @@ def serve(
     try:
         run(serving, sock, workers=workers, log_level=log_level)
     except KeyboardInterrupt:  # Ctrl-C (or SIGINT) is how a server is stopped: not an error
-        output.note("stopped")
+        pass
     finally:
         sock.close()
+    output.note("stopped")

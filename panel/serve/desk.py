@@ -25,7 +25,7 @@ from panel.personas import Persona
 from panel.queue.pairs import add_card
 from panel.queue.store import QueueStore
 from panel.results import tool_document
-from panel.store import Store
+from panel.store import Store, insert_vote
 from panel.store.sql import is_url
 
 T = TypeVar("T")
@@ -109,13 +109,18 @@ class Desk:
 
     def _vote(self, tool: str, voter: str, verdict: str, address: str) -> Voted:
         store = self.store
-        cost = 60.0 / self.settings.vote_rate
-        wait = store.reserve(VOTE_BUDGET + address, [("votes", cost, VOTE_BURST_SECONDS)])
-        if wait > 0:
-            return Voted(wait=wait)
         if not store.has_tool(tool):
             return Voted(unknown=True)
-        store.save_vote(tool, WEB_VOTER + voter, verdict)
+        # The spend and the vote are one transaction: a vote past the budget is not stored,
+        # and a vote stored has been paid for.
+        cost = 60.0 / self.settings.vote_rate
+        wait = store.reserve(
+            VOTE_BUDGET + address,
+            [("votes", cost, VOTE_BURST_SECONDS)],
+            then=functools.partial(insert_vote, tool=tool, voter=WEB_VOTER + voter, vote=verdict),
+        )
+        if wait > 0:
+            return Voted(wait=wait)
         return Voted(community=community(store, tool), your_vote=verdict)
 
     def _tool(self, slug: str, voter: str | None) -> dict[str, Any] | None:

@@ -12,6 +12,7 @@ ProxyHeadersMiddleware, put in front of this by app.py).
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import secrets
 from dataclasses import dataclass
@@ -118,6 +119,7 @@ def voter_cookie(value: str, *, secure: bool) -> str:
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
+@functools.lru_cache(maxsize=256)
 def _origin_of(url: str) -> tuple[str, str, int] | None:
     """Return (scheme, host, port) of an origin or URL, None if it has none."""
     try:
@@ -144,7 +146,8 @@ def foreign_origin(request: HTTPConnection) -> str | None:
     if origin is None:
         return "no Origin header (votes come from the site's own pages)"
     own = own_origin(request)
-    if _origin_of(origin) is None or _origin_of(origin) != _origin_of(own):
+    theirs = _origin_of(origin)
+    if theirs is None or theirs != _origin_of(own):
         return f"origin {origin[:100]!r} is not this site's ({own[:100]})"
     site = request.headers.get("sec-fetch-site")
     if site is not None and site != "same-origin":
@@ -174,18 +177,16 @@ async def read_body(request: Request, limit: int) -> bytes:
     if declared is not None and (not declared.isdigit() or int(declared) > limit):
         raise HTTPException(413, f"the body is larger than {limit} bytes")
 
-    async def read() -> bytes:
-        body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > limit:
-                raise HTTPException(413, f"the body is larger than {limit} bytes")
-        return bytes(body)
-
+    body = bytearray()
     try:
-        return await asyncio.wait_for(read(), BODY_SECONDS)
+        async with asyncio.timeout(BODY_SECONDS):
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > limit:
+                    raise HTTPException(413, f"the body is larger than {limit} bytes")
     except TimeoutError:
         raise HTTPException(408, "the body took too long to arrive") from None
+    return bytes(body)
 
 
 def json_body_expected(request: Request) -> None:

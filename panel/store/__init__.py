@@ -197,20 +197,15 @@ class Store:
         """Record voter's vote on tool; a later vote by the same voter (as voter_id sees it)
         replaces the earlier one."""
         with self.transaction() as db:
-            db.execute(
-                """INSERT INTO votes (tool, voter, vote, at) VALUES (?, ?, ?, ?)
-                   ON CONFLICT (tool, voter) DO UPDATE SET vote = excluded.vote, at = excluded.at""",
-                (tool, voter_id(voter), vote, time.time()),
-            )
+            insert_vote(db, tool, voter, vote)
 
     def vote_counts(self, tool: str) -> tuple[int, int]:
-        """Return (ship votes, skip votes) for tool."""
+        """Return (ship votes, skip votes) for tool (kept by insert_vote: one row read, however
+        many votes there are)."""
         row = self.db.execute(
-            """SELECT count(*) FILTER (WHERE vote = 'ship'), count(*) FILTER (WHERE vote = 'skip')
-               FROM votes WHERE tool = ?""",
-            (tool,),
+            "SELECT ship, skip FROM vote_totals WHERE tool = ?", (tool,)
         ).fetchone()
-        return int(row[0]), int(row[1])
+        return (0, 0) if row is None else (int(row[0]), int(row[1]))
 
     def vote_of(self, tool: str, voter: str) -> str | None:
         """Return voter's vote on tool ("ship" or "skip"), None if they have not voted."""
@@ -268,9 +263,15 @@ class Store:
 
     # --- shared rate limits -------------------------------------------------------------------
 
-    def reserve(self, provider: str, spends: list[tuple[str, float, float]]) -> float:
+    def reserve(
+        self,
+        provider: str,
+        spends: list[tuple[str, float, float]],
+        then: Callable[[Connection], None] | None = None,
+    ) -> float:
         """Take one call from provider's shared budgets; return 0.0 if taken, else the seconds
-        to wait before asking again (nothing is taken then).
+        to wait before asking again (nothing is taken then). What `then` writes lands in the
+        same transaction as the spend, and only if the budget allowed it.
 
         A budget is a GCRA (generic cell rate algorithm) row: `tat`, the moment the budget is
         spent up to. Each spend is (kind, seconds, burst): the call costs `seconds` of the kind
@@ -300,6 +301,8 @@ class Store:
                 "UPDATE rate_limits SET tat = ? WHERE provider = ? AND kind = ?",
                 [(tat, provider, kind) for kind, tat in spent.items()],
             )
+            if then is not None:
+                then(db)
         return 0.0
 
     def forget_budgets(self, prefix: str) -> int:
@@ -331,6 +334,40 @@ def voter_id(voter: str) -> str:
     text = unicodedata.normalize("NFKC", voter)
     text = "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
     return " ".join(text.casefold().split())
+
+
+def insert_vote(db: Connection, tool: str, voter: str, vote: str) -> None:
+    """Record voter's vote on tool inside the caller's transaction (see Store.save_vote), and
+    keep the tool's totals: a new vote adds one, a changed vote moves one, the same vote again
+    changes nothing. Exactly once even when two transactions race: the insert and the update
+    each either change a row or not, and only a change moves the totals."""
+    who, now = voter_id(voter), time.time()
+    added = db.execute(
+        """INSERT INTO votes (tool, voter, vote, at) VALUES (?, ?, ?, ?)
+           ON CONFLICT (tool, voter) DO NOTHING""",
+        (tool, who, vote, now),
+    ).rowcount
+    if not added:
+        changed = db.execute(
+            "UPDATE votes SET vote = ?, at = ? WHERE tool = ? AND voter = ? AND vote != ?",
+            (vote, now, tool, who, vote),
+        ).rowcount
+        if not changed:
+            return
+    if not added:  # moved from the other verdict: the tool's totals row is there already
+        ship, skip = (1, -1) if vote == "ship" else (-1, 1)
+        db.execute(
+            "UPDATE vote_totals SET ship = ship + ?, skip = skip + ? WHERE tool = ?",
+            (ship, skip, tool),
+        )
+        return
+    ship, skip = (1, 0) if vote == "ship" else (0, 1)
+    db.execute(
+        """INSERT INTO vote_totals (tool, ship, skip) VALUES (?, ?, ?)
+           ON CONFLICT (tool) DO UPDATE SET ship = vote_totals.ship + excluded.ship,
+               skip = vote_totals.skip + excluded.skip""",
+        (tool, ship, skip),
+    )
 
 
 def insert_call(db: Connection, call: CallRecord) -> None:

@@ -12,12 +12,14 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 
 @dataclass
@@ -26,6 +28,15 @@ class RunningServer:
 
     url: str
     process: subprocess.Popen[str]
+    access_log: Path | None = None
+    """Where its access log goes (one line per request), if anywhere."""
+
+    def requests(self, needle: str) -> int:
+        """Return how many lines of the access log hold needle (e.g. '"POST /api/votes').
+        The log is written as requests end: a request just answered may be a moment late."""
+        if self.access_log is None or not self.access_log.exists():
+            return 0
+        return self.access_log.read_text(encoding="utf-8").count(needle)
 
     @property
     def origin(self) -> str:
@@ -40,7 +51,8 @@ def panel_serve(
     timeout: float = 60.0,
 ) -> Iterator[RunningServer]:
     """Run `panel serve --host 127.0.0.1 --port 0 --json ARGS` until the block ends; its log
-    (stderr) goes to `log`, else is dropped."""
+    (stderr) goes to `log` and its access log (stdout) beside it (`.access`), else both are
+    dropped."""
     argv = [sys.executable, "-m", "panel", "serve", "--host", "127.0.0.1", "--port", "0", "--json"]
     stderr = open(log, "w", encoding="utf-8") if log is not None else subprocess.DEVNULL  # noqa: SIM115
     process = subprocess.Popen(
@@ -57,13 +69,31 @@ def panel_serve(
             process.wait(timeout)
             detail = log.read_text(encoding="utf-8") if log is not None else ""
             raise RuntimeError(f"panel serve did not start (exit {process.returncode}): {detail}")
-        server = RunningServer(json.loads(line)["url"], process)
+        access = log.with_suffix(".access") if log is not None else None
+        server = RunningServer(json.loads(line)["url"], process, access)
+        # The access log goes to stdout: keep reading it, or a full pipe would stall the server.
+        threading.Thread(target=_drain, args=(process.stdout, access), daemon=True).start()
         wait_until_healthy(server.url, timeout)
         yield server
     finally:
         stop(process)
         if log is not None:
             stderr.close()  # type: ignore[union-attr]
+
+
+def _drain(stream: IO[str], access: Path | None) -> None:
+    """Copy the server's stdout (its access log) to the file access, or drop it."""
+    sink = open(access, "a", encoding="utf-8") if access else None  # noqa: SIM115
+    try:
+        for line in stream:
+            if sink is not None:
+                sink.write(line)
+                sink.flush()
+    except ValueError:  # the stream was closed under us: the server stopped
+        pass
+    finally:
+        if sink is not None:
+            sink.close()
 
 
 def wait_until_healthy(url: str, timeout: float) -> None:

@@ -186,3 +186,59 @@ def test_rate_budgets_are_shared_and_a_retry_after_pauses_every_worker(db: str) 
     finally:
         first.close()
         second.close()
+
+
+def test_vote_totals_stay_exact_when_writers_race(db: str, card: ToolCard) -> None:
+    """Threads with connections of their own cast, change and repeat votes on one tool at once:
+    the kept totals equal a count of the votes stored (each change moved them exactly once)."""
+    import random
+    import threading
+
+    setup = Store(db)
+    setup.save_tool(card)
+    setup.close()
+
+    def voting(seed: int) -> None:
+        rng = random.Random(seed)
+        store = Store(db)
+        try:
+            for _ in range(40):
+                store.save_vote(
+                    card.slug, f"voter-{rng.randrange(6)}", rng.choice(("ship", "skip"))
+                )
+        finally:
+            store.close()
+
+    threads = [threading.Thread(target=voting, args=(seed,)) for seed in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    store = Store(db)
+    try:
+        rows = store.db.execute("SELECT vote FROM votes WHERE tool = ?", (card.slug,)).fetchall()
+        recount = (sum(r[0] == "ship" for r in rows), sum(r[0] == "skip" for r in rows))
+        assert store.vote_counts(card.slug) == recount
+        assert sum(recount) == 6
+    finally:
+        store.close()
+
+
+def test_vote_totals_are_filled_from_the_votes_of_an_older_store(
+    tmp_path: Path, card: ToolCard
+) -> None:
+    path = tmp_path / "old.db"
+    store = Store(path)
+    store.save_tool(card)
+    for voter, vote in (("ana", "ship"), ("bo", "ship"), ("cy", "skip")):
+        store.save_vote(card.slug, voter, vote)
+    store.close()
+    with sqlite3.connect(path) as con:  # as the panel before vote_totals left it
+        con.execute("DROP TABLE vote_totals")
+        con.execute(f"PRAGMA user_version = {len(MIGRATIONS) - 1}")
+    con.close()
+    store = Store(path)  # a command that writes upgrades it
+    try:
+        assert store.vote_counts(card.slug) == (2, 1)
+    finally:
+        store.close()
