@@ -247,6 +247,17 @@ def counted(db: str, tools: list[str]) -> dict[str, tuple[int, int]]:
         store.close()
 
 
+def recounted(db: str, tools: list[str]) -> dict[str, tuple[int, int]]:
+    """Return each tool's (ship, skip) counted row by row from the votes stored."""
+    store = Store(db)
+    try:
+        rows = store.db.execute("SELECT tool, vote FROM votes").fetchall()
+    finally:
+        store.close()
+    found = Counter((row[0], row[1]) for row in rows)
+    return {tool: (found[(tool, "ship")], found[(tool, "skip")]) for tool in tools}
+
+
 def expected(plan: list[tuple[int, str, str]], tools: list[str]) -> dict[str, tuple[int, int]]:
     ship = Counter(tool for _, tool, verdict in plan if verdict == "ship")
     skip = Counter(tool for _, tool, verdict in plan if verdict == "skip")
@@ -292,7 +303,8 @@ def run_panel(
     flags = ("--workers", str(workers), "--rebuild-every", "0", "--log-level", "warning")
     with panel_serve(*flags, env=env, log=folder / f"serve-{label}-{workers}.log") as server:
         load = drive(server.url, plan, args.voters, args.in_flight)
-    exact = "yes" if counted(db, tools) == expected(plan, tools) else "NO: totals differ"
+    sent = expected(plan, tools)
+    exact = "yes" if counted(db, tools) == sent == recounted(db, tools) else "NO: totals differ"
     return Row(f"panel serve {label}", workers, load, exact)
 
 
@@ -307,6 +319,7 @@ def main() -> None:
     parser.add_argument("--pg-url", help="an empty PostgreSQL database instead of a private server")
     args = parser.parse_args()
 
+    load_before = os.getloadavg()[0]
     cards = bench_tools(args.tools)
     tools = [card.slug for card in cards]
     plan = vote_plan(args.voters, args.votes, tools)
@@ -346,6 +359,10 @@ def main() -> None:
     print(
         f"panel serve votes: {args.voters} voters, {len(plan)} votes, {args.in_flight} in flight, "
         f"{os.cpu_count()} cores shared by server and load generator   ({today})"
+    )
+    print(
+        f"load average (1 min) before: {load_before:.1f}, after: {os.getloadavg()[0]:.1f} "
+        "(other work on the machine shares the cores)"
     )
     print(
         f"{'target':<22}{'-w':>4}{'votes':>8}{'votes/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}   counted exactly"

@@ -458,6 +458,19 @@ def test_hostile_text_is_only_text_in_every_html_page(hostile_doc: dict[str, Any
     assert "<p>more prose | pipes.</p>" in pages.compare_html(hostile_doc)  # a blank line parts
 
 
+def test_the_only_script_a_page_may_hold_is_the_sites_own(seed_doc: dict[str, Any]) -> None:
+    html = pages.compare_html(seed_doc)
+    assert html.count(SITE_SCRIPT_TAG) == 1 and inert_problems(html) == []
+    for smuggled in (
+        '<script src="https://evil.example/vote.js"></script>',
+        f'<script src="../{pages.SCRIPT_NAME}" defer></script>',  # a second copy
+        "<script>alert(1)</script>",
+    ):
+        assert inert_problems(html.replace("</body>", smuggled + "</body>")), smuggled
+    assert 'data-vote="smolvlm-3b" hidden' in html  # no button until the script finds the API
+    assert "script-src 'self'; connect-src 'self'" in html
+
+
 def test_hostile_text_is_escaped_in_markdown(hostile_doc: dict[str, Any]) -> None:
     markdown = pages.compare_markdown(hostile_doc)
     assert "<script" not in markdown and "<img" not in markdown and "<b>" not in markdown

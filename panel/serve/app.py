@@ -42,7 +42,8 @@ REBUILD_SECONDS = 10.0
 
 @dataclass(frozen=True)
 class Serving:
-    """What a server runs with: the settings, and how often the site keeper looks (0: never)."""
+    """What a server runs with: the settings, and how often the site keeper looks (0: never
+    rebuild)."""
 
     settings: Settings
     rebuild_every: float = REBUILD_SECONDS
@@ -72,22 +73,20 @@ def make_app(serving: Serving) -> Starlette:
     personas = load_personas(settings.personas_dir())
     key, _ = signing_key(settings)
     desk = Desk(settings, personas)
-    every = serving.rebuild_every
-    keeper = Keeper(settings, personas, every) if every > 0 else None
+    keeper = Keeper(settings, personas, serving.rebuild_every)
     settings.out.mkdir(parents=True, exist_ok=True)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await desk.open()
         await asyncio.to_thread(write_script, settings.out)
-        task = asyncio.create_task(keeper.run()) if keeper is not None else None
+        task = asyncio.create_task(keeper.run())
         try:
             yield
         finally:
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
             await desk.close()
 
     app = Starlette(

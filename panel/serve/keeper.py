@@ -39,6 +39,8 @@ class Keeper:
     """Rebuilds the site under out when the store changed (see the module docstring)."""
 
     def __init__(self, settings: Settings, personas: list[Persona], every: float) -> None:
+        """every: seconds between two looks at the store (0: never rebuild, only forget the
+        spent vote budgets, every FORGET_EVERY seconds)."""
         self.settings = settings
         self.personas = personas
         self.every = every
@@ -56,7 +58,7 @@ class Keeper:
                     await loop.run_in_executor(self._thread, self.look)
                 except Exception as exc:  # a full disk, a store gone away: say so, keep serving
                     log.error("panel: the site was not rebuilt: %s", exc)
-                await asyncio.sleep(self.every)
+                await asyncio.sleep(self.every or FORGET_EVERY)
         finally:
             await loop.run_in_executor(self._thread, self.close)
             self._thread.shutdown(wait=False)
@@ -66,6 +68,8 @@ class Keeper:
         if self._store is None:
             self._store = Store(self.settings.db)
         self._forget_budgets(self._store)
+        if not self.every:
+            return False
         out = self.settings.out
         out.mkdir(parents=True, exist_ok=True)
         with _held(out / LOCK_FILE) as held:

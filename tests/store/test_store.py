@@ -8,6 +8,7 @@ shown.
 from __future__ import annotations
 
 import hashlib
+import time
 import sqlite3
 from pathlib import Path
 
@@ -240,5 +241,20 @@ def test_vote_totals_are_filled_from_the_votes_of_an_older_store(
     store = Store(path)  # a command that writes upgrades it
     try:
         assert store.vote_counts(card.slug) == (2, 1)
+    finally:
+        store.close()
+
+
+def test_spent_budgets_of_quiet_clients_are_forgotten(db: str) -> None:
+    store = Store(db)
+    try:
+        assert store.reserve("votes@192.0.2.1", [("votes", 0.001, 60.0)]) == 0.0  # spent by now
+        assert store.reserve("votes@192.0.2.2", [("votes", 3600.0, 3600.0)]) == 0.0  # an hour on
+        assert store.reserve("openai", [("requests", 0.001, 1.0)]) == 0.0  # not a vote budget
+        time.sleep(0.05)
+        assert store.forget_budgets("votes@") == 1
+        rows = store.db.execute("SELECT provider FROM rate_limits ORDER BY provider").fetchall()
+        assert [row[0] for row in rows] == ["openai", "votes@192.0.2.2"]
+        assert store.reserve("votes@192.0.2.2", [("votes", 3600.0, 3600.0)]) > 0  # still held
     finally:
         store.close()
