@@ -8,8 +8,8 @@ shown.
 from __future__ import annotations
 
 import hashlib
-import time
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
