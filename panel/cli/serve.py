@@ -111,6 +111,8 @@ def serve(
     comparisons the pages do not show yet. Runs until interrupted. See docs/serving.md for
     deployment behind a reverse proxy.
     """
+    import os
+
     from panel.errors import InputError
     from panel.personas import load_personas
     from panel.serve.app import Serving, describe, listening_socket, run
@@ -121,6 +123,14 @@ def serve(
     if log_level not in LOG_LEVELS:
         raise InputError(f"--log-level must be one of {', '.join(LOG_LEVELS)}, got {log_level!r}")
     load_personas(settings.personas_dir())  # a broken persona folder: one line, before anything
+    try:
+        settings.out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(
+            f"cannot make the site folder: {exc.strerror}", path=str(settings.out)
+        ) from None
+    if not os.access(settings.out, os.W_OK):
+        raise InputError("the site folder is not writable", path=str(settings.out))
     Store(settings.db).close()  # made or upgraded once here, not by each worker at once
     _, key_file = key_of(settings)
     sock = listening_socket(host, port)

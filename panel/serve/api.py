@@ -127,6 +127,8 @@ async def post_card(request: Request) -> Response:
     compare_with = request.query_params.getlist("compare")
     if len(compare_with) > MAX_COMPARE:
         raise HTTPException(422, f"compare: at most {MAX_COMPARE} tools per card")
+    if not all(SLUG.match(slug) for slug in compare_with):
+        raise HTTPException(422, "compare: each must be the slug of a stored tool")
     try:
         card = card_from_bytes(body, "card", as_json=True)
         queued = await _desk(request).submit(card, compare_with)

@@ -424,6 +424,8 @@ def test_a_card_naming_an_unknown_tool_stores_nothing(tmp_path: Path) -> None:
         assert answer.json()["error"] == "no-such-tool: no such tool in the store to compare with"
         too_many = "?" + "&".join(f"compare=t{n}" for n in range(21))
         assert submit(api, NEW_CARD, query=too_many).status_code == 422
+        not_a_slug = submit(api, NEW_CARD, query="?compare=../" + "x" * 5000)
+        assert not_a_slug.status_code == 422 and "x" * 200 not in not_a_slug.text
     store = Store(settings.db)
     try:
         assert not store.has_tool("tiny-vision-1b")

@@ -17,7 +17,7 @@ from panel.site import build_site
 from panel.store import Store
 from panel.testing.fakes.http import Reply, ScriptedServer, Seen
 from panel.testing.serving import RunningServer, panel_serve
-from tests.browser import screenshot
+from tests.browser import PHONE, screenshot
 from tests.serve.test_api import SEED
 
 if TYPE_CHECKING:
@@ -158,6 +158,20 @@ def test_a_vote_on_a_tool_page(browser: Browser, site: Site) -> None:
         votes = before[0] + before[1] + 1
         wait_label(page, MISTRAL, f"{votes} vote{'s' if votes != 1 else ''} · 0% ship")
         screenshot(page, "serve-tool-voted.png")
+        assert errors == []
+    finally:
+        context.close()
+
+
+def test_the_buttons_fit_a_phone(browser: Browser, site: Site) -> None:
+    context = browser.new_context(viewport=PHONE)  # type: ignore[arg-type]
+    try:
+        page, errors = open_page(context, site.server.url + COMPARISON)
+        for tool in (SMOL, MISTRAL):
+            page.locator(f'[data-vote="{tool}"]').wait_for(state="visible")
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= PHONE["width"], "the page scrolls sideways on a phone"
+        screenshot(page, "serve-compare-phone.png")
         assert errors == []
     finally:
         context.close()
