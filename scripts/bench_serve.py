@@ -362,7 +362,7 @@ def main() -> None:
     )
     print(
         f"load average (1 min) before: {load_before:.1f}, after: {os.getloadavg()[0]:.1f} "
-        "(other work on the machine shares the cores)"
+        "(after: with the benchmark's own processes; other work on the machine shares the cores)"
     )
     print(
         f"{'target':<22}{'-w':>4}{'votes':>8}{'votes/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}   counted exactly"
