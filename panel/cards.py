@@ -187,7 +187,16 @@ def load_card(path: str | Path) -> ToolCard:
     name = str(path)
     if path.is_dir():
         raise CardError(name, "is a directory, not a card file")
-    raw = read_capped(path, MAX_CARD_BYTES)
+    return card_from_bytes(
+        read_capped(path, MAX_CARD_BYTES), name, as_json=path.suffix.lower() == ".json"
+    )
+
+
+def card_from_bytes(raw: bytes, name: str, *, as_json: bool) -> ToolCard:
+    """Parse and validate the bytes of one card (JSON, else YAML), or raise CardError naming
+    `name`: what a card file holds, or the body of a card sent to `panel serve`."""
+    if len(raw) > MAX_CARD_BYTES:
+        raise CardError(name, f"file is larger than {MAX_CARD_BYTES // 1024} KiB")
     if b"\x00" in raw:
         raise CardError(name, "looks binary (contains NUL bytes), not a YAML or JSON card")
     try:
@@ -197,7 +206,7 @@ def load_card(path: str | Path) -> ToolCard:
     if not text.strip():
         raise CardError(name, "file is empty")
     try:
-        data = load_json(text) if path.suffix.lower() == ".json" else load_yaml(text)
+        data = load_json(text) if as_json else load_yaml(text)
     except ParseError as exc:
         raise CardError(name, str(exc)) from None
     return parse_card(data, name)

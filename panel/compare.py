@@ -341,9 +341,11 @@ def comparison_for(
 
 
 def write_pages(document: dict[str, Any], out: Path) -> dict[str, Path]:
-    """Render a comparison document and write its .html, .md and .json, each atomically."""
+    """Render a comparison document and write its .html, .md and .json, each atomically (and the
+    site's script the page loads, if out lacks it)."""
     from panel import pages  # rendering is only needed here
 
+    write_script(out)
     base = out / "compare" / document["slug"]
     files = {
         "html": base.with_suffix(".html"),
@@ -354,3 +356,24 @@ def write_pages(document: dict[str, Any], out: Path) -> dict[str, Path]:
     write_atomic(files["md"], pages.compare_markdown(document))
     write_atomic(files["json"], json_text(document))
     return files
+
+
+_scripts_written: set[Path] = set()
+"""Output folders this process has given the site's script already."""
+
+
+def write_script(out: Path) -> None:
+    """Write the site's script (pages.SCRIPT_NAME) into out unless it is there as it should be:
+    the tool and comparison pages load it from the folder's root."""
+    from panel import pages
+
+    if out in _scripts_written:
+        return
+    path, text = out / pages.SCRIPT_NAME, pages.vote_script()
+    try:
+        current = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        current = None
+    if current != text:
+        write_atomic(path, text)
+    _scripts_written.add(out)

@@ -14,9 +14,18 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 
-from panel.errors import ConfigError, InputError, add_secret_url, validation_problem
+from panel.errors import ConfigError, InputError, add_secret, add_secret_url, validation_problem
 from panel.files import read_capped
 
 MAX_CONFIG_BYTES = 64 * 1024
@@ -27,6 +36,10 @@ CONFIG_NAME = "config.toml"
 
 OFFICIAL_HOSTS = {"OPENAI": "api.openai.com", "ANTHROPIC": "api.anthropic.com"}
 """The endpoint each provider's API key belongs to, by the key's environment prefix."""
+
+
+SECRET_SETTINGS = ("signing_key", "submit_token")
+"""Settings whose value is never shown, not even in the error that refuses it."""
 
 
 def _words(value: Any) -> Any:
@@ -79,7 +92,45 @@ class Settings(BaseModel):
     max_attempts: Annotated[int, Field(ge=1, le=20)] = 4
     """Attempts per call on transient failures (429, 5xx, timeouts), counting the first."""
 
+    # --- panel serve ---------------------------------------------------------------------------
+    signing_key: SecretStr | None = None
+    """The key that signs the voter cookies of `panel serve` (at least 32 characters; the same
+    on every machine that serves one site). None: a key generated once and kept in the user's
+    data folder with mode 0600 (see panel.serve.keys)."""
+    submit_token: SecretStr | None = None
+    """The Bearer token that POST /api/cards asks for (at least 16 characters); None: card
+    submission is off."""
+    vote_rate: Annotated[int, Field(ge=1, le=1_000_000)] = 60
+    """Votes a minute one client address may cast (an IPv6 address counts by its /64), through
+    the store's shared limiter: every process and machine of one site spends from one budget."""
+    trusted_proxy: Annotated[list[str], BeforeValidator(_words)] = []
+    """Addresses or networks (CIDR) of the reverse proxies in front of `panel serve`: only a
+    request from one of them has its client address and scheme read from X-Forwarded-For and
+    X-Forwarded-Proto. Empty: the forwarding headers are ignored."""
+
     _base_url_from_file: bool = PrivateAttr(default=False)
+
+    @field_validator("signing_key", "submit_token")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None, info: Any) -> SecretStr | None:
+        least = {"signing_key": 32, "submit_token": 16}[info.field_name or ""]
+        if value is not None and len(value.get_secret_value().strip()) < least:
+            raise ValueError(f"must be at least {least} characters (a random string)")
+        return value
+
+    @field_validator("trusted_proxy")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{item!r} is not an IP address or network (e.g. 127.0.0.1, 10.0.0.0/8)"
+                ) from None
+        return value
 
     def key_goes_to(self, env: str, base_url: str | None) -> bool:
         """Return whether $<env>_API_KEY may be sent to base_url: the provider's own endpoint,
@@ -161,8 +212,11 @@ def load_settings(**flags: Any) -> Settings:
         settings = Settings.model_validate(values)
     except ValidationError as exc:
         field, problem = validation_problem(exc)
-        got = exc.errors()[0].get("input")
-        raise ConfigError(f"setting '{field}': {problem} (got {got!r})") from None
+        got = "" if field in SECRET_SETTINGS else f" (got {exc.errors()[0].get('input')!r})"
+        raise ConfigError(f"setting '{field}': {problem}{got}") from None
     settings._base_url_from_file = from_file
     add_secret_url(settings.base_url)
+    for secret in (settings.signing_key, settings.submit_token):
+        if secret is not None:
+            add_secret(secret.get_secret_value())
     return settings

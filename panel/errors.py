@@ -34,6 +34,11 @@ def add_secret_url(url: str | None) -> None:
         _given_secrets.update(url_secrets(url))
 
 
+def add_secret(value: str) -> None:
+    """Remember a secret setting's value (e.g. the submit token of `panel serve`) to scrub."""
+    _given_secrets.add(value.strip())
+
+
 def url_secrets(url: str) -> set[str]:
     """Return the secret parts of a URL's userinfo ("user:pass" and "pass"), encoded and not."""
     from urllib.parse import unquote, urlsplit

@@ -1,7 +1,7 @@
 """Pages: panel documents rendered into the published site, document in, text out.
 
 Comparison pages (HTML and Markdown), tool pages, the index and its Atom feed, all from the
-Jinja2 templates in panel/templates/, rendered sandboxed. Every field of a document is untrusted
+Jinja2 templates in panel/templates/, rendered sandboxed, and the site's one script (vote.js). Every field of a document is untrusted
 text: HTML and Atom are autoescaped (and the feed loses what XML forbids), Markdown goes through
 `markdown_text`, and only http(s) URLs become links.
 """
@@ -17,11 +17,23 @@ from urllib.parse import quote
 
 from jinja2 import FileSystemLoader, StrictUndefined
 from jinja2.sandbox import SandboxedEnvironment
+from markupsafe import Markup
 
 from panel.results import provenance
 from panel.rules import SHIP_THRESHOLD
 
 TEMPLATES = Path(__file__).parent / "templates"
+
+PAGE_CSP = (
+    "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; "
+    "img-src data:; base-uri 'none'; form-action 'none'"
+)
+"""The Content-Security-Policy every page carries: no script but the site's own files (vote.js;
+no inline script, no eval), no fetch but to the site itself, no form sent anywhere."""
+
+SCRIPT_NAME = "vote.js"
+"""The site's one script, at the root of the output folder: the vote buttons of tool and
+comparison pages (panel/templates/vote.js)."""
 
 _MARKDOWN_INLINE = re.compile(r"([\\`*_~\[\]|])")
 _MARKDOWN_LIST_NUMBER = re.compile(r"^(\d+)([.)])")
@@ -189,6 +201,7 @@ def _environment(autoescape: bool) -> SandboxedEnvironment:
         web_url=web_url,
     )
     env.globals["ship_threshold"] = SHIP_THRESHOLD
+    env.globals["csp"] = Markup(PAGE_CSP)  # a constant of ours: its quotes stay quotes
     return env
 
 
@@ -255,6 +268,11 @@ def atom_feed(site: dict[str, Any]) -> str:
     """Return the Atom feed of the site's comparisons (links absolute when base_url is set)."""
     base = site["base_url"].rstrip("/") + "/" if site["base_url"] else ""
     return xml_text(_MARKUP.get_template("feed.atom.j2").render(site=site, base=base))
+
+
+def vote_script() -> str:
+    """Return the site's script (SCRIPT_NAME), which the tool and comparison pages load."""
+    return (TEMPLATES / SCRIPT_NAME).read_text(encoding="utf-8")
 
 
 def xml_text(text: str) -> str:

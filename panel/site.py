@@ -1,6 +1,7 @@
 """The static site: an index of comparisons and tools, a page per tool, the comparison pages, a
-ranking page per category whose tools were judged in pairs, and an Atom feed, all rebuilt from
-the store with relative links (open from disk or any static host).
+ranking page per category whose tools were judged in pairs, an Atom feed and the vote buttons'
+script, all rebuilt from the store with relative links (open from disk or any static host;
+`panel serve` serves them with the vote API).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from panel import pages
-from panel.compare import community, comparison_document, write_pages
+from panel.compare import community, comparison_document, write_pages, write_script
 from panel.files import write_atomic
 from panel.personas import Persona
 from panel.rank import categories, category_slug, ranking
@@ -88,6 +89,7 @@ def build_site(
     for slug, document in tools.items():
         mine = [e for e in entries if slug in (e["a"]["slug"], e["b"]["slug"])]
         write_atomic(out / "tools" / f"{slug}.html", pages.tool_html(document, mine))
+    write_script(out)
     write_atomic(out / "index.html", pages.index_html(site))
     write_atomic(out / "feed.atom", pages.atom_feed(site))
     return {"comparisons": len(entries), "tools": len(tools), "rankings": len(rankings)}

@@ -70,6 +70,7 @@ def write_site(folder: Path, docs: list[dict[str, Any]]) -> Path:
     site = site_index(docs)
     (folder / "compare").mkdir(parents=True)
     (folder / "tools").mkdir()
+    (folder / pages.SCRIPT_NAME).write_text(pages.vote_script(), encoding="utf-8")
     (folder / "index.html").write_text(pages.index_html(site), encoding="utf-8")
     (folder / "feed.atom").write_text(pages.atom_feed(site), encoding="utf-8")
     for doc in docs:
@@ -113,11 +114,19 @@ def visit(browser: Browser, path: Path, viewport: dict[str, int] = DESKTOP) -> I
         context.close()
 
 
+def site_script(page: Path) -> str:
+    """Return the URL of the site's script a page of write_site loads (tool and comparison
+    pages sit one folder below the site's root, where the script is)."""
+    return (page.parent.parent / pages.SCRIPT_NAME).as_uri()
+
+
 def assert_quiet(seen: Visit, *pages_loaded: Path) -> None:
-    """Fail on a console error, a dialog, or any request but the page files themselves."""
+    """Fail on a console error, a dialog, or any request but the page files themselves and the
+    site's own script (which, opened from disk, fetches nothing)."""
     assert seen.errors == []
     assert seen.dialogs == []
-    assert set(seen.requests) <= {path.as_uri() for path in pages_loaded}, seen.requests
+    allowed = {path.as_uri() for path in pages_loaded} | {site_script(p) for p in pages_loaded}
+    assert set(seen.requests) <= allowed, seen.requests
 
 
 def screenshot(page: Page, name: str) -> None:

@@ -120,9 +120,10 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """Keep a developer's PANEL_* variables and config file out of the tests."""
+    """Keep a developer's PANEL_* variables, config file and data folder out of the tests."""
     for name in list(os.environ):
         if name.startswith("PANEL_") and name != "PANEL_LIVE":
             monkeypatch.delenv(name)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "user-config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "user-data"))  # panel serve's key file
     monkeypatch.chdir(tmp_path)

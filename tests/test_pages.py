@@ -198,11 +198,15 @@ class _Page(HTMLParser):
         self.text: list[str] = []
         self.tags: list[str] = []
         self.attributes: list[tuple[str, str]] = []
+        self.scripts: list[list[tuple[str, str]]] = []
+        """The attributes of each <script> element."""
         self._hidden = 0
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self.tags.append(tag)
         self.attributes += [(name, value or "") for name, value in attrs]
+        if tag == "script":
+            self.scripts.append([(name, value or "") for name, value in attrs])
         self._hidden += tag in ("style", "title", "script")
 
     def handle_endtag(self, tag: str) -> None:
@@ -400,16 +404,24 @@ PAGE_TAGS = {
     *("html", "head", "meta", "title", "link", "style", "body", "header", "nav", "main"),
     *("section", "article", "aside", "footer", "h1", "h2", "h3", "p", "span", "div", "dl"),
     *("dt", "dd", "ul", "li", "a", "b", "small", "br", "code", "time", "table", "thead"),
-    *("tbody", "tr", "th", "td"),
+    *("tbody", "tr", "th", "td", "button"),
 }
 """Every element the page templates write; any other element in a page came from its data."""
+SITE_SCRIPT = [("src", f"../{pages.SCRIPT_NAME}"), ("defer", "")]
+"""The one script element a page may hold: the site's own vote.js, from the site's root
+(tool and comparison pages, which sit one folder down)."""
 URL_ATTRIBUTES = {"href", "src", "action", "formaction", "srcdoc", "data", "xlink:href", "poster"}
+
+
+SITE_SCRIPT_TAG = f'<script src="../{pages.SCRIPT_NAME}" defer></script>'
 
 
 def inert_problems(html: str) -> list[str]:
     """Return what in html could run or fetch: foreign elements, event handlers, script URLs."""
     page = parse_page(html)
-    problems = [f"<{tag}> element" for tag in sorted(set(page.tags) - PAGE_TAGS)]
+    problems = [f"<{tag}> element" for tag in sorted(set(page.tags) - PAGE_TAGS - {"script"})]
+    if page.scripts not in ([], [SITE_SCRIPT]):
+        problems.append(f"<script> elements {page.scripts!r}")
     problems += [f"{name} attribute" for name, _ in page.attributes if name.startswith("on")]
     for name, value in page.attributes:
         if value == "data:,":  # the template's own empty favicon, which stops a favicon fetch
@@ -425,7 +437,7 @@ def inert_problems(html: str) -> list[str]:
 def assert_inert_html(html: str) -> None:
     """Fail if html holds a foreign element, an event handler or a script URL (text is fine)."""
     assert inert_problems(html) == []
-    assert "<script" not in html and "<img" not in html
+    assert "<script" not in html.replace(SITE_SCRIPT_TAG, "") and "<img" not in html
 
 
 def test_hostile_text_is_only_text_in_every_html_page(hostile_doc: dict[str, Any]) -> None:
@@ -444,6 +456,19 @@ def test_hostile_text_is_only_text_in_every_html_page(hostile_doc: dict[str, Any
         assert shown in compare
     assert "Visit Evil" not in compare  # the javascript: website is not a link
     assert "<p>more prose | pipes.</p>" in pages.compare_html(hostile_doc)  # a blank line parts
+
+
+def test_the_only_script_a_page_may_hold_is_the_sites_own(seed_doc: dict[str, Any]) -> None:
+    html = pages.compare_html(seed_doc)
+    assert html.count(SITE_SCRIPT_TAG) == 1 and inert_problems(html) == []
+    for smuggled in (
+        '<script src="https://evil.example/vote.js"></script>',
+        f'<script src="../{pages.SCRIPT_NAME}" defer></script>',  # a second copy
+        "<script>alert(1)</script>",
+    ):
+        assert inert_problems(html.replace("</body>", smuggled + "</body>")), smuggled
+    assert 'data-vote="smolvlm-3b" hidden' in html  # no button until the script finds the API
+    assert "script-src 'self'; connect-src 'self'" in html
 
 
 def test_hostile_text_is_escaped_in_markdown(hostile_doc: dict[str, Any]) -> None:

@@ -28,6 +28,7 @@ from panel.cli import (
     queue,
     rank,
     review,
+    serve,
     site,
     vote,
 )
@@ -93,6 +94,7 @@ app.command("log")(log.log)
 app.command("import")(import_.import_records)
 app.command("vote")(vote.vote)
 app.command("rank")(rank.rank)
+app.command("serve")(serve.serve)
 app.add_typer(site.app, name="site")
 app.add_typer(queue.app, name="queue")
 app.add_typer(golden.app, name="golden")

@@ -1,4 +1,5 @@
-"""`panel queue add`: a file of pairs (CSV or JSONL) read and validated, then queued.
+"""`panel queue add`: a file of pairs (CSV or JSONL) read and validated, then queued; and a card
+sent to `panel serve`, queued with the comparisons named with it.
 
 Every card is checked before anything is queued; a pair already queued or done adds nothing.
 """
@@ -111,12 +112,7 @@ def add_pairs(
     added.jobs, added.already = queue.add_jobs(pairs, pairwise)
     queue.reopen_stale_jobs()  # a card given again with new content: its pages are written anew
     tools = {card.slug for pair in pairs for card in pair}
-    for slug in tools:
-        latest = queue.store.latest_reviews(slug)
-        reviewed = {
-            key for key, found in latest.items() if {r.sample for r in found} >= set(range(samples))
-        }
-        added.tasks += queue.add_tasks(slug, {p.key: p.key in reviewed for p in personas}, samples)
+    added.tasks = _add_reviews(queue, personas, tools, samples)
     added.tools = len(tools)
     if pairwise:
         for a, b in {(a.slug, b.slug) for a, b in pairs}:
@@ -125,6 +121,34 @@ def add_pairs(
                 (a, b), {p.key: p.key in judged for p in personas}, samples
             )
     return added
+
+
+def add_card(
+    queue: QueueStore,
+    personas: list[Persona],
+    card: ToolCard,
+    others: list[ToolCard],
+    samples: int = 1,
+) -> Added:
+    """Store a card and queue its reviews, and its comparison with each of others (stored
+    tools): what a card sent to `panel serve` asks for."""
+    if others:
+        return add_pairs(queue, personas, [(card, other) for other in others], samples)
+    queue.store.save_tool(card)
+    return Added(tools=1, tasks=_add_reviews(queue, personas, {card.slug}, samples))
+
+
+def _add_reviews(queue: QueueStore, personas: list[Persona], tools: set[str], samples: int) -> int:
+    """Queue each persona's review of each tool that lacks one of `samples` answers; return
+    how many are new work."""
+    pending = 0
+    for slug in tools:
+        latest = queue.store.latest_reviews(slug)
+        reviewed = {
+            key for key, found in latest.items() if {r.sample for r in found} >= set(range(samples))
+        }
+        pending += queue.add_tasks(slug, {p.key: p.key in reviewed for p in personas}, samples)
+    return pending
 
 
 def _judged(queue: QueueStore, pair: tuple[str, str], samples: int) -> set[str]:

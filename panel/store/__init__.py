@@ -132,6 +132,13 @@ class Store:
         ).fetchone()
         return _card_from_row(row) if row else None
 
+    def has_tool(self, slug: str) -> bool:
+        """Return whether a tool (not a probe of `panel eval`) of this slug is stored."""
+        row = self.db.execute(
+            "SELECT 1 FROM tools WHERE slug = ? AND probe IS NULL", (slug,)
+        ).fetchone()
+        return row is not None
+
     def tools(self) -> list[ToolCard]:
         rows = self.db.execute(
             "SELECT card, findings FROM tools WHERE probe IS NULL ORDER BY slug"
@@ -268,20 +275,22 @@ class Store:
         """Record voter's vote on tool; a later vote by the same voter (as voter_id sees it)
         replaces the earlier one."""
         with self.transaction() as db:
-            db.execute(
-                """INSERT INTO votes (tool, voter, vote, at) VALUES (?, ?, ?, ?)
-                   ON CONFLICT (tool, voter) DO UPDATE SET vote = excluded.vote, at = excluded.at""",
-                (tool, voter_id(voter), vote, time.time()),
-            )
+            insert_vote(db, tool, voter, vote)
 
     def vote_counts(self, tool: str) -> tuple[int, int]:
-        """Return (ship votes, skip votes) for tool."""
+        """Return (ship votes, skip votes) for tool (kept by insert_vote: one row read, however
+        many votes there are)."""
         row = self.db.execute(
-            """SELECT count(*) FILTER (WHERE vote = 'ship'), count(*) FILTER (WHERE vote = 'skip')
-               FROM votes WHERE tool = ?""",
-            (tool,),
+            "SELECT ship, skip FROM vote_totals WHERE tool = ?", (tool,)
         ).fetchone()
-        return int(row[0]), int(row[1])
+        return (0, 0) if row is None else (int(row[0]), int(row[1]))
+
+    def vote_of(self, tool: str, voter: str) -> str | None:
+        """Return voter's vote on tool ("ship" or "skip"), None if they have not voted."""
+        row = self.db.execute(
+            "SELECT vote FROM votes WHERE tool = ? AND voter = ?", (tool, voter_id(voter))
+        ).fetchone()
+        return None if row is None else str(row[0])
 
     def save_comparison(self, a: str, b: str) -> None:
         with self.transaction() as db:
@@ -293,6 +302,16 @@ class Store:
             "SELECT a, b, created_at FROM comparisons ORDER BY created_at DESC, a, b"
         ).fetchall()
         return [(row["a"], row["b"], row["created_at"]) for row in rows]
+
+    def site_version(self) -> str:
+        """Return a mark of what the site shows but the votes: it changes when a tool, a
+        review or a comparison is stored (`panel serve` rebuilds the site when it does)."""
+        row = self.db.execute(
+            """SELECT (SELECT count(*) FROM tools), (SELECT max(updated_at) FROM tools),
+                      (SELECT count(*) FROM reviews), (SELECT max(created_at) FROM reviews),
+                      (SELECT count(*) FROM comparisons), (SELECT max(updated_at) FROM comparisons)"""
+        ).fetchone()
+        return "/".join(str(value) for value in tuple(row))
 
     # --- call log ------------------------------------------------------------------------------
 
@@ -322,9 +341,15 @@ class Store:
 
     # --- shared rate limits -------------------------------------------------------------------
 
-    def reserve(self, provider: str, spends: list[tuple[str, float, float]]) -> float:
+    def reserve(
+        self,
+        provider: str,
+        spends: list[tuple[str, float, float]],
+        then: Callable[[Connection], None] | None = None,
+    ) -> float:
         """Take one call from provider's shared budgets; return 0.0 if taken, else the seconds
-        to wait before asking again (nothing is taken then).
+        to wait before asking again (nothing is taken then). What `then` writes lands in the
+        same transaction as the spend, and only if the budget allowed it.
 
         A budget is a GCRA (generic cell rate algorithm) row: `tat`, the moment the budget is
         spent up to. Each spend is (kind, seconds, burst): the call costs `seconds` of the kind
@@ -354,7 +379,21 @@ class Store:
                 "UPDATE rate_limits SET tat = ? WHERE provider = ? AND kind = ?",
                 [(tat, provider, kind) for kind, tat in spent.items()],
             )
+            if then is not None:
+                then(db)
         return 0.0
+
+    def forget_budgets(self, prefix: str) -> int:
+        """Delete the budgets whose name starts with prefix and that are spent up to a moment
+        already past (a fresh row behaves the same); return how many. Keeps a limiter keyed by
+        client address from growing a row per address forever."""
+        with self.transaction() as db:
+            cursor = db.execute(
+                f"""DELETE FROM rate_limits
+                    WHERE substr(provider, 1, ?) = ? AND tat < {self.db.dialect.now}""",
+                (len(prefix), prefix),
+            )
+            return int(cursor.rowcount)
 
     def hold_off(self, provider: str, seconds: float) -> None:
         """Pause every call to provider, in every worker, for `seconds` from now (Retry-After)."""
@@ -373,6 +412,40 @@ def voter_id(voter: str) -> str:
     text = unicodedata.normalize("NFKC", voter)
     text = "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
     return " ".join(text.casefold().split())
+
+
+def insert_vote(db: Connection, tool: str, voter: str, vote: str) -> None:
+    """Record voter's vote on tool inside the caller's transaction (see Store.save_vote), and
+    keep the tool's totals: a new vote adds one, a changed vote moves one, the same vote again
+    changes nothing. Exactly once even when two transactions race: the insert and the update
+    each either change a row or not, and only a change moves the totals."""
+    who, now = voter_id(voter), time.time()
+    added = db.execute(
+        """INSERT INTO votes (tool, voter, vote, at) VALUES (?, ?, ?, ?)
+           ON CONFLICT (tool, voter) DO NOTHING""",
+        (tool, who, vote, now),
+    ).rowcount
+    if not added:
+        changed = db.execute(
+            "UPDATE votes SET vote = ?, at = ? WHERE tool = ? AND voter = ? AND vote != ?",
+            (vote, now, tool, who, vote),
+        ).rowcount
+        if not changed:
+            return
+    if not added:  # moved from the other verdict: the tool's totals row is there already
+        ship, skip = (1, -1) if vote == "ship" else (-1, 1)
+        db.execute(
+            "UPDATE vote_totals SET ship = ship + ?, skip = skip + ? WHERE tool = ?",
+            (ship, skip, tool),
+        )
+        return
+    ship, skip = (1, 0) if vote == "ship" else (0, 1)
+    db.execute(
+        """INSERT INTO vote_totals (tool, ship, skip) VALUES (?, ?, ?)
+           ON CONFLICT (tool) DO UPDATE SET ship = vote_totals.ship + excluded.ship,
+               skip = vote_totals.skip + excluded.skip""",
+        (tool, ship, skip),
+    )
 
 
 def insert_call(db: Connection, call: CallRecord) -> None:

@@ -314,6 +314,27 @@ def m011_pair_judgments(db: Connection, dialect: Dialect) -> None:
     )
 
 
+@migration
+def m012_serve_vote_totals(db: Connection, dialect: Dialect) -> None:
+    """Each tool's ship and skip votes, kept with every vote (panel.store.insert_vote), so a
+    summary reads one row instead of counting every vote: `panel serve` answers each vote
+    with it. Filled from the votes already stored."""
+    _execute_script(
+        db,
+        dialect,
+        """
+        CREATE TABLE vote_totals (
+            tool TEXT PRIMARY KEY REFERENCES tools(slug),
+            ship INTEGER NOT NULL CHECK (ship >= 0),
+            skip INTEGER NOT NULL CHECK (skip >= 0)
+        );
+        INSERT INTO vote_totals (tool, ship, skip)
+            SELECT tool, count(*) FILTER (WHERE vote = 'ship'), count(*) FILTER (WHERE vote = 'skip')
+            FROM votes GROUP BY tool
+        """,
+    )
+
+
 def check(database: Database, *, write: bool, first: str) -> int:
     """Return the store's schema version if panel may use it; raise ConfigError if not.
 

@@ -37,7 +37,10 @@ def pg_bin() -> Path:
 class PostgresServer:
     """One server for the session: start(), database() per test, stop()."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, fsync: bool = False) -> None:
+        """fsync False (the tests): commits are not flushed to disk, which a throwaway server
+        does not need; True (benchmarks): PostgreSQL's own defaults, every commit durable."""
+        self.fsync = fsync
         self.bin = pg_bin()
         self.root = Path(tempfile.mkdtemp(prefix="panel-pg-"))
         self.data = self.root / "data"
@@ -65,7 +68,8 @@ class PostgresServer:
         (self.data / "pg_hba.conf").write_text(
             f"local all {PASSWORD_ROLE} scram-sha-256\nlocal all all trust\n"
         )
-        options = f"-k {self.root} -c listen_addresses='' -c fsync=off -c max_connections=200"
+        durability = "" if self.fsync else " -c fsync=off"
+        options = f"-k {self.root} -c listen_addresses=''{durability} -c max_connections=200"
         self._run(
             str(self.bin / "pg_ctl"),
             "-D",

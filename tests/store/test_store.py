@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -233,5 +234,76 @@ def test_the_store_keeps_pair_judgments_by_both_cards_and_the_order(
         store.save_tool(edited)  # an edited card makes its pairs stale
         assert store.latest_pairs() == []
         assert store.find_pair_samples(*key) != []  # kept, under the old content
+    finally:
+        store.close()
+
+
+def test_vote_totals_stay_exact_when_writers_race(db: str, card: ToolCard) -> None:
+    """Threads with connections of their own cast, change and repeat votes on one tool at once:
+    the kept totals equal a count of the votes stored (each change moved them exactly once)."""
+    import random
+    import threading
+
+    setup = Store(db)
+    setup.save_tool(card)
+    setup.close()
+
+    def voting(seed: int) -> None:
+        rng = random.Random(seed)
+        store = Store(db)
+        try:
+            for _ in range(40):
+                store.save_vote(
+                    card.slug, f"voter-{rng.randrange(6)}", rng.choice(("ship", "skip"))
+                )
+        finally:
+            store.close()
+
+    threads = [threading.Thread(target=voting, args=(seed,)) for seed in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    store = Store(db)
+    try:
+        rows = store.db.execute("SELECT vote FROM votes WHERE tool = ?", (card.slug,)).fetchall()
+        recount = (sum(r[0] == "ship" for r in rows), sum(r[0] == "skip" for r in rows))
+        assert store.vote_counts(card.slug) == recount
+        assert sum(recount) == 6
+    finally:
+        store.close()
+
+
+def test_vote_totals_are_filled_from_the_votes_of_an_older_store(
+    tmp_path: Path, card: ToolCard
+) -> None:
+    path = tmp_path / "old.db"
+    store = Store(path)
+    store.save_tool(card)
+    for voter, vote in (("ana", "ship"), ("bo", "ship"), ("cy", "skip")):
+        store.save_vote(card.slug, voter, vote)
+    store.close()
+    with sqlite3.connect(path) as con:  # as the panel before vote_totals left it
+        con.execute("DROP TABLE vote_totals")
+        con.execute(f"PRAGMA user_version = {len(MIGRATIONS) - 1}")
+    con.close()
+    store = Store(path)  # a command that writes upgrades it
+    try:
+        assert store.vote_counts(card.slug) == (2, 1)
+    finally:
+        store.close()
+
+
+def test_spent_budgets_of_quiet_clients_are_forgotten(db: str) -> None:
+    store = Store(db)
+    try:
+        assert store.reserve("votes@192.0.2.1", [("votes", 0.001, 60.0)]) == 0.0  # spent by now
+        assert store.reserve("votes@192.0.2.2", [("votes", 3600.0, 3600.0)]) == 0.0  # an hour on
+        assert store.reserve("openai", [("requests", 0.001, 1.0)]) == 0.0  # not a vote budget
+        time.sleep(0.05)
+        assert store.forget_budgets("votes@") == 1
+        rows = store.db.execute("SELECT provider FROM rate_limits ORDER BY provider").fetchall()
+        assert [row[0] for row in rows] == ["openai", "votes@192.0.2.2"]
+        assert store.reserve("votes@192.0.2.2", [("votes", 3600.0, 3600.0)]) > 0  # still held
     finally:
         store.close()

@@ -1,0 +1,125 @@
+// panel's vote buttons: the one script of the site (no inline script, so the pages' CSP stays
+// script-src 'self'). Served by `panel serve`, it reads each tool's live community count from the
+// site's API, shows the buttons, posts a vote and puts the new count in place. Opened from disk
+// or from a static host without the API, it does nothing: the page keeps the counts of its build.
+// Every value it writes goes in as text (textContent), never as markup.
+(function () {
+  "use strict";
+  if (!/^https?:$/.test(window.location.protocol) || !window.fetch) {
+    return;
+  }
+  var script = document.currentScript;
+  if (!script || !script.src) {
+    return;
+  }
+  var api = new URL("api/", script.src); // the script sits at the site's root, the API beside it
+
+  var MESSAGES = {
+    403: "Your vote was refused: this browser needs cookies on for this site to vote.",
+    404: "This tool is not on the site any more.",
+    429: "Too many votes from your address: try again in a minute.",
+  };
+
+  function each(selector, fn) {
+    Array.prototype.forEach.call(document.querySelectorAll(selector), fn);
+  }
+
+  function percent(community) {
+    return community.votes ? community.ship_pct + "%" : "\u2014";
+  }
+
+  function show(slug, answer) {
+    var community = answer.community;
+    each("[data-community-label]", function (el) {
+      if (el.getAttribute("data-community-label") === slug) {
+        el.textContent = community.label;
+      }
+    });
+    each("[data-community-pct]", function (el) {
+      if (el.getAttribute("data-community-pct") === slug) {
+        el.textContent = percent(community);
+      }
+    });
+    each("[data-vote]", function (box) {
+      if (box.getAttribute("data-vote") !== slug) {
+        return;
+      }
+      Array.prototype.forEach.call(box.querySelectorAll("button[data-verdict]"), function (button) {
+        var chosen = button.getAttribute("data-verdict") === answer.your_vote;
+        button.setAttribute("aria-pressed", chosen ? "true" : "false");
+      });
+    });
+  }
+
+  function say(box, text) {
+    var status = box.querySelector(".vote-status");
+    if (status) {
+      status.textContent = text;
+    }
+  }
+
+  function request(path, options) {
+    options.credentials = "same-origin";
+    options.headers = Object.assign({ Accept: "application/json" }, options.headers || {});
+    return fetch(new URL(path, api), options).then(function (response) {
+      return response.json().then(
+        function (body) {
+          return { status: response.status, body: body };
+        },
+        function () {
+          return { status: response.status, body: {} };
+        }
+      );
+    });
+  }
+
+  function cast(box, slug, verdict) {
+    var buttons = box.querySelectorAll("button[data-verdict]");
+    Array.prototype.forEach.call(buttons, function (b) {
+      b.disabled = true;
+    });
+    say(box, "");
+    request("votes", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ tool: slug, verdict: verdict }),
+    })
+      .then(function (answer) {
+        if (answer.status === 200) {
+          show(slug, answer.body);
+          say(box, "Thanks: your vote counts.");
+        } else {
+          say(box, MESSAGES[answer.status] || "Your vote could not be counted: try again later.");
+        }
+      })
+      .catch(function () {
+        say(box, "Your vote could not be sent: check your connection.");
+      })
+      .then(function () {
+        Array.prototype.forEach.call(buttons, function (b) {
+          b.disabled = false;
+        });
+      });
+  }
+
+  function start(box) {
+    var slug = box.getAttribute("data-vote");
+    request("tools/" + encodeURIComponent(slug), { method: "GET" })
+      .then(function (answer) {
+        if (answer.status !== 200 || !answer.body.community) {
+          return; // no API here: the buttons stay hidden
+        }
+        show(slug, answer.body);
+        box.addEventListener("click", function (event) {
+          var button = event.target.closest("button[data-verdict]");
+          if (button && box.contains(button)) {
+            cast(box, slug, button.getAttribute("data-verdict"));
+          }
+        });
+        box.hidden = false;
+      })
+      .catch(function () {});
+  }
+
+  each("[data-vote]", start);
+})();
