@@ -445,7 +445,7 @@ def test_a_card_is_queued_reviewed_and_its_pages_appear(db: str, tmp_path: Path)
         assert answer.status_code == 202, answer.text
         assert answer.json() == {
             "tool": "tiny-vision-1b",
-            "queued": {"jobs": 1, "already": 0, "tools": 2, "tasks": 4},
+            "queued": {"jobs": 1, "already": 0, "tools": 2, "tasks": 4, "pair_tasks": 0},
             "pages": ["tools/tiny-vision-1b.html", f"compare/tiny-vision-1b-vs-{SMOL}.html"],
         }
         again = submit(api, NEW_CARD, query=f"?compare={SMOL}")
