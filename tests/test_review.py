@@ -42,9 +42,9 @@ def test_a_valid_answer_is_stored_and_logged(
     assert list(store.latest_reviews(card.slug)) == ["skeptic"]
     calls = store.recent_calls()
     assert [(c.outcome, c.persona, c.input_tokens, c.output_tokens) for c in calls] == [
-        ("ok", "skeptic", 100, 50)
+        ("ok", "skeptic", 4000, 200)
     ]
-    assert calls[0].cost_usd == pytest.approx(150 / 1_000_000)
+    assert calls[0].cost_usd == pytest.approx(4200 / 1_000_000)
 
 
 def test_transient_failures_are_retried_honouring_retry_after(

@@ -15,7 +15,7 @@ from panel.errors import CardError, InputError
 from panel.files import read_capped
 from panel.parsing import ParseError, load_json
 from panel.personas import Persona
-from panel.queue.store import QueueStore
+from panel.queue.store import QueueStore, ReviewKey
 from panel.store import Store
 
 MAX_PAIRS_BYTES = 8 * 2**20
@@ -106,12 +106,15 @@ def add_pairs(
     added = Added()
     added.jobs, added.already = queue.add_jobs(pairs)
     queue.reopen_stale_jobs()  # a card given again with new content: its pages are written anew
-    tools = {card.slug for pair in pairs for card in pair}
-    for slug in tools:
+    tools = {card.slug: card for pair in pairs for card in pair}
+    for slug, card in tools.items():
         latest = queue.store.latest_reviews(slug)
         reviewed = {
             key for key, found in latest.items() if {r.sample for r in found} >= set(range(samples))
         }
-        added.tasks += queue.add_tasks(slug, {p.key: p.key in reviewed for p in personas}, samples)
+        keys = {p.key: ReviewKey(card.content_hash()) for p in personas}
+        added.tasks += queue.add_tasks(
+            slug, {p.key: p.key in reviewed for p in personas}, samples, keys
+        )
     added.tools = len(tools)
     return added
