@@ -40,7 +40,7 @@ from panel.errors import (
 from panel.parsing import ParseError, load_json
 from panel.personas import Answer, Persona
 from panel.prompts import Prompts
-from panel.providers.base import Generation, Provider, Request, least_tokens
+from panel.providers.base import Generation, Provider, Request, counted_tokens
 from panel.rules import MAX_RETRY_AFTER, SAMPLES_TEMPERATURE
 from panel.spending import Spending, estimate_usd
 from panel.store import CallRecord, Store, StoredReview
@@ -277,18 +277,15 @@ class Reviewer:
     ) -> CallRecord:
         """Return the call log entry of one call that ended, and count it in the run's spending.
 
-        Its cost is the usage the provider reported, but never less than the fewest tokens its
-        prompt and answer can hold (least_tokens); a call answered with nothing usable (billed)
-        counts at its estimate."""
+        Its cost is that of the usage the provider reported, if believable (counted_tokens);
+        a call answered with nothing usable (billed) counts at its estimate."""
         tokens_in = generation.input_tokens if generation else 0
         tokens_out = generation.output_tokens if generation else 0
         cached = generation.cached_tokens if generation else 0
         model = sent.request.model
         cost = None
         if generation is not None:
-            cost = sent.provider.cost_usd(model, tokens_in, tokens_out, cached)
-            least = sent.provider.cost_usd(model, *least_tokens(sent.request, generation.text))
-            cost = None if cost is None or least is None else max(cost, least)
+            cost = sent.provider.cost_usd(model, *counted_tokens(sent.request, generation))
         elif billed:
             cost = estimate_usd(sent.provider, sent.request)
         record = CallRecord(

@@ -271,14 +271,17 @@ LEAST_CHARS_PER_TOKEN = 16
 """No tokenizer packs a whole prompt tighter than this (English runs near 4, code near 3)."""
 
 
-def least_tokens(request: Request, text: str) -> tuple[int, int]:
-    """Return the fewest (input, output) tokens a call can have used: its prompt and its answer
-    at LEAST_CHARS_PER_TOKEN characters a token. A server's usage below this (none reported,
-    zero, a lie) is not believed when the call's cost is counted, so the ceiling holds."""
-    return (
-        len(json.dumps(request.messages)) // LEAST_CHARS_PER_TOKEN,
-        len(text) // LEAST_CHARS_PER_TOKEN,
-    )
+def counted_tokens(request: Request, generation: Generation) -> tuple[int, int, int]:
+    """Return the (input, output, cached) tokens a call's cost is counted at: what the server
+    reported, unless that is less than the prompt and the answer can hold at
+    LEAST_CHARS_PER_TOKEN characters a token (none reported, zero, a lie); then panel's own
+    count, four characters a token and nothing cached, so the ceiling holds."""
+    text = generation.text
+    least_in = len(json.dumps(request.messages)) // LEAST_CHARS_PER_TOKEN
+    least_out = len(text) // LEAST_CHARS_PER_TOKEN
+    if generation.input_tokens >= least_in and generation.output_tokens >= least_out:
+        return generation.input_tokens, generation.output_tokens, generation.cached_tokens
+    return estimated_prompt_tokens(request), len(text) // 4, 0
 
 
 PRICES_FILE = Path(__file__).with_name("prices.toml")
