@@ -113,7 +113,6 @@ MaxCostOpt = Annotated[
     typer.Option(
         "--max-cost",
         metavar="USD",
-        min=0.0,
         help="US dollars this run may spend at most: no call starts that could cross it; what "
         "is done is kept, the rest stays pending (exit 3). Refused for a model with no known price.",
     ),
