@@ -282,6 +282,17 @@ def test_a_malformed_base_url_is_one_line(tmp_path: Path) -> None:
     assert result.stderr.count("\n") == 1, result.stderr
 
 
+UNREACHABLE = {
+    "PANEL_PROVIDER": "anthropic",
+    "PANEL_MODEL": "claude-haiku-4-5",  # priced, so a ceiling is kept
+    "ANTHROPIC_BASE_URL": "http://127.0.0.1:9",
+    "ANTHROPIC_API_KEY": "sk-ant-test-range-00000000000",
+    "PANEL_MAX_ATTEMPTS": "1",
+}
+"""A provider that opens without a server (a run with nothing to do, or refused before its
+first call, never reaches it), so nothing but the value under test can stop a run with exit 2."""
+
+
 @pytest.mark.parametrize(
     "args",
     [
@@ -305,7 +316,9 @@ def test_flags_with_a_physical_meaning_are_range_checked(tmp_path: Path, args: l
     crashed."""
     db = tmp_path / "p.db"
     Store(db).close()
-    result = panel(*args, "--db", db, env={"PANEL_PROVIDER": "replay"})
+    # A provider that opens (no server is needed: the queue is empty, and the flags are
+    # refused before any call), so nothing but the flag itself can stop the run.
+    result = panel(*args, "--db", db, env=UNREACHABLE, timeout=120)
     assert result.returncode == 2, result.stderr
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr, result.stderr
 
@@ -322,6 +335,6 @@ def test_flags_with_a_physical_meaning_are_range_checked(tmp_path: Path, args: l
 def test_settings_with_a_physical_meaning_are_range_checked(
     tmp_path: Path, name: str, value: str
 ) -> None:
-    result = panel("review", EXAMPLE, "--db", tmp_path / "p.db", env={name: value})
+    result = panel("review", EXAMPLE, "--db", tmp_path / "p.db", env={**UNREACHABLE, name: value})
     assert result.returncode == 2 and "setting '" in result.stderr, result.stderr
     assert result.stderr.count("\n") == 1, result.stderr

@@ -290,3 +290,36 @@ def test_the_ceiling_ends_a_run_with_exit_3_at_64_in_flight(tmp_path: Path, atte
     assert result.returncode == 3, result.stderr
     assert "cost ceiling reached" in result.stderr
     assert 0 < calls < 48, "the ceiling stopped the run before its 48 calls"
+
+
+def test_leases_are_timed_on_the_databases_clock(
+    tmp_path: Path, db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 22: leases used each machine's own clock. A worker whose clock ran an hour behind
+    wrote leases that had ended before they began, so a worker with the right time took its
+    units at once and made the same calls again."""
+    import time
+
+    from panel.queue.store import QueueStore
+    from panel.store import Store
+
+    cards = make_cards(tmp_path / "cards", 2)
+    (tmp_path / "q.csv").write_text(f"{cards[0]},{cards[1]}\n")
+    assert panel("queue", "add", tmp_path / "q.csv", "--db", db).returncode == 0
+    store = Store(db)
+    try:
+        queue = QueueStore(store)
+        real = time.time
+        monkeypatch.setattr(time, "time", lambda: real() - 3600)  # this machine is an hour behind
+        behind = queue.claim_task("behind", 30.0)
+        monkeypatch.setattr(time, "time", real)
+        right = queue.claim_task("right", 30.0)
+        assert behind is not None and right is not None
+        assert right[:2] != behind[:2], "a unit under a live lease was taken again"
+        [(left,)] = query(
+            db,
+            "SELECT lease_expires FROM tasks WHERE lease_owner = 'behind'",
+        )
+        assert abs(left - (real() + 30)) < 5, "the lease ends 30 s from now on the database's clock"
+    finally:
+        store.close()
