@@ -43,14 +43,19 @@ def run(server: HostileServer, env: dict[str, str], limit: float) -> tuple[int |
             "OPENAI_API_KEY": "sk-bench-hostile-0000000000",
         }
         started = time.monotonic()
-        proc = subprocess.Popen(argv, env=full, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            argv, env=full, cwd=scratch, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         stopped = False
-        while proc.poll() is None and time.monotonic() - started < limit:
+        while True:  # wait4, not poll: poll would reap the child and lose its peak memory
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.monotonic() - started > limit and not stopped:
+                proc.kill()
+                stopped = True
             time.sleep(0.05)
-        if proc.poll() is None:
-            proc.kill()
-            stopped = True
-        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = 0  # reaped here
         took = time.monotonic() - started
     code = None if stopped else os.waitstatus_to_exitcode(status)
     return code, usage.ru_maxrss / 1024, took
