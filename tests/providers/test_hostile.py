@@ -292,3 +292,20 @@ def test_log_json_is_always_json(tmp_path: Path) -> None:
 
     calls = json.loads(logged.stdout, parse_constant=refuse)
     assert [c["cost_usd"] for c in calls] == [None]
+
+
+def test_a_hostile_cassette_is_one_line(tmp_path: Path) -> None:
+    """Finding 4: token counts of 10^30 in a cassette (a file anyone may commit) crashed replay
+    with an OverflowError."""
+    cassettes = tmp_path / "cassettes"
+    with HostileServer() as server:
+        env = env_for(server, tmp_path)
+        recorded = panel("review", CARD, "--persona", "builder", "--record", cassettes, env=env)
+        assert recorded.returncode == 0, recorded.stderr
+    [cassette] = cassettes.glob("*.json")
+    data = json.loads(cassette.read_text())
+    data["answer"]["input_tokens"] = 10**30
+    cassette.write_text(json.dumps(data))
+    replay = ["--provider", "replay", "--cassettes", cassettes, "--fresh", "--persona", "builder"]
+    result = panel("review", CARD, *replay, "--db", tmp_path / "replay.db")
+    one_line_error(result, 2, "not a panel cassette (input tokens must be a whole number")
