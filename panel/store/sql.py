@@ -8,8 +8,8 @@ this module: every name shown to a user is the URL with its password masked.
 
 A PostgreSQL server may restart under a running queue: a statement or a transaction waits for
 it to come back (up to RECONNECT_SECONDS, checking each pooled connection before use), and a
-transaction cut off in its middle raises StoreUnavailable (nothing of it was written), which
-the queue's workers take as "try that again".
+transaction cut off in its middle raises StoreUnavailable (its writes are rolled back, or, if
+the cut came with its COMMIT, unknown), which the queue's workers take as "try that again".
 """
 
 from __future__ import annotations
@@ -319,10 +319,7 @@ class PostgresDatabase(Database):
                 )
                 return conn
             except PoolTimeout:
-                if time.monotonic() >= deadline:
-                    raise StoreUnavailable(
-                        f"the database did not answer for {RECONNECT_SECONDS:g} s", path=self.where
-                    ) from None
+                self._give_up_after(deadline)
 
     def _gone(self, conn: psycopg.Connection[Any], exc: BaseException) -> bool:
         """Return whether exc means the connection is lost (not a mistake in a statement)."""
@@ -337,11 +334,19 @@ class PostgresDatabase(Database):
             try:
                 return _PgConnection(conn).execute(sql, parameters)
             except BaseException as exc:
-                if not self._gone(conn, exc) or time.monotonic() >= deadline:
+                if not self._gone(conn, exc):
                     raise
+                self._give_up_after(deadline)
             finally:
                 self.pool.putconn(conn)
             time.sleep(0.2)
+
+    def _give_up_after(self, deadline: float) -> None:
+        """Raise StoreUnavailable once the server has been away past deadline."""
+        if time.monotonic() >= deadline:
+            raise StoreUnavailable(
+                f"the database did not answer for {RECONNECT_SECONDS:g} s", path=self.where
+            ) from None
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
@@ -353,8 +358,9 @@ class PostgresDatabase(Database):
                 break
             except BaseException as exc:
                 self.pool.putconn(conn)
-                if not self._gone(conn, exc) or time.monotonic() >= deadline:
+                if not self._gone(conn, exc):
                     raise
+                self._give_up_after(deadline)
             time.sleep(0.2)
         try:
             yield _PgConnection(conn)
