@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import re
 import sqlite3
 import time
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
 POSTGRES_SCHEMES = ("postgresql", "postgres")
 RECONNECT_SECONDS = 60.0
 """How long a statement waits for a PostgreSQL server that went away (a restart) to be back."""
+
+log = logging.getLogger(__name__)
 PANEL_TABLES = {"tools", "reviews", "calls"}
 """Tables that make a SQLite file a panel store from before stores were marked as panel's."""
 
@@ -294,6 +297,8 @@ class PostgresDatabase(Database):
         except (psycopg.Error, ValueError) as exc:
             reason = " ".join(str(exc).split())
             raise ConfigError(f"cannot connect ({reason})", path=str(self.where)) from None
+        # The pool logs every failed reconnect as a multi-line warning; panel says it once.
+        logging.getLogger("psycopg.pool").setLevel(logging.CRITICAL)
         self._lost_errors: tuple[type[Exception], ...] = (psycopg.OperationalError,)
         self._any_error: type[Exception] = psycopg.Error
         self.pool: ConnectionPool[Any] = ConnectionPool(
@@ -312,6 +317,7 @@ class PostgresDatabase(Database):
         """Return a live pooled connection, waiting for the server until deadline."""
         from psycopg_pool import PoolTimeout
 
+        said = False
         while True:
             try:
                 conn: psycopg.Connection[Any] = self.pool.getconn(
@@ -320,6 +326,9 @@ class PostgresDatabase(Database):
                 return conn
             except PoolTimeout:
                 self._give_up_after(deadline)
+                if not said:
+                    log.warning("panel: %s does not answer: waiting for it", self.where)
+                    said = True
 
     def _gone(self, conn: psycopg.Connection[Any], exc: BaseException) -> bool:
         """Return whether exc means the connection is lost (not a mistake in a statement)."""
