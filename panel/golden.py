@@ -10,14 +10,23 @@ A case is a folder:
 `check` replays the cassettes into a scratch store, renders, and reports what moved: which
 persona, old and new score and verdict, and a short diff. A persona whose prompt changed has no
 recording any more; the report names it and the command that re-records the case.
+
+A case reads files only inside its own folder (a card or import named `../private/card.yaml`,
+an absolute path or a link out of it is refused: `record` would send it to a provider and write
+it into the cassettes). `record` and `update` hold the case's lock while they work, so two of
+them on one case cannot leave `expected/` of one and `cassettes/` of the other.
 """
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import fcntl
 import json
+import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -79,8 +88,43 @@ def _spec(case: Path) -> CaseSpec:
 
 def _card_paths(case: Path, spec: CaseSpec) -> list[Path]:
     if spec.cards is not None:
-        return [case / name for name in spec.cards]
-    return sorted((case / "cards").glob("*.y*ml")) + sorted((case / "cards").glob("*.json"))
+        return [_inside(case, name, "cards") for name in spec.cards]
+    found = sorted((case / "cards").glob("*.y*ml")) + sorted((case / "cards").glob("*.json"))
+    return [_inside(case, str(path.relative_to(case)), "cards") for path in found]
+
+
+def _inside(case: Path, name: str, field: str) -> Path:
+    """Return the file `name` of a case, or raise ConfigError if it lies outside the case's
+    folder (an absolute path, `..`, or a link that leads out)."""
+    path = case / name
+    if not path.resolve().is_relative_to(case.resolve()):
+        raise ConfigError(
+            f"'{name}' is outside the case's folder (a case reads only its own files)",
+            path=str(case / "case.yaml"),
+            field=field,
+        )
+    return path
+
+
+@contextlib.contextmanager
+def _locked(case: Path) -> Iterator[None]:
+    """Hold the case's lock (an exclusive flock of its folder) for the block, or raise
+    ConfigError at once if another `golden record` or `update` holds it."""
+    if not case.is_dir():
+        raise ConfigError("golden case folder not found", path=str(case))
+    fd = os.open(case, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConfigError(
+                "another `panel golden record` or `update` is working on this case; "
+                "run again when it has finished",
+                path=str(case),
+            ) from None
+        yield
+    finally:
+        os.close(fd)  # closing the folder releases the lock (a killed process's too)
 
 
 _TIMESTAMPS = {"created_at", "generated_at", "reviewed_from", "reviewed_to"}
@@ -122,7 +166,7 @@ async def render_case(case: Path, base: Settings, cassettes: Path | None = None)
         runtime = open_runtime(settings)
         try:
             if spec.import_:
-                runtime.import_records(case / spec.import_)
+                runtime.import_records(_inside(case, spec.import_, "import"))
             documents: dict[str, dict[str, Any]] = {}
             for path in _card_paths(case, spec):
                 card = load_card(path)
@@ -235,9 +279,16 @@ def _swap_in(new: Path, target: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-async def update_case(case: Path, base: Settings, cassettes: Path | None = None) -> list[str]:
-    """Re-render case's expected outputs from its cassettes (or `cassettes`); return the replay
-    problems. The new outputs are written aside and swapped in whole."""
+async def update_case(case: Path, base: Settings) -> list[str]:
+    """Re-render case's expected outputs from its cassettes; return the replay problems. The new
+    outputs are written aside and swapped in whole, under the case's lock."""
+    with _locked(case):
+        return await _update(case, base)
+
+
+async def _update(case: Path, base: Settings, cassettes: Path | None = None) -> list[str]:
+    """Re-render case's expected outputs from its cassettes (or `cassettes`); the caller holds
+    the case's lock."""
     outcome = await render_case(case, base, cassettes)
     expected = _aside(case, "expected")
     try:
@@ -254,8 +305,15 @@ async def record_case(case: Path, base: Settings) -> list[str]:
 
     Recording happens aside: the committed cassettes and expected outputs are replaced only
     when every call succeeded, so a failed or interrupted record leaves every file as it was.
+    The case's lock is held throughout (see _locked).
     """
+    with _locked(case):
+        return await _record(case, base)
+
+
+async def _record(case: Path, base: Settings) -> list[str]:
     spec = _spec(case)
+    cards = _card_paths(case, spec)  # refused before any call if one lies outside the case
     cassettes = _aside(case, "cassettes")
     try:
         with tempfile.TemporaryDirectory(prefix="panel-record-") as scratch:
@@ -264,14 +322,14 @@ async def record_case(case: Path, base: Settings) -> list[str]:
             )
             runtime = open_runtime(settings)
             try:
-                for path in _card_paths(case, spec):
+                for path in cards:
                     _, errors = await runtime.review(load_card(path), fresh=True)
                     failed = {p: e for p, e in errors.items() if not isinstance(e, AnswerError)}
                     if failed:
                         return [f"{case.name}: {path.name}: {p}: {e}" for p, e in failed.items()]
             finally:
                 await runtime.aclose()
-        problems = await update_case(case, base, cassettes)
+        problems = await _update(case, base, cassettes)
         _swap_in(cassettes, case / "cassettes")
         return problems
     finally:

@@ -1,14 +1,18 @@
 """YAML and JSON text from users into Python data, or one line that says what is wrong.
 
 Stricter than the parsers' defaults where a user would be surprised: a key given twice in one
-mapping is refused (PyYAML and json keep the last one silently), NaN and Infinity are not JSON,
-and nesting deep enough to exhaust the recursion limit is a parse error, not a crash. Cards,
-imports, queue files, persona files and model answers are all read here.
+mapping is refused (PyYAML and json keep the last one silently), NaN and Infinity are not JSON
+(nor is a number too large for a float, which json would read as infinity), and nesting deep
+enough to exhaust the recursion limit is a parse error, not a crash. A value YAML can name but
+Python cannot build (month 13, February 30, year 0, `!!float "abc"`, an integer of thousands of
+digits) is a parse error with its line. Cards, imports, queue files, persona files, prompt
+configs, golden case files and model answers are all read here.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import yaml
@@ -19,7 +23,21 @@ class ParseError(ValueError):
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that refuses a key given twice in one mapping."""
+    """SafeLoader that refuses a key given twice in one mapping, and turns a value Python
+    cannot build into a YAML error at the value's line."""
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep=deep)
+        except (ValueError, OverflowError, TypeError) as exc:
+            if isinstance(exc, yaml.YAMLError):
+                raise
+            problem = " ".join(str(exc).split(";")[0].split())[:120] or exc.__class__.__name__
+            value = str(node.value)
+            shown = value if len(value) <= 40 else f"{value[:40]}..."
+            raise yaml.constructor.ConstructorError(
+                None, None, f"cannot read the value '{shown}': {problem}", node.start_mark
+            ) from None
 
 
 def _construct_unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> Any:
@@ -59,11 +77,23 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON value")
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text[:40]} is too large a number")
+    return value
+
+
 def load_json(text: str) -> Any:
     """Return the data in JSON text (NaN and Infinity refused, as the standard has them), or
     raise ParseError."""
     try:
-        return json.loads(text, object_pairs_hook=_unique_object, parse_constant=_reject_constant)
+        return json.loads(
+            text,
+            object_pairs_hook=_unique_object,
+            parse_constant=_reject_constant,
+            parse_float=_finite_float,
+        )
     except json.JSONDecodeError as exc:
         raise ParseError(f"invalid JSON at line {exc.lineno}: {exc.msg}") from None
     except ValueError as exc:

@@ -13,6 +13,7 @@ Every call, failed or not, lands in the call log.
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -32,6 +33,7 @@ from tenacity import (
 from panel.cards import ToolCard
 from panel.errors import (
     AnswerError,
+    MalformedAnswerError,
     PanelError,
     ProviderError,
     RefusalError,
@@ -41,17 +43,14 @@ from panel.errors import (
 from panel.parsing import ParseError, load_json
 from panel.personas import Answer, Checked, PairAnswer, Persona
 from panel.prompts import Prompts
-from panel.providers.base import Generation, Provider, Request
-from panel.rules import SAMPLES_TEMPERATURE
-from panel.spending import Spending
+from panel.providers.base import Generation, Provider, Request, counted_tokens
+from panel.rules import MAX_RETRY_AFTER, SAMPLES_TEMPERATURE
+from panel.spending import Spending, estimate_usd
 from panel.store import CallRecord, Store, StoredPair, StoredReview
 from panel.store.sql import Connection
 
 REASKS = 1
 """How many times an invalid answer is re-asked before AnswerError."""
-
-MAX_RETRY_AFTER = 60.0
-"""Longest Retry-After panel will honour; a longer one is capped."""
 
 A = TypeVar("A", bound=Checked)
 
@@ -323,7 +322,10 @@ class Reviewer:
                 try:
                     generation = await provider.generate(request)
                 except ProviderError as exc:
-                    self._log(sent, "error", None, str(exc))
+                    # A malformed answer was answered (and maybe billed): it counts at its
+                    # estimate, so a server that lies in its usage cannot lower what is spent.
+                    billed = isinstance(exc, MalformedAnswerError)
+                    self._log(sent, "error", None, str(exc), billed=billed)
                     last = attempt.retry_state.attempt_number >= self.max_attempts
                     if isinstance(exc, TransientProviderError) and last:
                         raise ProviderError(
@@ -347,20 +349,39 @@ class Reviewer:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _log(
-        self, sent: Sent, outcome: str, generation: Generation | None, error: str | None
+        self,
+        sent: Sent,
+        outcome: str,
+        generation: Generation | None,
+        error: str | None,
+        *,
+        billed: bool = False,
     ) -> None:
         """Append one call to the call log."""
-        self.store.log_call(self._record(sent, outcome, generation, error))
+        self.store.log_call(self._record(sent, outcome, generation, error, billed=billed))
 
     def _record(
-        self, sent: Sent, outcome: str, generation: Generation | None, error: str | None
+        self,
+        sent: Sent,
+        outcome: str,
+        generation: Generation | None,
+        error: str | None,
+        *,
+        billed: bool = False,
     ) -> CallRecord:
-        """Return the call log entry of one call that ended, and count it in the run's spending."""
+        """Return the call log entry of one call that ended, and count it in the run's spending.
+
+        Its cost is that of the usage the provider reported, if believable (counted_tokens);
+        a call answered with nothing usable (billed) counts at its estimate."""
         tokens_in = generation.input_tokens if generation else 0
         tokens_out = generation.output_tokens if generation else 0
         cached = generation.cached_tokens if generation else 0
         model = sent.request.model
-        cost = sent.provider.cost_usd(model, tokens_in, tokens_out, cached) if generation else None
+        cost = None
+        if generation is not None:
+            cost = sent.provider.cost_usd(model, *counted_tokens(sent.request, generation))
+        elif billed:
+            cost = estimate_usd(sent.provider, sent.request)
         record = CallRecord(
             provider=sent.provider.name,
             model=model,
@@ -396,8 +417,9 @@ _backoff = wait_exponential_jitter(multiplier=0.5, max=20, jitter=0.5)
 def _wait_honouring_retry_after(state: RetryCallState) -> float:
     """Wait what the server asked for (Retry-After), else exponential backoff with jitter."""
     exc = state.outcome.exception() if state.outcome else None
-    if isinstance(exc, TransientProviderError) and exc.retry_after is not None:
-        return min(max(exc.retry_after, 0.0), MAX_RETRY_AFTER)
+    wait = exc.retry_after if isinstance(exc, TransientProviderError) else None
+    if wait is not None and math.isfinite(wait):
+        return min(max(wait, 0.0), MAX_RETRY_AFTER)
     return float(_backoff(state))
 
 

@@ -30,3 +30,13 @@ PROBE_FLAG_FLIPS = 0.10
 SAMPLES_TEMPERATURE = 0.7
 """The temperature of a review asked several times (--samples N > 1) unless the user sets one:
 samples that never vary say nothing of a judge's noise. One sample runs at 0."""
+
+# --- what panel believes of a model server (an untrusted party) -------------------------------
+
+MAX_RETRY_AFTER = 60.0
+"""The longest pause a Retry-After may impose, in seconds: a longer one is cut to this, a
+negative or non-finite one is ignored (a server must not stop panel for years)."""
+
+MAX_REPORTED_TOKENS = 10_000_000
+"""The most tokens a call may report for any of its counts (input, cached, output): far above
+any model's context; a larger count is a malformed answer, not a bill."""

@@ -140,12 +140,23 @@ class Runtime:
         model's price is unknown (the ceiling could not be kept)."""
         found = estimate(plan.calls, self._store.output_tokens_seen)
         if found.unpriced and self.settings.max_cost is not None:
-            raise unpriced_error(found.unpriced[0])
+            raise unpriced_error(found.unpriced[0], self.settings.named_as("max_cost"))
         return found
 
     def missing(self, ask: Ask) -> list[int]:
         """Return the sample indexes of ask not stored yet."""
         return self._reviewer.missing_samples(ask.card, ask.persona, ask.samples)
+
+    def review_key(self, ask: Ask) -> tuple[str, str, str, str]:
+        """Return what a stored review of ask must match to be reused: (card hash, prompt
+        version, provider, model)."""
+        reviewer, persona = self._reviewer, ask.persona
+        return (
+            ask.card.content_hash(),
+            reviewer.prompts.version(persona),
+            reviewer.provider_for(persona).name,
+            reviewer.model_for(persona),
+        )
 
     def stored(self, ask: Ask) -> list[StoredReview]:
         """Return the stored samples of ask that `panel review` would reuse now."""
@@ -375,7 +386,7 @@ def open_runtime(
         temperature=settings.temperature,
         seed=settings.seed,
         max_attempts=settings.max_attempts,
-        spending=Spending(max_usd=settings.max_cost),
+        spending=Spending(max_usd=settings.max_cost, ceiling_from=settings.named_as("max_cost")),
     )
     return Runtime(settings, personas, store, reviewer, owns_store=opened)
 

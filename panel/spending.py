@@ -4,8 +4,8 @@ Before a call starts, its estimated cost (prompt characters / 4 at the input pri
 whole max_tokens at the output price: an upper bound) is reserved; a call whose estimate would
 take what is spent and reserved past the ceiling does not start (CostCeilingReached, exit 3).
 When the call ends, the reservation gives way to the call's logged cost. Prices come from
-panel/providers/prices.toml; a model missing there has an unknown cost, and a ceiling cannot be
-kept with it, so --max-cost then refuses to start.
+panel/providers/prices.toml and the user's own prices file (--prices); a model missing in both
+has an unknown cost, and a ceiling cannot be kept with it, so --max-cost then refuses to start.
 """
 
 from __future__ import annotations
@@ -24,10 +24,17 @@ def estimate_usd(provider: Provider, request: Request) -> float | None:
     return provider.cost_usd(request.model, estimated_prompt_tokens(request), request.max_tokens)
 
 
-def unpriced_error(model: str) -> ConfigError:
+def unpriced_error(model: str, ceiling_from: str = "--max-cost") -> ConfigError:
+    """Return the refusal of a ceiling that cannot be kept, naming where the ceiling came from
+    (--max-cost, PANEL_MAX_COST or the config file) and what to do about it."""
+    drop = {
+        "--max-cost": "drop --max-cost",
+        "PANEL_MAX_COST": "unset PANEL_MAX_COST",
+    }.get(ceiling_from, "remove max_cost from the config file")
     return ConfigError(
-        f"--max-cost: the price of {model} is unknown (not in the prices file read "
-        f"{prices_read_on()}): a ceiling cannot be kept; add its price or drop --max-cost"
+        f"{ceiling_from}: the price of {model} is unknown (not in the built-in prices read "
+        f"{prices_read_on()} nor in a prices file of yours): a ceiling cannot be kept; give "
+        f"its price in a prices file (--prices FILE or PANEL_PRICES) or {drop}"
     )
 
 
@@ -97,6 +104,8 @@ class Spending:
     """The calls, tokens and dollars of one run, kept under an optional ceiling."""
 
     max_usd: float | None = None
+    ceiling_from: str = "--max-cost"
+    """How the user set the ceiling (a flag, PANEL_MAX_COST, the config file), for its errors."""
     calls: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
@@ -130,7 +139,7 @@ class Spending:
             return 0.0
         cost = estimate_usd(provider, request)
         if cost is None:
-            raise unpriced_error(provider.priced_as(request.model))
+            raise unpriced_error(provider.priced_as(request.model), self.ceiling_from)
         cost *= share
         if self.usd + self.reserved + cost > self.max_usd:
             self.refused = cost

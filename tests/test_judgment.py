@@ -421,6 +421,87 @@ def test_max_cost_refuses_a_model_without_a_price(tmp_path: Path) -> None:
     )  # said once
 
 
+@pytest.mark.parametrize(
+    ("how", "named"),
+    [
+        ("flag", "--max-cost: "),
+        ("env", "PANEL_MAX_COST: "),
+        ("config", "max_cost in the config file: "),
+    ],
+)
+def test_a_longer_models_name_gets_no_price_and_the_refusal_names_the_ceilings_source(
+    tmp_path: Path, how: str, named: str
+) -> None:
+    """Finding 9 of issue 22: claude-opus-4-7 was priced as claude-opus-4 (a prefix), and the
+    refusal for an unpriced model said "drop --max-cost" when the ceiling came from
+    PANEL_MAX_COST."""
+    args = ["--provider", "anthropic", "--model", "claude-opus-4-7", "--db", tmp_path / "p.db"]
+    env = {**KEYS}
+    if how == "flag":
+        args += ["--max-cost", "1"]
+    elif how == "env":
+        env["PANEL_MAX_COST"] = "1"
+    else:
+        (tmp_path / "c.toml").write_text("max_cost = 1\n")
+        env["PANEL_CONFIG"] = str(tmp_path / "c.toml")
+    with FakeAnthropicBatches(live=True) as server:
+        env["ANTHROPIC_BASE_URL"] = server.url
+        result = panel("review", EXAMPLES[0], *args, env=env)
+        assert server.live_calls == 0
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert (
+        f"panel: error: {named}the price of anthropic:claude-opus-4-7 is unknown" in result.stderr
+    )
+    advice = {"flag": "drop --max-cost", "env": "unset PANEL_MAX_COST", "config": "remove max_cost"}
+    assert advice[how] in result.stderr
+
+
+def test_a_prices_file_of_ones_own_prices_a_model_on_ones_own_server(tmp_path: Path) -> None:
+    """Issue 22: a user's prices file (--prices, PANEL_PRICES or the config key) over the
+    built-in one, so --max-cost works for a model on their own server."""
+    prices = tmp_path / "prices.toml"
+    prices.write_text('[openai]\n"fake" = [1.0, 0.5, 2.0]\n')
+    with FakeOpenAI() as server:
+        args = [*openai_args(server, tmp_path), "--max-cost", "0.000001"]
+        refused = panel("review", EXAMPLES[0], *args, env=KEYS)
+        assert refused.returncode == 2 and "the price of openai:fake" in refused.stderr
+        by_flag = panel("review", EXAMPLES[0], *args, "--prices", prices, env=KEYS)
+        by_env = panel("review", EXAMPLES[0], *args, env={**KEYS, "PANEL_PRICES": str(prices)})
+        (tmp_path / "c.toml").write_text(f'prices = "{prices}"\n')
+        by_file = panel(
+            "review", EXAMPLES[0], *args, env={**KEYS, "PANEL_CONFIG": str(tmp_path / "c.toml")}
+        )
+        assert server.requests == 0, "the ceiling is far below one call's estimate"
+        for result in (by_flag, by_env, by_file):
+            assert result.returncode == 3 and "cost ceiling reached" in result.stderr, result.stderr
+        priced = panel(
+            "review",
+            EXAMPLES[0],
+            *openai_args(server, tmp_path),
+            "--prices",
+            prices,
+            "--max-cost",
+            "5",
+            env=KEYS,
+        )
+        assert priced.returncode == 0, priced.stderr
+        assert "unknown" not in priced.stderr
+    with sqlite3.connect(tmp_path / "panel.db") as con:
+        costs = [row[0] for row in con.execute("SELECT cost_usd FROM calls")]
+    assert len(costs) == 4 and all(c is not None and c > 0 for c in costs)
+    for bad, fragment in [
+        ('[openai]\n"fake" = [1.0, 2.0]\n', "openai.fake: must be [input, cached input, output]"),
+        ('[openai]\n"fake" = [1.0, nan, 2.0]\n', "openai.fake: must be"),
+        ('[openai]\n"fake" = [-1.0, 0.0, 2.0]\n', "prices must be from 0"),
+        ("[openai\n", "cannot read prices"),
+    ]:
+        prices.write_text(bad)
+        result = panel("review", EXAMPLES[0], *args, "--prices", prices, env=KEYS)
+        assert result.returncode == 2 and fragment in result.stderr, result.stderr
+        assert result.stderr.count("\n") == 1
+
+
 def test_queue_run_stops_at_the_ceiling_and_resumes(tmp_path: Path) -> None:
     pairs = tmp_path / "pairs.csv"
     cards = sorted((REPO / "examples").glob("*.yaml"))

@@ -42,9 +42,9 @@ def test_a_valid_answer_is_stored_and_logged(
     assert list(store.latest_reviews(card.slug)) == ["skeptic"]
     calls = store.recent_calls()
     assert [(c.outcome, c.persona, c.input_tokens, c.output_tokens) for c in calls] == [
-        ("ok", "skeptic", 100, 50)
+        ("ok", "skeptic", 4000, 200)
     ]
-    assert calls[0].cost_usd == pytest.approx(150 / 1_000_000)
+    assert calls[0].cost_usd == pytest.approx(4200 / 1_000_000)
 
 
 def test_transient_failures_are_retried_honouring_retry_after(
@@ -193,6 +193,26 @@ def test_prices() -> None:
     assert price(table, "llama3", 10, 10) is None
     # Cached input tokens are billed at the cached rate: half of 2.5 for gpt-4o.
     assert price(table, "gpt-4o", 1_000_000, 0, cached=400_000) == 1.5 + 0.5
+
+
+def test_a_price_is_the_exact_name_or_the_name_and_a_date() -> None:
+    """Finding 9 of issue 22: prices matched by prefix, so gpt-5-pro was priced as gpt-5, many
+    times below its list price, and a ceiling let far more through than it should."""
+    table = {"gpt-5": (1.25, 0.125, 10.0), "claude-sonnet-4": (3.0, 0.3, 15.0)}
+    assert price(table, "gpt-5-pro", 1_000_000, 0) is None
+    assert price(table, "gpt-5.1", 1_000_000, 0) is None
+    assert price(table, "gpt-5-2025-08-07", 1_000_000, 0) == 1.25
+    assert price(table, "claude-sonnet-4-20250514", 1_000_000, 0) == 3.0
+    assert price(table, "claude-sonnet-4-9", 1_000_000, 0) is None
+    assert price({"": (0.0, 0.0, 0.0)}, "any-local-model", 10, 10) == 0.0
+
+
+def test_retry_after_is_capped_and_nonsense_is_none() -> None:
+    """Finding 1 of issue 22: a Retry-After of 31 years, NaN, a negative or infinite wait."""
+    assert retry_after_seconds({"retry-after": "999999999"}) == 60.0
+    assert retry_after_seconds({"retry-after-ms": "1e12"}) == 60.0
+    for nonsense in ("nan", "-5", "inf", "-inf", "1e400"):
+        assert retry_after_seconds({"retry-after": nonsense}) is None, nonsense
 
 
 def test_the_provider_interface_is_small() -> None:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from panel.cli import output
-from panel.cli.options import DbOpt, JsonOpt, uses_settings
+from panel.cli.options import DbOpt, JsonOpt, in_range, uses_settings
 
 if TYPE_CHECKING:
     from panel.config import Settings
@@ -26,13 +26,18 @@ COLUMNS = (
     "Outcome",
 )
 NUMBERS = ("ms", "In", "Cached", "Out", "Cost $")
+MAX_LIMIT = 100_000
+"""The most calls `panel log` shows at once."""
 
 
 @uses_settings()
 def log(
     settings: Settings,
     limit: Annotated[
-        int, typer.Option("--limit", "-n", metavar="N", help="How many recent calls.")
+        int,
+        typer.Option(
+            "--limit", "-n", metavar="N", help=f"How many recent calls (1 to {MAX_LIMIT:,})."
+        ),
     ] = 20,
     db: DbOpt = None,
     as_json: JsonOpt = False,
@@ -43,6 +48,7 @@ def log(
 
     from panel.store import Store
 
+    in_range("--limit", limit, 1, MAX_LIMIT, "calls")
     store = Store(settings.db, write=False, first="panel review")
     try:
         calls = store.recent_calls(limit)

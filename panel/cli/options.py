@@ -113,9 +113,18 @@ MaxCostOpt = Annotated[
     typer.Option(
         "--max-cost",
         metavar="USD",
-        min=0.0,
         help="US dollars this run may spend at most: no call starts that could cross it; what "
         "is done is kept, the rest stays pending (exit 3). Refused for a model with no known price.",
+    ),
+]
+PricesOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--prices",
+        metavar="FILE",
+        help="A prices file of your own (TOML, as the built-in prices.toml: [provider] "
+        '"model" = [input, cached input, output] USD per million tokens), over the built-in '
+        "prices: --max-cost then works for models on your own server. Env: PANEL_PRICES.",
     ),
 ]
 PersonaModelOpt = Annotated[
@@ -139,6 +148,7 @@ def _run_options(
     samples: SamplesOpt = None,
     persona_model: PersonaModelOpt = None,
     max_cost: MaxCostOpt = None,
+    prices: PricesOpt = None,
     db: DbOpt = None,
     personas: PersonasOpt = None,
     prompts: PromptsOpt = None,
@@ -188,6 +198,20 @@ def _parameters(command: Callable[..., None]) -> list[inspect.Parameter]:
             annotation = eval(annotation, command.__globals__)
         found.append(p.replace(annotation=annotation))
     return found
+
+
+def in_range(flag: str, value: float, low: float, high: float, unit: str = "") -> float:
+    """Return a flag's number if it is finite and from low to high, else raise InputError (one
+    line, exit 2): a flag with a physical meaning (seconds, a count) takes no NaN, infinity,
+    zero or negative amount it cannot mean."""
+    import math
+
+    from panel.errors import InputError
+
+    if not math.isfinite(value) or not low <= value <= high:
+        what = f" {unit}" if unit else ""
+        raise InputError(f"{flag} must be from {low:g} to {high:g}{what} (got {value!r})")
+    return value
 
 
 def settings_from(flags: dict[str, Any], **more: Any) -> Settings:

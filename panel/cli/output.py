@@ -55,10 +55,24 @@ def fail(message: str, code: int) -> NoReturn:
 
 
 def echo_json(value: Any, *, indent: int | None = 2, ensure_ascii: bool = False) -> None:
-    """Print value as JSON on stdout, for scripts (JSON escapes C0; C1 and secrets go here)."""
+    """Print value as JSON on stdout, for scripts (JSON escapes C0; C1 and secrets go here).
+    A NaN or infinite number (a store an older panel wrote) prints as null: always valid JSON."""
     import json
 
-    say(json.dumps(value, indent=indent, ensure_ascii=ensure_ascii))
+    say(json.dumps(_finite(value), indent=indent, ensure_ascii=ensure_ascii, allow_nan=False))
+
+
+def _finite(value: Any) -> Any:
+    """Return value with every NaN or infinite float, at any depth, replaced by None."""
+    import math
+
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 def run(coroutine: Coroutine[Any, Any, T]) -> T:

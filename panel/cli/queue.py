@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from panel.cli import output
-from panel.cli.options import DbOpt, JsonOpt, PersonasOpt, SamplesOpt, uses_settings
+from panel.cli.options import DbOpt, JsonOpt, PersonasOpt, SamplesOpt, in_range, uses_settings
 
 if TYPE_CHECKING:
     from panel.config import Settings
     from panel.queue.store import QueueStore
     from panel.runs.queue import Drained
     from panel.store import Store
+
+LEASE_RANGE = (1.0, 86_400.0)
+"""--lease in seconds: at least one (a heartbeat renews it every third), at most a day."""
+POLL_RANGE = (0.01, 3_600.0)
+"""--poll-interval in seconds."""
 
 app = typer.Typer(
     help="Batch generation of comparisons from a durable queue in the store.",
@@ -113,7 +119,8 @@ def run(
         typer.Option(
             "--lease",
             metavar="SECONDS",
-            help="Seconds a crashed worker's units stay claimed before others take them.",
+            help="Seconds a crashed worker's units stay claimed before others take them "
+            "(1 to 86400; timed on the database's clock).",
         ),
     ] = 30.0,
     batch_api: Annotated[
@@ -131,7 +138,7 @@ def run(
         typer.Option(
             "--poll-interval",
             metavar="SECONDS",
-            help="With --batch-api: seconds between batch polls.",
+            help="With --batch-api: seconds between batch polls (0.01 to 3600).",
         ),
     ] = 30.0,
     as_json: JsonOpt = False,
@@ -144,6 +151,9 @@ def run(
     # job_attempts is not the max_attempts setting (retries of one call): named apart.
     from panel.runs.queue import run_queue
 
+    in_range("--lease", lease, *LEASE_RANGE, "seconds")
+    in_range("--poll-interval", poll_interval, *POLL_RANGE, "seconds")
+    in_range("--max-attempts", job_attempts, 1, 100, "attempts")
     show = output.Terminal(settings.max_cost, quiet=as_json)
     drained = output.run(
         run_queue(
@@ -202,6 +212,12 @@ def status(settings: Settings, db: DbOpt = None, as_json: JsonOpt = False) -> No
     if any(summary["pair_tasks"].values()):
         pairs = summary["pair_tasks"]
         output.say("pairs:   " + " · ".join(f"{k} {v}" for k, v in pairs.items()))
+    for pause in summary["pauses"]:
+        until = time.strftime("%H:%M:%S", time.localtime(pause["until"]))
+        output.say(
+            f"{pause['provider']} at {pause['endpoint'] or 'its own endpoint'} is paused by a "
+            f"Retry-After until {until} ({pause['seconds_left']:g} s left)"
+        )
     if summary["in_open_batches"]:
         output.say(
             f"{summary['in_open_batches']} review(s) wait in an open provider batch: "

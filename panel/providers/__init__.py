@@ -35,6 +35,10 @@ def make_provider(settings: Settings, name: str, budget: Budget) -> Provider:
     except ImportError as exc:
         raise ConfigError(f"provider '{name}' needs {exc.name}: {hint}") from None
     provider: Provider = module.create(settings)
+    if settings.prices is not None:
+        from panel.providers.base import user_prices
+
+        provider.user_prices = user_prices(settings.prices).get(name, {})
     if settings.rpm or settings.tpm:
         from panel.providers.wrappers import RateLimited
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import anthropic
 from anthropic.types import Message as AnthropicMessage
+from anthropic.types import Usage
 
 from panel.config import Settings
 from panel.errors import ProviderError, TransientProviderError
@@ -32,11 +33,16 @@ from panel.providers.base import (
     Message,
     Provider,
     Request,
+    checked_generation,
     credentials,
+    endpoint_of,
     error_detail,
     is_transient_status,
+    malformed,
     retry_after_seconds,
+    token_count,
 )
+from panel.providers.http import capped_client
 
 TOOL_NAME = "submit_review"
 
@@ -49,8 +55,13 @@ class AnthropicProvider(Provider):
     def __init__(self, settings: Settings) -> None:
         api_key, base_url = credentials(settings, "ANTHROPIC")
         self.client = anthropic.AsyncAnthropic(
-            api_key=api_key, base_url=base_url, max_retries=0, timeout=settings.timeout
+            api_key=api_key,
+            base_url=base_url,
+            max_retries=0,
+            timeout=settings.timeout,
+            http_client=capped_client(self.name, settings.max_response_bytes, settings.timeout),
         )
+        self.endpoint = endpoint_of(self.client.base_url)
         self.model = settings.model or self.default_model
 
     def request_params(self, request: Request) -> dict[str, Any]:
@@ -84,7 +95,7 @@ class AnthropicProvider(Provider):
                 "(is it a Messages API endpoint?)",
                 provider=self.name,
             )
-        return _generation(response)
+        return _generation(response, self.name)
 
     # --- Message Batches: the same params per request, results streamed as JSONL ----------------
 
@@ -117,7 +128,10 @@ class AnthropicProvider(Provider):
             async for line in await self.client.messages.batches.results(batch_id):
                 result = line.result
                 if result.type == "succeeded":
-                    results[line.custom_id] = _generation(result.message)
+                    try:
+                        results[line.custom_id] = _generation(result.message, self.name)
+                    except ProviderError as exc:
+                        results[line.custom_id] = exc
                 elif result.type == "errored":
                     error = result.error.error
                     detail = " ".join(error.message.split())[:300]
@@ -145,35 +159,70 @@ class AnthropicProvider(Provider):
                 ) from None
             raise ProviderError(message, provider=self.name) from None
         except anthropic.APIConnectionError as exc:  # includes timeouts
+            if isinstance(exc.__cause__, ProviderError):  # the capped client's cap or deadline
+                raise exc.__cause__ from None
             raise TransientProviderError(
                 f"anthropic: {exc.__class__.__name__}: {exc}", provider=self.name
             ) from None
+        except RecursionError:  # the SDK parses the body: JSON nested beyond Python's stack
+            raise malformed(self.name, "JSON nested too deeply") from None
 
     async def aclose(self) -> None:
         await self.client.close()
 
 
-def _generation(response: AnthropicMessage) -> Generation:
-    """Return the Generation in a Messages answer (live, or one result of a batch)."""
-    for block in response.content:
-        if block.type == "tool_use" and block.name == TOOL_NAME:
-            text = json.dumps(block.input, ensure_ascii=False)
-            break
-    else:  # no tool call: keep whatever prose came back, validation will re-ask
-        text = "".join(getattr(b, "text", "") for b in response.content)
-    stop = response.stop_reason or "stop"
+def _generation(response: AnthropicMessage, provider: str) -> Generation:
+    """Return the Generation in a Messages answer (live, or one result of a batch).
+
+    The SDK builds its objects without checking them, so every field read here is checked
+    (checked_generation): a wrong type or an absurd token count is a MalformedAnswerError.
+    """
+    text = _answer_text(response.content, provider)
+    stop = response.stop_reason
+    if not isinstance(stop, str | None):
+        raise malformed(provider, f"stop_reason must be text, not {type(stop).__name__}")
     usage = response.usage  # compatible endpoints may leave it out
-    read = (usage.cache_read_input_tokens or 0) if usage else 0
-    written = (usage.cache_creation_input_tokens or 0) if usage else 0
-    return Generation(
+    if usage is not None and not isinstance(usage, Usage):
+        raise malformed(provider, f"usage must be an object, not {type(usage).__name__}")
+    counts = {
+        name: token_count(provider, f"usage.{name}", getattr(usage, name, None))
+        for name in (
+            "input_tokens",
+            "output_tokens",
+            "cache_read_input_tokens",
+            "cache_creation_input_tokens",
+        )
+    }
+    read = counts["cache_read_input_tokens"]
+    return checked_generation(
+        provider,
         text=text,
         # Anthropic counts cache reads and writes apart from input_tokens: panel counts them all.
-        input_tokens=(usage.input_tokens + read + written) if usage else 0,
-        output_tokens=usage.output_tokens if usage else 0,
+        input_tokens=counts["input_tokens"] + read + counts["cache_creation_input_tokens"],
+        output_tokens=counts["output_tokens"],
         cached_tokens=read,
-        finish_reason={"max_tokens": "length", "refusal": "refusal"}.get(stop, "stop"),
+        finish_reason={"max_tokens": "length", "refusal": "refusal"}.get(stop or "stop", "stop"),
         refusal=text if stop == "refusal" else None,
     )
+
+
+def _answer_text(content: Any, provider: str) -> str:
+    """Return the answer in a message's content: the forced tool call's input as JSON, else
+    whatever prose came back (validation will re-ask)."""
+    if not isinstance(content, list):
+        raise malformed(provider, f"content must be a list, not {type(content).__name__}")
+    for block in content:
+        if getattr(block, "type", None) == "tool_use" and getattr(block, "name", None) == TOOL_NAME:
+            try:
+                return json.dumps(block.input, ensure_ascii=False)
+            except (RecursionError, ValueError, TypeError):
+                raise malformed(
+                    provider, "the tool call's input is no JSON panel can read"
+                ) from None
+    texts = [getattr(block, "text", "") for block in content]
+    if not all(isinstance(t, str) for t in texts):
+        raise malformed(provider, "a text block's text must be text")
+    return "".join(texts)
 
 
 def _split_system(messages: list[Message]) -> tuple[str, list[Message]]:

@@ -14,20 +14,26 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
+import re
 import tomllib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from panel.errors import ConfigError, ProviderError
-from panel.rules import SHIP_THRESHOLD
+from panel.errors import ConfigError, InputError, MalformedAnswerError, ProviderError
+from panel.files import read_capped
+from panel.rules import MAX_REPORTED_TOKENS, MAX_RETRY_AFTER, SHIP_THRESHOLD
 
 if TYPE_CHECKING:
     from panel.config import Settings
 
 Message = dict[str, str]
+
+Prices = dict[str, tuple[float, float, float]]
+"""US dollars per million (input, cached input, output) tokens, by model name."""
 
 
 @dataclass(frozen=True)
@@ -97,6 +103,14 @@ class Provider(ABC):
     model: str
     """The model this provider uses when neither a flag nor a persona names one."""
 
+    endpoint: str = ""
+    """Where its calls go (scheme, host, port and path of the base URL; "" for in-process
+    providers): rate budgets and Retry-After pauses are kept per provider and endpoint, so a
+    local server's 429 does not pause calls to the provider's own API."""
+
+    user_prices: Prices = {}  # noqa: RUF012 - replaced whole, never mutated
+    """The user's own prices for this provider (a prices file of theirs), over the built-in ones."""
+
     @abstractmethod
     async def generate(self, request: Request) -> Generation:
         """Send one request and return the answer, or raise a ProviderError."""
@@ -104,8 +118,10 @@ class Provider(ABC):
     def cost_usd(
         self, model: str, input_tokens: int, output_tokens: int, cached_tokens: int = 0
     ) -> float | None:
-        """Return the price of a call in US dollars (prices.toml), or None where it is unknown."""
-        return price(prices_of(self.name), model, input_tokens, output_tokens, cached_tokens)
+        """Return the price of a call in US dollars (the user's prices file, then prices.toml),
+        or None where it is unknown."""
+        table = {**prices_of(self.name), **self.user_prices}
+        return price(table, model, input_tokens, output_tokens, cached_tokens)
 
     def priced_as(self, model: str) -> str:
         """Return how a model is named where its price is missing: "openai:gpt-5.5"."""
@@ -146,31 +162,135 @@ def is_transient_status(status: int) -> bool:
 
 
 def retry_after_seconds(headers: Any) -> float | None:
-    """Return the wait a response asks for (retry-after-ms, or retry-after seconds or date)."""
+    """Return the wait a response asks for (retry-after-ms, or retry-after seconds or date),
+    at most MAX_RETRY_AFTER; None when it asks for none, or for a wait that is no number of
+    seconds (negative, NaN, infinite, unreadable)."""
     if headers is None:
         return None
     try:
         if (ms := headers.get("retry-after-ms")) is not None:
-            return float(ms) / 1000
+            return _sane_wait(float(ms) / 1000)
         value = headers.get("retry-after")
         if value is None:
             return None
-        return float(value)
+        return _sane_wait(float(value))
     except ValueError:
         import email.utils
         import time
 
         try:
             when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             return None
-        return max(0.0, when.timestamp() - time.time())
+        return _sane_wait(max(0.0, when.timestamp() - time.time()))
 
 
-Prices = dict[str, tuple[float, float, float]]
-"""US dollars per million (input, cached input, output) tokens, by model name prefix."""
+def _sane_wait(seconds: float) -> float | None:
+    """Return seconds cut to MAX_RETRY_AFTER, or None if it is negative or not finite."""
+    if not math.isfinite(seconds) or seconds < 0:
+        return None
+    return min(seconds, MAX_RETRY_AFTER)
+
+
+def endpoint_of(base_url: Any) -> str:
+    """Return where a client's calls go, as a rate limit is keyed: scheme, host, port and path
+    of its base URL, without credentials or query."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(str(base_url))
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{parts.path.rstrip('/')}"
+
+
+# --- answers are untrusted: what a provider reads from one is checked here ---------------------
+
+
+def malformed(provider: str, problem: str) -> MalformedAnswerError:
+    """Return the error of an answer that is not what the API promises (one line)."""
+    return MalformedAnswerError(f"{provider}: malformed answer: {problem}", provider=provider)
+
+
+def token_count(provider: str, field: str, value: Any) -> int:
+    """Return a token count from an answer (None or absent: 0), or raise MalformedAnswerError
+    unless it is a whole number from 0 to MAX_REPORTED_TOKENS."""
+    if value is None:
+        return 0
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_REPORTED_TOKENS:
+        return value
+    shown = repr(value) if isinstance(value, int | float | str | bool) else type(value).__name__
+    raise malformed(
+        provider,
+        f"{field} must be a whole number from 0 to {MAX_REPORTED_TOKENS}, not {shown[:40]}",
+    )
+
+
+def text_field(provider: str, field: str, value: Any, *, optional: bool = True) -> str | None:
+    """Return a text field of an answer, or raise MalformedAnswerError if it is not a string
+    (None is allowed where optional)."""
+    if isinstance(value, str) or (value is None and optional):
+        return value
+    raise malformed(provider, f"{field} must be text, not {type(value).__name__}")
+
+
+def checked_generation(
+    provider: str,
+    *,
+    text: Any,
+    input_tokens: Any = 0,
+    output_tokens: Any = 0,
+    cached_tokens: Any = 0,
+    finish_reason: Any = "stop",
+    refusal: Any = None,
+) -> Generation:
+    """Return the Generation of an answer's fields once each is what it must be: text, token
+    counts within bounds with cached ≤ input, a finish reason; raise MalformedAnswerError."""
+    counts = {
+        "input tokens": token_count(provider, "input tokens", input_tokens),
+        "output tokens": token_count(provider, "output tokens", output_tokens),
+        "cached tokens": token_count(provider, "cached tokens", cached_tokens),
+    }
+    if counts["cached tokens"] > counts["input tokens"]:
+        raise malformed(
+            provider,
+            f"cached tokens ({counts['cached tokens']}) exceed input tokens "
+            f"({counts['input tokens']})",
+        )
+    return Generation(
+        text=text_field(provider, "the answer's text", text) or "",
+        input_tokens=counts["input tokens"],
+        output_tokens=counts["output tokens"],
+        cached_tokens=counts["cached tokens"],
+        finish_reason=(text_field(provider, "finish reason", finish_reason) or "stop")[:40],
+        refusal=text_field(provider, "refusal", refusal),
+    )
+
+
+LEAST_CHARS_PER_TOKEN = 16
+"""No tokenizer packs a whole prompt tighter than this (English runs near 4, code near 3)."""
+
+
+def counted_tokens(request: Request, generation: Generation) -> tuple[int, int, int]:
+    """Return the (input, output, cached) tokens a call's cost is counted at: what the server
+    reported, unless that is less than the prompt and the answer can hold at
+    LEAST_CHARS_PER_TOKEN characters a token (none reported, zero, a lie); then panel's own
+    count, four characters a token and nothing cached, so the ceiling holds."""
+    text = generation.text
+    least_in = len(json.dumps(request.messages)) // LEAST_CHARS_PER_TOKEN
+    least_out = len(text) // LEAST_CHARS_PER_TOKEN
+    if generation.input_tokens >= least_in and generation.output_tokens >= least_out:
+        return generation.input_tokens, generation.output_tokens, generation.cached_tokens
+    return estimated_prompt_tokens(request), len(text) // 4, 0
+
 
 PRICES_FILE = Path(__file__).with_name("prices.toml")
+MAX_PRICES_BYTES = 256 * 1024
+MAX_PRICE = 100_000.0
+"""The highest price per million tokens a prices file may name (a typo guard, not a market view)."""
+_DATE_SUFFIX = re.compile(r"-(\d{4}-\d{2}-\d{2}|\d{8})$")
+"""The date a vendor appends to a model's name: gpt-4o-2024-08-06, claude-sonnet-4-20250514."""
 
 
 @functools.cache
@@ -190,17 +310,63 @@ def prices_of(provider: str) -> Prices:
     return {name: (float(i), float(c), float(o)) for name, (i, c, o) in table.items()}
 
 
+def user_prices(path: Path) -> dict[str, Prices]:
+    """Return the price tables of a user's prices file (the format of prices.toml: a table per
+    provider, `"model" = [input, cached input, output]` in US dollars per million tokens), or
+    raise ConfigError naming the file and the entry."""
+    try:
+        data = tomllib.loads(read_capped(path, MAX_PRICES_BYTES, "prices file").decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read prices: {exc}", path=str(path)) from None
+    except InputError as exc:
+        raise ConfigError(f"cannot read prices: {exc.message}", path=str(path)) from None
+    tables: dict[str, Prices] = {}
+    for provider, table in data.items():
+        if provider == "read_on":
+            continue
+        if not isinstance(table, dict):
+            raise ConfigError(
+                "each provider must be a table of models", path=str(path), field=provider
+            )
+        tables[provider] = {
+            model: _price_entry(path, f"{provider}.{model}", entry)
+            for model, entry in table.items()
+        }
+    return tables
+
+
+def _price_entry(path: Path, field: str, entry: Any) -> tuple[float, float, float]:
+    """Return one [input, cached input, output] entry of a prices file, checked."""
+    numbers = entry if isinstance(entry, list) else []
+    if len(numbers) != 3 or not all(
+        isinstance(n, int | float) and not isinstance(n, bool) and math.isfinite(n) for n in numbers
+    ):
+        raise ConfigError(
+            "must be [input, cached input, output]: three numbers (US dollars per million tokens)",
+            path=str(path),
+            field=field,
+        )
+    if not all(0 <= n <= MAX_PRICE for n in numbers):
+        raise ConfigError(f"prices must be from 0 to {MAX_PRICE:g}", path=str(path), field=field)
+    return float(numbers[0]), float(numbers[1]), float(numbers[2])
+
+
 def price(
     prices: Prices, model: str, tokens_in: int, tokens_out: int, cached: int = 0
 ) -> float | None:
     """Return the cost of a call from a table of prices; cached input tokens at the cached rate.
 
-    The longest table key that starts the model name wins, so dated model names match too.
+    A model's price is the entry of its exact name, else of its name without a date suffix
+    (gpt-4o-2024-08-06 is gpt-4o), never a shorter name's: gpt-5-pro is not gpt-5. The entry ""
+    prices every model of a provider (local, replay).
     """
-    keys = [key for key in prices if model.startswith(key)]
-    if not keys:
+    key = next(
+        (k for k in (model, _DATE_SUFFIX.sub("", model), "") if k in prices),
+        None,
+    )
+    if key is None:
         return None
-    per_in, per_cached, per_out = prices[max(keys, key=len)]
+    per_in, per_cached, per_out = prices[key]
     cached = min(cached, tokens_in)
     total = (tokens_in - cached) * per_in + cached * per_cached + tokens_out * per_out
     return round(total / 1_000_000, 6)

@@ -14,10 +14,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from panel.errors import ConfigError, scrub
+from panel.errors import ConfigError, MalformedAnswerError, scrub
 from panel.files import read_capped, write_atomic
 from panel.parsing import ParseError, load_json
-from panel.providers.base import Generation, Request
+from panel.providers.base import Generation, Request, checked_generation
 
 NONCE_PLACEHOLDER = "NONCE"
 FORMAT = "panel.cassette/1"
@@ -87,7 +87,7 @@ def _answer_body(text: str) -> dict[str, Any]:
     """Return {"json": object} when text is exactly that object's JSON (readable diffs), else {"text": text}."""
     try:
         parsed = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return {"text": text}
     if isinstance(parsed, dict) and json.dumps(parsed, ensure_ascii=False) == text:
         return {"json": parsed}
@@ -102,7 +102,10 @@ def read_answer(path: Path) -> tuple[dict[str, Any], Generation]:
         text = (
             json.dumps(answer["json"], ensure_ascii=False) if "json" in answer else answer["text"]
         )
-        generation = Generation(
+        # A cassette may come from anyone (a pull request): its answer is checked as a live
+        # server's would be (types, token counts in bounds, cached ≤ input).
+        generation = checked_generation(
+            "replay",
             text=_typed(text, str),
             input_tokens=_typed(answer["input_tokens"], int),
             cached_tokens=_typed(answer.get("cached_tokens", 0), int),
@@ -111,6 +114,9 @@ def read_answer(path: Path) -> tuple[dict[str, Any], Generation]:
             refusal=_typed(answer["refusal"], str, optional=True),
         )
         request = _typed(cassette["request"], dict)
+    except MalformedAnswerError as exc:
+        problem = exc.message.removeprefix("replay: malformed answer: ")
+        raise ConfigError(f"not a panel cassette ({problem})", path=str(path)) from None
     except (ParseError, UnicodeDecodeError, KeyError, TypeError, ValueError) as exc:
         raise ConfigError(f"not a panel cassette ({_problem(exc)})", path=str(path)) from None
     return request, generation

@@ -15,8 +15,10 @@ from typing import Any, Final
 from urllib.parse import urlsplit
 
 import openai
-from openai.types.chat import ChatCompletion
+from openai.types import CompletionUsage
+from openai.types.chat import ChatCompletion, ChatCompletionMessage
 from openai.types.chat.chat_completion import Choice
+from openai.types.completion_usage import PromptTokensDetails
 from pydantic import ValidationError
 
 from panel.config import Settings
@@ -27,13 +29,18 @@ from panel.providers.base import (
     Generation,
     Provider,
     Request,
+    checked_generation,
     credentials,
+    endpoint_of,
     error_detail,
     is_transient_status,
+    malformed,
     price,
     prices_of,
     retry_after_seconds,
+    token_count,
 )
+from panel.providers.http import capped_client
 
 BATCH_ENDPOINT: Final = "/v1/chat/completions"
 BATCH_ENDED = ("completed", "failed", "expired", "cancelled")
@@ -49,8 +56,13 @@ class OpenAIProvider(Provider):
             settings, "OPENAI", " (for a local OpenAI-compatible server, pass --base-url)"
         )
         self.client = openai.AsyncOpenAI(
-            api_key=api_key, base_url=base_url, max_retries=0, timeout=settings.timeout
+            api_key=api_key,
+            base_url=base_url,
+            max_retries=0,
+            timeout=settings.timeout,
+            http_client=capped_client(self.name, settings.max_response_bytes, settings.timeout),
         )
+        self.endpoint = endpoint_of(self.client.base_url)
         # OpenAI itself, whether reached by default or through an explicit base URL.
         self.official = base_url is None or urlsplit(base_url).hostname == "api.openai.com"
         self.mode = settings.structured_output
@@ -59,10 +71,10 @@ class OpenAIProvider(Provider):
     def cost_usd(
         self, model: str, input_tokens: int, output_tokens: int, cached_tokens: int = 0
     ) -> float | None:
-        # A compatible server may answer to an OpenAI model name; OpenAI's prices are not its.
-        if not self.official:
-            return None
-        return price(prices_of(self.name), model, input_tokens, output_tokens, cached_tokens)
+        # A compatible server may answer to an OpenAI model name; OpenAI's prices are not its
+        # (the user's own prices file is: its [openai] entries price any endpoint).
+        table = {**prices_of(self.name), **self.user_prices} if self.official else self.user_prices
+        return price(table, model, input_tokens, output_tokens, cached_tokens)
 
     def priced_as(self, model: str) -> str:
         where = "" if self.official else " on a compatible server (not api.openai.com)"
@@ -99,19 +111,33 @@ class OpenAIProvider(Provider):
         return self.generation(response)
 
     def generation(self, response: Any) -> Generation:
-        """Return the Generation in a chat completion (live, or parsed from a batch line)."""
+        """Return the Generation in a chat completion (live, or parsed from a batch line).
+
+        The SDK builds its objects without checking them, so every field read here is checked
+        (checked_generation): a wrong type or an absurd token count is a MalformedAnswerError.
+        """
         choice = self._first_choice(response)
         usage = response.usage
-        finish = choice.finish_reason or "stop"
-        return Generation(
-            text=choice.message.content or "",
-            input_tokens=usage.prompt_tokens if usage else 0,
-            output_tokens=usage.completion_tokens if usage else 0,
-            cached_tokens=_cached_tokens(usage),
+        if usage is not None and not isinstance(usage, CompletionUsage):
+            raise malformed(self.name, f"usage must be an object, not {type(usage).__name__}")
+        finish = choice.finish_reason
+        return checked_generation(
+            self.name,
+            text=choice.message.content,
+            input_tokens=getattr(usage, "prompt_tokens", 0),
+            output_tokens=getattr(usage, "completion_tokens", 0),
+            cached_tokens=self._cached_tokens(usage),
             # A filtered answer is a refusal to be recorded, not a malformed one to re-ask.
             finish_reason="refusal" if finish == "content_filter" else finish,
             refusal=getattr(choice.message, "refusal", None),
         )
+
+    def _cached_tokens(self, usage: Any) -> int:
+        """Return the prompt tokens OpenAI served from its automatic prompt cache (0 if not said)."""
+        details = getattr(usage, "prompt_tokens_details", None)
+        if details is not None and not isinstance(details, PromptTokensDetails):
+            raise malformed(self.name, "usage.prompt_tokens_details must be an object")
+        return token_count(self.name, "cached tokens", getattr(details, "cached_tokens", None))
 
     # --- the Batch API: a JSONL file of chat completion requests, results as JSONL files -------
 
@@ -191,9 +217,13 @@ class OpenAIProvider(Provider):
         except openai.APIStatusError as exc:
             raise self._status_error(exc) from None
         except openai.APIConnectionError as exc:  # includes timeouts
+            if isinstance(exc.__cause__, ProviderError):  # the capped client's cap or deadline
+                raise exc.__cause__ from None
             raise TransientProviderError(
                 f"openai: {exc.__class__.__name__}: {exc}", provider=self.name
             ) from None
+        except RecursionError:  # the SDK parses the body: JSON nested beyond Python's stack
+            raise malformed(self.name, "JSON nested too deeply") from None
 
     def _status_error(self, exc: openai.APIStatusError) -> ProviderError:
         """Return the panel error for an HTTP error answer; transient ones carry Retry-After."""
@@ -224,18 +254,14 @@ class OpenAIProvider(Provider):
         if not choices:
             raise TransientProviderError("openai: response had no choices", provider=self.name)
         choice: Choice = choices[0]
-        if getattr(choice, "message", None) is None:
-            raise ProviderError("openai: the first choice has no message", provider=self.name)
+        if not isinstance(choice, Choice) or not isinstance(
+            getattr(choice, "message", None), ChatCompletionMessage
+        ):
+            raise malformed(self.name, "the first choice has no message object")
         return choice
 
     async def aclose(self) -> None:
         await self.client.close()
-
-
-def _cached_tokens(usage: Any) -> int:
-    """Return the prompt tokens OpenAI served from its automatic prompt cache (0 if not said)."""
-    details = getattr(usage, "prompt_tokens_details", None)
-    return int(getattr(details, "cached_tokens", None) or 0)
 
 
 def _batch_error(record: dict[str, Any]) -> str | None:

@@ -26,14 +26,17 @@ BURST_SECONDS = 1.0
 
 
 class Budget(Protocol):
-    """Rate budgets shared by every process that uses one store (panel.store.Store is one)."""
+    """Rate budgets shared by every process that uses one store (panel.store.Store is one),
+    kept per provider and endpoint."""
 
-    def reserve(self, provider: str, spends: list[tuple[str, float, float]]) -> float:
+    def reserve(
+        self, provider: str, endpoint: str, spends: list[tuple[str, float, float]]
+    ) -> float:
         """Take one call (kind, seconds of budget, burst); return 0.0, or seconds to wait."""
         ...
 
-    def hold_off(self, provider: str, seconds: float) -> None:
-        """Pause every call to provider for seconds (a Retry-After)."""
+    def hold_off(self, provider: str, endpoint: str, seconds: float) -> None:
+        """Pause every call to provider at endpoint for seconds (a Retry-After, capped)."""
         ...
 
 
@@ -46,6 +49,7 @@ class Wrapper(Provider):
         self.inner = inner
         self.name = inner.name
         self.model = inner.model
+        self.endpoint = inner.endpoint
         self.max_concurrency = inner.max_concurrency
         self.supports_batch = inner.supports_batch
 
@@ -56,6 +60,9 @@ class Wrapper(Provider):
         self, model: str, input_tokens: int, output_tokens: int, cached_tokens: int = 0
     ) -> float | None:
         return self.inner.cost_usd(model, input_tokens, output_tokens, cached_tokens)
+
+    def priced_as(self, model: str) -> str:
+        return self.inner.priced_as(model)
 
     async def aclose(self) -> None:
         await self.inner.aclose()
@@ -82,8 +89,9 @@ def estimated_tokens(request: Request) -> int:
 
 
 class RateLimited(Wrapper):
-    """Keeps the live calls to a provider, summed over every worker on the store, under rpm
-    requests and tpm tokens per minute, and holds them all off for a Retry-After.
+    """Keeps the live calls to a provider's endpoint, summed over every worker on the store,
+    under rpm requests and tpm tokens per minute, and holds them all off for a Retry-After
+    (at most rules.MAX_RETRY_AFTER: retry_after_seconds cuts it, the store refuses more).
 
     The budgets live in the store (Budget), so workers in other processes and on other machines
     spend from the same ones. Tokens are reserved before a call from estimated_tokens. A
@@ -108,13 +116,13 @@ class RateLimited(Wrapper):
     async def generate(self, request: Request) -> Generation:
         spends = self._spends(request)
         async with self._turn:
-            while (wait := self.budget.reserve(self.name, spends)) > 0:
+            while (wait := self.budget.reserve(self.name, self.endpoint, spends)) > 0:
                 await asyncio.sleep(wait)
         try:
             return await self.inner.generate(request)
         except TransientProviderError as exc:
             if exc.retry_after:
-                self.budget.hold_off(self.name, exc.retry_after)
+                self.budget.hold_off(self.name, self.endpoint, exc.retry_after)
             raise
 
 

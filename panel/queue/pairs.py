@@ -16,7 +16,7 @@ from panel.errors import CardError, InputError
 from panel.files import read_capped
 from panel.parsing import ParseError, load_json
 from panel.personas import Persona
-from panel.queue.store import QueueStore
+from panel.queue.store import QueueStore, ReviewKey
 from panel.store import Store
 
 MAX_PAIRS_BYTES = 8 * 2**20
@@ -111,7 +111,7 @@ def add_pairs(
     added = Added()
     added.jobs, added.already = queue.add_jobs(pairs, pairwise)
     queue.reopen_stale_jobs()  # a card given again with new content: its pages are written anew
-    tools = {card.slug for pair in pairs for card in pair}
+    tools = {card.slug: card for pair in pairs for card in pair}
     added.tasks = _add_reviews(queue, personas, tools, samples)
     added.tools = len(tools)
     if pairwise:
@@ -135,19 +135,24 @@ def add_card(
     if others:
         return add_pairs(queue, personas, [(card, other) for other in others], samples)
     queue.store.save_tool(card)
-    return Added(tools=1, tasks=_add_reviews(queue, personas, {card.slug}, samples))
+    return Added(tools=1, tasks=_add_reviews(queue, personas, {card.slug: card}, samples))
 
 
-def _add_reviews(queue: QueueStore, personas: list[Persona], tools: set[str], samples: int) -> int:
+def _add_reviews(
+    queue: QueueStore, personas: list[Persona], tools: dict[str, ToolCard], samples: int
+) -> int:
     """Queue each persona's review of each tool that lacks one of `samples` answers; return
     how many are new work."""
     pending = 0
-    for slug in tools:
+    for slug, card in tools.items():
         latest = queue.store.latest_reviews(slug)
         reviewed = {
             key for key, found in latest.items() if {r.sample for r in found} >= set(range(samples))
         }
-        pending += queue.add_tasks(slug, {p.key: p.key in reviewed for p in personas}, samples)
+        keys = {p.key: ReviewKey(card.content_hash()) for p in personas}
+        pending += queue.add_tasks(
+            slug, {p.key: p.key in reviewed for p in personas}, samples, keys
+        )
     return pending
 
 

@@ -9,12 +9,18 @@ Crash safety: a worker holds what it works on under a lease that a heartbeat ren
 by a dead worker (kill -9) comes back when its lease expires. Every state change is one
 transaction, reviews are stored under a unique key, pages are written atomically. Several
 `queue run` processes on one store share the work (see panel.queue.store for the claiming).
+
+A worker never dies of one unit: a failure no check foresaw fails that unit (counted as an
+attempt), and the answers other workers have paid for are stored as they come. A database that
+goes away (a PostgreSQL restart) is waited for: the unit in hand when it went is put back and
+taken again once the database answers.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import socket
 import time
@@ -25,12 +31,26 @@ from functools import partial
 
 from panel.cards import ToolCard
 from panel.compare import write_pages
-from panel.errors import CostCeilingReached, InputError, ProviderError, located
-from panel.queue.store import QueueStore, finish_pair_task_in, finish_task_in
+from panel.errors import (
+    CostCeilingReached,
+    InputError,
+    PanelError,
+    ProviderError,
+    StoreUnavailable,
+    located,
+)
+from panel.queue.store import QueueStore, ReviewKey, finish_pair_task_in, finish_task_in
 from panel.runtime import Ask, PairAsk, Plan, Runtime
 from panel.store import StoredPair, StoredReview
 
 LEASE_SECONDS = 30.0
+STORE_BACK_SECONDS = 1.0
+"""How long a worker waits before asking a database that went away again."""
+STORE_GIVE_UP = 10
+"""A worker gives up (the run ends with the error) after this many looks in a row found the
+database away, each after its statements waited sql.RECONNECT_SECONDS for it."""
+
+log = logging.getLogger(__name__)
 
 
 def worker_id() -> str:
@@ -77,6 +97,7 @@ class QueueRunner:
         self._check_tasks = True
         self._check_pairs = True
         self._cards: dict[str, ToolCard] = {}
+        self._store_misses = 0
         self.stopped: CostCeilingReached | None = None
         """Set when --max-cost stops the run: workers take nothing new."""
 
@@ -87,12 +108,16 @@ class QueueRunner:
         self.queue.reopen_stale_jobs()
         for slug in self.queue.open_job_tools():
             card, samples = self._card(slug), self.queue.task_samples(slug)
-            complete = {
-                ask.persona.key: not self.runtime.missing(ask)
+            asks = [
+                ask
                 for ask in (self._ask(card, key, samples.get(key, 1)) for key in self.personas)
                 if ask is not None
-            }
-            self.queue.add_tasks(slug, complete)
+            ]
+            complete = {ask.persona.key: not self.runtime.missing(ask) for ask in asks}
+            # What "complete" was decided on goes along: another process may store a review
+            # between this look and the write, and add_tasks looks again inside its transaction.
+            keys = {ask.persona.key: ReviewKey(*self.runtime.review_key(ask)) for ask in asks}
+            self.queue.add_tasks(slug, complete, keys=keys)
         for a, b in self.queue.open_pairwise_jobs():
             pair, samples = (self._card(a), self._card(b)), self.queue.pair_task_samples((a, b))
             judged = {
@@ -144,17 +169,19 @@ class QueueRunner:
             self.queue.release_task(tool, persona_key, self.owner, str(exc), attempt=False)
             self.stopped = exc
             return
-        except (ProviderError, InputError) as exc:
-            if attempts < self.max_attempts and not isinstance(exc, InputError):
-                self.queue.release_task(tool, persona_key, self.owner, str(exc))
-                self._check_tasks = True
-                return
-            exc.about(tool=tool, persona=persona_key)
-            job_error = located(
-                f"failed after {attempts} attempt(s): {exc.message}", tool=tool, persona=persona_key
+        except StoreUnavailable:  # not the task's fault either: it is taken again once back
+            await self._until_stored(
+                partial(self.queue.release_task, tool, persona_key, self.owner, "", attempt=False)
             )
-            self.stats.jobs_failed += self.queue.fail_task(tool, persona_key, str(exc), job_error)
-            self.stats.tasks_failed += 1
+            self._check_tasks = True
+            return
+        except (ProviderError, InputError) as exc:
+            self._task_failed(tool, persona_key, attempts, exc)
+            return
+        except Exception as exc:  # a bug, or an answer no check foresaw: this task only
+            log.exception("queue task %s/%s", tool, persona_key)
+            error = ProviderError(f"unexpected {exc.__class__.__name__}: {exc}"[:300])
+            self._task_failed(tool, persona_key, attempts, error)
             return
         self.stats.tasks_done += 1
         # its tool may be complete now: jobs and pair judgments may be ready
@@ -178,24 +205,41 @@ class QueueRunner:
             self.queue.release_pair_task((a, b), persona_key, self.owner, str(exc), attempt=False)
             self.stopped = exc
             return
-        except (ProviderError, InputError) as exc:
-            tool = f"{a}-vs-{b}"
-            if attempts < self.max_attempts and not isinstance(exc, InputError):
-                self.queue.release_pair_task((a, b), persona_key, self.owner, str(exc))
-                self._check_pairs = True
-                return
-            exc.about(tool=tool, persona=persona_key)
-            job_error = located(
-                f"pair judgment failed after {attempts} attempt(s): {exc.message}",
-                tool=tool,
-                persona=persona_key,
+        except StoreUnavailable:  # not the task's fault either: it is taken again once back
+            release = self.queue.release_pair_task
+            await self._until_stored(
+                partial(release, (a, b), persona_key, self.owner, "", attempt=False)
             )
-            failed = self.queue.fail_pair_task((a, b), persona_key, str(exc), job_error)
-            self.stats.jobs_failed += failed
-            self.stats.pairs_failed += 1
+            self._check_pairs = True
+            return
+        except (ProviderError, InputError) as exc:
+            self._pair_task_failed((a, b), persona_key, attempts, exc)
+            return
+        except Exception as exc:  # a bug, or an answer no check foresaw: this task only
+            log.exception("queue pair task %s-vs-%s/%s", a, b, persona_key)
+            error = ProviderError(f"unexpected {exc.__class__.__name__}: {exc}"[:300])
+            self._pair_task_failed((a, b), persona_key, attempts, error)
             return
         self.stats.pairs_done += 1
         self._check_jobs = True  # its job may be ready now
+
+    def _pair_task_failed(
+        self, pair: tuple[str, str], persona_key: str, attempts: int, exc: PanelError
+    ) -> None:
+        """Put a failed pair judgment back for another attempt, or fail it (and its job)."""
+        if attempts < self.max_attempts and not isinstance(exc, InputError):
+            self.queue.release_pair_task(pair, persona_key, self.owner, str(exc))
+            self._check_pairs = True
+            return
+        tool = f"{pair[0]}-vs-{pair[1]}"
+        exc.about(tool=tool, persona=persona_key)
+        job_error = located(
+            f"pair judgment failed after {attempts} attempt(s): {exc.message}",
+            tool=tool,
+            persona=persona_key,
+        )
+        self.stats.jobs_failed += self.queue.fail_pair_task(pair, persona_key, str(exc), job_error)
+        self.stats.pairs_failed += 1
 
     def _pairs_of(self, a: ToolCard, b: ToolCard) -> list[StoredPair]:
         """Return the judgments of the pair (every sample its pair tasks ask for, one for a job
@@ -207,6 +251,37 @@ class QueueRunner:
             for ask in self.runtime.pair_ask((a, b), p.key, samples.get(p.key, 1))
             for judgment in self.runtime.stored_pair(ask)
         ]
+
+    def _task_failed(self, tool: str, persona_key: str, attempts: int, exc: PanelError) -> None:
+        """Put a failed review back for another attempt, or fail it (and its jobs) for good."""
+        if attempts < self.max_attempts and not isinstance(exc, InputError):
+            self.queue.release_task(tool, persona_key, self.owner, str(exc))
+            self._check_tasks = True
+            return
+        exc.about(tool=tool, persona=persona_key)
+        job_error = located(
+            f"failed after {attempts} attempt(s): {exc.message}", tool=tool, persona=persona_key
+        )
+        self.stats.jobs_failed += self.queue.fail_task(tool, persona_key, str(exc), job_error)
+        self.stats.tasks_failed += 1
+
+    async def _store_back(self) -> None:
+        """Pause before asking a database that went away again (each statement waits for it
+        too); raise StoreUnavailable once it has been away for STORE_GIVE_UP looks in a row."""
+        self._store_misses += 1
+        if self._store_misses > STORE_GIVE_UP:
+            raise StoreUnavailable(f"the database was away for {STORE_GIVE_UP} tries in a row")
+        await asyncio.sleep(STORE_BACK_SECONDS)
+
+    async def _until_stored(self, write: Callable[[], object]) -> None:
+        """Make a write to the queue go through, waiting out a database that went away (a unit
+        this process holds must be put back, or its heartbeat would keep it forever)."""
+        while True:
+            try:
+                write()
+                return
+            except StoreUnavailable:
+                await self._store_back()
 
     def _reviews_of(self, card: ToolCard) -> list[StoredReview]:
         """Return the reviews of card (every sample its tasks ask for) that `panel review` would
@@ -222,32 +297,53 @@ class QueueRunner:
             # Rendering and writing run in a thread so the event loop keeps dispatching calls.
             files = await asyncio.to_thread(write_pages, document, self.runtime.settings.out)
         except (OSError, InputError) as exc:
-            self.queue.release_job(job, str(exc), self.max_attempts)
+            await self._until_stored(
+                partial(self.queue.release_job, job, str(exc), self.max_attempts)
+            )
             self._check_jobs = True
             return
-        self.queue.finish_job(job, a, b, files)
+        except StoreUnavailable:
+            await self._until_stored(partial(self.queue.release_job, job, "", self.max_attempts))
+            self._check_jobs = True
+            return
+        await self._until_stored(partial(self.queue.finish_job, job, a, b, files))
         self.stats.jobs_done += 1
 
     async def _worker(self) -> None:
-        while self.stopped is None:
-            if (job := self._claim_job()) is not None:
-                await self._wake(1)  # there may be more: the next idler looks
-                await self._do_job(*job)
-            elif (task := self._claim_task()) is not None:
-                await self._wake(1)
-                await self._do_task(*task)
-                await self._wake(1)  # a finished review may make jobs ready
-            elif (pair_task := self._claim_pair_task()) is not None:
-                await self._wake(1)
-                await self._do_pair_task(*pair_task)
-                await self._wake(1)
-            elif self.queue.work_left():
-                await self._idle()
-                continue
-            else:
-                await self._wake(None)  # nothing left: idle workers see it now, not at a poll
-                return
-            self.on_change()
+        try:
+            while self.stopped is None:
+                try:
+                    if not await self._step():
+                        return
+                    self._store_misses = 0
+                except StoreUnavailable:  # claiming or polling met a restart: wait, look again
+                    await self._store_back()
+                    self._check_jobs = self._check_tasks = self._check_pairs = True
+        finally:
+            # Done, or stopped by the ceiling: every idle worker must see it now, or it would
+            # wait for news that no one is left to bring.
+            await self._wake(None)
+
+    async def _step(self) -> bool:
+        """Do one unit, or wait for one; return False when nothing is left to do."""
+        if (job := self._claim_job()) is not None:
+            await self._wake(1)  # there may be more: the next idler looks
+            await self._do_job(*job)
+        elif (task := self._claim_task()) is not None:
+            await self._wake(1)
+            await self._do_task(*task)
+            await self._wake(1)  # a finished review may make jobs ready
+        elif (pair_task := self._claim_pair_task()) is not None:
+            await self._wake(1)
+            await self._do_pair_task(*pair_task)
+            await self._wake(1)
+        elif self.queue.work_left():
+            await self._idle()
+            return True
+        else:
+            return False
+        self.on_change()
+        return True
 
     def _claim_job(self) -> tuple[int, str, str] | None:
         """Claim a ready job, unless none was ready at the last look and nothing changed since
@@ -293,7 +389,9 @@ class QueueRunner:
         """
         async with self._news:
             if self._polling:
-                await self._news.wait()
+                # Woken by news; the timeout is a backstop, so no wake-up missed can hang a worker.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._news.wait(), timeout=max(1.0, self.lease))
                 return
             self._polling = True
             # Other processes finish reviews, and units of dead ones come back: look again.
@@ -315,7 +413,9 @@ class QueueRunner:
 
 
 async def heartbeat_loop(queue: QueueStore, owner: str, lease: float) -> None:
-    """Renew owner's leases every third of a lease, until cancelled."""
+    """Renew owner's leases every third of a lease, until cancelled (a database that went away
+    is asked again at the next beat)."""
     while True:
         await asyncio.sleep(lease / 3)
-        queue.heartbeat(owner, lease)
+        with contextlib.suppress(StoreUnavailable):
+            queue.heartbeat(owner, lease)

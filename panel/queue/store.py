@@ -13,7 +13,9 @@ one UPDATE ... RETURNING of rows picked by a SELECT that skips rows other worker
 (PostgreSQL: FOR UPDATE SKIP LOCKED; SQLite's IMMEDIATE transaction lets one writer in at a
 time), so any number of processes on any number of machines never claim the same unit. A
 claimed unit carries its owner and a lease; `heartbeat` renews the leases of an owner, and a
-unit whose lease ran out (its worker died) is claimable again.
+unit whose lease ran out (its worker died) is claimable again. Leases are set and compared on
+the database's clock (Dialect.now), never a worker's: machines whose clocks disagree still
+agree on when a lease ends.
 """
 
 from __future__ import annotations
@@ -56,22 +58,34 @@ _IN_OPEN_BATCH = f"""EXISTS (SELECT 1 FROM ({_OPEN_PAIR_ITEMS}) o WHERE o.person
                             OR (o.tool = p.b AND o.second_tool = p.a)))"""
 """Whether pair task `p` waits in an open provider batch."""
 
-_READY_PAIR = f"""SELECT a, b, persona FROM pair_tasks p
-                  WHERE (state = 'pending' OR (state = 'running' AND lease_expires < ?))
+_READY_PAIR = """SELECT a, b, persona FROM pair_tasks p
+                  WHERE (state = 'pending' OR (state = 'running' AND lease_expires < {now}))
                     AND NOT EXISTS (SELECT 1 FROM tasks t
                                     WHERE t.tool IN (p.a, p.b) AND t.state != 'done')
-                    AND NOT {_IN_OPEN_BATCH}
+                    AND NOT {in_open_batch}
                   ORDER BY a, b, persona LIMIT ?"""
-"""Pair tasks free to claim whose tools are reviewed (takes the time now and a limit)."""
+"""Pair tasks free to claim whose tools are reviewed ({now}: the database's clock; takes a
+limit)."""
 
 _READY_JOB = """SELECT j.id FROM jobs j
-                WHERE (j.state = 'pending' OR (j.state = 'running' AND j.lease_expires < ?))
+                WHERE (j.state = 'pending' OR (j.state = 'running' AND j.lease_expires < {now}))
                   AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.tool IN (j.a, j.b) AND t.state != 'done')
                   AND NOT EXISTS (SELECT 1 FROM pair_tasks p
                                   WHERE p.a = j.a AND p.b = j.b AND p.state != 'done')
                 ORDER BY j.id LIMIT 1"""
-"""The next job free to claim whose reviews (and pair judgments) are all done (takes the time
-now)."""
+"""The next job free to claim whose reviews (and pair judgments) are all done ({now}: the
+database's clock)."""
+
+
+@dataclass(frozen=True)
+class ReviewKey:
+    """What makes a stored review the one a task asks for: the card's content, and (when a run
+    knows them) the prompt version, provider and model. None matches any."""
+
+    card_hash: str
+    prompt_version: str | None = None
+    provider: str | None = None
+    model: str | None = None
 
 
 @dataclass(frozen=True)
@@ -143,32 +157,36 @@ class _Tables:
     def _skip_locked(self) -> str:
         return self.store.db.dialect.skip_locked
 
+    @property
+    def _now(self) -> str:
+        """The database's clock, in seconds since the epoch: what leases are timed on."""
+        return self.store.db.dialect.now
+
     def _claim_tasks(self, owner: str, lease: float, limit: int) -> list[Any]:
-        now = time.time()
         with self.store.transaction() as db:
             return db.execute(
-                f"""UPDATE tasks SET state = 'running', lease_owner = ?, lease_expires = ?,
-                       attempts = attempts + 1, updated_at = ?
+                f"""UPDATE tasks SET state = 'running', lease_owner = ?,
+                       lease_expires = {self._now} + ?, attempts = attempts + 1, updated_at = ?
                    WHERE (tool, persona) IN (
                        SELECT tool, persona FROM tasks t
-                       WHERE (state = 'pending' OR (state = 'running' AND lease_expires < ?))
+                       WHERE (state = 'pending' OR (state = 'running' AND lease_expires < {self._now}))
                          -- a review asked of a provider batch still open is answered by it
                          AND NOT EXISTS (SELECT 1 FROM ({_OPEN_BATCH_ITEMS}) o
                                          WHERE o.tool = t.tool AND o.persona = t.persona)
                        ORDER BY tool, persona LIMIT ?{self._skip_locked})
                    RETURNING tool, persona, attempts, samples""",
-                (owner, now + lease, now, now, limit),
+                (owner, lease, time.time(), limit),
             ).fetchall()
 
     def _claim_pairs(self, owner: str, lease: float, limit: int) -> list[Any]:
-        now = time.time()
+        ready = _READY_PAIR.format(now=self._now, in_open_batch=_IN_OPEN_BATCH)
         with self.store.transaction() as db:
             return db.execute(
-                f"""UPDATE pair_tasks SET state = 'running', lease_owner = ?, lease_expires = ?,
-                       attempts = attempts + 1, updated_at = ?
-                   WHERE (a, b, persona) IN ({_READY_PAIR}{self._skip_locked})
+                f"""UPDATE pair_tasks SET state = 'running', lease_owner = ?,
+                       lease_expires = {self._now} + ?, attempts = attempts + 1, updated_at = ?
+                   WHERE (a, b, persona) IN ({ready}{self._skip_locked})
                    RETURNING a, b, persona, attempts, samples""",
-                (owner, now + lease, now, now, limit),
+                (owner, lease, time.time(), limit),
             ).fetchall()
 
 
@@ -255,11 +273,20 @@ class QueueStore(_Tables):
         ).fetchall()
         return [(row["a"], row["b"]) for row in rows]
 
-    def add_tasks(self, tool: str, personas: dict[str, bool], samples: int | None = None) -> int:
+    def add_tasks(
+        self,
+        tool: str,
+        personas: dict[str, bool],
+        samples: int | None = None,
+        keys: dict[str, ReviewKey] | None = None,
+    ) -> int:
         """Queue a task per persona (True: already reviewed, so done); return how many are new work.
 
-        A done task whose review is missing now (the card changed) is pending again. A task
-        asks for `samples` answers (None: as many as it asked before, 1 for a new one).
+        A done task whose review is missing now (the card changed) is pending again, but only
+        if, inside this transaction, its review (by `keys`, the review key this persona's task
+        asks for) is still missing: the caller looked before, and another process may have
+        stored the review and finished the task since (a check-then-act across processes). A
+        task asks for `samples` answers (None: as many as it asked before, 1 for a new one).
         """
         now = time.time()
         pending = 0
@@ -268,19 +295,73 @@ class QueueStore(_Tables):
                 state = "done" if reviewed else "pending"
                 cursor = db.execute(
                     """INSERT INTO tasks (tool, persona, state, samples, updated_at)
-                       VALUES (?, ?, ?, ?, ?)
-                       ON CONFLICT (tool, persona) DO UPDATE SET state = excluded.state, attempts = 0,
-                           last_error = NULL, updated_at = excluded.updated_at
-                       WHERE tasks.state = 'done' AND excluded.state = 'pending'""",
+                       VALUES (?, ?, ?, ?, ?) ON CONFLICT (tool, persona) DO NOTHING""",
                     (tool, persona, state, samples or 1, now),
                 )
-                pending += cursor.rowcount if not reviewed else 0
+                if cursor.rowcount:
+                    pending += 0 if reviewed else 1
+                elif not reviewed:
+                    key = (keys or {}).get(persona)
+                    pending += self._reopen_task(db, tool, persona, key, samples, now)
                 if samples is not None:
                     db.execute(
                         "UPDATE tasks SET samples = ? WHERE tool = ? AND persona = ? AND state != 'done'",
                         (samples, tool, persona),
                     )
         return pending
+
+    def _reopen_task(
+        self,
+        db: Connection,
+        tool: str,
+        persona: str,
+        key: ReviewKey | None,
+        samples: int | None,
+        now: float,
+    ) -> int:
+        """Put a done task back to pending if its review is still missing; return 1 if it was.
+
+        The task's row is locked first (PostgreSQL: FOR UPDATE; SQLite's IMMEDIATE transaction
+        holds every row), so a worker storing the review waits for this transaction or has
+        committed before it, and the check that follows (a statement of its own, so it sees
+        that commit) decides on what is stored now.
+        """
+        row = db.execute(
+            f"""SELECT state, samples FROM tasks WHERE tool = ? AND persona = ?
+                {self.store.db.dialect.for_update}""",
+            (tool, persona),
+        ).fetchone()
+        if row is None or row["state"] != "done":
+            return 0
+        wanted = samples or int(row["samples"])
+        if key is not None and self._stored_samples(db, persona, key, wanted) >= wanted:
+            return 0
+        db.execute(
+            """UPDATE tasks SET state = 'pending', attempts = 0, last_error = NULL, updated_at = ?
+               WHERE tool = ? AND persona = ? AND state = 'done'""",
+            (now, tool, persona),
+        )
+        return 1
+
+    @staticmethod
+    def _stored_samples(db: Connection, persona: str, key: ReviewKey, samples: int) -> int:
+        """Return how many of the samples below `samples` of a review are stored under key."""
+        known = {
+            column: value
+            for column, value in (
+                ("prompt_version", key.prompt_version),
+                ("provider", key.provider),
+                ("model", key.model),
+            )
+            if value is not None
+        }
+        row = db.execute(
+            f"""SELECT count(DISTINCT sample) FROM reviews
+                WHERE card_hash = ? AND persona = ? AND sample < ?
+                {"".join(f" AND {column} = ?" for column in known)}""",
+            (key.card_hash, persona, samples, *known.values()),
+        ).fetchone()
+        return int(row[0])
 
     def task_samples(self, tool: str) -> dict[str, int]:
         """Return how many samples each persona's task of tool asks for."""
@@ -326,16 +407,16 @@ class QueueStore(_Tables):
 
         A plain read looks first: most attempts find nothing ready, and a read takes no lock.
         """
-        now = time.time()
-        if self._one(_READY_JOB, (now,)) is None:
+        ready = _READY_JOB.format(now=self._now)
+        if self._one(ready) is None:
             return None
         with self.store.transaction() as db:
             row = db.execute(
-                f"""UPDATE jobs SET state = 'running', lease_owner = ?, lease_expires = ?,
-                       attempts = attempts + 1, updated_at = ?
-                   WHERE id = ({_READY_JOB}{self._skip_locked})
+                f"""UPDATE jobs SET state = 'running', lease_owner = ?,
+                       lease_expires = {self._now} + ?, attempts = attempts + 1, updated_at = ?
+                   WHERE id = ({ready}{self._skip_locked})
                    RETURNING id, a, b""",
-                (owner, now + lease, now, now),
+                (owner, lease, time.time()),
             ).fetchone()
         return (row["id"], row["a"], row["b"]) if row else None
 
@@ -358,7 +439,6 @@ class QueueStore(_Tables):
 
     def heartbeat(self, owner: str, lease: float) -> None:
         """Renew the lease of everything owner holds."""
-        expires = time.time() + lease
         with self.store.transaction() as db:
             for table, state in (
                 ("jobs", "running"),
@@ -367,8 +447,9 @@ class QueueStore(_Tables):
                 ("batches", "submitted"),
             ):
                 db.execute(
-                    f"UPDATE {table} SET lease_expires = ? WHERE lease_owner = ? AND state = ?",
-                    (expires, owner, state),
+                    f"""UPDATE {table} SET lease_expires = {self._now} + ?
+                        WHERE lease_owner = ? AND state = ?""",
+                    (lease, owner, state),
                 )
 
     def work_left(self) -> bool:
@@ -490,6 +571,7 @@ class QueueStore(_Tables):
             "tasks": counts("tasks"),
             "pair_tasks": counts("pair_tasks"),
             "in_open_batches": self._one(f"SELECT count(*) FROM ({_OPEN_BATCH_ITEMS}) o")[0],
+            "pauses": self.store.pauses(),
             "failed": [
                 {k: row[k] for k in ("id", "a", "b", "attempts", "last_error")}
                 for row in jobs
@@ -555,10 +637,11 @@ class BatchStore(_Tables):
         now = time.time()
         with self.store.transaction() as db:
             row = db.execute(
-                """INSERT INTO batches (provider, batch_id, state, status, lease_owner, lease_expires,
-                       created_at, updated_at) VALUES (?, ?, 'submitted', 'submitted', ?, ?, ?, ?)
+                f"""INSERT INTO batches (provider, batch_id, state, status, lease_owner, lease_expires,
+                       created_at, updated_at)
+                   VALUES (?, ?, 'submitted', 'submitted', ?, {self._now} + ?, ?, ?)
                    RETURNING id""",
-                (provider, batch_id, owner, now + lease, now, now),
+                (provider, batch_id, owner, lease, now, now),
             ).fetchone()
             db.executemany(
                 f"""INSERT INTO batch_items (batch, {", ".join(BATCH_ITEM_COLUMNS)})
@@ -585,36 +668,36 @@ class BatchStore(_Tables):
 
     def hold_open_batches(self, owner: str, lease: float) -> list[HeldBatch]:
         """Take (or keep) the lease of every open batch whose holder is gone, and its tasks."""
-        now = time.time()
+        now, clock = time.time(), self._now
         with self.store.transaction() as db:
             rows = db.execute(
-                """UPDATE batches SET lease_owner = ?, lease_expires = ?, updated_at = ?
+                f"""UPDATE batches SET lease_owner = ?, lease_expires = {clock} + ?, updated_at = ?
                    WHERE state = 'submitted'
-                     AND (lease_owner = ? OR lease_owner IS NULL OR lease_expires < ?)
+                     AND (lease_owner = ? OR lease_owner IS NULL OR lease_expires < {clock})
                    RETURNING id, provider, batch_id, created_at""",
-                (owner, now + lease, now, owner, now),
+                (owner, lease, now, owner),
             ).fetchall()
             for row in rows:
                 db.execute(
-                    """UPDATE tasks SET state = 'running', lease_owner = ?, lease_expires = ?,
-                           updated_at = ?
+                    f"""UPDATE tasks SET state = 'running', lease_owner = ?,
+                           lease_expires = {clock} + ?, updated_at = ?
                        WHERE (tool, persona) IN (
                            SELECT tool, persona FROM batch_items WHERE batch = ? AND outcome IS NULL
                              AND second_tool IS NULL)
                          AND (state = 'pending'
-                              OR (state = 'running' AND (lease_owner = ? OR lease_expires < ?)))""",
-                    (owner, now + lease, now, row["id"], owner, now),
+                              OR (state = 'running' AND (lease_owner = ? OR lease_expires < {clock})))""",
+                    (owner, lease, now, row["id"], owner),
                 )
                 db.execute(
-                    """UPDATE pair_tasks SET state = 'running', lease_owner = ?, lease_expires = ?,
-                           updated_at = ?
+                    f"""UPDATE pair_tasks SET state = 'running', lease_owner = ?,
+                           lease_expires = {clock} + ?, updated_at = ?
                        WHERE EXISTS (SELECT 1 FROM batch_items i WHERE i.batch = ?
                              AND i.outcome IS NULL AND i.persona = pair_tasks.persona
                              AND ((i.tool = pair_tasks.a AND i.second_tool = pair_tasks.b)
                                   OR (i.tool = pair_tasks.b AND i.second_tool = pair_tasks.a)))
                          AND (state = 'pending'
-                              OR (state = 'running' AND (lease_owner = ? OR lease_expires < ?)))""",
-                    (owner, now + lease, now, row["id"], owner, now),
+                              OR (state = 'running' AND (lease_owner = ? OR lease_expires < {clock})))""",
+                    (owner, lease, now, row["id"], owner),
                 )
         return [HeldBatch(r["id"], r["provider"], r["batch_id"], r["created_at"]) for r in rows]
 

@@ -116,6 +116,7 @@ class Desk:
         cost = 60.0 / self.settings.vote_rate
         wait = store.reserve(
             VOTE_BUDGET + address,
+            "",
             [("votes", cost, VOTE_BURST_SECONDS)],
             then=functools.partial(insert_vote, tool=tool, voter=WEB_VOTER + voter, vote=verdict),
         )

@@ -10,6 +10,7 @@ only what the call log names explicitly is written.
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 import time
 import unicodedata
@@ -20,8 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from panel.cards import ToolCard
-from panel.errors import ConfigError, scrub
+from panel.errors import ConfigError, StoreUnavailable, scrub
 from panel.injection import Finding
+from panel.rules import MAX_REPORTED_TOKENS, MAX_RETRY_AFTER
 from panel.store import migrations
 from panel.store.sql import Connection, Database, connect
 
@@ -85,6 +87,11 @@ class CallRecord:
     """ok, invalid (answer failed validation), refusal, or error."""
     error: str | None = None
     at: float = 0.0
+
+
+SAVE_ATTEMPTS = 3
+"""Transactions a new review is tried in when the database goes away in the middle of one
+(each waits for it to be back): the answer was paid for."""
 
 
 class Store:
@@ -179,12 +186,18 @@ class Store:
         A newer review with the same key (card, persona, prompt version, provider, model,
         sample) replaces the old one.
         """
-        with self.transaction() as db:
-            insert_review(db, card, review)
-            if call is not None:
-                insert_call(db, call)
-            if then is not None:
-                then(db)
+        for attempt in range(SAVE_ATTEMPTS):  # a paid answer outlasts a database restart
+            try:
+                with self.transaction() as db:
+                    insert_review(db, card, review)
+                    if call is not None:
+                        insert_call(db, call)
+                    if then is not None:
+                        then(db)
+                return
+            except StoreUnavailable:
+                if attempt == SAVE_ATTEMPTS - 1:
+                    raise
 
     def latest_reviews(self, tool: str) -> dict[str, list[StoredReview]]:
         """Return each persona's newest review of the tool's current card, with the other
@@ -344,40 +357,51 @@ class Store:
     def reserve(
         self,
         provider: str,
+        endpoint: str,
         spends: list[tuple[str, float, float]],
         then: Callable[[Connection], None] | None = None,
     ) -> float:
-        """Take one call from provider's shared budgets; return 0.0 if taken, else the seconds
-        to wait before asking again (nothing is taken then). What `then` writes lands in the
-        same transaction as the spend, and only if the budget allowed it.
+        """Take one call from the shared budgets of provider at endpoint; return 0.0 if taken,
+        else the seconds to wait before asking again (nothing is taken then). What `then` writes
+        lands in the same transaction as the spend, and only if the budget allowed it.
 
         A budget is a GCRA (generic cell rate algorithm) row: `tat`, the moment the budget is
         spent up to. Each spend is (kind, seconds, burst): the call costs `seconds` of the kind
         (its units ÷ the rate), and a budget may run at most `burst` seconds ahead of the clock.
-        A pause (a provider's Retry-After, see hold_off) stops every spend until it ends. The
-        clock is the database's, so workers on several machines agree on it.
+        A pause (a provider's Retry-After, see hold_off) stops every spend until it ends; a
+        pause found further ahead than MAX_RETRY_AFTER (written by hand, or by another tool) is
+        cut to end MAX_RETRY_AFTER from now. The clock is the database's, so workers on several
+        machines agree on it.
         """
         dialect = self.db.dialect
         with self.transaction() as db:
             now = float(db.execute(f"SELECT {dialect.now}").fetchone()[0])
             db.executemany(
-                """INSERT INTO rate_limits (provider, kind, tat) VALUES (?, ?, 0)
-                   ON CONFLICT (provider, kind) DO NOTHING""",
-                [(provider, kind) for kind, _, _ in spends],
+                """INSERT INTO rate_limits (provider, endpoint, kind, tat) VALUES (?, ?, ?, 0)
+                   ON CONFLICT (provider, endpoint, kind) DO NOTHING""",
+                [(provider, endpoint, kind) for kind, _, _ in spends],
             )
             rows = db.execute(
-                f"SELECT kind, tat FROM rate_limits WHERE provider = ?{dialect.for_update}",
-                (provider,),
+                f"""SELECT kind, tat FROM rate_limits WHERE provider = ? AND endpoint = ?
+                    {dialect.for_update}""",
+                (provider, endpoint),
             ).fetchall()
-            budgets = {row[0]: float(row[1]) for row in rows}
+            budgets = {row[0]: _finite_or(float(row[1]), now) for row in rows}
+            if budgets.get("pause", 0.0) > now + MAX_RETRY_AFTER:  # cut to the cap, once
+                budgets["pause"] = now + MAX_RETRY_AFTER
+                db.execute(
+                    """UPDATE rate_limits SET tat = ? WHERE provider = ? AND endpoint = ?
+                       AND kind = 'pause'""",
+                    (budgets["pause"], provider, endpoint),
+                )
             wait = budgets.get("pause", 0.0) - now
             spent = {kind: max(budgets[kind], now) + cost for kind, cost, _ in spends}
             wait = max([wait] + [spent[kind] - burst - now for kind, _, burst in spends])
             if wait > 0:
                 return wait
             db.executemany(
-                "UPDATE rate_limits SET tat = ? WHERE provider = ? AND kind = ?",
-                [(tat, provider, kind) for kind, tat in spent.items()],
+                "UPDATE rate_limits SET tat = ? WHERE provider = ? AND endpoint = ? AND kind = ?",
+                [(tat, provider, endpoint, kind) for kind, tat in spent.items()],
             )
             if then is not None:
                 then(db)
@@ -395,15 +419,37 @@ class Store:
             )
             return int(cursor.rowcount)
 
-    def hold_off(self, provider: str, seconds: float) -> None:
-        """Pause every call to provider, in every worker, for `seconds` from now (Retry-After)."""
+    def hold_off(self, provider: str, endpoint: str, seconds: float) -> None:
+        """Pause every call to provider at endpoint, in every worker, for `seconds` from now (a
+        Retry-After): at most MAX_RETRY_AFTER; a negative or non-finite wait pauses nothing."""
+        if not math.isfinite(seconds) or seconds <= 0:
+            return
         with self.transaction() as db:
             db.execute(
-                f"""INSERT INTO rate_limits (provider, kind, tat) VALUES (?, 'pause', {self.db.dialect.now} + ?)
-                    ON CONFLICT (provider, kind) DO UPDATE SET tat = excluded.tat
+                f"""INSERT INTO rate_limits (provider, endpoint, kind, tat)
+                    VALUES (?, ?, 'pause', {self.db.dialect.now} + ?)
+                    ON CONFLICT (provider, endpoint, kind) DO UPDATE SET tat = excluded.tat
                     WHERE excluded.tat > rate_limits.tat""",
-                (provider, seconds),
+                (provider, endpoint, min(seconds, MAX_RETRY_AFTER)),
             )
+
+    def pauses(self) -> list[dict[str, Any]]:
+        """Return every pause in force: provider, endpoint, until (epoch seconds on the
+        database's clock) and seconds_left, soonest end first."""
+        now_sql = self.db.dialect.now
+        rows = self.db.execute(
+            f"""SELECT provider, endpoint, tat, tat - {now_sql} AS left_s FROM rate_limits
+                WHERE kind = 'pause' AND tat > {now_sql} ORDER BY tat, provider, endpoint"""
+        ).fetchall()
+        return [
+            {
+                "provider": row[0],
+                "endpoint": row[1],
+                "until": round(float(row[2]), 3),
+                "seconds_left": round(min(float(row[3]), MAX_RETRY_AFTER), 1),
+            }
+            for row in rows
+        ]
 
 
 def voter_id(voter: str) -> str:
@@ -448,8 +494,19 @@ def insert_vote(db: Connection, tool: str, voter: str, vote: str) -> None:
     )
 
 
+def _finite_or(value: float, default: float) -> float:
+    return value if math.isfinite(value) else default
+
+
+def _count(value: int) -> int:
+    """Return a token count as the call log keeps it: 0 to MAX_REPORTED_TOKENS (the providers
+    check what a server says; this keeps the log itself from taking anything else)."""
+    return min(max(int(value), 0), MAX_REPORTED_TOKENS)
+
+
 def insert_call(db: Connection, call: CallRecord) -> None:
     """Append one call to the call log, inside the caller's transaction."""
+    cost = call.cost_usd if call.cost_usd is None or math.isfinite(call.cost_usd) else None
     db.execute(
         """INSERT INTO calls (at, provider, model, tool, persona, prompt_hash, latency_ms,
                input_tokens, output_tokens, cached_tokens, cost_usd, outcome, error)
@@ -462,10 +519,10 @@ def insert_call(db: Connection, call: CallRecord) -> None:
             call.persona,
             call.prompt_hash,
             call.latency_ms,
-            call.input_tokens,
-            call.output_tokens,
-            call.cached_tokens,
-            call.cost_usd,
+            _count(call.input_tokens),
+            _count(call.output_tokens),
+            _count(call.cached_tokens),
+            cost,
             call.outcome,
             scrub(call.error) if call.error else None,
         ),

@@ -335,6 +335,28 @@ def m012_serve_vote_totals(db: Connection, dialect: Dialect) -> None:
     )
 
 
+@migration
+def m013_rate_limits_by_endpoint(db: Connection, dialect: Dialect) -> None:
+    """Rate budgets and Retry-After pauses keyed by provider and endpoint (a local server's 429
+    must not pause calls to the provider's own API). The old rows, keyed by provider alone, are
+    dropped: a budget row is at most a second ahead of the clock, and a pause stored before
+    pauses were capped may reach years ahead, which is what this drops."""
+    _execute_script(
+        db,
+        dialect,
+        """
+        DROP TABLE rate_limits;
+        CREATE TABLE rate_limits (
+            provider TEXT NOT NULL,
+            endpoint TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            tat REAL NOT NULL,
+            PRIMARY KEY (provider, endpoint, kind)
+        )
+        """,
+    )
+
+
 def check(database: Database, *, write: bool, first: str) -> int:
     """Return the store's schema version if panel may use it; raise ConfigError if not.
 

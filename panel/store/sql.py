@@ -5,13 +5,21 @@ a Dialect holds the few words that differ (row locks, the clock, column types in
 Opening never writes: `schema_version` tells a panel database from an empty one and from one
 panel did not make, before anything else touches it. A PostgreSQL URL's password never leaves
 this module: every name shown to a user is the URL with its password masked.
+
+A PostgreSQL server may restart under a running queue: a statement or a transaction waits for
+it to come back (up to RECONNECT_SECONDS, checking each pooled connection before use), and a
+transaction cut off in its middle raises StoreUnavailable (its writes are rolled back, or, if
+the cut came with its COMMIT, unknown), which the queue's workers take as "try that again".
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import logging
 import re
 import sqlite3
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -20,13 +28,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
-from panel.errors import ConfigError
+from panel.errors import ConfigError, StoreUnavailable
 
 if TYPE_CHECKING:
     import psycopg
     from psycopg_pool import ConnectionPool
 
 POSTGRES_SCHEMES = ("postgresql", "postgres")
+RECONNECT_SECONDS = 60.0
+"""How long a statement waits for a PostgreSQL server that went away (a restart) to be back."""
+
+log = logging.getLogger(__name__)
 PANEL_TABLES = {"tools", "reviews", "calls"}
 """Tables that make a SQLite file a panel store from before stores were marked as panel's."""
 
@@ -102,8 +114,13 @@ def masked(location: str) -> str:
     """Return the location as it may be shown: a URL's password replaced by ***."""
     if not is_url(location):
         return location
-    parts = urlsplit(location)
-    if parts.password is None:
+    try:
+        parts = urlsplit(location)
+        password = parts.password
+    except ValueError:  # e.g. an IPv6 address without its closing bracket
+        scheme = location.split("://", 1)[0]
+        return f"{scheme}://(a malformed URL)"
+    if password is None:
         return location
     netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
     return parts._replace(netloc=netloc).geturl()
@@ -275,27 +292,99 @@ class PostgresDatabase(Database):
             ) from None
         options: dict[str, Any] = {"autocommit": True, "row_factory": _row_maker}
         try:  # connect once first: a wrong address or password is one clear line, at once
+            urlsplit(url).port  # noqa: B018 - a malformed URL raises here, not in libpq
             psycopg.connect(url, connect_timeout=10, **options).close()
-        except psycopg.Error as exc:
+        except (psycopg.Error, ValueError) as exc:
             reason = " ".join(str(exc).split())
             raise ConfigError(f"cannot connect ({reason})", path=str(self.where)) from None
+        # The pool logs every failed reconnect as a multi-line warning; panel says it once.
+        logging.getLogger("psycopg.pool").setLevel(logging.CRITICAL)
+        self._lost_errors: tuple[type[Exception], ...] = (psycopg.OperationalError,)
+        self._any_error: type[Exception] = psycopg.Error
         self.pool: ConnectionPool[Any] = ConnectionPool(
             url,
             min_size=1,
             max_size=4,
             kwargs={**options, "connect_timeout": 10},
             name="panel",
+            # A connection is checked as it leaves the pool: after a restart the dead ones are
+            # replaced before a statement meets them.
+            check=ConnectionPool.check_connection,
             open=True,
         )
 
+    def _checked_out(self, deadline: float) -> psycopg.Connection[Any]:
+        """Return a live pooled connection, waiting for the server until deadline."""
+        from psycopg_pool import PoolTimeout
+
+        said = False
+        while True:
+            try:
+                conn: psycopg.Connection[Any] = self.pool.getconn(
+                    timeout=max(0.5, min(5.0, deadline - time.monotonic()))
+                )
+                return conn
+            except PoolTimeout:
+                self._give_up_after(deadline)
+                if not said:
+                    log.warning("panel: %s does not answer: waiting for it", self.where)
+                    said = True
+
+    def _gone(self, conn: psycopg.Connection[Any], exc: BaseException) -> bool:
+        """Return whether exc means the connection is lost (not a mistake in a statement)."""
+        return isinstance(exc, self._lost_errors) and conn.broken
+
     def execute(self, sql: str, parameters: Sequence[Any] = ()) -> Cursor:
-        with self.pool.connection() as conn:
-            return _PgConnection(conn).execute(sql, parameters)
+        """Run one statement on its own; if the server goes away meanwhile, run it again once
+        it is back (every statement run on its own here reads, or writes idempotently)."""
+        deadline = time.monotonic() + RECONNECT_SECONDS
+        while True:
+            conn = self._checked_out(deadline)
+            try:
+                return _PgConnection(conn).execute(sql, parameters)
+            except BaseException as exc:
+                if not self._gone(conn, exc):
+                    raise
+                self._give_up_after(deadline)
+            finally:
+                self.pool.putconn(conn)
+            time.sleep(0.2)
+
+    def _give_up_after(self, deadline: float) -> None:
+        """Raise StoreUnavailable once the server has been away past deadline."""
+        if time.monotonic() >= deadline:
+            raise StoreUnavailable(
+                f"the database did not answer for {RECONNECT_SECONDS:g} s", path=self.where
+            ) from None
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
-        with self.pool.connection() as conn, conn.transaction():
+        deadline = time.monotonic() + RECONNECT_SECONDS
+        while True:  # until BEGIN goes through: nothing of the caller's has run yet
+            conn = self._checked_out(deadline)
+            try:
+                conn.execute("BEGIN")
+                break
+            except BaseException as exc:
+                self.pool.putconn(conn)
+                if not self._gone(conn, exc):
+                    raise
+                self._give_up_after(deadline)
+            time.sleep(0.2)
+        try:
             yield _PgConnection(conn)
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            if not conn.broken:
+                with contextlib.suppress(self._any_error):
+                    conn.execute("ROLLBACK")
+            if self._gone(conn, exc):
+                raise StoreUnavailable(
+                    "lost the database during a transaction", path=self.where
+                ) from None
+            raise
+        finally:
+            self.pool.putconn(conn)
 
     def schema_version(self, db: Connection | None = None) -> int | None:
         run = db or self

@@ -68,6 +68,11 @@ class PostgresServer:
         (self.data / "pg_hba.conf").write_text(
             f"local all {PASSWORD_ROLE} scram-sha-256\nlocal all all trust\n"
         )
+        self._pg_ctl("start")
+        self.admin(f"CREATE ROLE {PASSWORD_ROLE} LOGIN PASSWORD '{PASSWORD}'")
+        return self
+
+    def _pg_ctl(self, action: str, *more: str) -> None:
         durability = "" if self.fsync else " -c fsync=off"
         options = f"-k {self.root} -c listen_addresses=''{durability} -c max_connections=200"
         self._run(
@@ -79,10 +84,14 @@ class PostgresServer:
             "-l",
             str(self.root / "log"),
             "-w",
-            "start",
+            *more,
+            action,
         )
-        self.admin(f"CREATE ROLE {PASSWORD_ROLE} LOGIN PASSWORD '{PASSWORD}'")
-        return self
+
+    def restart(self, mode: str = "fast") -> None:
+        """Restart the server as an operator would (`pg_ctl restart`): every connection is cut
+        (mode fast: sessions are ended; immediate: as a crash), and it is back when this returns."""
+        self._pg_ctl("restart", "-m", mode)
 
     def stop(self) -> None:
         self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop")

@@ -210,3 +210,131 @@ def test_a_real_panel_on_the_embedded_model(tmp_path: Path) -> None:
 
     table = panel("review", EXAMPLE, "--db", db, "--out", out)
     assert "Panel: " in table.stdout and "panel ship" in table.stdout
+
+
+# --- issue 22, findings 6 and 7: values Python cannot build, flags out of range ----------------
+
+UNBUILDABLE = {
+    "month 13": "2024-13-01",
+    "February 30": "2024-02-30",
+    "year 0": "0000-01-01",
+    "a float that is not one": '!!float "abc"',
+    "5,000 digits": "9" * 5000,
+}
+
+
+@pytest.mark.parametrize("value", list(UNBUILDABLE.values()), ids=list(UNBUILDABLE))
+@pytest.mark.parametrize("where", ["card", "persona file", "golden case.yaml"])
+def test_yaml_values_python_cannot_build_are_one_line(
+    tmp_path: Path, where: str, value: str
+) -> None:
+    """Finding 6: month 13, Feb 30, year 0, `!!float "abc"` or a 5,000-digit integer gave a
+    traceback and exit 1 in cards, persona files and golden case.yaml."""
+    db = ["--db", str(tmp_path / "p.db")]
+    if where == "card":
+        card = tmp_path / "card.yaml"
+        card.write_text(EXAMPLE.read_text() + f"launched: {value}\n")
+        result = panel("review", card, *db)
+    elif where == "persona file":
+        folder = tmp_path / "personas"
+        folder.mkdir()
+        for persona in (REPO / "personas").glob("*.yaml"):
+            (folder / persona.name).write_text(persona.read_text())
+        (folder / "builder.yaml").write_text(
+            (REPO / "personas" / "builder.yaml").read_text() + f"since: {value}\n"
+        )
+        result = panel("review", EXAMPLE, "--personas", folder, *db)
+    else:
+        case = tmp_path / "case"
+        case.mkdir()
+        (case / "case.yaml").write_text(f"cards: []\nwhen: {value}\n")
+        result = panel("golden", "check", case)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "cannot read the value" in result.stderr and "line" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["postgresql://panel@[::1/panel", "postgresql://panel@[fe80::1%eth0]:x/panel"],
+)
+def test_a_malformed_postgresql_url_is_one_line(url: str) -> None:
+    """Finding 6: a malformed IPv6 PostgreSQL URL gave a traceback."""
+    for args in (["log", "--db", url], ["review", EXAMPLE, "--db", url]):
+        result = panel(*args)
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr, result.stderr
+
+
+def test_a_malformed_base_url_is_one_line(tmp_path: Path) -> None:
+    result = panel(
+        "review",
+        EXAMPLE,
+        "--provider",
+        "openai",
+        "--base-url",
+        "http://[::1/v1",
+        "--db",
+        tmp_path / "p.db",
+        env={"OPENAI_API_KEY": "sk-test-000000000000000000"},
+    )
+    assert result.returncode == 2 and "setting 'base_url': not a URL" in result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
+
+
+UNREACHABLE = {
+    "PANEL_PROVIDER": "anthropic",
+    "PANEL_MODEL": "claude-haiku-4-5",  # priced, so a ceiling is kept
+    "ANTHROPIC_BASE_URL": "http://127.0.0.1:9",
+    "ANTHROPIC_API_KEY": "sk-ant-test-range-00000000000",
+    "PANEL_MAX_ATTEMPTS": "1",
+}
+"""A provider that opens without a server (a run with nothing to do, or refused before its
+first call, never reaches it), so nothing but the value under test can stop a run with exit 2."""
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["queue", "run", "--lease", "nan"],
+        ["queue", "run", "--lease", "inf"],
+        ["queue", "run", "--lease", "0"],
+        ["queue", "run", "--lease", "-1"],
+        ["queue", "run", "--poll-interval", "nan"],
+        ["queue", "run", "--max-attempts", "0"],
+        ["log", "-n", "99999999999999999999"],
+        ["log", "-n", "0"],
+        ["log", "-n", "-5"],
+        ["review", EXAMPLE, "--max-cost", "inf"],
+        ["review", EXAMPLE, "--max-cost", "nan"],
+    ],
+    ids=lambda args: " ".join(map(str, args[:3])).replace(str(EXAMPLE), "CARD"),
+)
+def test_flags_with_a_physical_meaning_are_range_checked(tmp_path: Path, args: list[Any]) -> None:
+    """Finding 7: `queue run --lease` took nan, inf, 0 and -1 (a killed worker's units stayed
+    running forever, or two workers made the same call); `panel log -n 99999999999999999999`
+    crashed."""
+    db = tmp_path / "p.db"
+    Store(db).close()
+    # A provider that opens (no server is needed: the queue is empty, and the flags are
+    # refused before any call), so nothing but the flag itself can stop the run.
+    result = panel(*args, "--db", db, env=UNREACHABLE, timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("PANEL_TIMEOUT", "nan"),
+        ("PANEL_TIMEOUT", "inf"),
+        ("PANEL_MAX_RESPONSE_BYTES", "1"),
+        ("PANEL_RPM", "99999999999999999999"),
+    ],
+)
+def test_settings_with_a_physical_meaning_are_range_checked(
+    tmp_path: Path, name: str, value: str
+) -> None:
+    result = panel("review", EXAMPLE, "--db", tmp_path / "p.db", env={**UNREACHABLE, name: value})
+    assert result.returncode == 2 and "setting '" in result.stderr, result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr

@@ -190,3 +190,136 @@ def test_two_runners_share_the_work(tmp_path: Path, db: str) -> None:
     assert sum(o["reviews_done"] for o in outputs) == 40
     assert sum(o["jobs_done"] for o in outputs) == 12
     assert all(o["reviews_done"] > 0 for o in outputs), "both runners must take part"
+
+
+def test_a_review_stored_meanwhile_is_not_reopened(tmp_path: Path, db: str) -> None:
+    """The race behind `assert 41 == 40` (two runners, PostgreSQL): one runner decided a task's
+    review was missing, the other stored it and finished the task, then the first reopened the
+    done task, and it was claimed and "done" again. add_tasks now looks again inside its
+    transaction: a review stored since the look keeps its task done."""
+    import asyncio
+
+    from panel.config import Settings
+    from panel.prompts import Prompts
+    from panel.queue.runner import QueueRunner
+    from panel.queue.store import QueueStore, finish_task_in
+    from panel.runtime import Runtime, open_runtime
+    from panel.store import Store, StoredReview
+
+    cards = make_cards(tmp_path / "cards", 2)
+    (tmp_path / "q.csv").write_text(f"{cards[0]},{cards[1]}\n")
+    assert panel("queue", "add", tmp_path / "q.csv", "--db", db).returncode == 0
+    settings = Settings(db=db, provider="local", out=tmp_path / "out")
+    store = Store(db)
+    runtime = open_runtime(settings, store=store)
+    try:
+        queue = QueueStore(store)
+        card = runtime.tool("tool-00")
+        assert card is not None
+        builder = next(p for p in runtime.personas if p.key == "builder")
+        ask = runtime.ask(card, "builder", 1)
+        assert ask is not None and runtime.missing(ask) == [0]
+        # Another process stores the review and finishes the task...
+        review = StoredReview(
+            tool=card.slug,
+            card_hash=card.content_hash(),
+            persona="builder",
+            prompt_version=Prompts(settings.prompts_dir()).version(builder),
+            provider=runtime.provider_name(builder),
+            model=runtime.model_name(builder),
+            score=70,
+            verdict="ship",
+            review="A review stored by another runner while this one was looking.",
+            fields={},
+            attempts=1,
+            created_at=0.0,
+        )
+        runtime._store.save_review(
+            card, review, then=lambda c: finish_task_in(c, card.slug, "builder")
+        )
+        # ...after this runner looked and found it missing (the look is replayed here).
+        stale = Runtime.missing
+        try:
+            Runtime.missing = lambda self, ask: [0]  # type: ignore[method-assign]
+            QueueRunner(runtime, queue, concurrency=1).reopen_stale()
+        finally:
+            Runtime.missing = stale  # type: ignore[method-assign]
+    finally:
+        asyncio.run(runtime.aclose())
+        store.close()
+    assert query(db, "SELECT state FROM tasks WHERE tool = 'tool-00' AND persona = 'builder'") == [
+        ("done",)
+    ], "a task whose review was stored meanwhile stays done"
+    assert query(db, "SELECT count(*) FROM tasks WHERE state = 'pending'") == [(7,)]
+
+
+@pytest.mark.parametrize("attempt", [1, 2, 3])
+def test_the_ceiling_ends_a_run_with_exit_3_at_64_in_flight(tmp_path: Path, attempt: int) -> None:
+    """Finding 8 of issue 22: `queue run --max-cost` hung instead of exiting 3 whenever there were
+    more workers than open tasks (concurrency 64, ceiling $0.04: 2 hangs in 2); the worker that
+    reached the ceiling woke one idle worker, and idle workers waited with no timeout."""
+    from panel.testing.fakes.anthropic import FakeAnthropicBatches
+
+    cards = make_cards(tmp_path / "cards", 4)  # 16 tasks of 3 samples for 64 workers
+    (tmp_path / "q.csv").write_text(
+        f"{cards[0]},{cards[1]}\n{cards[2]},{cards[3]}\n{cards[0]},{cards[2]}\n"
+    )
+    db = tmp_path / "panel.db"
+    assert panel("queue", "add", tmp_path / "q.csv", "--samples", "3", "--db", db).returncode == 0
+    with FakeAnthropicBatches(live=True) as server:
+        env = {"ANTHROPIC_API_KEY": "sk-ant-test-0000000000", "ANTHROPIC_BASE_URL": server.url}
+        result = panel(
+            "queue",
+            "run",
+            "-c",
+            "64",
+            "--max-cost",
+            "0.04",
+            "--provider",
+            "anthropic",
+            "--model",
+            "claude-haiku-4-5",
+            "--db",
+            db,
+            "--out",
+            tmp_path / "out",
+            env=env,
+            timeout=60,
+        )
+        calls = server.live_calls
+    assert result.returncode == 3, result.stderr
+    assert "cost ceiling reached" in result.stderr
+    assert 0 < calls < 48, "the ceiling stopped the run before its 48 calls"
+
+
+def test_leases_are_timed_on_the_databases_clock(
+    tmp_path: Path, db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 22: leases used each machine's own clock. A worker whose clock ran an hour behind
+    wrote leases that had ended before they began, so a worker with the right time took its
+    units at once and made the same calls again."""
+    import time
+
+    from panel.queue.store import QueueStore
+    from panel.store import Store
+
+    cards = make_cards(tmp_path / "cards", 2)
+    (tmp_path / "q.csv").write_text(f"{cards[0]},{cards[1]}\n")
+    assert panel("queue", "add", tmp_path / "q.csv", "--db", db).returncode == 0
+    store = Store(db)
+    try:
+        queue = QueueStore(store)
+        real = time.time
+        monkeypatch.setattr(time, "time", lambda: real() - 3600)  # this machine is an hour behind
+        behind = queue.claim_task("behind", 30.0)
+        monkeypatch.setattr(time, "time", real)
+        right = queue.claim_task("right", 30.0)
+        assert behind is not None and right is not None
+        assert right[:2] != behind[:2], "a unit under a live lease was taken again"
+        [(left,)] = query(
+            db,
+            "SELECT lease_expires FROM tasks WHERE lease_owner = 'behind'",
+        )
+        assert abs(left - (real() + 30)) < 5, "the lease ends 30 s from now on the database's clock"
+    finally:
+        store.close()

@@ -24,6 +24,7 @@ BATTERIES = {
     "output": "6 output safety (XSS)",
     "secrets": "7 secrets",
     "trust": "8 trust boundaries",
+    "hostile": "9 hostile server",
 }
 
 

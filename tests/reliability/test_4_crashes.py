@@ -1,4 +1,5 @@
-"""Battery 4: `kill -9` of `queue run` at random moments, then run again until the queue is empty.
+"""Battery 4: `kill -9` of `queue run` at random moments, then run again until the queue is empty,
+on a SQLite store and on PostgreSQL (the store of several machines).
 
 After every kill: no stored review is gone, no review is stored twice, every page in the outputs
 is whole. A kill in the middle of a write may leave that write's temporary file (a hidden
@@ -13,7 +14,6 @@ import json
 import os
 import random
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -22,23 +22,23 @@ from pathlib import Path
 from panel.files import write_atomic
 from panel.testing.fakes.openai import FakeOpenAI
 from tests.cli.test_cli import panel
-from tests.queue.test_queue import env_for, make_cards, pairs_file
+from tests.queue.test_queue import env_for, make_cards, pairs_file, query
 from tests.reliability.conftest import Tally
 
 TOOLS, PAIRS, CONCURRENCY, KILLS = 16, 24, 4, 6
 REVIEWS = TOOLS * 4
 
 
-def reviews(db: Path) -> set[tuple[object, ...]]:
-    with sqlite3.connect(db) as con:
-        return set(con.execute("SELECT id, tool, persona, card_hash, score, review FROM reviews"))
+def reviews(db: str) -> set[tuple[object, ...]]:
+    return set(query(db, "SELECT id, tool, persona, card_hash, score, review FROM reviews"))
 
 
-def twice(db: Path) -> int:
+def twice(db: str) -> int:
     """Return how many (tool, persona) reviews are stored more than once."""
-    with sqlite3.connect(db) as con:
-        sql = "SELECT count(*) FROM (SELECT 1 FROM reviews GROUP BY tool, persona HAVING count(*) > 1)"
-        return int(con.execute(sql).fetchone()[0])
+    sql = (
+        "SELECT count(*) FROM (SELECT 1 FROM reviews GROUP BY tool, persona HAVING count(*) > 1) d"
+    )
+    return int(query(db, sql)[0][0])
 
 
 def temporaries(out: Path) -> set[Path]:
@@ -61,19 +61,18 @@ def broken_files(out: Path) -> list[Path]:
     return broken
 
 
-def done_jobs_without_pages(db: Path) -> int:
-    with sqlite3.connect(db) as con:
-        rows = con.execute("SELECT files FROM jobs WHERE state = 'done'").fetchall()
+def done_jobs_without_pages(db: str) -> int:
+    rows = query(db, "SELECT files FROM jobs WHERE state = 'done'")
     return sum(
         1 for (files,) in rows if not all(Path(f).exists() for f in json.loads(files).values())
     )
 
 
-def test_kill_9_at_random_moments_loses_nothing(tmp_path: Path, tally: Tally) -> None:
+def test_kill_9_at_random_moments_loses_nothing(tmp_path: Path, tally: Tally, db: str) -> None:
     rng = random.Random(20261122)
     cards = make_cards(tmp_path / "cards", TOOLS)
     pairs = pairs_file(tmp_path, cards, PAIRS)
-    db, out = tmp_path / "panel.db", tmp_path / "out"
+    out = tmp_path / "out"
     argv = [sys.executable, "-m", "panel", "queue", "run", "-c", str(CONCURRENCY), "--lease", "1"]
     moments = []
     mid_work = 0
@@ -118,13 +117,13 @@ def test_kill_9_at_random_moments_loses_nothing(tmp_path: Path, tally: Tally) ->
         final = panel("queue", "run", "-c", str(CONCURRENCY), "--lease", "1", env=env)
         assert final.returncode == 0, final.stderr
         redone = server.answered - REVIEWS
-    with sqlite3.connect(db) as con:
-        jobs = dict(con.execute("SELECT state, count(*) FROM jobs GROUP BY state").fetchall())
+    jobs = dict(query(db, "SELECT state, count(*) FROM jobs GROUP BY state"))
     remaining = temporaries(out)
     tally.add("crashes", survived=not remaining, lost=len(remaining), tried=0)
+    backend = "PostgreSQL" if "://" in db else "SQLite"
     tally.note(
         "crashes",
-        f"kills at {', '.join(moments)} s after start, {mid_work} mid-work; after the last run "
+        f"{backend}: kills at {', '.join(moments)} s after start, {mid_work} mid-work; after the last run "
         f"{len(reviews(db))}/{REVIEWS} reviews, jobs {jobs}; calls made again {redone} "
         f"(at most {CONCURRENCY} in flight per kill); temporary files left by kills "
         f"{len(left)}, left after the last run {len(remaining)}",

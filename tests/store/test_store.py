@@ -17,6 +17,7 @@ import pytest
 
 from panel.cards import ToolCard
 from panel.errors import ConfigError
+from panel.rules import MAX_RETRY_AFTER
 from panel.store import CallRecord, Store, StoredPair, StoredReview
 from panel.store.migrations import MIGRATIONS
 from panel.testing.postgres import PASSWORD, PASSWORD_ROLE, PostgresServer
@@ -174,17 +175,23 @@ def test_bad_database_urls_are_one_line_and_never_show_the_password(
 
 def test_rate_budgets_are_shared_and_a_retry_after_pauses_every_worker(db: str) -> None:
     first, second = Store(db), Store(db)  # two workers' connections to one store
+    api, local = "https://api.openai.com/v1", "http://127.0.0.1:8000/v1"
     try:
         spends = [("requests", 0.5, 1.0)]  # 120 requests a minute, a second of burst
-        assert first.reserve("openai", spends) == 0.0
-        assert second.reserve("openai", spends) == 0.0
-        wait = first.reserve("openai", spends)  # the third within a second: the sum counts
+        assert first.reserve("openai", api, spends) == 0.0
+        assert second.reserve("openai", api, spends) == 0.0
+        wait = first.reserve("openai", api, spends)  # the third within a second: the sum counts
         assert 0.2 < wait <= 0.5
-        assert second.reserve("anthropic", spends) == 0.0  # budgets are per provider
-        second.hold_off("openai", 30)
-        assert first.reserve("openai", [("tokens", 0.0, 1.0)]) > 25
-        second.hold_off("openai", 5)  # a shorter pause does not shorten a longer one
-        assert first.reserve("openai", spends) > 25
+        assert second.reserve("anthropic", api, spends) == 0.0  # budgets are per provider
+        assert second.reserve("openai", local, spends) == 0.0  # ... and per endpoint
+        second.hold_off("openai", api, 30)
+        assert first.reserve("openai", api, [("tokens", 0.0, 1.0)]) > 25
+        assert first.reserve("openai", local, [("tokens", 0.0, 1.0)]) == 0.0
+        second.hold_off("openai", api, 5)  # a shorter pause does not shorten a longer one
+        assert first.reserve("openai", api, spends) > 25
+        [pause] = first.pauses()
+        assert (pause["provider"], pause["endpoint"]) == ("openai", api)
+        assert 25 < pause["seconds_left"] <= 30
     finally:
         first.close()
         second.close()
@@ -285,7 +292,8 @@ def test_vote_totals_are_filled_from_the_votes_of_an_older_store(
     store.close()
     with sqlite3.connect(path) as con:  # as the panel before vote_totals left it
         con.execute("DROP TABLE vote_totals")
-        con.execute(f"PRAGMA user_version = {len(MIGRATIONS) - 1}")
+        before = [step.__name__ for step in MIGRATIONS].index("m012_serve_vote_totals")
+        con.execute(f"PRAGMA user_version = {before}")
     con.close()
     store = Store(path)  # a command that writes upgrades it
     try:
@@ -297,13 +305,30 @@ def test_vote_totals_are_filled_from_the_votes_of_an_older_store(
 def test_spent_budgets_of_quiet_clients_are_forgotten(db: str) -> None:
     store = Store(db)
     try:
-        assert store.reserve("votes@192.0.2.1", [("votes", 0.001, 60.0)]) == 0.0  # spent by now
-        assert store.reserve("votes@192.0.2.2", [("votes", 3600.0, 3600.0)]) == 0.0  # an hour on
-        assert store.reserve("openai", [("requests", 0.001, 1.0)]) == 0.0  # not a vote budget
+        spent, held = [("votes", 0.001, 60.0)], [("votes", 3600.0, 3600.0)]
+        assert store.reserve("votes@192.0.2.1", "", spent) == 0.0  # spent by now
+        assert store.reserve("votes@192.0.2.2", "", held) == 0.0  # an hour on
+        assert store.reserve("openai", "", [("requests", 0.001, 1.0)]) == 0.0  # not a vote budget
         time.sleep(0.05)
         assert store.forget_budgets("votes@") == 1
         rows = store.db.execute("SELECT provider FROM rate_limits ORDER BY provider").fetchall()
         assert [row[0] for row in rows] == ["openai", "votes@192.0.2.2"]
-        assert store.reserve("votes@192.0.2.2", [("votes", 3600.0, 3600.0)]) > 0  # still held
+        assert store.reserve("votes@192.0.2.2", "", held) > 0  # still held
+    finally:
+        store.close()
+
+
+def test_a_stored_pause_is_capped_and_nonsense_pauses_nothing(db: str) -> None:
+    """Finding 1 of issue 22: a Retry-After of 31 years, NaN or a negative wait."""
+    store = Store(db)
+    url = "http://127.0.0.1:9/v1"
+    try:
+        for nonsense in (float("nan"), float("inf"), -5.0, float("-inf")):
+            store.hold_off("openai", url, nonsense)
+        assert store.pauses() == []
+        store.hold_off("openai", url, 999_999_999)
+        [pause] = store.pauses()
+        assert 55 < pause["seconds_left"] <= MAX_RETRY_AFTER
+        assert 55 < store.reserve("openai", url, [("requests", 0.1, 1.0)]) <= MAX_RETRY_AFTER
     finally:
         store.close()

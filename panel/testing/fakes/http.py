@@ -29,6 +29,9 @@ class Reply:
     """Seconds to wait before answering."""
     drop: bool = False
     """Reset the connection (RST) instead of answering."""
+    trickle: float = 0.0
+    """Send the body one byte at a time, this many seconds apart (a server that never times
+    out a read, and never finishes)."""
 
 
 @dataclass
@@ -128,13 +131,19 @@ class LoopbackServer:
                     data, kind = reply.body.encode(), "text/html"
                 else:
                     data, kind = json.dumps(reply.body).encode(), "application/json"
+                headers = {"content-type": kind, "content-length": str(len(data))}
+                headers.update({k.lower(): v for k, v in reply.headers.items()})
                 self.send_response(reply.status)
-                self.send_header("content-type", kind)
-                self.send_header("content-length", str(len(data)))
-                for name, value in reply.headers.items():
+                for name, value in headers.items():
                     self.send_header(name, value)
                 self.end_headers()
-                self.wfile.write(data)
+                if not reply.trickle:
+                    self.wfile.write(data)
+                    return
+                for i in range(len(data)):
+                    self.wfile.write(data[i : i + 1])
+                    self.wfile.flush()
+                    time.sleep(reply.trickle)
 
             def do_POST(self) -> None:
                 self._serve("POST")
