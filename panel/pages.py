@@ -166,6 +166,7 @@ def _environment(autoescape: bool) -> SandboxedEnvironment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        auto_reload=False,  # the templates ship with panel: no stat of each file per page
     )
     env.filters.update(
         bar=bar_width,
