@@ -18,8 +18,10 @@ class ParseError(ValueError):
     """The text is not valid YAML or JSON; the message is one line, with the line number."""
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that refuses a key given twice in one mapping."""
+class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """SafeLoader that refuses a key given twice in one mapping; libyaml's parser where PyYAML
+    was built with it (several times faster than the pure-Python one: every command reads the
+    persona files)."""
 
 
 def _construct_unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> Any:
@@ -77,6 +79,8 @@ def load_yaml(text: str) -> Any:
     try:
         return yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as exc:
+        if "maximum nesting depth" in str(getattr(exc, "problem", "")):  # libyaml's own limit
+            raise ParseError("invalid YAML: nested too deeply") from None
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
         problem = " ".join(str(getattr(exc, "problem", None) or "cannot parse").split())
