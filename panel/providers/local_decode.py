@@ -260,9 +260,15 @@ class Model:
         """Decode jobs (at most MAX_SEQUENCES) together; call done(index, answer) as each ends."""
         if not 0 < len(jobs) <= MAX_SEQUENCES:
             raise ValueError(f"1 to {MAX_SEQUENCES} jobs at a time")
+        # Jobs go in a canonical order (by prompt): llama.cpp's CPU kernels round a row a
+        # little differently by its place in a batch, so the order must not depend on which
+        # request happened to arrive first.
+        order = sorted(range(len(jobs)), key=lambda i: jobs[i].prompt)
         with self.lock:
             try:
-                _Run(self, list(jobs), done).decode()
+                _Run(
+                    self, [jobs[i] for i in order], lambda k, answer: done(order[k], answer)
+                ).decode()
             except BaseException:
                 self._clear()  # what the cache holds is not known any more
                 raise

@@ -59,13 +59,15 @@ def model() -> Model:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("temperature", [0.0, 0.7])
-def test_a_panel_decoded_again_gives_the_same_answers_valid_and_ended(
+def test_a_panel_decoded_again_or_in_another_order_gives_the_same_answers(
     model: Model, prompts: Prompts, personas: list[Persona], card: ToolCard, temperature: float
 ) -> None:
     jobs = jobs_for(model, prompts, personas, card, temperature=temperature, seed=11)
     first = decode(model, jobs)
     again = decode(model, jobs)
+    arrived_the_other_way = decode(model, jobs[::-1])[::-1]
     assert [a.text for a in first] == [a.text for a in again]
+    assert [a.text for a in first] == [a.text for a in arrived_the_other_way]
     for answer in first:
         assert {"review", "score", "verdict"} <= set(json.loads(answer.text))
         assert answer.finish_reason == "stop"
@@ -99,7 +101,8 @@ def test_the_card_is_evaluated_once_for_a_panel_and_counted_as_cached(
     before = model.stats.copy()
     answers = decode(model, jobs)
     used = model.stats.since(before)
-    assert [a.cached_tokens for a in answers] == [0] + [head] * (len(jobs) - 1)
+    # One answer's call evaluated the card's part (which one: the jobs' canonical order).
+    assert sorted(a.cached_tokens for a in answers) == [0] + [head] * (len(jobs) - 1)
     own = sum(len(job.prompt) - head for job in jobs)
     openings = sum(len(model.tokenize('{"review": "', special=False)) for _ in jobs)
     assert used.prompt_tokens == head + own + openings
