@@ -12,8 +12,9 @@ naive baseline: the same calls one after another through the SDK.
 Then start-up: `panel review CARD --provider openai --base-url URL` on one card (4 calls, one
 round trip, so the bound is the latency), run as a user runs it (a new process, a new store),
 --startup times: its wall time, the time over the bound, and the process's CPU; beside it the
-floors no panel code sets: the interpreter alone (`python -c pass`) and `python -c "import
-openai"` (the SDK's import, which every OpenAI run pays).
+floors no panel code sets: the interpreter alone (`python -c pass`), `python -c "import
+openai"` (the SDK's import, which every OpenAI run pays) and the bare SDK making the same four
+calls from a new process.
 
 The header gives the date and the load average: figures read on a busy machine run high.
 
@@ -259,6 +260,22 @@ def spread(values: list[float]) -> str:
     return f"{statistics.median(values):.2f} ({min(values):.2f}–{max(values):.2f})"
 
 
+BARE_CALLS = """
+import asyncio, sys, openai
+async def main():
+    client = openai.AsyncOpenAI(api_key="bench", base_url=sys.argv[1], max_retries=0)
+    schema = {"type": "object", "properties": {"review": {"type": "string"}}}
+    body = {
+        "model": "bench-model",
+        "messages": [{"role": "user", "content": "Tool"}],
+        "response_format": {"type": "json_schema", "json_schema": {"name": "r", "schema": schema}},
+    }
+    await asyncio.gather(*(client.chat.completions.create(**body) for _ in range(4)))
+asyncio.run(main())
+"""
+"""The floor of a one-card review's start-up: the SDK making its four calls from a new process."""
+
+
 def startup(base_url: str, folder: Path, latency: float, repeats: int) -> None:
     """Print the start-up rows: a one-card review as a user runs it, and the floors beside it."""
     card = ROOT / "examples" / "smolvlm-3b.yaml"
@@ -270,12 +287,18 @@ def startup(base_url: str, folder: Path, latency: float, repeats: int) -> None:
         runs.append(timed([*panel, "--db", str(where / "panel.db"), "--out", str(where / "out")]))
     interpreter = [timed([sys.executable, "-c", "pass"]) for _ in range(repeats)]
     sdk = [timed([sys.executable, "-c", "import openai"]) for _ in range(repeats)]
+    bare = [timed([sys.executable, "-c", BARE_CALLS, base_url]) for _ in range(repeats)]
     print(f"\nstart-up, {repeats} runs each: median (min–max) seconds; bound {latency:.2f} s")
     print(f"{'run':<40}{'wall s':>18}{'over bound s':>18}{'cpu s':>18}")
     walls, cpus = [w for w, _ in runs], [c for _, c in runs]
     over = [w - latency for w in walls]
     print(
         f"{'panel review, one card, 4 calls':<40}{spread(walls):>18}{spread(over):>18}{spread(cpus):>18}"
+    )
+    walls = [w for w, _ in bare]
+    over = [w - latency for w in walls]
+    print(
+        f"{'bare SDK, 4 calls, new process':<40}{spread(walls):>18}{spread(over):>18}{spread([c for _, c in bare]):>18}"
     )
     for name, rows in (("python -c pass", interpreter), ('python -c "import openai"', sdk)):
         walls, cpus = [w for w, _ in rows], [c for _, c in rows]
