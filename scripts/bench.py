@@ -281,28 +281,25 @@ def startup(base_url: str, folder: Path, latency: float, repeats: int) -> None:
     card = ROOT / "examples" / "smolvlm-3b.yaml"
     panel = [sys.executable, "-m", "panel", "review", str(card), "--provider", "openai"]
     panel += ["--base-url", base_url, "--model", "bench-model"]
-    runs = []
-    for i in range(repeats):  # a new store and output folder each time: a first review
-        where = folder / f"startup-{i}"
+    runs, bare, interpreter, sdk = [], [], [], []
+    for i in range(repeats):  # interleaved, so a change of load touches every row alike
+        where = folder / f"startup-{i}"  # a new store and output folder: a first review
         runs.append(timed([*panel, "--db", str(where / "panel.db"), "--out", str(where / "out")]))
-    interpreter = [timed([sys.executable, "-c", "pass"]) for _ in range(repeats)]
-    sdk = [timed([sys.executable, "-c", "import openai"]) for _ in range(repeats)]
-    bare = [timed([sys.executable, "-c", BARE_CALLS, base_url]) for _ in range(repeats)]
+        bare.append(timed([sys.executable, "-c", BARE_CALLS, base_url]))
+        interpreter.append(timed([sys.executable, "-c", "pass"]))
+        sdk.append(timed([sys.executable, "-c", "import openai"]))
     print(f"\nstart-up, {repeats} runs each: median (min–max) seconds; bound {latency:.2f} s")
     print(f"{'run':<40}{'wall s':>18}{'over bound s':>18}{'cpu s':>18}")
-    walls, cpus = [w for w, _ in runs], [c for _, c in runs]
-    over = [w - latency for w in walls]
-    print(
-        f"{'panel review, one card, 4 calls':<40}{spread(walls):>18}{spread(over):>18}{spread(cpus):>18}"
-    )
-    walls = [w for w, _ in bare]
-    over = [w - latency for w in walls]
-    print(
-        f"{'bare SDK, 4 calls, new process':<40}{spread(walls):>18}{spread(over):>18}{spread([c for _, c in bare]):>18}"
-    )
-    for name, rows in (("python -c pass", interpreter), ('python -c "import openai"', sdk)):
-        walls, cpus = [w for w, _ in rows], [c for _, c in rows]
-        print(f"{name:<40}{spread(walls):>18}{'':>18}{spread(cpus):>18}")
+    rows = [
+        ("panel review, one card, 4 calls", runs, True),
+        ("bare SDK, 4 calls, new process", bare, True),
+        ("python -c pass", interpreter, False),
+        ('python -c "import openai"', sdk, False),
+    ]
+    for name, timings, bounded in rows:
+        walls, cpus = [w for w, _ in timings], [c for _, c in timings]
+        over = spread([w - latency for w in walls]) if bounded else ""
+        print(f"{name:<40}{spread(walls):>18}{over:>18}{spread(cpus):>18}")
 
 
 def header(args: argparse.Namespace) -> str:

@@ -69,7 +69,14 @@ async def bench(paths: list[Path], folder: Path, repeat: int, top: tuple[float, 
                 totals = totals.plus(used)
                 calls = store.recent_calls(store.count_calls() - calls_before)
                 seconds.setdefault(card.slug, []).append(took)
-                line(card.slug, took, calls, used, top, f"{len(reviews)}/{len(reviews) + len(errors)}")
+                line(
+                    card.slug,
+                    took,
+                    calls,
+                    used,
+                    top,
+                    f"{len(reviews)}/{len(reviews) + len(errors)}",
+                )
     finally:
         await runtime.aclose()
         store.close()
@@ -111,7 +118,9 @@ def main() -> None:
         f"{top[1]:.0f} tokens/s at batch 1, {top[2]:.0f} tokens/s at batch 4"
     )
     with tempfile.TemporaryDirectory(prefix="panel-bench-local-") as folder:
-        seconds, totals = asyncio.run(bench([Path(n) for n in names], Path(folder), args.repeat, top))
+        seconds, totals = asyncio.run(
+            bench([Path(n) for n in names], Path(folder), args.repeat, top)
+        )
     every = [s for runs in seconds.values() for s in runs]
     print(
         f"mean {statistics.mean(every):.1f} s per card (min {min(every):.1f}, "
