@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ _TEMP_WRITER = re.compile(r"\.(\d+)\.[^.]+\.tmp$")
 """A temporary file of write_atomic: `.<name>.<pid of the writer>.<random>.tmp`."""
 
 
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 _swept: set[Path] = set()
 """Folders whose dead writers' temporaries this process has removed already."""
 
@@ -36,39 +36,39 @@ def write_atomic(path: Path, text: str) -> None:
     The rename is atomic, so a crash of panel leaves the old file or the new one, and at worst
     its temporary file, which names the writer's process: writing the same path again removes
     the temporaries of writers that have died. There is no fsync: it guards only against power
-    loss, and costs stalls of the whole batch on slow disks. A folder is swept for dead
-    writers' temporaries once per process (a sweep lists the folder: the queue writes thousands).
+    loss, and costs stalls of the whole batch on slow disks. A folder is made and swept for dead
+    writers' temporaries once per process (a sweep lists the folder: the queue writes thousands
+    of pages into one).
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.parent not in _swept:
-        _remove_dead_temporaries(path.parent)
-        _swept.add(path.parent)
-    fd, tmp = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=TEMP_SUFFIX
-    )
+    folder = path.parent
+    if folder not in _swept:
+        folder.mkdir(parents=True, exist_ok=True)
+        _remove_dead_temporaries(folder)
+        _swept.add(folder)
+    data = scrub(text).encode("utf-8")
     try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a new file gets what umask gives
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(scrub(text))
+        tmp, fd = _temporary(path)
+    except FileNotFoundError:  # the folder went away since this process made it
+        _swept.discard(folder)
+        return write_atomic(path, text)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
-def _umask() -> int:
-    """Return the process's umask: from /proc/self/status where there is one (writers run in
-    threads, and reading it with os.umask means setting it for a moment), else by os.umask."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+def _temporary(path: Path) -> tuple[str, int]:
+    """Return a new temporary file beside path, `.<name>.<pid>.<random>.tmp`, and its open file
+    descriptor. Made with mode 0666, so the file gets what the umask gives, as any new file."""
+    while True:
+        tmp = f"{path.parent}/.{path.name}.{os.getpid()}.{os.urandom(4).hex()}{TEMP_SUFFIX}"
+        try:
+            return tmp, os.open(tmp, _CREATE, 0o666)
+        except FileExistsError:
+            continue
 
 
 def read_capped(path: Path, limit: int, what: str = "file") -> bytes:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from jinja2 import FileSystemLoader, StrictUndefined
+from jinja2 import BytecodeCache, FileSystemBytecodeCache, FileSystemLoader, StrictUndefined
 from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
 
@@ -170,14 +170,27 @@ def markdown_text(value: Any) -> str:
     return _MARKDOWN_BLOCK_MARK.sub(r"\\\1", text)
 
 
+def _compiled_templates() -> BytecodeCache | None:
+    """Return Jinja's cache of compiled templates (its own per-user folder in the temporary
+    directory, refused unless the user owns it and no one else may write there), so a process
+    renders its first page without compiling the templates: the queue's workers each start
+    one. None where no safe folder can be had."""
+    try:
+        return FileSystemBytecodeCache()
+    except (OSError, RuntimeError):
+        return None
+
+
 def _environment(autoescape: bool) -> SandboxedEnvironment:
     env = SandboxedEnvironment(
         loader=FileSystemLoader(TEMPLATES),
+        bytecode_cache=_compiled_templates(),
         autoescape=autoescape,
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        auto_reload=False,  # the templates ship with panel: no stat of each file per page
     )
     env.filters.update(
         bar=bar_width,

@@ -21,7 +21,6 @@ from panel.personas import Persona, load_personas, with_models
 from panel.prompts import Prompts
 from panel.providers import make_provider
 from panel.providers.base import Provider, Request
-from panel.records import import_file
 from panel.review import Reviewer, judge_pair, review_tool
 from panel.spending import Estimate, Spending, estimate, unpriced_error
 from panel.store import CallRecord, Store, StoredPair, StoredReview
@@ -335,6 +334,8 @@ class Runtime:
 
     def import_records(self, path: Path) -> tuple[int, int]:
         """Import a JSONL file of tools and reviews (panel.records); return their counts."""
+        from panel.records import import_file  # only `panel import` reads records
+
         return import_file(path, self.personas, self._store)
 
     # --- closing ---------------------------------------------------------------------------

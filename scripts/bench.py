@@ -9,10 +9,20 @@ sys) per model call. Beside each concurrency, the bare SDK making the same numbe
 the same concurrency with no panel code (the floor this server and machine allow), and the
 naive baseline: the same calls one after another through the SDK.
 
+Then start-up: `panel review CARD --provider openai --base-url URL` on one card (4 calls, one
+round trip, so the bound is the latency), run as a user runs it (a new process, a new store),
+--startup times: its wall time, the time over the bound, and the process's CPU; beside it the
+floors no panel code sets: the interpreter alone (`python -c pass`), `python -c "import
+openai"` (the SDK's import, which every OpenAI run pays) and the bare SDK making the same four
+calls from a new process.
+
+The header gives the date and the load average: figures read on a busy machine run high.
+
 PostgreSQL: --pg-url URL, or else a private server started for the run (panel/testing/postgres.py).
 
 Usage: python scripts/bench.py [--latency 0.5] [--tools 40] [--pairs 60] [--concurrency 16 64]
                                [--backend sqlite postgres] [--workers 1 3] [--no-sdk]
+                               [--startup 5] [--no-queue]
 """
 
 from __future__ import annotations
@@ -23,6 +33,8 @@ import contextlib
 import json
 import math
 import os
+import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -231,6 +243,75 @@ def count_calls(db: str) -> int:
         store.close()
 
 
+def timed(argv: list[str]) -> tuple[float, float]:
+    """Run argv to its end; return its wall seconds and the CPU seconds it used (user + sys)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    done = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode:
+        raise SystemExit(f"bench: {' '.join(argv[:3])} failed: {done.stderr.strip()}")
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def spread(values: list[float]) -> str:
+    """Return "median (min–max)" of values."""
+    return f"{statistics.median(values):.2f} ({min(values):.2f}–{max(values):.2f})"
+
+
+BARE_CALLS = """
+import asyncio, sys, openai
+async def main():
+    client = openai.AsyncOpenAI(api_key="bench", base_url=sys.argv[1], max_retries=0)
+    schema = {"type": "object", "properties": {"review": {"type": "string"}}}
+    body = {
+        "model": "bench-model",
+        "messages": [{"role": "user", "content": "Tool"}],
+        "response_format": {"type": "json_schema", "json_schema": {"name": "r", "schema": schema}},
+    }
+    await asyncio.gather(*(client.chat.completions.create(**body) for _ in range(4)))
+asyncio.run(main())
+"""
+"""The floor of a one-card review's start-up: the SDK making its four calls from a new process."""
+
+
+def startup(base_url: str, folder: Path, latency: float, repeats: int) -> None:
+    """Print the start-up rows: a one-card review as a user runs it, and the floors beside it."""
+    card = ROOT / "examples" / "smolvlm-3b.yaml"
+    panel = [sys.executable, "-m", "panel", "review", str(card), "--provider", "openai"]
+    panel += ["--base-url", base_url, "--model", "bench-model"]
+    runs, bare, interpreter, sdk = [], [], [], []
+    for i in range(repeats):  # interleaved, so a change of load touches every row alike
+        where = folder / f"startup-{i}"  # a new store and output folder: a first review
+        runs.append(timed([*panel, "--db", str(where / "panel.db"), "--out", str(where / "out")]))
+        bare.append(timed([sys.executable, "-c", BARE_CALLS, base_url]))
+        interpreter.append(timed([sys.executable, "-c", "pass"]))
+        sdk.append(timed([sys.executable, "-c", "import openai"]))
+    print(f"\nstart-up, {repeats} runs each: median (min–max) seconds; bound {latency:.2f} s")
+    print(f"{'run':<40}{'wall s':>18}{'over bound s':>18}{'cpu s':>18}")
+    rows = [
+        ("panel review, one card, 4 calls", runs, True),
+        ("bare SDK, 4 calls, new process", bare, True),
+        ("python -c pass", interpreter, False),
+        ('python -c "import openai"', sdk, False),
+    ]
+    for name, timings, bounded in rows:
+        walls, cpus = [w for w, _ in timings], [c for _, c in timings]
+        over = spread([w - latency for w in walls]) if bounded else ""
+        print(f"{name:<40}{spread(walls):>18}{over:>18}{spread(cpus):>18}")
+
+
+def header(args: argparse.Namespace) -> str:
+    """Return the first line: what runs, on how many cores, when, under what load."""
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    when = time.strftime("%Y-%m-%d %H:%M")
+    return (
+        f"panel queue benchmark: {args.tools} tools, {args.pairs} comparisons, "
+        f"{args.latency * 1000:.0f} ms per call, {os.cpu_count()} cores, {when}, load {load}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -245,55 +326,65 @@ def main() -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=[1], help="worker processes")
     parser.add_argument("--pg-url", help="a PostgreSQL server to make scratch databases on")
     parser.add_argument("--no-sdk", action="store_true", help="skip the bare SDK and naive rows")
+    parser.add_argument(
+        "--startup", type=int, default=5, metavar="N", help="one-card reviews to time (0: none)"
+    )
+    parser.add_argument("--no-queue", action="store_true", help="only the start-up rows")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         print(json.dumps(asyncio.run(work(Settings.model_validate_json(args.worker)))))
         return
 
-    print(
-        f"panel queue benchmark: {args.tools} tools, {args.pairs} comparisons, "
-        f"{args.latency * 1000:.0f} ms per call, {os.cpu_count()} cores"
-    )
-    print(f"{'run':<24}{'calls':>7}{'wall s':>9}{'bound s':>9}{'ratio':>8}{'cpu ms':>9}")
+    print(header(args))
     with contextlib.ExitStack() as stack:
         scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="panel-bench-")))
         base_url = stack.enter_context(loopback_server(args.latency))
-        fresh_pg = (
-            stack.enter_context(postgres(args.pg_url)) if "postgres" in args.backend else None
-        )
-        pairs = write_batch(scratch, args.tools, args.pairs)
-        calls = 4 * args.tools
-        for concurrency in args.concurrency:
-            for backend in args.backend:
-                for workers in args.workers:
-                    run = f"{backend}-w{workers}-c{concurrency}"
-                    db = fresh_pg() if fresh_pg else str(scratch / f"{run}.db")
-                    settings = settings_for(base_url, db, scratch / f"out-{run}", concurrency)
-                    asyncio.run(queue_batch(settings, pairs))
-                    wall, cpu, jobs = run_workers(settings, workers)
-                    made = count_calls(db)
-                    if jobs != len(pairs) or made != calls:
-                        raise SystemExit(f"bench: {run}: {jobs} jobs, {made} calls")
-                    bound = math.ceil(calls / (workers * concurrency)) * args.latency
-                    row(
-                        f"queue {backend} -w {workers} -c {concurrency}",
-                        made,
-                        wall,
-                        bound,
-                        1000 * cpu / made,
-                    )
-            if not args.no_sdk:
-                bound = math.ceil(calls / concurrency) * args.latency
-                sdk = asyncio.run(run_sdk(base_url, calls, concurrency))
-                row(f"bare SDK -c {concurrency}", calls, sdk, bound)
+        if not args.no_queue:
+            queue_rows(args, stack, scratch, base_url)
+        if args.startup:
+            startup(base_url, scratch, args.latency, args.startup)
+    print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
+def queue_rows(
+    args: argparse.Namespace, stack: contextlib.ExitStack, scratch: Path, base_url: str
+) -> None:
+    """Print the queue's rows: every backend, worker count and concurrency asked for."""
+    print(f"{'run':<24}{'calls':>7}{'wall s':>9}{'bound s':>9}{'ratio':>8}{'cpu ms':>9}")
+    fresh_pg = stack.enter_context(postgres(args.pg_url)) if "postgres" in args.backend else None
+    pairs = write_batch(scratch, args.tools, args.pairs)
+    calls = 4 * args.tools
+    for concurrency in args.concurrency:
+        for backend in args.backend:
+            for workers in args.workers:
+                run = f"{backend}-w{workers}-c{concurrency}"
+                db = fresh_pg() if fresh_pg else str(scratch / f"{run}.db")
+                settings = settings_for(base_url, db, scratch / f"out-{run}", concurrency)
+                asyncio.run(queue_batch(settings, pairs))
+                wall, cpu, jobs = run_workers(settings, workers)
+                made = count_calls(db)
+                if jobs != len(pairs) or made != calls:
+                    raise SystemExit(f"bench: {run}: {jobs} jobs, {made} calls")
+                bound = math.ceil(calls / (workers * concurrency)) * args.latency
+                row(
+                    f"queue {backend} -w {workers} -c {concurrency}",
+                    made,
+                    wall,
+                    bound,
+                    1000 * cpu / made,
+                )
         if not args.no_sdk:
-            row(
-                "naive sequential",
-                calls,
-                asyncio.run(run_sdk(base_url, calls)),
-                calls * args.latency,
-            )
+            bound = math.ceil(calls / concurrency) * args.latency
+            sdk = asyncio.run(run_sdk(base_url, calls, concurrency))
+            row(f"bare SDK -c {concurrency}", calls, sdk, bound)
+    if not args.no_sdk:
+        row(
+            "naive sequential",
+            calls,
+            asyncio.run(run_sdk(base_url, calls)),
+            calls * args.latency,
+        )
 
 
 if __name__ == "__main__":

@@ -14,11 +14,13 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from panel.queue.store import Progress
 from panel.runtime import Plan, Runtime
 from panel.spending import Estimate
+
+if TYPE_CHECKING:
+    from panel.queue.store import Progress
 
 Tick = Callable[[str], None]
 """Called with the persona's key each time one planned answer is done (stored or made)."""

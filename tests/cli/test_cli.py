@@ -198,8 +198,11 @@ def test_a_real_panel_on_the_embedded_model(tmp_path: Path) -> None:
     calls = json.loads(panel("log", "--json", "--db", db).stdout)
     assert len(calls) >= 4 and all(c["provider"] == "local" for c in calls)
     assert all(c["latency_ms"] > 0 and c["output_tokens"] > 0 for c in calls)
-    # The card comes first in every prompt: the model reuses it for the personas after the first.
-    assert all(c["cached_tokens"] > 100 for c in calls[1:4]), [c["cached_tokens"] for c in calls]
+    # The card comes first in every prompt: the model evaluates it once for the panel, and the
+    # three other personas' calls count it as cached (the four answers are decoded together, so
+    # the log holds them in the order they ended).
+    cached = sorted(c["cached_tokens"] for c in calls[:4])
+    assert all(n > 100 for n in cached[1:]), [c["cached_tokens"] for c in calls]
 
     again = panel("review", EXAMPLE, "--json", "--db", db, "--out", out)
     assert again.returncode == 0
