@@ -95,6 +95,7 @@ class ToolCard(BaseModel):
     _findings: tuple[Finding, ...] = PrivateAttr(default=())
     _field_order: tuple[str, ...] = PrivateAttr(default=FIELD_ORDER)
     _probe: str | None = PrivateAttr(default=None)
+    _seed_shift: int = PrivateAttr(default=0)
 
     @property
     def field_order(self) -> tuple[str, ...]:
@@ -106,13 +107,21 @@ class ToolCard(BaseModel):
         """The perturbation this card is (`panel eval`), or None for a real card."""
         return self._probe
 
-    def as_probe(self, kind: str, order: tuple[str, ...] | None = None, **changes: Any) -> ToolCard:
+    @property
+    def seed_shift(self) -> int:
+        """Added to the seed of every sample of this card (a probe asked again with other seeds)."""
+        return self._seed_shift
+
+    def as_probe(
+        self, kind: str, order: tuple[str, ...] | None = None, seed_shift: int = 0, **changes: Any
+    ) -> ToolCard:
         """Return a perturbed copy for `panel eval`: its own slug (its reviews are its own),
-        the changes, and optionally another field order."""
+        the changes, optionally another field order, and seeds shifted by seed_shift."""
         card = self.model_copy(update={**changes, "slug": f"{self.slug}~{kind}"})
         card._findings = tuple(scan(card.model_dump(mode="json")))
         card._field_order = order or self._field_order
         card._probe = kind
+        card._seed_shift = seed_shift
         return card
 
     @property

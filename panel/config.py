@@ -75,6 +75,12 @@ class Settings(BaseModel):
     """US dollars a run may spend at most (--max-cost); None: no ceiling."""
     persona_model: Annotated[list[str], BeforeValidator(_words)] = []
     """PERSONA=PROVIDER:MODEL overrides of the personas' own models (--persona-model)."""
+    rotate_fields: bool = False
+    """Show the card's fields in the panel's order, rotated across samples (balanced)."""
+    blind_names: bool = False
+    """Hide the tool's name, its maker and brand words from the judges."""
+    strip_injection: bool = False
+    """Replace the lines the injection scan flags by a placeholder before judging."""
     timeout: Annotated[float, Field(gt=0)] = 120.0
     max_attempts: Annotated[int, Field(ge=1, le=20)] = 4
     """Attempts per call on transient failures (429, 5xx, timeouts), counting the first."""

@@ -35,6 +35,7 @@ from panel.errors import (
     TransientProviderError,
     error_field,
 )
+from panel.mitigations import Mitigations
 from panel.parsing import ParseError, load_json
 from panel.personas import Answer, Persona
 from panel.prompts import Prompts
@@ -77,6 +78,8 @@ class Reviewer:
     """Sample i is asked with seed + i, where the provider takes a seed."""
     max_attempts: int = 4
     spending: Spending = field(default_factory=Spending)
+    mitigations: Mitigations = field(default_factory=Mitigations)
+    """What the judges are kept from seeing (--rotate-fields, --blind-names, --strip-injection)."""
 
     def provider_for(self, persona: Persona) -> Provider:
         return self.providers[persona.provider or self.default]
@@ -89,21 +92,24 @@ class Reviewer:
             return provider.model
         return self.default_model or provider.model
 
-    def cached_reviews(self, card_hash: str, persona: Persona, samples: int) -> list[StoredReview]:
-        """Return the stored samples of this card by persona with today's prompt and model:
-        those below `samples`, by index; some may be missing."""
+    def cached_reviews(self, card: ToolCard, persona: Persona, samples: int) -> list[StoredReview]:
+        """Return the stored samples of this card by persona with today's prompt, model and
+        mitigations, at the temperature of a set of `samples`: those below `samples`, by index;
+        some may be missing."""
         return self.store.find_samples(
-            card_hash,
+            card.content_hash(),
             persona.key,
             self.prompts.version(persona),
             self.provider_for(persona).name,
             self.model_for(persona),
             samples,
+            mitigations=self.mitigations.shaping(card),
+            temperature=self.temperature_for(samples),
         )
 
     def missing_samples(self, card: ToolCard, persona: Persona, samples: int) -> list[int]:
         """Return the sample indexes below `samples` of persona's review of card not stored yet."""
-        stored = {r.sample for r in self.cached_reviews(card.content_hash(), persona, samples)}
+        stored = {r.sample for r in self.cached_reviews(card, persona, samples)}
         return [sample for sample in range(samples) if sample not in stored]
 
     async def review(
@@ -126,7 +132,7 @@ class Reviewer:
         provider = self.provider_for(persona)
         card_hash = card.content_hash()
         if not fresh:
-            stored = self.cached_reviews(card_hash, persona, sample + 1)
+            stored = self.cached_reviews(card, persona, samples)
             cached = next((review for review in stored if review.sample == sample), None)
             if cached:
                 if then is not None:
@@ -140,7 +146,7 @@ class Reviewer:
         except PanelError as exc:
             raise exc.about(tool=card.slug, persona=persona.key) from None
 
-        review = stored_review(card_hash, provider.name, request, answer, attempts)
+        review = stored_review(card_hash, provider.name, request, answer, attempts, call.cost_usd)
         self.store.save_review(card, review, call=call, then=then)
         return review
 
@@ -191,10 +197,11 @@ class Reviewer:
         self, card: ToolCard, persona: Persona, sample: int = 0, samples: int = 1
     ) -> tuple[Request, str]:
         """Return the request asking persona for sample `sample` of its review of card (one of
-        `samples`: the count sets the temperature), and the hash of its prompt. A live review sends it (and
-        re-asks from it); a batch sends it as one of many.
+        `samples`: the count sets the temperature), as the run's mitigations show the card, and
+        the hash of its prompt. A live review sends it (and re-asks from it); a batch sends it as
+        one of many.
         """
-        prompt = self.prompts.review(persona, card)
+        prompt = self.prompts.review(persona, card, sample=sample, mitigations=self.mitigations)
         request = Request(
             messages=list(prompt.messages),
             schema=persona.answer_schema,
@@ -202,12 +209,13 @@ class Reviewer:
             model=self.model_for(persona),
             max_tokens=self.max_tokens,
             temperature=self.temperature_for(samples),
-            seed=self.seed + sample,
+            seed=self.seed + card.seed_shift + sample,
             persona=persona.key,
             tool=card.slug,
             sample=sample,
             prompt_version=prompt.version,
             nonce=prompt.nonce,
+            mitigations=self.mitigations.shaping(card),
         )
         return request, prompt.hash
 
@@ -308,9 +316,14 @@ def _wait_honouring_retry_after(state: RetryCallState) -> float:
 
 
 def stored_review(
-    card_hash: str, provider: str, request: Request, answer: Answer, attempts: int
+    card_hash: str,
+    provider: str,
+    request: Request,
+    answer: Answer,
+    attempts: int,
+    cost_usd: float | None = None,
 ) -> StoredReview:
-    """Return the review to store for a valid answer to request."""
+    """Return the review to store for a valid answer to request (which cost cost_usd)."""
     return StoredReview(
         tool=request.tool,
         card_hash=card_hash,
@@ -325,6 +338,9 @@ def stored_review(
         attempts=attempts,
         created_at=time.time(),
         sample=request.sample,
+        mitigations=request.mitigations,
+        temperature=request.temperature,
+        cost_usd=cost_usd,
     )
 
 

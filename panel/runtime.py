@@ -9,7 +9,7 @@ outside this module reaches into them. Nothing here talks to a model by itself.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from panel.cards import ToolCard
 from panel.compare import comparison_document, comparison_for
 from panel.config import Settings
 from panel.errors import ProviderError
+from panel.mitigations import Mitigations
 from panel.personas import Persona, load_personas, with_models
 from panel.prompts import Prompts
 from panel.providers import make_provider
@@ -68,6 +69,25 @@ class Runtime:
         self._reviewer = reviewer
         self._owns_store = owns_store
 
+    @property
+    def mitigations(self) -> Mitigations:
+        """What this runtime's judges are kept from seeing."""
+        return self._reviewer.mitigations
+
+    def with_mitigations(self, mitigations: Mitigations) -> Runtime:
+        """Return this runtime judging with other mitigations: the same settings otherwise, the
+        same store, providers and spending (closing it closes nothing: this one owns them)."""
+        reviewer = replace(self._reviewer, mitigations=mitigations)
+        return Runtime(self.settings, self.personas, self._store, reviewer, owns_store=False)
+
+    def shaping(self, card: ToolCard) -> tuple[str, ...]:
+        """Return the mitigations that shape the reviews of card in this runtime."""
+        return self._reviewer.mitigations.shaping(card)
+
+    def temperature(self, samples: int | None = None) -> float:
+        """Return the temperature a set of `samples` (default: the run's) is asked at."""
+        return self._reviewer.temperature_for(self.settings.samples if samples is None else samples)
+
     # --- the plan --------------------------------------------------------------------------
 
     def asks(self, cards: Iterable[ToolCard], samples: int | None = None) -> list[Ask]:
@@ -105,7 +125,7 @@ class Runtime:
 
     def stored(self, ask: Ask) -> list[StoredReview]:
         """Return the stored samples of ask that `panel review` would reuse now."""
-        return self._reviewer.cached_reviews(ask.card.content_hash(), ask.persona, ask.samples)
+        return self._reviewer.cached_reviews(ask.card, ask.persona, ask.samples)
 
     # --- the calls -------------------------------------------------------------------------
 
@@ -272,8 +292,18 @@ def open_runtime(
         seed=settings.seed,
         max_attempts=settings.max_attempts,
         spending=Spending(max_usd=settings.max_cost),
+        mitigations=mitigations_of(settings),
     )
     return Runtime(settings, personas, store, reviewer, owns_store=opened)
+
+
+def mitigations_of(settings: Settings) -> Mitigations:
+    """Return the mitigations the settings switch on."""
+    return Mitigations(
+        rotate_fields=settings.rotate_fields,
+        blind_names=settings.blind_names,
+        strip_injection=settings.strip_injection,
+    )
 
 
 def _for(settings: Settings, provider: str) -> Settings:

@@ -50,6 +50,8 @@ class Request:
     prompt_version: str = ""
     nonce: str = ""
     """The random part of this call's delimiters (so recordings can normalise it away)."""
+    mitigations: tuple[str, ...] = ()
+    """The mitigations that shaped the prompt (panel.mitigations), stored with the review."""
 
 
 @dataclass

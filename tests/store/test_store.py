@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -186,3 +187,72 @@ def test_rate_budgets_are_shared_and_a_retry_after_pauses_every_worker(db: str) 
     finally:
         first.close()
         second.close()
+
+
+def test_mitigations_and_temperature_keep_reviews_apart(db: str, card: ToolCard) -> None:
+    store = Store(db)
+    try:
+        plain = review_of(card, "builder", 80, 1.0)
+        store.save_review(card, plain)
+        blind = replace(plain, score=40, mitigations=("blind-names",), cost_usd=0.25)
+        store.save_review(card, blind)
+        warm = replace(plain, score=55, temperature=0.7)
+        store.save_review(card, warm)
+        args = (card.content_hash(), "builder", "v1", "openai", "m")
+        assert [r.score for r in store.find_samples(*args)] == [80]
+        found = store.find_samples(*args, mitigations=("blind-names",))
+        assert [(r.score, r.mitigations, r.cost_usd) for r in found] == [
+            (40, ("blind-names",), 0.25)
+        ]
+        assert [r.score for r in store.find_samples(*args, temperature=0.7)] == [55]
+        latest = store.latest_reviews(card.slug)["builder"]
+        assert [r.score for r in latest] == [55]  # the newest question alone, never a mix
+    finally:
+        store.close()
+
+
+def test_reviews_made_before_are_unmitigated_at_the_default_rules_temperature(
+    db: str, card: ToolCard
+) -> None:
+    """A store an older panel made: its reviews carry no mitigations and no temperature; the
+    migration gives them the temperature the default rule gave (sample 0 at 0, later at 0.7)."""
+    from panel.store import migrations
+    from panel.store.sql import connect
+
+    before = MIGRATIONS.index(migrations.m_debias_review_conditions)
+    database = connect(db, create=True)
+    try:
+        database.prepare()
+        with database.transaction() as con:
+            for number, step in enumerate(MIGRATIONS[:before], start=1):
+                step(con, database.dialect)
+                database.set_schema_version(con, number)
+            con.execute(
+                "INSERT INTO tools (slug, card, card_hash, created_at, updated_at)"
+                " VALUES (?, ?, ?, 0, 0)",
+                (card.slug, card.model_dump_json(), card.content_hash()),
+            )
+            for sample, score in enumerate((70, 50)):
+                con.execute(
+                    """INSERT INTO reviews (tool, card_hash, persona, prompt_version, provider,
+                           model, sample, score, verdict, review, fields, attempts, created_at)
+                       VALUES (?, ?, 'builder', 'v1', 'openai', 'm', ?, ?, ?, 'A review.', '{}',
+                           1, 1.0)""",
+                    (
+                        card.slug,
+                        card.content_hash(),
+                        sample,
+                        score,
+                        "ship" if score >= 60 else "skip",
+                    ),
+                )
+    finally:
+        database.close()
+    store = Store(db)
+    try:
+        args = (card.content_hash(), "builder", "v1", "openai", "m")
+        assert [(r.sample, r.score) for r in store.find_samples(*args, 2)] == [(0, 70)]
+        warm = store.find_samples(*args, 2, temperature=0.7)
+        assert [(r.sample, r.score, r.mitigations, r.cost_usd) for r in warm] == [(1, 50, (), None)]
+    finally:
+        store.close()
