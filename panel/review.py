@@ -401,6 +401,18 @@ def _explain(exc: ValidationError) -> list[str]:
     return [f"field '{error_field(err) or 'answer'}': {err['msg']}" for err in exc.errors()[:6]]
 
 
+Limits = dict[str, asyncio.Semaphore]
+"""Calls in flight allowed per provider name, shared by every review of a run."""
+
+
+def call_limits(reviewer: Reviewer, concurrency: int) -> Limits:
+    """Return the limits of a run: --concurrency calls per provider, or fewer if it takes fewer."""
+    return {
+        name: asyncio.Semaphore(min(concurrency, provider.max_concurrency))
+        for name, provider in reviewer.providers.items()
+    }
+
+
 async def review_tool(
     reviewer: Reviewer,
     card: ToolCard,
@@ -410,17 +422,16 @@ async def review_tool(
     samples: int = 1,
     fresh: bool = False,
     on_done: Callable[[str], None] | None = None,
+    limits: Limits | None = None,
 ) -> tuple[list[StoredReview], dict[str, ProviderError]]:
     """Run every persona on card, each for `samples` answers, concurrently up to the providers'
-    limits (a persona's samples one after the other, so a local prompt cache keeps its prompt).
+    limits (a persona's samples one after the other, so a local prompt cache keeps its prompt);
+    `limits` shares them with other cards' reviews under way (default: this card's own).
 
     Returns the reviews (samples) that succeeded and, by persona, the first error of those that
     did not; a failure of one never discards another's stored review.
     """
-    limits: dict[str, asyncio.Semaphore] = {
-        name: asyncio.Semaphore(min(concurrency, provider.max_concurrency))
-        for name, provider in reviewer.providers.items()
-    }
+    limits = limits if limits is not None else call_limits(reviewer, concurrency)
     asked = [(persona, sample) for persona in personas for sample in range(samples)]
 
     async def one(persona: Persona, sample: int) -> StoredReview | ProviderError:

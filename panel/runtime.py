@@ -23,7 +23,7 @@ from panel.prompts import Prompts
 from panel.providers import make_provider
 from panel.providers.base import Provider, Request
 from panel.records import import_file
-from panel.review import Reviewer, review_tool
+from panel.review import Reviewer, call_limits, review_tool
 from panel.spending import Estimate, Spending, estimate, unpriced_error
 from panel.store import CallRecord, Store, StoredReview
 from panel.store.sql import Connection
@@ -151,6 +151,31 @@ class Runtime:
             samples=self.settings.samples if samples is None else samples,
             fresh=fresh,
             on_done=on_done,
+        )
+
+    async def review_all(
+        self, cards: list[ToolCard], *, on_done: Callable[[str], None] | None = None
+    ) -> list[tuple[list[StoredReview], dict[str, ProviderError]]]:
+        """Return the panel's reviews of every card, as `review` gives them, the calls of all
+        cards in flight together up to the run's --concurrency (per provider)."""
+        import asyncio
+
+        limits = call_limits(self._reviewer, self.settings.concurrency)
+        return list(
+            await asyncio.gather(
+                *(
+                    review_tool(
+                        self._reviewer,
+                        card,
+                        self.personas,
+                        concurrency=self.settings.concurrency,
+                        samples=self.settings.samples,
+                        on_done=on_done,
+                        limits=limits,
+                    )
+                    for card in cards
+                )
+            )
         )
 
     async def review_sample(

@@ -9,9 +9,10 @@ from typing import Any
 
 from panel.cards import CARD_SUFFIXES, ToolCard, load_cards
 from panel.errors import CostCeilingReached, InputError
-from panel.eval.evaluate import Collected, eval_document, failure, variants
+from panel.eval.evaluate import Arm, Collected, Reused, eval_document, failure, variants
+from panel.mitigations import Mitigations
 from panel.runs import Ended, Show, Tick, carrying_out, ended
-from panel.runtime import Runtime
+from panel.runtime import Plan, Runtime
 from panel.store import StoredReview
 
 
@@ -42,29 +43,50 @@ def eval_cards(paths: list[Path]) -> list[ToolCard]:
     return load_cards(files)
 
 
-async def evaluate(runtime: Runtime, cards: list[ToolCard], show: Show) -> Evaluated:
-    """Review every card and probe with the panel, then measure what was collected."""
+async def evaluate(
+    runtime: Runtime, cards: list[ToolCard], show: Show, compare: Mitigations | None = None
+) -> Evaluated:
+    """Review every card and probe with the panel, then measure what was collected; with
+    mitigations to compare, twice: without them (the document's main sections) and with them."""
+    arms = [runtime]
+    if compare is not None:
+        arms = [
+            runtime.with_mitigations(runtime.mitigations - compare),
+            runtime.with_mitigations(runtime.mitigations | compare),
+        ]
     reviewed = [probe for _, _, probe in variants(cards)]
-    plan = runtime.plan(runtime.asks(reviewed))
+    plans = [arm.plan(arm.asks(reviewed)) for arm in arms]
+    plan = Plan([a for p in plans for a in p.asks], [c for p in plans for c in p.calls])
+    reused = Reused.of(
+        [r for arm, p in zip(arms, plans, strict=True) for a in p.asks for r in arm.stored(a)]
+    )
+    collected: list[Collected] = []
     with carrying_out(runtime, plan, show) as tick:
-        collected = await collect(runtime, cards, tick)
-    if collected is None:
-        return Evaluated(None, ended([], runtime.stop_line()))  # the calls under way have ended
-    return Evaluated(eval_document(runtime, cards, collected), ended([]))
+        for arm in arms:
+            found = await collect(arm, cards, tick)
+            if found is None:
+                return Evaluated(None, ended([], runtime.stop_line()))  # calls under way ended
+            collected.append(found)
+    measured = [Arm(arm, found) for arm, found in zip(arms, collected, strict=True)]
+    document = eval_document(measured[0], cards, reused, measured[1] if compare else None)
+    return Evaluated(document, ended([]))
 
 
 async def collect(runtime: Runtime, cards: list[ToolCard], tick: Tick) -> Collected | None:
-    """Review every card and probe with the panel (stored samples reused); None if the ceiling
-    stopped it (what was done is stored)."""
-    collected = Collected()
-    for card, variant, reviewed in variants(cards):
-        reviews, errors = await runtime.review(reviewed, on_done=tick)
+    """Review every card and probe with the panel (stored samples reused), all of them in
+    flight together up to the run's --concurrency; None if the ceiling stopped it (what was
+    done is stored)."""
+    found = variants(cards)
+    results = await runtime.review_all([reviewed for _, _, reviewed in found], on_done=tick)
+    collected, stopped = Collected(), False
+    for (card, variant, _), (reviews, errors) in zip(found, results, strict=True):
         by_persona: dict[str, list[StoredReview]] = {}
         for review in reviews:
             by_persona.setdefault(review.persona, []).append(review)
         collected.reviews[(card.slug, variant)] = by_persona
         for key, error in errors.items():
             if isinstance(error, CostCeilingReached):
-                return None
-            collected.failures.append(failure(card, variant, key, error))
-    return collected
+                stopped = True
+            else:
+                collected.failures.append(failure(card, variant, key, error))
+    return None if stopped else collected
