@@ -21,6 +21,7 @@ PERSONAS = {
 }
 KINDS = ("repeat", "padding", "injection", "order", "brand")
 READINGS = ("baseline", "biased", "biased", "ok", "noisy")
+BRIEF = ("mean_delta", "flip_rate", "ci", "beyond_noise", "p_value", "flagged", "reading")
 
 
 def persona_entry(display_name: str, scores: list[float]) -> dict[str, Any]:
@@ -151,11 +152,7 @@ def eval_doc() -> dict[str, Any]:
             "after": ["blind-names"],
             "probes": {
                 kind: {
-                    side: {
-                        k: row[k]
-                        for k in ("mean_delta", "flip_rate", "ci", "beyond_noise", "p_value")
-                        + ("flagged", "reading")
-                    }
+                    side: {k: row[k] for k in BRIEF}
                     for side, row in (
                         ("before", probe_row(kind, delta, reading)),
                         (
