@@ -4,6 +4,7 @@ that the rest of the card, and the card the pages show, stay as written."""
 from __future__ import annotations
 
 import itertools
+import json
 from collections import Counter
 from pathlib import Path
 
@@ -155,3 +156,53 @@ def test_mitigations_by_name() -> None:
     assert (chosen - Mitigations(blind_names=True)).names == ("rotate-fields",)
     with pytest.raises(InputError, match="unknown mitigation 'length'"):
         Mitigations.named(["length"])
+
+
+# --- through the command line ---------------------------------------------------------------
+
+
+def test_a_mitigation_is_a_setting_recorded_with_its_reviews_and_shown_on_the_pages(
+    tmp_path: Path,
+) -> None:
+    """Flag, PANEL_* variable and config key; the review document names it; the pages say it
+    and keep the real names; its reviews are stored apart from unmitigated ones."""
+    from panel.testing.fakes import judges
+    from panel.testing.fakes.openai import FakeOpenAI
+    from tests.cli.test_cli import panel
+
+    config = tmp_path / "config.toml"
+    config.write_text("[panel]\nstrip_injection = true\n")
+    cards = [str(p) for p in EXAMPLES[:2]]
+    with FakeOpenAI(content=judges.brand_loving) as server:
+        env = {"OPENAI_API_KEY": "sk-test-mitigations-0000000000000", "PANEL_CONFIG": str(config)}
+        args = ["--provider", "openai", "--base-url", server.base_url, "--model", "fake"]
+        args += ["--db", str(tmp_path / "panel.db"), "--out", str(tmp_path / "out")]
+        plain = panel("compare", *cards, *args, "--no-strip-injection", env=env)
+        assert plain.returncode == 0, plain.stderr
+        assert server.answered == 8
+        blind = panel(
+            "compare",
+            *cards,
+            *args,
+            env={**env, "PANEL_BLIND_NAMES": "1", "PANEL_ROTATE_FIELDS": "true"},
+        )
+        assert blind.returncode == 0, blind.stderr
+        assert server.answered == 16  # stored apart: nothing reused from the plain run
+        again = panel(
+            "review", cards[0], "--json", *args, "--blind-names", "--rotate-fields", env=env
+        )
+        assert server.answered == 16  # flags and variables name the same reviews
+    shown = [judges.card_text(b) for b in server.bodies[8:]]
+    assert all("Name: [TOOL]" in text and "Hugging Face" not in text for text in shown)
+    document = json.loads(again.stdout)
+    assert {tuple(r["mitigations"]) for r in document["reviews"]} == {
+        ("rotate-fields", "blind-names")
+    }
+    assert document["tool"]["name"] == "Mistral 3 8B & 70B Instruct (Open Source)"
+    pages = tmp_path / "out" / "compare"
+    html = next(pages.glob("*.html")).read_text()
+    markdown = next(pages.glob("*.md")).read_text()
+    for page in (html, markdown):
+        assert "names, maker and brands hidden from the judges" in page
+        assert "Mistral 3 8B" in page  # the pages keep the real names
+    assert "<dt>Mitigations</dt>" in html

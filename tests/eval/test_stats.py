@@ -207,3 +207,14 @@ def test_spearman_test() -> None:
     assert rho == pytest.approx(1.0) and p is not None and p < 0.01
     assert stats.spearman_test([1, 2], [3, 4]) == (None, None)
     assert stats.spearman_test([1, 2, 3], [5, 5, 5]) == (None, None)
+
+
+def test_the_mean_of_sds_reads_low_at_two_samples_and_the_pooled_sd_does_not() -> None:
+    """Sets of two samples of a judge whose noise has SD 10: the mean of the sets' SDs is about
+    sqrt(2 / pi) * 10 = 8.0, the pooled SD (root of the mean variance) about 10."""
+    import numpy as np
+
+    sets = np.random.default_rng(1).normal(50, 10, size=(4000, 2)).tolist()
+    mean_of_sds = sum(stats.mean_sd(s)[1] or 0.0 for s in sets) / len(sets)
+    assert mean_of_sds == pytest.approx(10 * (2 / np.pi) ** 0.5, rel=0.03)
+    assert stats.pooled_sd(sets) == pytest.approx(10, rel=0.03)
