@@ -62,12 +62,14 @@ class Runtime:
         reviewer: Reviewer,
         *,
         owns_store: bool = True,
+        owns_providers: bool = True,
     ) -> None:
         self.settings = settings
         self.personas = personas
         self._store = store
         self._reviewer = reviewer
         self._owns_store = owns_store
+        self._owns_providers = owns_providers
 
     @property
     def mitigations(self) -> Mitigations:
@@ -78,7 +80,14 @@ class Runtime:
         """Return this runtime judging with other mitigations: the same settings otherwise, the
         same store, providers and spending (closing it closes nothing: this one owns them)."""
         reviewer = replace(self._reviewer, mitigations=mitigations)
-        return Runtime(self.settings, self.personas, self._store, reviewer, owns_store=False)
+        return Runtime(
+            self.settings,
+            self.personas,
+            self._store,
+            reviewer,
+            owns_store=False,
+            owns_providers=False,
+        )
 
     def shaping(self, card: ToolCard) -> tuple[str, ...]:
         """Return the mitigations that shape the reviews of card in this runtime."""
@@ -270,9 +279,10 @@ class Runtime:
     # --- closing ---------------------------------------------------------------------------
 
     async def aclose(self) -> None:
-        """Close every provider, and the store if the runtime opened it."""
-        for provider in self._reviewer.providers.values():
-            await provider.aclose()
+        """Close every provider and the store, those of them the runtime opened."""
+        if self._owns_providers:
+            for provider in self._reviewer.providers.values():
+                await provider.aclose()
         if self._owns_store:
             self._store.close()
 

@@ -11,6 +11,7 @@ from panel.cards import CARD_SUFFIXES, ToolCard, load_cards
 from panel.errors import CostCeilingReached, InputError
 from panel.eval.evaluate import Arm, Collected, Reused, eval_document, failure, variants
 from panel.mitigations import Mitigations
+from panel.providers.base import Provider, Request
 from panel.runs import Ended, Show, Tick, carrying_out, ended
 from panel.runtime import Plan, Runtime
 from panel.store import StoredReview
@@ -56,10 +57,17 @@ async def evaluate(
         ]
     reviewed = [probe for _, _, probe in variants(cards)]
     plans = [arm.plan(arm.asks(reviewed)) for arm in arms]
-    plan = Plan([a for p in plans for a in p.asks], [c for p in plans for c in p.calls])
-    reused = Reused.of(
-        [r for arm, p in zip(arms, plans, strict=True) for a in p.asks for r in arm.stored(a)]
-    )
+    # A review no mitigation shaped (strip-injection on a clean card) is the same in both arms:
+    # asked once, counted once.
+    calls = {_call_key(*call): call for p in plans for call in p.calls}
+    plan = Plan([a for p in plans for a in p.asks], list(calls.values()))
+    stored = {
+        _review_key(review): review
+        for arm, p in zip(arms, plans, strict=True)
+        for ask in p.asks
+        for review in arm.stored(ask)
+    }
+    reused = Reused.of(list(stored.values()))
     collected: list[Collected] = []
     with carrying_out(runtime, plan, show) as tick:
         for arm in arms:
@@ -70,6 +78,32 @@ async def evaluate(
     measured = [Arm(arm, found) for arm, found in zip(arms, collected, strict=True)]
     document = eval_document(measured[0], cards, reused, measured[1] if compare else None)
     return Evaluated(document, ended([]))
+
+
+def _call_key(provider: Provider, request: Request) -> tuple[object, ...]:
+    return (
+        provider.name,
+        request.model,
+        request.prompt_version,
+        request.tool,
+        request.persona,
+        request.mitigations,
+        request.temperature,
+        request.sample,
+    )
+
+
+def _review_key(review: StoredReview) -> tuple[object, ...]:
+    return (
+        review.provider,
+        review.model,
+        review.prompt_version,
+        review.card_hash,
+        review.persona,
+        review.mitigations,
+        review.temperature,
+        review.sample,
+    )
 
 
 async def collect(runtime: Runtime, cards: list[ToolCard], tick: Tick) -> Collected | None:

@@ -36,12 +36,17 @@ def openai_args(server: FakeOpenAI, tmp_path: Path) -> list[str]:
 
 
 def evaluate(server: FakeOpenAI, tmp_path: Path, *extra: str | Path) -> dict[str, Any]:
+    """Return the eval document of the cards in tmp_path/cards (CARDS new ones if none),
+    with the line announcing its calls under "_announced"."""
     cards = sorted((tmp_path / "cards").glob("*.json")) or judges.write_cards(
         tmp_path / "cards", CARDS
     )
     result = panel("eval", *cards, "--json", *extra, *openai_args(server, tmp_path), env=KEYS)
     assert result.returncode == 0, result.stderr
     document: dict[str, Any] = json.loads(result.stdout)
+    document["_announced"] = next(
+        (line for line in result.stderr.splitlines() if "model call(s) to make" in line), ""
+    )
     return document
 
 
@@ -106,6 +111,9 @@ def test_an_injection_obeying_judge_is_flagged_on_injection_and_stripping_takes_
 ) -> None:
     with FakeOpenAI(content=judges.injection_obeying) as server:
         doc = evaluate(server, tmp_path, "--samples", "2", "--mitigations", "strip-injection")
+    # Both arms share every review with nothing to strip: asked once, announced once.
+    assert server.answered == CARDS * 6 * 4 * 2 + CARDS * 4 * 2
+    assert doc["_announced"].startswith(f"panel: {server.answered} model call(s) to make")
     injection = doc["perturbations"]["injection"]
     assert injection["flagged"] and injection["reading"] == "biased"
     assert injection["flip_rate"] > 0.5
