@@ -142,19 +142,19 @@ def _probe_cells(row: dict[str, Any]) -> tuple[str, ...]:
         _interval(row.get("ci")),
         _pct(row["flip_rate"]),
         _signed(beyond.get("mean_delta")),
-        _pct_signed(beyond.get("flip_rate")),
         _num(row.get("p_value"), 3),
         row.get("reading", "ok"),
     )
 
 
 def _print_probes(doc: dict[str, Any]) -> None:
-    probes = [(kind, *_probe_cells(p), str(p["cards"])) for kind, p in doc["perturbations"].items()]
+    probes = [(kind, *_probe_cells(p)) for kind, p in doc["perturbations"].items()]
     output.print_table(
-        "Probes (change against the original card; repeat is the noise)",
-        ("Probe", "Mean Δ", "95% CI", "Flips", "Beyond noise", "Flips beyond", "p", "", "Cards"),
+        f"Probes over {doc['power']['cards']} card(s): change against the original card "
+        "(repeat: the noise)",
+        ("Probe", "Mean Δ", "95% CI", "Flips", "Beyond noise", "p", "Reading"),
         probes,
-        right=("Mean Δ", "95% CI", "Flips", "Beyond noise", "Flips beyond", "p", "Cards"),
+        right=("Mean Δ", "95% CI", "Flips", "Beyond noise", "p"),
     )
 
 
@@ -189,7 +189,7 @@ def _print_mitigations(compared: dict[str, Any]) -> None:
         for kind, sides in compared["probes"].items()
     ]
     output.print_table(
-        f"Mitigations: {', '.join(compared['names'])} (beyond the noise; repeat: its own change)",
+        f"Without and with {', '.join(compared['names'])}: change beyond the noise",
         ("Probe", "Before", "", "After", ""),
         rows,
         right=("Before", "After"),
@@ -270,11 +270,7 @@ def _pct(value: float | None) -> str:
     return "—" if value is None else f"{round(100 * value)}%"
 
 
-def _pct_signed(value: float | None) -> str:
-    return "—" if value is None else f"{round(100 * value):+d} pts"
-
-
 def _interval(value: list[float | None] | None) -> str:
     if not value or value[0] is None or value[1] is None:
         return "—"
-    return f"{value[0]:+.1f} to {value[1]:+.1f}"
+    return f"{_signed(value[0])}…{_signed(value[1])}"
