@@ -4,7 +4,8 @@ This is where the three safety nets live, each in one place:
 - transient provider failures (429, 5xx, timeouts) are retried with backoff that honours
   Retry-After: the only retry layer (the SDKs are told not to retry);
 - an answer that fails validation is re-asked once with the problems, then raises AnswerError;
-- a stored review for the same card, question and model is reused instead of calling again.
+- a stored review for the same card, question, model, mitigations and temperature is reused
+  instead of calling again.
 Every call, failed or not, lands in the call log.
 """
 
@@ -75,7 +76,8 @@ class Reviewer:
     temperature: float | None = None
     """The temperature set by the user; None: 0 for one sample, SAMPLES_TEMPERATURE for more."""
     seed: int = 7
-    """Sample i is asked with seed + i, where the provider takes a seed."""
+    """Sample i is asked with seed + i (+ the card's seed_shift: eval's repeat probe), where the
+    provider takes a seed."""
     max_attempts: int = 4
     spending: Spending = field(default_factory=Spending)
     mitigations: Mitigations = field(default_factory=Mitigations)
