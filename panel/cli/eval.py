@@ -197,7 +197,8 @@ def _print_mitigations(compared: dict[str, Any]) -> None:
     before, after = compared["reviews"]["before"], compared["reviews"]["after"]
     output.say(
         f"What they cost the reviews: {_num(before['review_chars'], 0)} → "
-        f"{_num(after['review_chars'], 0)} characters a review, "
+        f"{_num(after['review_chars'], 0)} characters a review, naming the tool or its maker "
+        f"{_pct(before['names_share'])} → {_pct(after['names_share'])}, "
         f"{_pct(after['placeholder_share'])} name a placeholder, score SD "
         f"{_num(before['score_sd'])} → {_num(after['score_sd'])}, labelled pairs ordered "
         f"{_pct(before['pairwise_accuracy'])} → {_pct(after['pairwise_accuracy'])}"

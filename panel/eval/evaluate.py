@@ -26,6 +26,7 @@ import datetime as dt
 import math
 import re
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,7 +35,7 @@ from panel.cards import ToolCard
 from panel.errors import ProviderError
 from panel.eval import stats
 from panel.eval.probes import PROBES, REPEAT, probes
-from panel.mitigations import COMPANY, MAKER, TOOL
+from panel.mitigations import COMPANY, MAKER, TOOL, name_terms
 from panel.personas import Persona
 from panel.results import judgment
 from panel.rules import PROBE_FLAG_FLIPS, PROBE_FLAG_POINTS, verdict_for
@@ -492,26 +493,44 @@ def _compared(before: Arm, after: Arm, cards: list[ToolCard]) -> dict[str, Any]:
 
 def _review_costs(arm: Arm, cards: list[ToolCard]) -> dict[str, Any]:
     """Return what one arm's reviews of the original cards are like: their length, the share
-    that name a placeholder, the spread of scores, and the agreement with labels."""
+    that name the tool or its maker, the share that name a placeholder, the spread of scores,
+    and the agreement with labels."""
     found = [
-        review
+        (card, review)
         for card in cards
         for samples in arm.collected.reviews.get((card.slug, ORIGINAL), {}).values()
         for review in samples
     ]
-    scores = [r.score for r in found]
+    scores = [r.score for _, r in found]
     labels = _labels(cards, arm.collected)
     return {
         "reviews": len(found),
-        "review_chars": _round(statistics.fmean(len(r.review) for r in found) if found else None),
-        "placeholder_share": _round(
-            sum(1 for r in found if _PLACEHOLDER.search(r.review)) / len(found) if found else None,
-            3,
+        "review_chars": _round(
+            statistics.fmean(len(r.review) for _, r in found) if found else None
+        ),
+        "names_share": _share_of(found, lambda card, text: _names(card).search(text) is not None),
+        "placeholder_share": _share_of(
+            found, lambda _, text: _PLACEHOLDER.search(text) is not None
         ),
         "score_sd": _round(stats.mean_sd(scores)[1]),
         "pairwise_accuracy": labels["pairwise_accuracy"],
         "spearman": labels["spearman"],
     }
+
+
+def _share_of(
+    found: list[tuple[ToolCard, StoredReview]], test: Callable[[ToolCard, str], bool]
+) -> float | None:
+    """Return the share of reviews whose text passes test (None without reviews)."""
+    if not found:
+        return None
+    return _round(sum(1 for card, r in found if test(card, r.review)) / len(found), 3)
+
+
+def _names(card: ToolCard) -> re.Pattern[str]:
+    """Return a pattern of the names --blind-names hides of card: the tool's and its maker's."""
+    terms = [t for t, placeholder in name_terms(card).items() if placeholder in (TOOL, MAKER)]
+    return re.compile("|".join(re.escape(t) for t in terms), re.IGNORECASE)
 
 
 # ---- the headline --------------------------------------------------------------------------

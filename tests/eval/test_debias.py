@@ -97,6 +97,8 @@ def test_a_brand_loving_judge_is_flagged_on_brand_and_blind_names_takes_it_away(
     assert brand["beyond_noise"]["mean_delta"] > 15
     assert all(not doc["perturbations"][k]["flagged"] for k in ("padding", "injection", "order"))
     assert within_noise(doc["mitigations"]["probes"]["brand"]["after"])
+    costs = doc["mitigations"]["reviews"]
+    assert set(costs["before"]) == set(costs["after"]) >= {"names_share", "placeholder_share"}
     assert blind and not any(maker in judges.card_text(b) for b in blind for maker in judges.FAMOUS)
     founder = [b for b in blind if "as the Founder" in b["messages"][-1]["content"]]
     assert founder and all(

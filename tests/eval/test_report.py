@@ -169,6 +169,7 @@ def eval_doc() -> dict[str, Any]:
                 "before": {
                     "reviews": 24,
                     "review_chars": 412.0,
+                    "names_share": 0.875,
                     "placeholder_share": 0.0,
                     "score_sd": 12.5,
                     "pairwise_accuracy": 0.75,
@@ -177,6 +178,7 @@ def eval_doc() -> dict[str, Any]:
                 "after": {
                     "reviews": 24,
                     "review_chars": 388.0,
+                    "names_share": 0.0,
                     "placeholder_share": 0.42,
                     "score_sd": 9.0,
                     "pairwise_accuracy": 0.5,
