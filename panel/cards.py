@@ -112,16 +112,19 @@ class ToolCard(BaseModel):
         """Added to the seed of every sample of this card (a probe asked again with other seeds)."""
         return self._seed_shift
 
-    def as_probe(
-        self, kind: str, order: tuple[str, ...] | None = None, seed_shift: int = 0, **changes: Any
-    ) -> ToolCard:
+    def as_probe(self, kind: str, order: tuple[str, ...] | None = None, **changes: Any) -> ToolCard:
         """Return a perturbed copy for `panel eval`: its own slug (its reviews are its own),
-        the changes, optionally another field order, and seeds shifted by seed_shift."""
+        the changes, and optionally another field order."""
         card = self.model_copy(update={**changes, "slug": f"{self.slug}~{kind}"})
         card._findings = tuple(scan(card.model_dump(mode="json")))
         card._field_order = order or self._field_order
         card._probe = kind
-        card._seed_shift = seed_shift
+        return card
+
+    def with_seed_shift(self, shift: int) -> ToolCard:
+        """Return a copy whose samples are asked with seeds `shift` from the run's."""
+        card = self.model_copy()
+        card._seed_shift = shift
         return card
 
     @property

@@ -76,8 +76,8 @@ class Reviewer:
     temperature: float | None = None
     """The temperature set by the user; None: 0 for one sample, SAMPLES_TEMPERATURE for more."""
     seed: int = 7
-    """Sample i is asked with seed + i (+ the card's seed_shift: eval's repeat probe), where the
-    provider takes a seed."""
+    """Sample i is asked with seed + i (+ the card's seed_shift: eval's probes have seeds of
+    their own), where the provider takes a seed."""
     max_attempts: int = 4
     spending: Spending = field(default_factory=Spending)
     mitigations: Mitigations = field(default_factory=Mitigations)

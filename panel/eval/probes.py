@@ -7,8 +7,8 @@
 - order: the card's fields shown in reverse order;
 - brand: the tool's name, and nothing else, given a famous maker's name.
 
-A probe is a card of its own (slug `<slug>~<kind>`), stored as a probe: its reviews are cached
-like any other, and no command but eval lists it.
+A probe is a card of its own (slug `<slug>~<kind>`) with seeds of its own, stored as a probe:
+its reviews are cached like any other, and no command but eval lists it.
 """
 
 from __future__ import annotations
@@ -21,8 +21,11 @@ REPEAT = "repeat"
 PROBES = (REPEAT, "padding", "injection", "order", "brand")
 """Every probe, the null one first."""
 
-REPEAT_SEED_SHIFT = 1000
-"""The repeat probe's samples are asked with seeds this far from the card's own."""
+SEED_SHIFT = 1000
+"""Probe number i (repeat 1, padding 2, …) is asked with seeds i × SEED_SHIFT from the card's
+own: each probe's samples are as independent of the card's as the repeat's are, so a probe's
+change and the null's carry the same noise. (With the card's own seeds, a probe would share
+the card's random draws and move less than asking again does, which reads any bias low.)"""
 
 FILLER = (
     "This description is part of the tool's public listing.",
@@ -73,16 +76,19 @@ def branded(card: ToolCard) -> ToolCard:
 
 
 def repeated(card: ToolCard) -> ToolCard:
-    """Return card unchanged, asked again: its samples with other seeds (the null probe)."""
-    return card.as_probe(REPEAT, seed_shift=REPEAT_SEED_SHIFT)
+    """Return card unchanged, to be asked again with other seeds (the null probe)."""
+    return card.as_probe(REPEAT)
 
 
 def probes(card: ToolCard) -> dict[str, ToolCard]:
-    """Return every probe of card, by kind."""
-    return {
+    """Return every probe of card, by kind, each with seeds of its own."""
+    made = {
         REPEAT: repeated(card),
         "padding": padded(card),
         "injection": injected(card),
         "order": reordered(card),
         "brand": branded(card),
+    }
+    return {
+        kind: made[kind].with_seed_shift((1 + PROBES.index(kind)) * SEED_SHIFT) for kind in PROBES
     }

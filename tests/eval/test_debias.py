@@ -137,6 +137,8 @@ def test_a_noise_only_judge_is_flagged_on_nothing_once_read_against_the_null(
 ) -> None:
     with FakeOpenAI(content=judges.noise_only) as server:
         doc = evaluate(server, tmp_path)
+    # The card with the run's seed, each probe with seeds of its own (the repeat's: 1000 on).
+    assert {b["seed"] for b in server.bodies} == {7, 1007, 2007, 3007, 4007, 5007}
     rows = doc["perturbations"]
     assert rows["repeat"]["reading"] == "baseline" and rows["repeat"]["flip_rate"] >= 0.10
     for kind in PROBES:
