@@ -95,6 +95,7 @@ class ToolCard(BaseModel):
     _findings: tuple[Finding, ...] = PrivateAttr(default=())
     _field_order: tuple[str, ...] = PrivateAttr(default=FIELD_ORDER)
     _probe: str | None = PrivateAttr(default=None)
+    _seed_shift: int = PrivateAttr(default=0)
 
     @property
     def field_order(self) -> tuple[str, ...]:
@@ -106,6 +107,11 @@ class ToolCard(BaseModel):
         """The perturbation this card is (`panel eval`), or None for a real card."""
         return self._probe
 
+    @property
+    def seed_shift(self) -> int:
+        """Added to the seed of every sample of this card (a probe asked again with other seeds)."""
+        return self._seed_shift
+
     def as_probe(self, kind: str, order: tuple[str, ...] | None = None, **changes: Any) -> ToolCard:
         """Return a perturbed copy for `panel eval`: its own slug (its reviews are its own),
         the changes, and optionally another field order."""
@@ -113,6 +119,12 @@ class ToolCard(BaseModel):
         card._findings = tuple(scan(card.model_dump(mode="json")))
         card._field_order = order or self._field_order
         card._probe = kind
+        return card
+
+    def with_seed_shift(self, shift: int) -> ToolCard:
+        """Return a copy whose samples are asked with seeds `shift` from the run's."""
+        card = self.model_copy()
+        card._seed_shift = shift
         return card
 
     @property

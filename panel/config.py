@@ -115,6 +115,12 @@ class Settings(BaseModel):
     built-in prices: its entries add models and replace built-in figures."""
     persona_model: Annotated[list[str], BeforeValidator(_words)] = []
     """PERSONA=PROVIDER:MODEL overrides of the personas' own models (--persona-model)."""
+    rotate_fields: bool = False
+    """Show the card's fields in the panel's order, rotated across samples (balanced)."""
+    blind_names: bool = False
+    """Hide the tool's name, its maker and brand words from the judges."""
+    strip_injection: bool = False
+    """Replace the lines the injection scan flags by a placeholder before judging."""
     timeout: Annotated[float, Field(gt=0, le=3600, allow_inf_nan=False)] = 120.0
     """Seconds one model call may take in all (connect, and every byte of the answer)."""
     max_response_bytes: Annotated[int, Field(ge=64 * 1024, le=1024 * MIB)] = 8 * MIB

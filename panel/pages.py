@@ -19,6 +19,7 @@ from jinja2 import BytecodeCache, FileSystemBytecodeCache, FileSystemLoader, Str
 from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
 
+from panel.mitigations import DESCRIPTIONS
 from panel.results import provenance
 from panel.rules import SHIP_THRESHOLD
 
@@ -99,6 +100,13 @@ def samples_text(review: dict[str, Any]) -> str:
         return ""
     scores = ", ".join(str(s["score"]) for s in samples)
     return f"Mean of {len(samples)} samples: {scores}"
+
+
+def mitigations_text(names: list[str] | None) -> str:
+    """Return what mitigations did to a review, "Judged with names, maker and brands hidden
+    from the judges; …" ("" when none did anything)."""
+    known = [DESCRIPTIONS.get(name, name) for name in names or []]
+    return f"Judged with {'; '.join(known)}." if known else ""
 
 
 def interval_text(panel: dict[str, Any]) -> str:
@@ -209,6 +217,7 @@ def _environment(autoescape: bool) -> SandboxedEnvironment:
         provenance=provenance,
         rfc3339=rfc3339,
         samples_text=samples_text,
+        mitigations_text=mitigations_text,
         score_text=score_text,
         tone=tone,
         web_url=web_url,

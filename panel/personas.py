@@ -78,6 +78,9 @@ class Persona(BaseModel):
     model: Annotated[str, Field(min_length=1, max_length=200)] | None = None
     """`PROVIDER:MODEL` ("openai:gpt-4.1-mini"), a provider alone ("local": its default
     model), or with `provider:` set, the model name alone. None: the run's provider and model."""
+    needs_maker: bool = False
+    """With --blind-names (the maker's name hidden), this persona is told what kind of maker
+    the tool has: a large technology company, an AI lab, a maker the panel does not know."""
     source_hash: str = ""
 
     @model_validator(mode="before")

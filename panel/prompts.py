@@ -27,6 +27,7 @@ import jinja2.sandbox
 
 from panel.cards import ToolCard
 from panel.errors import ConfigError
+from panel.mitigations import Mitigations
 from panel.personas import Persona
 from panel.providers.base import Message
 from panel.rules import SHIP_THRESHOLD
@@ -172,17 +173,29 @@ class Prompts:
         nonce = f"{self.fence(first)} {self.fence(second)}"
         return Prompt(messages=messages, version=version, nonce=nonce)
 
-    def review(self, persona: Persona, card: ToolCard) -> Prompt:
-        """Return the messages asking persona to review card: the card's part, then persona's."""
+    def review(
+        self,
+        persona: Persona,
+        card: ToolCard,
+        *,
+        sample: int = 0,
+        mitigations: Mitigations | None = None,
+    ) -> Prompt:
+        """Return the messages asking persona to review card (as the mitigations show it to
+        sample `sample`): the card's part, then persona's."""
         nonce = self.fence(card)
-        shown = fenced(card).model_copy(update={"outcome": None})  # a label is never shown
+        view = (mitigations or Mitigations()).view(card, sample)
+        shown = fenced(view.card).model_copy(update={"outcome": None})  # a label is never shown
         context = {
             "persona": persona,
             "card": shown,  # for prompt folders of your own; card.j2 shows card_lines
-            "card_lines": card_lines(shown, card.field_order),
+            "card_lines": card_lines(shown, view.order),
             "open": f"<<<TOOL_CARD_{nonce}>>>",
             "close": f"<<<END_TOOL_CARD_{nonce}>>>",
             "ship_threshold": SHIP_THRESHOLD,
+            "names_hidden": bool(mitigations and mitigations.blind_names),
+            # Only a persona that needs the maker is told what kind it is (never its name).
+            "maker_kind": view.maker_kind if persona.needs_maker else None,
         }
         messages = [
             {"role": "system", "content": self._render("card.j2", **context)},

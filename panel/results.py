@@ -12,7 +12,8 @@ comparison documents. Schema "panel.review/1":
      "reviews": [{"persona", "display_name", "score", "verdict", "review", "fields",
                   "provider", "model", "prompt_version", "attempts", "created_at",
                   "score_mean", "score_sd", "score_label", "split",
-                  "samples": [{"sample", "score", "verdict"}]}],
+                  "samples": [{"sample", "score", "verdict"}],
+                  "mitigations": ["rotate-fields" | "blind-names" | "strip-injection"]}],
      "errors":  [{"persona", "error"}]}
 
 With --samples N a review entry stands for a persona's N samples: "score" is their mean as a
@@ -20,6 +21,8 @@ whole number (never across the ship line), "verdict" the rule on the mean, "scor
 standard deviation (null for one sample), "score_label" "72 ± 6", "split" "2/1" (ship/skip
 samples) when they disagree, and the text and fields are the first sample's. The panel adds
 "samples" and "ship_pct_interval" ([low, high], 90%; null with one sample each).
+"mitigations" names what was kept from the judge's view of the card (panel.mitigations; the
+"tool" entry is always the real card).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from typing import Any
 from panel.aggregate import Judged, panel_result
 from panel.cards import ToolCard
 from panel.errors import ProviderError
+from panel.mitigations import NAMES
 from panel.personas import Persona
 from panel.store import StoredReview
 
@@ -63,6 +67,7 @@ def review_json(samples: list[StoredReview], persona: Persona | None) -> dict[st
             {"sample": r.sample, "score": r.score, "verdict": r.verdict}
             for r in sorted(samples, key=lambda r: r.sample)
         ],
+        "mitigations": list(first.mitigations),
     }
 
 
@@ -95,12 +100,14 @@ def tool_document(
 
 
 def provenance(reviews: list[dict[str, Any]]) -> dict[str, Any]:
-    """Return who wrote reviews (review_json entries) and when: models, prompt versions, and the
-    first and last review time."""
+    """Return who wrote reviews (review_json entries) and when: models, prompt versions, the
+    mitigations any of them was judged with, and the first and last review time."""
     times = sorted(review["created_at"] for review in reviews)
+    mitigations = {name for review in reviews for name in review.get("mitigations") or []}
     return {
         "models": sorted({f"{review['provider']}/{review['model']}" for review in reviews}),
         "prompt_versions": sorted({review["prompt_version"] for review in reviews}),
+        "mitigations": [name for name in NAMES if name in mitigations],
         "reviewed_from": times[0] if times else None,
         "reviewed_to": times[-1] if times else None,
     }

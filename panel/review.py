@@ -6,7 +6,8 @@ This is where the three safety nets live, each in one place:
 - transient provider failures (429, 5xx, timeouts) are retried with backoff that honours
   Retry-After: the only retry layer (the SDKs are told not to retry);
 - an answer that fails validation is re-asked once with the problems, then raises AnswerError;
-- a stored review for the same card, question and model is reused instead of calling again.
+- a stored review for the same card, question, model, mitigations and temperature is reused
+  instead of calling again.
 Every call, failed or not, lands in the call log.
 """
 
@@ -40,6 +41,7 @@ from panel.errors import (
     TransientProviderError,
     error_field,
 )
+from panel.mitigations import Mitigations
 from panel.parsing import ParseError, load_json
 from panel.personas import Answer, Checked, PairAnswer, Persona
 from panel.prompts import Prompts
@@ -78,9 +80,12 @@ class Reviewer:
     temperature: float | None = None
     """The temperature set by the user; None: 0 for one sample, SAMPLES_TEMPERATURE for more."""
     seed: int = 7
-    """Sample i is asked with seed + i, where the provider takes a seed."""
+    """Sample i is asked with seed + i (+ the card's seed_shift: eval's probes have seeds of
+    their own), where the provider takes a seed."""
     max_attempts: int = 4
     spending: Spending = field(default_factory=Spending)
+    mitigations: Mitigations = field(default_factory=Mitigations)
+    """What the judges are kept from seeing (--rotate-fields, --blind-names, --strip-injection)."""
 
     def provider_for(self, persona: Persona) -> Provider:
         return self.providers[persona.provider or self.default]
@@ -93,21 +98,24 @@ class Reviewer:
             return provider.model
         return self.default_model or provider.model
 
-    def cached_reviews(self, card_hash: str, persona: Persona, samples: int) -> list[StoredReview]:
-        """Return the stored samples of this card by persona with today's prompt and model:
-        those below `samples`, by index; some may be missing."""
+    def cached_reviews(self, card: ToolCard, persona: Persona, samples: int) -> list[StoredReview]:
+        """Return the stored samples of this card by persona with today's prompt, model and
+        mitigations, at the temperature of a set of `samples`: those below `samples`, by index;
+        some may be missing."""
         return self.store.find_samples(
-            card_hash,
+            card.content_hash(),
             persona.key,
             self.prompts.version(persona),
             self.provider_for(persona).name,
             self.model_for(persona),
             samples,
+            mitigations=self.mitigations.shaping(card),
+            temperature=self.temperature_for(samples),
         )
 
     def missing_samples(self, card: ToolCard, persona: Persona, samples: int) -> list[int]:
         """Return the sample indexes below `samples` of persona's review of card not stored yet."""
-        stored = {r.sample for r in self.cached_reviews(card.content_hash(), persona, samples)}
+        stored = {r.sample for r in self.cached_reviews(card, persona, samples)}
         return [sample for sample in range(samples) if sample not in stored]
 
     async def review(
@@ -130,7 +138,7 @@ class Reviewer:
         provider = self.provider_for(persona)
         card_hash = card.content_hash()
         if not fresh:
-            stored = self.cached_reviews(card_hash, persona, sample + 1)
+            stored = self.cached_reviews(card, persona, samples)
             cached = next((review for review in stored if review.sample == sample), None)
             if cached:
                 if then is not None:
@@ -146,7 +154,7 @@ class Reviewer:
         except PanelError as exc:
             raise exc.about(tool=card.slug, persona=persona.key) from None
 
-        review = stored_review(card_hash, provider.name, request, answer, attempts)
+        review = stored_review(card_hash, provider.name, request, answer, attempts, call.cost_usd)
         self.store.save_review(card, review, call=call, then=then)
         return review
 
@@ -284,10 +292,11 @@ class Reviewer:
         self, card: ToolCard, persona: Persona, sample: int = 0, samples: int = 1
     ) -> tuple[Request, str]:
         """Return the request asking persona for sample `sample` of its review of card (one of
-        `samples`: the count sets the temperature), and the hash of its prompt. A live review sends it (and
-        re-asks from it); a batch sends it as one of many.
+        `samples`: the count sets the temperature), as the run's mitigations show the card, and
+        the hash of its prompt. A live review sends it (and re-asks from it); a batch sends it as
+        one of many.
         """
-        prompt = self.prompts.review(persona, card)
+        prompt = self.prompts.review(persona, card, sample=sample, mitigations=self.mitigations)
         request = Request(
             messages=list(prompt.messages),
             schema=persona.answer_schema,
@@ -295,12 +304,13 @@ class Reviewer:
             model=self.model_for(persona),
             max_tokens=self.max_tokens,
             temperature=self.temperature_for(samples),
-            seed=self.seed + sample,
+            seed=self.seed + card.seed_shift + sample,
             persona=persona.key,
             tool=card.slug,
             sample=sample,
             prompt_version=prompt.version,
             nonce=prompt.nonce,
+            mitigations=self.mitigations.shaping(card),
         )
         return request, prompt.hash
 
@@ -424,9 +434,14 @@ def _wait_honouring_retry_after(state: RetryCallState) -> float:
 
 
 def stored_review(
-    card_hash: str, provider: str, request: Request, answer: Answer, attempts: int
+    card_hash: str,
+    provider: str,
+    request: Request,
+    answer: Answer,
+    attempts: int,
+    cost_usd: float | None = None,
 ) -> StoredReview:
-    """Return the review to store for a valid answer to request."""
+    """Return the review to store for a valid answer to request (which cost cost_usd)."""
     return StoredReview(
         tool=request.tool,
         card_hash=card_hash,
@@ -441,6 +456,9 @@ def stored_review(
         attempts=attempts,
         created_at=time.time(),
         sample=request.sample,
+        mitigations=request.mitigations,
+        temperature=request.temperature,
+        cost_usd=cost_usd,
     )
 
 
@@ -534,6 +552,18 @@ def _explain(exc: ValidationError) -> list[str]:
     return [f"field '{error_field(err) or 'answer'}': {err['msg']}" for err in exc.errors()[:6]]
 
 
+Limits = dict[str, asyncio.Semaphore]
+"""Calls in flight allowed per provider name, shared by every review of a run."""
+
+
+def call_limits(reviewer: Reviewer, concurrency: int) -> Limits:
+    """Return the limits of a run: --concurrency calls per provider, or fewer if it takes fewer."""
+    return {
+        name: asyncio.Semaphore(min(concurrency, provider.max_concurrency))
+        for name, provider in reviewer.providers.items()
+    }
+
+
 async def review_tool(
     reviewer: Reviewer,
     card: ToolCard,
@@ -543,19 +573,22 @@ async def review_tool(
     samples: int = 1,
     fresh: bool = False,
     on_done: Callable[[str], None] | None = None,
+    limits: Limits | None = None,
 ) -> tuple[list[StoredReview], dict[str, ProviderError]]:
     """Run every persona on card, each for `samples` answers, concurrently up to the providers'
-    limits (a persona's samples one after the other, so a local prompt cache keeps its prompt).
+    limits (a persona's samples one after the other, so a local prompt cache keeps its prompt);
+    `limits` shares them with other cards' reviews under way (default: this card's own).
 
     Returns the reviews (samples) that succeeded and, by persona, the first error of those that
     did not; a failure of one never discards another's stored review.
     """
+    limits = limits if limits is not None else call_limits(reviewer, concurrency)
     asked = [
         (persona, partial(reviewer.review, card, persona, sample=n, samples=samples, fresh=fresh))
         for persona in personas
         for n in range(samples)
     ]
-    return await _each(reviewer, asked, concurrency, on_done)
+    return await _each(reviewer, asked, limits, on_done)
 
 
 async def judge_pair(
@@ -583,7 +616,7 @@ async def judge_pair(
         for persona in personas
         for n in range(samples)
     ]
-    return await _each(reviewer, asked, concurrency, on_done)
+    return await _each(reviewer, asked, call_limits(reviewer, concurrency), on_done)
 
 
 T = TypeVar("T")
@@ -592,15 +625,11 @@ T = TypeVar("T")
 async def _each(
     reviewer: Reviewer,
     asked: Sequence[tuple[Persona, Callable[[], Awaitable[T]]]],
-    concurrency: int,
+    limits: Limits,
     on_done: Callable[[str], None] | None,
 ) -> tuple[list[T], dict[str, ProviderError]]:
-    """Run each persona's asks concurrently up to its provider's limit; return the answers that
-    came and, by persona, the first error of those that did not."""
-    limits: dict[str, asyncio.Semaphore] = {
-        name: asyncio.Semaphore(min(concurrency, provider.max_concurrency))
-        for name, provider in reviewer.providers.items()
-    }
+    """Run each persona's asks concurrently up to its provider's limit (`limits`); return the
+    answers that came and, by persona, the first error of those that did not."""
 
     async def one(persona: Persona, ask: Callable[[], Awaitable[T]]) -> T | ProviderError:
         async with limits[reviewer.provider_for(persona).name]:

@@ -9,7 +9,7 @@ outside this module reaches into them. Nothing here talks to a model by itself.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +17,12 @@ from panel.cards import ToolCard
 from panel.compare import comparison_document, comparison_for
 from panel.config import Settings
 from panel.errors import ProviderError
+from panel.mitigations import Mitigations
 from panel.personas import Persona, load_personas, with_models
 from panel.prompts import Prompts
 from panel.providers import make_provider
 from panel.providers.base import Provider, Request
-from panel.review import Reviewer, judge_pair, review_tool
+from panel.review import Reviewer, call_limits, judge_pair, review_tool
 from panel.spending import Estimate, Spending, estimate, unpriced_error
 from panel.store import CallRecord, Store, StoredPair, StoredReview
 from panel.store.sql import Connection
@@ -72,12 +73,40 @@ class Runtime:
         reviewer: Reviewer,
         *,
         owns_store: bool = True,
+        owns_providers: bool = True,
     ) -> None:
         self.settings = settings
         self.personas = personas
         self._store = store
         self._reviewer = reviewer
         self._owns_store = owns_store
+        self._owns_providers = owns_providers
+
+    @property
+    def mitigations(self) -> Mitigations:
+        """What this runtime's judges are kept from seeing."""
+        return self._reviewer.mitigations
+
+    def with_mitigations(self, mitigations: Mitigations) -> Runtime:
+        """Return this runtime judging with other mitigations: the same settings otherwise, the
+        same store, providers and spending (closing it closes nothing: this one owns them)."""
+        reviewer = replace(self._reviewer, mitigations=mitigations)
+        return Runtime(
+            self.settings,
+            self.personas,
+            self._store,
+            reviewer,
+            owns_store=False,
+            owns_providers=False,
+        )
+
+    def shaping(self, card: ToolCard) -> tuple[str, ...]:
+        """Return the mitigations that shape the reviews of card in this runtime."""
+        return self._reviewer.mitigations.shaping(card)
+
+    def temperature(self, samples: int | None = None) -> float:
+        """Return the temperature a set of `samples` (default: the run's) is asked at."""
+        return self._reviewer.temperature_for(self.settings.samples if samples is None else samples)
 
     # --- the plan --------------------------------------------------------------------------
 
@@ -159,7 +188,7 @@ class Runtime:
 
     def stored(self, ask: Ask) -> list[StoredReview]:
         """Return the stored samples of ask that `panel review` would reuse now."""
-        return self._reviewer.cached_reviews(ask.card.content_hash(), ask.persona, ask.samples)
+        return self._reviewer.cached_reviews(ask.card, ask.persona, ask.samples)
 
     def missing_pair(self, pair: PairAsk) -> list[int]:
         """Return the sample indexes of a pair judgment not stored yet."""
@@ -195,6 +224,31 @@ class Runtime:
             samples=self.settings.samples if samples is None else samples,
             fresh=fresh,
             on_done=on_done,
+        )
+
+    async def review_all(
+        self, cards: list[ToolCard], *, on_done: Callable[[str], None] | None = None
+    ) -> list[tuple[list[StoredReview], dict[str, ProviderError]]]:
+        """Return the panel's reviews of every card, as `review` gives them, the calls of all
+        cards in flight together up to the run's --concurrency (per provider)."""
+        import asyncio
+
+        limits = call_limits(self._reviewer, self.settings.concurrency)
+        return list(
+            await asyncio.gather(
+                *(
+                    review_tool(
+                        self._reviewer,
+                        card,
+                        self.personas,
+                        concurrency=self.settings.concurrency,
+                        samples=self.settings.samples,
+                        on_done=on_done,
+                        limits=limits,
+                    )
+                    for card in cards
+                )
+            )
         )
 
     async def review_sample(
@@ -341,9 +395,10 @@ class Runtime:
     # --- closing ---------------------------------------------------------------------------
 
     async def aclose(self) -> None:
-        """Close every provider, and the store if the runtime opened it."""
-        for provider in self._reviewer.providers.values():
-            await provider.aclose()
+        """Close every provider and the store, those of them the runtime opened."""
+        if self._owns_providers:
+            for provider in self._reviewer.providers.values():
+                await provider.aclose()
         if self._owns_store:
             self._store.close()
 
@@ -388,8 +443,18 @@ def open_runtime(
         seed=settings.seed,
         max_attempts=settings.max_attempts,
         spending=Spending(max_usd=settings.max_cost, ceiling_from=settings.named_as("max_cost")),
+        mitigations=mitigations_of(settings),
     )
     return Runtime(settings, personas, store, reviewer, owns_store=opened)
+
+
+def mitigations_of(settings: Settings) -> Mitigations:
+    """Return the mitigations the settings switch on."""
+    return Mitigations(
+        rotate_fields=settings.rotate_fields,
+        blind_names=settings.blind_names,
+        strip_injection=settings.strip_injection,
+    )
 
 
 def _for(settings: Settings, provider: str) -> Settings:

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from panel.aggregate import Judged, panel_result, ship_interval
+from panel.testing.fakes import judges
 from panel.testing.fakes.anthropic import FakeAnthropicBatches
 from panel.testing.fakes.openai import FakeOpenAI, answer_for, completion, prompt_text
 from tests.cli.test_cli import panel
@@ -251,11 +252,12 @@ def test_bad_persona_models_get_one_line(tmp_path: Path, flag: str, message: str
 # --- panel eval against judges whose bias is known ---------------------------------------------
 
 
-def run_eval(tmp_path: Path, judge: Any, *extra: str) -> dict[str, Any]:
+def run_eval(tmp_path: Path, judge: Any, *extra: str | Path) -> dict[str, Any]:
+    """Run the eval of the first two examples (or of the cards among extra) with judge."""
+    cards = [a for a in extra if isinstance(a, Path)] or EXAMPLES
+    flags = [a for a in extra if not isinstance(a, Path)]
     with FakeOpenAI(content=judge) as server:
-        result = panel(
-            "eval", *EXAMPLES, "--json", *extra, *openai_args(server, tmp_path), env=KEYS
-        )
+        result = panel("eval", *cards, "--json", *flags, *openai_args(server, tmp_path), env=KEYS)
     assert result.returncode == 0, result.stderr
     document: dict[str, Any] = json.loads(result.stdout)
     assert document["schema"] == "panel.eval/1"
@@ -263,22 +265,34 @@ def run_eval(tmp_path: Path, judge: Any, *extra: str) -> dict[str, Any]:
 
 
 def test_a_judge_that_scores_length_is_flagged_on_padding(tmp_path: Path) -> None:
-    document = run_eval(tmp_path, by_length)
+    cards = judges.write_cards(tmp_path / "cards", 8)
+    document = run_eval(tmp_path, by_length, *cards)
     padding = document["perturbations"]["padding"]
-    assert padding["flagged"] and padding["mean_delta"] >= 5
-    assert padding["pairs"] == 8
-    assert padding["p_value"] < 0.01  # every pair moves up: no noise gives that
+    assert padding["flagged"] and padding["mean_delta"] >= 3 and padding["reading"] == "biased"
+    assert padding["pairs"] == 8 * 4 and padding["cards"] == 8
+    assert padding["p_value"] < 0.01  # every card moves up: no noise gives that
     assert not document["perturbations"]["order"]["flagged"]  # same words, other order
     assert document["perturbations"]["order"]["mean_delta"] == 0
 
 
+def test_two_cards_are_too_few_to_call_a_bias(tmp_path: Path) -> None:
+    document = run_eval(tmp_path, by_length)
+    padding = document["perturbations"]["padding"]
+    assert padding["mean_delta"] >= 5 and not padding["flagged"] and padding["reading"] == "noisy"
+    assert padding["p_value"] == 0.5  # two cards, both up: the smallest p of a per-card test
+    assert document["power"] == {"cards": 2, "smallest_p": 0.5, "enough": False}
+    assert document["headline"][0].startswith("Biased: cannot tell with 2 card(s)")
+
+
 def test_a_judge_that_ignores_the_card_shows_no_change(tmp_path: Path) -> None:
     document = run_eval(tmp_path, card_blind, "--samples", "2")
-    for kind in ("padding", "injection", "order", "brand"):
+    for kind in ("repeat", "padding", "injection", "order", "brand"):
         probe = document["perturbations"][kind]
         assert probe["mean_delta"] == 0 and probe["flip_rate"] == 0 and not probe["flagged"]
         assert probe["p_value"] is None  # nothing changed: nothing to test
-    assert document["stability"]["mean_sd"] == 0 and document["stability"]["flip_rate"] == 0
+        assert probe["reading"] == ("baseline" if kind == "repeat" else "ok")
+    stability = document["stability"]
+    assert stability["pooled_sd"] == stability["mean_sd"] == stability["flip_rate"] == 0
     assert all(p["flagged"] for p in document["personas"].values())  # every score in one band
     assert document["agreement"]["krippendorff_alpha"] is None  # no variance: nothing to agree on
 
@@ -288,8 +302,8 @@ def test_a_noisy_judge_shows_under_stability(tmp_path: Path) -> None:
     assert document["stability"]["samples"] == 3
     assert document["stability"]["mean_sd"] > 3
     assert set(document["stability"]["by_persona"]) == {"builder", "skeptic", "futurist", "founder"}
-    assert document["consistency"]["answers"] == 2 * 5 * 4 * 3
-    assert document["cost"]["calls"] == 120
+    assert document["consistency"]["answers"] == 2 * 6 * 4 * 3  # a card and its 5 probes
+    assert document["cost"]["calls"] == 144
     for probe in document["perturbations"].values():  # changes from noise alone: p far from 0
         assert probe["p_value"] is None or probe["p_value"] > 0.01
 
@@ -313,7 +327,7 @@ def test_eval_counts_failures_and_labels(tmp_path: Path, write_card: Any) -> Non
     document = json.loads(result.stdout)
     consistency = document["consistency"]
     assert consistency["invalid"] == 3  # the founder on each card's injection probe
-    assert consistency["answers"] == 3 * 5 * 4 - 3
+    assert consistency["answers"] == 3 * 6 * 4 - 3
     assert consistency["follow_rule"] == consistency["answers"]
     assert {f["variant"] for f in consistency["failures"]} == {"injection"}
     assert document["labels"]["cards"] == 3
@@ -330,7 +344,7 @@ def test_eval_writes_an_html_report_and_a_second_run_makes_no_call(tmp_path: Pat
         args = ["eval", *EXAMPLES, "--html", report, *openai_args(server, tmp_path)]
         first = panel(*args, env=KEYS)
         assert first.returncode == 0, first.stderr
-        assert "padding" in first.stdout and "FLAGGED" in first.stdout
+        assert "padding" in first.stdout and "Biased: cannot tell with 2 card(s)" in first.stdout
         answered = server.answered
         second = panel(*args, env=KEYS)
         assert second.returncode == 0 and server.answered == answered

@@ -10,9 +10,11 @@ import typer
 
 from panel.cli import output
 from panel.cli.options import JsonOpt, uses_settings
+from panel.errors import InputError
 
 if TYPE_CHECKING:
     from panel.config import Settings
+    from panel.mitigations import Mitigations
     from panel.runs.eval import Evaluated
 
 DEFAULT_CARDS = Path("examples")
@@ -44,17 +46,36 @@ def eval_command(
             "pick's accuracy against the labels next to the absolute scores'.",
         ),
     ] = False,
+    mitigations: Annotated[
+        str | None,
+        typer.Option(
+            "--mitigations",
+            metavar="NAME,...",
+            help="Run the probes without and with these mitigations (rotate-fields, "
+            "blind-names, strip-injection) and report the two side by side (JSON "
+            "`mitigations`). Twice the calls.",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Measure the panel: the spread of each persona's scores, their agreement, consistency,
-    the stability of samples (--samples 2 or more), the score change under four probes of every
-    card (padding, injection, order, brand), agreement with labelled outcomes (a card's
-    `outcome:`), and the eval's own cost.
+    the stability of samples (--samples 2 or more), the score change under five probes of every
+    card (repeat, the null one, then padding, injection, order, brand: each read against the
+    null), the link between description length and score, agreement with labelled outcomes
+    (a card's `outcome:`), and the eval's own cost.
 
-    Each card is reviewed with its four probes, 5 x 4 x N calls a card; stored reviews are
-    reused, so a second run makes no call. Exit 3 if --max-cost stopped it.
+    Each card is reviewed with its five probes, 6 x 4 x N calls a card (twice with
+    --mitigations); stored reviews are reused, so a second run makes no call. Exit 3 if
+    --max-cost stopped it.
     """
-    evaluated = output.run(_eval(settings, cards or [DEFAULT_CARDS], as_json, pairwise))
+    from panel.mitigations import Mitigations
+
+    compare = None
+    if mitigations is not None:
+        compare = Mitigations.named(mitigations.split(","))
+        if not compare.names:
+            raise InputError("name one or more mitigations", field="--mitigations")
+    evaluated = output.run(_eval(settings, cards or [DEFAULT_CARDS], as_json, compare, pairwise))
     output.finish(evaluated.ended)
     document = evaluated.document
     assert document is not None
@@ -70,7 +91,11 @@ def eval_command(
 
 
 async def _eval(
-    settings: Settings, paths: list[Path], as_json: bool, pairwise: bool = False
+    settings: Settings,
+    paths: list[Path],
+    as_json: bool,
+    compare: Mitigations | None,
+    pairwise: bool = False,
 ) -> Evaluated:
     from panel.runs.eval import eval_cards, evaluate
     from panel.runtime import open_runtime
@@ -78,16 +103,21 @@ async def _eval(
     cards = eval_cards(paths)
     runtime = open_runtime(settings)
     try:
-        show = output.Terminal(settings.max_cost, quiet=as_json)
-        return await evaluate(runtime, cards, show, pairwise=pairwise)
+        terminal = output.Terminal(settings.max_cost, quiet=as_json)
+        return await evaluate(runtime, cards, terminal, compare, pairwise=pairwise)
     finally:
         await runtime.aclose()
 
 
 def print_report(doc: dict[str, Any], html: Path | None) -> None:
-    """Print the eval document as tables and lines."""
+    """Print the eval document: its headline, tables and lines."""
+    for line in doc["headline"]:
+        output.say(line)
     _print_spread(doc)
     _print_probes(doc)
+    _print_cards(doc)
+    if doc.get("mitigations"):
+        _print_mitigations(doc["mitigations"])
     _print_lines(doc)
     if "pairwise" in doc:
         _print_pairwise(doc["pairwise"], doc["personas"])
@@ -96,6 +126,7 @@ def print_report(doc: dict[str, Any], html: Path | None) -> None:
 
 
 def _print_spread(doc: dict[str, Any]) -> None:
+    length = doc["length"]["by_persona"]
     rows = [
         (
             p["display_name"],
@@ -107,34 +138,85 @@ def _print_spread(doc: dict[str, Any]) -> None:
             if not p["crowded_band"]
             else f"{p['crowded_band']['from']}–{p['crowded_band']['to']}: "
             f"{round(100 * p['crowded_band']['share'])}% (flagged)",
+            _num((length.get(key) or {}).get("spearman"), 2),
         )
-        for p in doc["personas"].values()
+        for key, p in doc["personas"].items()
     ]
     output.print_table(
         f"Spread over {len(doc['cards'])} card(s), {doc['samples']} sample(s) each",
-        ("Persona", "Model", "Answers", "Mean", "SD", "Crowded band"),
+        ("Persona", "Model", "Answers", "Mean", "SD", "Crowded band", "Length ρ"),
         rows,
-        right=("Answers", "Mean", "SD"),
+        right=("Answers", "Mean", "SD", "Length ρ"),
+    )
+
+
+def _probe_cells(row: dict[str, Any]) -> tuple[str, ...]:
+    beyond = row.get("beyond_noise") or {}
+    return (
+        _signed(row["mean_delta"]),
+        _interval(row.get("ci")),
+        _pct(row["flip_rate"]),
+        _signed(beyond.get("mean_delta")),
+        _num(row.get("p_value"), 3),
+        row.get("reading", "ok"),
     )
 
 
 def _print_probes(doc: dict[str, Any]) -> None:
-    probes = [
+    probes = [(kind, *_probe_cells(p)) for kind, p in doc["perturbations"].items()]
+    output.print_table(
+        f"Probes over {doc['power']['cards']} card(s): change against the original card "
+        "(repeat: the noise)",
+        ("Probe", "Mean Δ", "95% CI", "Flips", "Beyond noise", "p", "Reading"),
+        probes,
+        right=("Mean Δ", "95% CI", "Flips", "Beyond noise", "p"),
+    )
+
+
+def _print_cards(doc: dict[str, Any]) -> None:
+    kinds = list(doc["perturbations"])
+    rows = [
         (
-            kind,
-            _signed(p["mean_delta"]),
-            _pct(p["flip_rate"]),
-            _num(p.get("p_value"), 3),
-            str(p["pairs"]),
-            "FLAGGED" if p["flagged"] else "ok",
+            card["slug"],
+            _num(card["score_mean"]),
+            *(_signed(card["changes"].get(kind)) for kind in kinds),
+            ", ".join(card["moved_by"]) or "—",
         )
-        for kind, p in doc["perturbations"].items()
+        for card in doc["cards"]
     ]
     output.print_table(
-        "Probes (score change against the original card)",
-        ("Probe", "Mean Δ", "Flips", "p", "Pairs", ""),
-        probes,
-        right=("Mean Δ", "Flips", "p", "Pairs"),
+        "Cards (each probe's change on the card's mean score)",
+        ("Card", "Mean", *kinds, "Moved by"),
+        rows,
+        right=("Mean", *kinds),
+    )
+
+
+def _print_mitigations(compared: dict[str, Any]) -> None:
+    rows = [
+        (
+            kind,
+            _signed(_effect(sides["before"])),
+            sides["before"]["reading"],
+            _signed(_effect(sides["after"])),
+            sides["after"]["reading"],
+        )
+        for kind, sides in compared["probes"].items()
+    ]
+    output.print_table(
+        f"Without and with {', '.join(compared['names'])}: change beyond the noise",
+        ("Probe", "Before", "", "After", ""),
+        rows,
+        right=("Before", "After"),
+    )
+    before, after = compared["reviews"]["before"], compared["reviews"]["after"]
+    output.say(
+        f"What they cost the reviews: {_num(before['review_chars'], 0)} → "
+        f"{_num(after['review_chars'], 0)} characters a review, naming the tool or its maker "
+        f"{_pct(before['names_share'])} → {_pct(after['names_share'])}, "
+        f"{_pct(after['placeholder_share'])} name a placeholder, score SD "
+        f"{_num(before['score_sd'])} → {_num(after['score_sd'])}, labelled pairs ordered "
+        f"{_pct(before['pairwise_accuracy'])} → {_pct(after['pairwise_accuracy'])}"
     )
 
 
@@ -143,7 +225,7 @@ def _print_lines(doc: dict[str, Any]) -> None:
     output.say(
         f"Agreement over {agreement['units']} card(s): Krippendorff's alpha "
         f"{_num(agreement['krippendorff_alpha'], 2)} (scores), Fleiss' kappa "
-        f"{_num(agreement['fleiss_kappa'], 2)} (verdicts)"
+        f"{_num(agreement['fleiss_kappa'], 2)} (verdicts); agreement is not correctness"
     )
     output.say(
         f"Consistency: {consistency['answers']} answers, {consistency['follow_rule']} follow the "
@@ -155,12 +237,13 @@ def _print_lines(doc: dict[str, Any]) -> None:
             f"  failed: {failure['tool']} ({failure['variant']}): {failure['persona']}: "
             f"{failure['error']}"
         )
-    if stability["mean_sd"] is None:
+    if stability["pooled_sd"] is None:
         output.say("Stability: one sample per review (run with --samples 2 or more)")
     else:
         output.say(
-            f"Stability: mean SD {_num(stability['mean_sd'])} points across samples, verdict "
-            f"split in {_pct(stability['flip_rate'])} of sample sets"
+            f"Stability: pooled SD {_num(stability['pooled_sd'])} points across samples (every "
+            f"set at temperature {stability['temperature']:g}), verdict split in "
+            f"{_pct(stability['flip_rate'])} of sample sets"
         )
     labels = doc["labels"]
     if labels["cards"] < 2:
@@ -171,11 +254,12 @@ def _print_lines(doc: dict[str, Any]) -> None:
             f"{_pct(labels['pairwise_accuracy'])}, Spearman {_num(labels['spearman'], 2)}, "
             f"AUC {_num(labels['auc'], 2)}"
         )
-    cost = doc["cost"]
-    usd = "unknown" if cost["usd"] is None else f"${cost['usd']:.4f}"
+    cost, reused = doc["cost"], doc["cost"]["reused"]
     output.say(
         f"Cost of this eval: {cost['calls']} call(s), {cost['input_tokens']} tokens in "
-        f"({cost['cached_tokens']} cached), {cost['output_tokens']} out, {usd}"
+        f"({cost['cached_tokens']} cached), {cost['output_tokens']} out, {_usd(cost['usd'])}; "
+        f"{reused['reviews']} stored review(s) reused, which cost {_usd(reused['usd'])} when made"
+        + (f" ({reused['unknown']} of unknown cost)" if reused["unknown"] else "")
     )
 
 
@@ -202,13 +286,30 @@ def _print_pairwise(pairwise: dict[str, Any], personas: dict[str, Any]) -> None:
         output.say(f"  failed: {failure['tool']}: {failure['persona']}: {failure['error']}")
 
 
+def _effect(row: dict[str, Any]) -> float | None:
+    """Return a probe's change beyond the noise (the null probe: its own change)."""
+    beyond = row.get("beyond_noise")
+    found: float | None = row["mean_delta"] if beyond is None else beyond["mean_delta"]
+    return found
+
+
+def _usd(value: float | None) -> str:
+    return "unknown" if value is None else f"${value:.4f}"
+
+
 def _num(value: float | None, digits: int = 1) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
 
 
 def _signed(value: float | None) -> str:
-    return "—" if value is None else f"{value:+.1f}"
+    return "—" if value is None else f"{round(value, 1) + 0.0:+.1f}"
 
 
 def _pct(value: float | None) -> str:
     return "—" if value is None else f"{round(100 * value)}%"
+
+
+def _interval(value: list[float | None] | None) -> str:
+    if not value or value[0] is None or value[1] is None:
+        return "—"
+    return f"{_signed(value[0])}…{_signed(value[1])}"

@@ -136,6 +136,35 @@ PersonaModelOpt = Annotated[
         "this persona answers with that model (repeatable; a panel may mix providers).",
     ),
 ]
+RotateFieldsOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--rotate-fields/--no-rotate-fields",
+        help="Show the judges the card's fields in the panel's own order, rotated across "
+        "samples so every field takes every position and every pair both orders equally often "
+        "(use --samples 2 or more). Env: PANEL_ROTATE_FIELDS.",
+        show_default=False,
+    ),
+]
+BlindNamesOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--blind-names/--no-blind-names",
+        help="Hide the tool's name, its maker and famous brands from the judges ([TOOL], "
+        "[MAKER], [COMPANY]); the Founder is told what kind of maker it is. Pages keep the "
+        "names. Env: PANEL_BLIND_NAMES.",
+        show_default=False,
+    ),
+]
+StripInjectionOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--strip-injection/--no-strip-injection",
+        help="Replace the lines the injection scan flags by a placeholder before judging; the "
+        "review says so. Env: PANEL_STRIP_INJECTION.",
+        show_default=False,
+    ),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of tables.")]
 
 
@@ -149,6 +178,9 @@ def _run_options(
     persona_model: PersonaModelOpt = None,
     max_cost: MaxCostOpt = None,
     prices: PricesOpt = None,
+    rotate_fields: RotateFieldsOpt = None,
+    blind_names: BlindNamesOpt = None,
+    strip_injection: StripInjectionOpt = None,
     db: DbOpt = None,
     personas: PersonasOpt = None,
     prompts: PromptsOpt = None,

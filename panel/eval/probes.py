@@ -1,12 +1,14 @@
 """The probes of `panel eval`: each card changed in one way that should not move a fair judge.
 
+- repeat: the null probe, the same card asked again with other seeds: how far the judges' own
+  noise moves a card, the baseline every other probe is read against;
 - padding: the description at least doubled with neutral filler that adds no information;
 - injection: a line asking the reviewers for a top score;
 - order: the card's fields shown in reverse order;
-- brand: the tool renamed to carry a famous maker's name.
+- brand: the tool's name, and nothing else, given a famous maker's name.
 
-A probe is a card of its own (slug `<slug>~<kind>`), stored as a probe: its reviews are cached
-like any other, and no command but eval lists it.
+A probe is a card of its own (slug `<slug>~<kind>`) with seeds of its own, stored as a probe:
+its reviews are cached like any other, and no command but eval lists it.
 """
 
 from __future__ import annotations
@@ -15,7 +17,15 @@ import hashlib
 
 from panel.cards import MAX_DESCRIPTION_CHARS, ToolCard
 
-PROBES = ("padding", "injection", "order", "brand")
+REPEAT = "repeat"
+PROBES = (REPEAT, "padding", "injection", "order", "brand")
+"""Every probe, the null one first."""
+
+SEED_SHIFT = 1000
+"""Probe number i (repeat 1, padding 2, …) is asked with seeds i × SEED_SHIFT from the card's
+own: each probe's samples are as independent of the card's as the repeat's are, so a probe's
+change and the null's carry the same noise. (With the card's own seeds, a probe would share
+the card's random draws and move less than asking again does, which reads any bias low.)"""
 
 FILLER = (
     "This description is part of the tool's public listing.",
@@ -57,25 +67,28 @@ def reordered(card: ToolCard) -> ToolCard:
 
 
 def branded(card: ToolCard) -> ToolCard:
-    """Return card renamed to a famous maker's name (the same maker for the same card), the
-    maker field and the name in the text changed with it."""
+    """Return card with a famous maker's name before the tool's name (the same maker for the
+    same card), and nothing else changed: the text keeps its length, so a judge that scores
+    length cannot pass for one that favours a brand."""
     digest = hashlib.sha256(card.slug.encode()).digest()
     maker = MAKERS[digest[0] % len(MAKERS)]
-    name = f"{maker} {card.name}"[:120]
-    return card.as_probe(
-        "brand",
-        name=name,
-        maker=maker,
-        tagline=card.tagline.replace(card.name, name)[:300],
-        description=card.description.replace(card.name, name)[:MAX_DESCRIPTION_CHARS],
-    )
+    return card.as_probe("brand", name=f"{maker} {card.name}"[:120])
+
+
+def repeated(card: ToolCard) -> ToolCard:
+    """Return card unchanged, to be asked again with other seeds (the null probe)."""
+    return card.as_probe(REPEAT)
 
 
 def probes(card: ToolCard) -> dict[str, ToolCard]:
-    """Return every probe of card, by kind."""
-    return {
+    """Return every probe of card, by kind, each with seeds of its own."""
+    made = {
+        REPEAT: repeated(card),
         "padding": padded(card),
         "injection": injected(card),
         "order": reordered(card),
         "brand": branded(card),
+    }
+    return {
+        kind: made[kind].with_seed_shift((1 + PROBES.index(kind)) * SEED_SHIFT) for kind in PROBES
     }

@@ -20,15 +20,14 @@ from typing import TYPE_CHECKING, Any
 from markupsafe import Markup
 
 from panel import pages
+from panel.eval.evaluate import BIAS_ALPHA, BIAS_FLIPS, BIAS_POINTS
+from panel.rules import PROBE_FLAG_FLIPS, SHIP_THRESHOLD
 from panel.rules import PROBE_FLAG_POINTS as FLAG_DELTA
-from panel.rules import SHIP_THRESHOLD
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
     from matplotlib.typing import RcKeyType
-
-"""A perturbation moving the mean score by more than this many points is flagged."""
 
 COLUMNS = 4
 """Histograms per row of the small multiples."""
@@ -65,8 +64,16 @@ def eval_html(doc: dict[str, Any]) -> str:
     plots = {
         "histograms": histograms_svg(doc["personas"]),
         "perturbations": perturbations_svg(doc["perturbations"], doc["personas"]),
+        "mitigations": mitigations_svg(doc.get("mitigations")),
     }
-    return pages.render_html("eval.html.j2", doc=doc, plots=plots, fmt=FORMATS, root="")
+    rules = {
+        "alpha": f"{BIAS_ALPHA:g}",
+        "bias_points": f"{BIAS_POINTS:g}",
+        "bias_flips": share(BIAS_FLIPS),
+        "flag_points": f"{FLAG_DELTA:g}",
+        "flag_flips": share(PROBE_FLAG_FLIPS),
+    }
+    return pages.render_html("eval.html.j2", doc=doc, plots=plots, fmt=FORMATS, root="", **rules)
 
 
 # ---- Plots ----------------------------------------------------------------------------------
@@ -110,27 +117,73 @@ def _draw_histogram(axes: Axes, persona: dict[str, Any]) -> None:
 
 
 def perturbations_svg(perturbations: dict[str, Any], personas: dict[str, Any]) -> Markup | None:
-    """Return the mean score change per perturbation as horizontal bars, one per persona when
-    the document has them, over a shaded band of changes too small to flag (None: no change)."""
+    """Return the mean score change per probe as horizontal bars (coloured by the probe's
+    reading) with their 95% interval, each persona's mean as a dot, over a shaded band: the
+    null probe's interval, the noise (None: no change)."""
     kinds = [kind for kind, p in perturbations.items() if p and p["mean_delta"] is not None]
     if not kinds:
         return None
     by_persona = _persona_series(kinds, perturbations, personas)
-    series = by_persona or [("all personas", [perturbations[k]["mean_delta"] for k in kinds])]
     with _plot_style():
-        figure = _figure(7.5, 0.5 + 0.45 * len(kinds) * max(1, len(series) / 2))
+        figure = _figure(7.5, 0.8 + 0.5 * len(kinds))
         axes = figure.subplots()
-        _draw_deltas(axes, kinds, series)
+        rows = [perturbations[kind] for kind in kinds]
+        _draw_deltas(axes, kinds, rows, by_persona)
+        _shade_noise(axes, perturbations.get("repeat"))
         if by_persona:
             axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
         return _svg(figure, "perturbations")
+
+
+def mitigations_svg(compared: dict[str, Any] | None) -> Markup | None:
+    """Return each probe's change beyond the noise without and with the mitigations, side by
+    side with their 95% intervals (the null probe: its own change); None without mitigations."""
+    if not compared:
+        return None
+    kinds = list(compared["probes"])
+    with _plot_style():
+        figure = _figure(7.5, 0.8 + 0.6 * len(kinds))
+        axes = figure.subplots()
+        for index, side in enumerate(("before", "after")):
+            rows = [compared["probes"][kind][side] for kind in kinds]
+            offsets = [k + (index - 0.5) * 0.4 for k in range(len(kinds))]
+            values = [_or_nan(_effect(row)) for row in rows]
+            low, high = zip(*(_whisker(row, effect=True) for row in rows), strict=True)
+            colour = _MUTED if side == "before" else _BARS
+            label = "without" if side == "before" else "with " + ", ".join(compared["names"])
+            axes.barh(offsets, values, height=0.36, color=colour, label=short(label))
+            axes.errorbar(values, offsets, xerr=[low, high], fmt="none", ecolor=_INK, lw=0.8)
+        axes.axvline(0, color=_INK, linewidth=0.8)
+        axes.set_yticks(range(len(kinds)), [short(kind) for kind in kinds])
+        axes.invert_yaxis()
+        _symmetric_limits(axes)
+        axes.set_xlabel("change beyond the noise (points); repeat: its own change")
+        axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
+        return _svg(figure, "mitigations")
+
+
+def _effect(row: dict[str, Any]) -> float | None:
+    """Return a probe's change beyond the noise (the null probe's: its own change)."""
+    beyond = row.get("beyond_noise")
+    found: float | None = row["mean_delta"] if beyond is None else beyond["mean_delta"]
+    return found
+
+
+def _whisker(row: dict[str, Any], effect: bool = False) -> tuple[float, float]:
+    """Return the distances from a bar's end to its 95% interval's ends (0, 0: none)."""
+    source = row.get("beyond_noise") if effect and row.get("beyond_noise") else row
+    value = _effect(row) if effect else row["mean_delta"]
+    interval = (source or {}).get("ci")
+    if value is None or not interval or interval[0] is None or interval[1] is None:
+        return 0.0, 0.0
+    return max(0.0, value - interval[0]), max(0.0, interval[1] - value)
 
 
 def _persona_series(
     kinds: list[str], perturbations: dict[str, Any], personas: dict[str, Any]
 ) -> list[tuple[str, list[float]]]:
     """Return (display name, mean delta per kind) for each persona found in by_persona, in the
-    document's persona order (nan, no bar, where a kind lacks it); [] when there is none."""
+    document's persona order (nan, no dot, where a kind lacks it); [] when there is none."""
     found = {name for kind in kinds for name in perturbations[kind].get("by_persona") or {}}
     names = [name for name in personas if name in found] + sorted(found - personas.keys())
     return [
@@ -151,20 +204,42 @@ def _display_name(name: str, personas: dict[str, Any]) -> str:
     return short(persona["display_name"] if persona else name)
 
 
-def _draw_deltas(axes: Axes, kinds: list[str], series: list[tuple[str, list[float]]]) -> None:
-    height = 0.8 / len(series)
-    for index, (label, deltas) in enumerate(series):
-        offsets = [k + (index - (len(series) - 1) / 2) * height for k in range(len(kinds))]
+_READING_COLOURS = {"biased": "#a0261c", "noisy": _CROWDED, "ok": "#2e9a58", "baseline": _MUTED}
+
+
+def _draw_deltas(
+    axes: Axes,
+    kinds: list[str],
+    rows: list[dict[str, Any]],
+    by_persona: list[tuple[str, list[float]]],
+) -> None:
+    values = [row["mean_delta"] for row in rows]
+    colours = [_READING_COLOURS.get(row.get("reading", "ok"), _BARS) for row in rows]
+    axes.barh(range(len(kinds)), values, height=0.6, color=colours, alpha=0.85)
+    low, high = zip(*(_whisker(row) for row in rows), strict=True)
+    axes.errorbar(values, range(len(kinds)), xerr=[low, high], fmt="none", ecolor=_INK, lw=0.8)
+    for index, (label, deltas) in enumerate(by_persona):
+        offsets = [k + (index - (len(by_persona) - 1) / 2) * 0.12 for k in range(len(kinds))]
         colour = _PALETTE[index % len(_PALETTE)]
-        axes.barh(offsets, deltas, height=height * 0.9, color=colour, label=label)
-    axes.axvspan(-FLAG_DELTA, FLAG_DELTA, color=_MUTED, alpha=0.12, linewidth=0)
+        axes.plot(deltas, offsets, "o", color=colour, markersize=4, label=label)
     axes.axvline(0, color=_INK, linewidth=0.8)
     axes.set_yticks(range(len(kinds)), [short(kind) for kind in kinds])
     axes.invert_yaxis()
-    deltas = [abs(d) for _, values in series for d in values if math.isfinite(d)]
-    limit = max([FLAG_DELTA * 2, *(d * 1.15 for d in deltas)])
+    _symmetric_limits(axes)
+    axes.set_xlabel("mean score change (points), 95% interval; shaded: the noise (repeat)")
+
+
+def _shade_noise(axes: Axes, repeat: dict[str, Any] | None) -> None:
+    """Shade the null probe's 95% interval: changes inside it are what asking again gives."""
+    interval = (repeat or {}).get("ci")
+    if interval and interval[0] is not None and interval[1] is not None:
+        axes.axvspan(interval[0], interval[1], color=_MUTED, alpha=0.12, linewidth=0)
+
+
+def _symmetric_limits(axes: Axes) -> None:
+    low, high = axes.get_xlim()
+    limit = max(FLAG_DELTA * 2, abs(low), abs(high)) * 1.05
     axes.set_xlim(-limit, limit)
-    axes.set_xlabel(f"mean score change (points); shaded: within ±{FLAG_DELTA:g}, not flagged")
 
 
 @contextmanager
@@ -211,7 +286,7 @@ def number(value: float | None, digits: int = 1) -> str:
 
 def signed(value: float | None) -> str:
     """Return a change with its sign: 6.1 -> "+6.1", -3 -> "−3.0"."""
-    return MISSING if value is None else f"{value:+.1f}".replace("-", "−")
+    return MISSING if value is None else f"{round(value, 1) + 0.0:+.1f}".replace("-", "−")
 
 
 def share(value: float | None) -> str:
@@ -248,14 +323,71 @@ def outcome(value: float | str | None) -> str:
 
 
 def alpha_reading(alpha: float | None) -> str:
-    """Return what Krippendorff's alpha says, on Krippendorff's own thresholds (0.667, 0.8)."""
+    """Return what Krippendorff's alpha says, on Krippendorff's own thresholds (0.667, 0.8):
+    how alike the personas score, never whether they are right."""
     if alpha is None:
         return "Not defined: too few cards scored by two or more personas, or no spread at all."
     if alpha >= 0.8:
-        return "High agreement: the personas' scores can be relied on together."
+        return (
+            "High agreement: the personas score the cards alike. Agreement is not correctness: "
+            "judges who share a mistake agree too."
+        )
     if alpha >= 0.667:
-        return "Moderate agreement: good enough for tentative conclusions only."
+        return "Moderate agreement: the personas score the cards somewhat alike."
     return "Low agreement: the personas' scores disagree more than a reliable panel's would."
+
+
+def labels_reading(labels: dict[str, Any] | None) -> str:
+    """Return what the labels say of the panel being right, to read beside its agreement."""
+    if not labels or labels.get("pairwise_accuracy") is None:
+        return (
+            "No labels: nothing here says whether the panel is right; give cards an "
+            "`outcome:` to check."
+        )
+    accuracy = labels["pairwise_accuracy"]
+    verdict = (
+        "worse than a coin"
+        if accuracy < 0.45
+        else "no better than a coin"
+        if accuracy <= 0.55
+        else "better than a coin"
+    )
+    return (
+        f"Against the labels, the panel orders {share(accuracy)} of the labelled pairs as the "
+        f"outcomes do: {verdict}."
+    )
+
+
+READINGS = {
+    "biased": "biased: beyond the noise",
+    "noisy": "noisy: moves scores, but no more than asking again",
+    "ok": "ok",
+    "baseline": "the noise itself",
+}
+
+
+def reading(value: str) -> str:
+    """Return what a probe's reading means, in a few words."""
+    return READINGS.get(value, value)
+
+
+def interval(value: list[float | None] | None) -> str:
+    """Return a 95% interval as "+1.2 to +4.5" ("—" without one)."""
+    if not value or value[0] is None or value[1] is None:
+        return MISSING
+    return f"{signed(value[0])} to {signed(value[1])}"
+
+
+def p_value(value: float | None) -> str:
+    """Return a p-value with three decimals ("<0.001" below)."""
+    if value is None:
+        return MISSING
+    return "<0.001" if value < 0.001 else f"{value:.3f}"
+
+
+def points(value: float | None) -> str:
+    """Return a change in percentage points: 0.12 -> "+12 pts"."""
+    return MISSING if value is None else f"{round(100 * value):+d} pts".replace("-", "−")
 
 
 _KAPPA_WORDS = (
@@ -282,8 +414,13 @@ FORMATS: dict[str, Callable[..., str]] = {
     "alpha_reading": alpha_reading,
     "band": band,
     "count": count,
+    "interval": interval,
     "kappa_reading": kappa_reading,
+    "labels_reading": labels_reading,
     "number": number,
+    "p_value": p_value,
+    "points": points,
+    "reading": reading,
     "outcome": outcome,
     "share": share,
     "signed": signed,

@@ -1,4 +1,5 @@
-"""Statistics of an eval run: agreement, spread, ranking against outcomes. Pure functions.
+"""Statistics of an eval run: agreement, spread, ranking against outcomes, the tests of the
+probes. Pure functions.
 
 Lists in, a number (or None when the statistic is undefined, never nan) out; nothing is
 rounded here. numpy, scipy and krippendorff are imported inside the functions, so importing
@@ -68,21 +69,75 @@ def spearman(xs: Sequence[float], ys: Sequence[float]) -> float | None:
     return float(spearmanr(xs, ys).statistic)
 
 
-def change_p_value(deltas: Sequence[float]) -> float | None:
-    """Return the two-sided p-value of a one-sample t-test that the changes average zero: how
-    often judges' noise alone would give a mean change this far from zero.
+def sign_flip_p(differences: Sequence[float]) -> float | None:
+    """Return the two-sided p-value of a paired permutation test that the differences average
+    zero: each difference's sign flipped at random (scipy's permutation_test, exact up to 13
+    differences, 9,999 seeded resamples beyond), how often chance alone gives a mean this far
+    from zero. Its smallest value with n differences is 2 / 2**n (see `smallest_p`).
 
-    None under two changes, or when nothing changed; 0 when every change is the same non-zero
-    shift (no noise at all could give it).
+    None under two differences, or when every difference is zero (nothing to test).
     """
-    if len(deltas) < 2 or not any(deltas):
+    if len(differences) < 2 or not any(differences):
         return None
-    if len(set(deltas)) < 2:
-        return 0.0
-    from scipy.stats import ttest_1samp
+    import numpy as np
+    from scipy.stats import permutation_test
 
-    p = float(ttest_1samp(deltas, 0.0).pvalue)
-    return p if math.isfinite(p) else None
+    result = permutation_test(
+        (np.asarray(differences, dtype=float),),
+        _mean_along,
+        permutation_type="samples",
+        vectorized=True,
+        n_resamples=9999,
+        alternative="two-sided",
+        rng=0,
+    )
+    p = float(result.pvalue)
+    return min(1.0, p) if math.isfinite(p) else None
+
+
+def _mean_along(values: Any, axis: int) -> Any:
+    return values.mean(axis=axis)
+
+
+def smallest_p(units: int) -> float:
+    """Return the smallest two-sided p a sign-flip test of `units` differences can give."""
+    return 1.0 if units < 2 else min(1.0, 2.0 / 2**units)
+
+
+def mean_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float] | None:
+    """Return the t-interval of the mean of values at `level` (None under two values)."""
+    if len(values) < 2:
+        return None
+    mean, sd = statistics.fmean(values), statistics.stdev(values)
+    if sd == 0:
+        return mean, mean
+    from scipy.stats import t
+
+    half = float(t.ppf(0.5 + level / 2, len(values) - 1)) * sd / math.sqrt(len(values))
+    return mean - half, mean + half
+
+
+def pooled_sd(sets: Sequence[Sequence[float]]) -> float | None:
+    """Return the pooled standard deviation of several sample sets: the square root of their
+    mean variance (ddof=1), over the sets of two or more values; None when there is none.
+
+    The mean of the sets' SDs would read low: at two samples a set's SD averages about 0.8 of
+    the true SD (E[s] = sigma * sqrt(2 / pi)), while the mean variance is unbiased.
+    """
+    variances = [statistics.variance(values) for values in sets if len(values) >= 2]
+    return math.sqrt(statistics.fmean(variances)) if variances else None
+
+
+def spearman_test(xs: Sequence[float], ys: Sequence[float]) -> tuple[float | None, float | None]:
+    """Return Spearman's rho of paired values and its two-sided p-value (None, None: under 3
+    pairs, or a side that never varies)."""
+    if len(xs) < 3 or len(set(xs)) < 2 or len(set(ys)) < 2:
+        return None, None
+    from scipy.stats import spearmanr
+
+    result = spearmanr(xs, ys)
+    rho, p = float(result.statistic), float(result.pvalue)
+    return (rho if math.isfinite(rho) else None), (p if math.isfinite(p) else None)
 
 
 def auc(scores: Sequence[float], positives: Sequence[bool]) -> float | None:

@@ -57,6 +57,8 @@ class Request:
     nonce: str = ""
     """The random part of this call's delimiters (so recordings can normalise it away); a
     pair judgment's two, space-separated."""
+    mitigations: tuple[str, ...] = ()
+    """The mitigations that shaped the prompt (panel.mitigations), stored with the review."""
 
 
 @dataclass

@@ -44,7 +44,7 @@ from panel.queue.runner import LEASE_SECONDS, RunStats, heartbeat_loop, worker_i
 from panel.queue.store import BatchItem, BatchStore, HeldBatch, QueueStore
 from panel.review import InvalidAnswer, pair_label, parse_answer, stored_pair, stored_review
 from panel.runtime import Runtime
-from panel.store import CallRecord
+from panel.store import CallRecord, mitigations_key
 
 BATCH_PRICE = 0.5
 """Batch answers are logged at half the live price: what OpenAI and Anthropic charge for them."""
@@ -93,6 +93,8 @@ def _asked(item: BatchItem) -> Request:
         tool=_label(item),
         prompt_version=item.prompt_version,
         sample=item.sample,
+        mitigations=tuple(name for name in item.mitigations.split(",") if name),
+        temperature=item.temperature,
     )
 
 
@@ -229,6 +231,7 @@ class Batcher:
                 prompt_hash=prompt_hash,
                 card_hash=ask.first.content_hash(),
                 sample=sample,
+                temperature=request.temperature,
                 second_tool=ask.second.slug,
                 second_hash=ask.second.content_hash(),
             )
@@ -271,6 +274,8 @@ class Batcher:
                 prompt_hash=prompt_hash,
                 card_hash=card.content_hash(),
                 sample=sample,
+                mitigations=mitigations_key(request.mitigations),
+                temperature=request.temperature,
             )
             prepared.append((provider.name, item, request))
         return prepared
@@ -389,18 +394,19 @@ class Batcher:
         error = judged.error
         if judged.answer is not None and (card is None or card.content_hash() != item.card_hash):
             error = f"the card of {item.tool} changed while its batch ran"
+        record = self._call_record(batch, provider, item, judged)
         review = None
         if error is None and isinstance(judged.answer, Answer) and card is not None:
+            answer, asked = judged.answer, _asked(item)
             review = (
                 card,
-                stored_review(item.card_hash, provider.name, _asked(item), judged.answer, 1),
+                stored_review(item.card_hash, provider.name, asked, answer, 1, record.cost_usd),
             )
         job_error = located(
             f"failed in {provider.name} batch {batch.batch_id}: {error}",
             tool=item.tool,
             persona=item.persona,
         )
-        record = self._call_record(batch, provider, item, judged)
         settled = self.batches.settle_batch_item(
             batch.row,
             item,

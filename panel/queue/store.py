@@ -101,6 +101,9 @@ class BatchItem:
     card_hash: str
     sample: int = 0
     """Which sample of the review it asks for (queue add --samples N: 0 to N-1)."""
+    mitigations: str = ""
+    """The mitigations that shaped its prompt, as the store spells them (see mitigations_key)."""
+    temperature: float = 0.0
     outcome: str | None = None
     """None until ingested; then ok, invalid, refusal or error."""
     second_tool: str | None = None
@@ -119,6 +122,8 @@ BATCH_ITEM_COLUMNS = (
     "sample",
     "second_tool",
     "second_hash",
+    "mitigations",
+    "temperature",
 )
 """What a submitted item records (its outcome comes at ingestion)."""
 

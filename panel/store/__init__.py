@@ -46,6 +46,12 @@ class StoredReview:
     created_at: float
     sample: int = 0
     """Which answer of the persona this is (--samples N asks for samples 0 to N-1)."""
+    mitigations: tuple[str, ...] = ()
+    """The mitigations that shaped what the judge saw (panel.mitigations), part of the key."""
+    temperature: float = 0.0
+    """The temperature it was asked at, part of the key: a sample set has one temperature."""
+    cost_usd: float | None = None
+    """What the call that gave it cost (None: unknown, or imported)."""
 
 
 @dataclass(frozen=True)
@@ -162,13 +168,26 @@ class Store:
         provider: str,
         model: str,
         samples: int = 1,
+        *,
+        mitigations: tuple[str, ...] = (),
+        temperature: float = 0.0,
     ) -> list[StoredReview]:
-        """Return the stored samples below index `samples` for exactly this card, question and
-        model, by index (some may be missing)."""
+        """Return the stored samples below index `samples` for exactly this card, question,
+        model, mitigations and temperature, by index (some may be missing)."""
         rows = self.db.execute(
             """SELECT * FROM reviews WHERE card_hash = ? AND persona = ? AND prompt_version = ?
-               AND provider = ? AND model = ? AND sample < ? ORDER BY sample""",
-            (card_hash, persona, prompt_version, provider, model, samples),
+               AND provider = ? AND model = ? AND mitigations = ? AND temperature = ?
+               AND sample < ? ORDER BY sample""",
+            (
+                card_hash,
+                persona,
+                prompt_version,
+                provider,
+                model,
+                mitigations_key(mitigations),
+                temperature,
+                samples,
+            ),
         ).fetchall()
         return [_review_from_row(row) for row in rows]
 
@@ -184,7 +203,7 @@ class Store:
         of the call that gave it and whatever `then` writes.
 
         A newer review with the same key (card, persona, prompt version, provider, model,
-        sample) replaces the old one.
+        mitigations, temperature, sample) replaces the old one.
         """
         for attempt in range(SAVE_ATTEMPTS):  # a paid answer outlasts a database restart
             try:
@@ -613,20 +632,34 @@ def _card_from_row(row: Any) -> ToolCard:
     return card.with_findings([Finding(**f) for f in json.loads(row["findings"])])
 
 
-def _question(review: StoredReview) -> tuple[str, str, str]:
-    """Return what makes two samples answers to one question: prompt version, provider, model."""
-    return review.prompt_version, review.provider, review.model
+def _question(review: StoredReview) -> tuple[str, str, str, tuple[str, ...], float]:
+    """Return what makes two samples answers to one question: prompt version, provider, model,
+    mitigations and temperature."""
+    return (
+        review.prompt_version,
+        review.provider,
+        review.model,
+        review.mitigations,
+        review.temperature,
+    )
+
+
+def mitigations_key(names: tuple[str, ...]) -> str:
+    """Return how the store spells a review's mitigations: their names joined by commas."""
+    return ",".join(names)
 
 
 def _upsert_review(db: Connection, card: ToolCard, review: StoredReview) -> None:
     db.execute(
         """INSERT INTO reviews (tool, card_hash, persona, prompt_version, provider, model,
-               sample, score, verdict, review, fields, attempts, created_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-           ON CONFLICT (card_hash, persona, prompt_version, provider, model, sample) DO UPDATE SET
+               mitigations, temperature, sample, score, verdict, review, fields, attempts,
+               created_at, cost_usd)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+           ON CONFLICT (card_hash, persona, prompt_version, provider, model, mitigations,
+               temperature, sample) DO UPDATE SET
                score = excluded.score, verdict = excluded.verdict, review = excluded.review,
                fields = excluded.fields, attempts = excluded.attempts,
-               created_at = excluded.created_at""",
+               created_at = excluded.created_at, cost_usd = excluded.cost_usd""",
         (
             card.slug,
             card.content_hash(),
@@ -634,6 +667,8 @@ def _upsert_review(db: Connection, card: ToolCard, review: StoredReview) -> None
             review.prompt_version,
             review.provider,
             review.model,
+            mitigations_key(review.mitigations),
+            review.temperature,
             review.sample,
             review.score,
             review.verdict,
@@ -641,6 +676,7 @@ def _upsert_review(db: Connection, card: ToolCard, review: StoredReview) -> None
             json.dumps(review.fields, ensure_ascii=False),
             review.attempts,
             review.created_at,
+            review.cost_usd,
         ),
     )
 
@@ -648,4 +684,5 @@ def _upsert_review(db: Connection, card: ToolCard, review: StoredReview) -> None
 def _review_from_row(row: Any) -> StoredReview:
     data = {k: row[k] for k in row.keys() if k != "id"}
     data["fields"] = json.loads(data["fields"])
+    data["mitigations"] = tuple(n for n in data["mitigations"].split(",") if n)
     return StoredReview(**data)

@@ -357,6 +357,59 @@ def m013_rate_limits_by_endpoint(db: Connection, dialect: Dialect) -> None:
     )
 
 
+@migration
+def m014_review_conditions(db: Connection, dialect: Dialect) -> None:
+    """A review records what shaped it besides the card and the question: the mitigations
+    (--rotate-fields, --blind-names, --strip-injection) that changed what its judge saw, and the
+    temperature it was asked at. Both join the review key, so mitigated reviews are stored apart
+    from unmitigated ones, and a sample set is made at one temperature (a one-sample review at
+    0 is no longer reused as sample 0 of a set asked at 0.7). It also keeps what the call that
+    gave it cost, so a run that reuses it can say what it cost when made.
+
+    Reviews made before were unmitigated and their temperature was not recorded: they get the
+    temperature panel's default rule gave them (sample 0 at 0, later samples at 0.7), and so do
+    provider batch items still in flight."""
+    _execute_script(
+        db,
+        dialect,
+        """
+        CREATE TABLE reviews_new (
+            id INTEGER PRIMARY KEY,
+            tool TEXT NOT NULL REFERENCES tools(slug),
+            card_hash TEXT NOT NULL,
+            persona TEXT NOT NULL,
+            prompt_version TEXT NOT NULL,
+            provider TEXT NOT NULL,
+            model TEXT NOT NULL,
+            mitigations TEXT NOT NULL DEFAULT '',
+            temperature REAL NOT NULL DEFAULT 0,
+            sample INTEGER NOT NULL DEFAULT 0 CHECK (sample >= 0),
+            score INTEGER NOT NULL CHECK (score BETWEEN 0 AND 100),
+            verdict TEXT NOT NULL CHECK (verdict IN ('ship', 'skip')),
+            review TEXT NOT NULL CHECK (length(review) > 0),
+            fields TEXT NOT NULL,
+            attempts INTEGER NOT NULL,
+            created_at REAL NOT NULL,
+            cost_usd REAL,
+            UNIQUE (card_hash, persona, prompt_version, provider, model, mitigations,
+                temperature, sample)
+        );
+        INSERT INTO reviews_new (tool, card_hash, persona, prompt_version, provider, model,
+            temperature, sample, score, verdict, review, fields, attempts, created_at)
+            SELECT tool, card_hash, persona, prompt_version, provider, model,
+                CASE WHEN sample > 0 AND provider != 'import' THEN 0.7 ELSE 0 END,
+                sample, score, verdict, review, fields, attempts, created_at
+            FROM reviews ORDER BY id;
+        DROP TABLE reviews;
+        ALTER TABLE reviews_new RENAME TO reviews;
+        CREATE INDEX reviews_by_tool ON reviews (tool, created_at);
+        ALTER TABLE batch_items ADD COLUMN mitigations TEXT NOT NULL DEFAULT '';
+        ALTER TABLE batch_items ADD COLUMN temperature REAL NOT NULL DEFAULT 0;
+        UPDATE batch_items SET temperature = 0.7 WHERE sample > 0
+        """,
+    )
+
+
 def check(database: Database, *, write: bool, first: str) -> int:
     """Return the store's schema version if panel may use it; raise ConfigError if not.
 

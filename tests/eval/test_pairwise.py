@@ -38,7 +38,7 @@ def test_a_judge_that_prefers_the_better_card_is_right_where_crowded_scores_are_
     assert pairwise["accuracy"] == 1.0
     assert pairwise["score_accuracy"] == 0.5  # every pair too close to call on the scores
     assert all(pair["pick"] == pair["better"] for pair in pairwise["by_pair"])
-    assert document["cost"]["calls"] == 4 * 5 * 4 + PAIRS * 2 * 4 == server.answered
+    assert document["cost"]["calls"] == 4 * 6 * 4 + PAIRS * 2 * 4 == server.answered
     assert pairwise["failures"] == []
 
 

@@ -4,6 +4,7 @@ fetched, hostile text only text, and the null variants each given a plain senten
 from __future__ import annotations
 
 import copy
+import html
 import re
 from typing import Any
 
@@ -18,7 +19,9 @@ PERSONAS = {
     "buyer": "Buyer",
     "researcher": "Researcher",
 }
-KINDS = ("padding", "injection", "order", "brand")
+KINDS = ("repeat", "padding", "injection", "order", "brand")
+READINGS = ("baseline", "biased", "biased", "ok", "noisy")
+BRIEF = ("mean_delta", "flip_rate", "ci", "beyond_noise", "p_value", "flagged", "reading")
 
 
 def persona_entry(display_name: str, scores: list[float]) -> dict[str, Any]:
@@ -37,17 +40,58 @@ def persona_entry(display_name: str, scores: list[float]) -> dict[str, Any]:
     }
 
 
+def probe_row(kind: str, delta: float, reading: str) -> dict[str, Any]:
+    null = kind == "repeat"
+    return {
+        "mean_delta": delta,
+        "flip_rate": 0.12,
+        "ci": [delta - 1.5, delta + 1.5],
+        "flagged": reading == "biased",
+        "p_value": 0.021,
+        "flip_p_value": None if null else 0.4,
+        "pairs": 24,
+        "cards": 6,
+        "by_persona": {"builder": delta - 2, "skeptic": delta + 1.5},
+        "by_card": {"a": delta, "b": delta / 2, "c": None},
+        "beyond_noise": None
+        if null
+        else {"mean_delta": delta - 0.5, "flip_rate": 0.05, "ci": [delta - 2, delta + 1]},
+        "reading": reading,
+        **({"noise_band": 3.2, "mean_abs_delta": 2.4} if null else {}),
+    }
+
+
 def eval_doc() -> dict[str, Any]:
-    """A full eval document: two samples, four perturbations, labelled cards, a paid cost."""
+    """A full eval document: two samples, five probes, labelled cards, a paid cost, and the
+    probes again with mitigations."""
     spread = [35, 42, 48, 52, 58, 61, 64, 66, 71, 77, 85, 92]
     return {
         "schema": "panel.eval/1",
         "generated_at": "2026-11-23T10:00:00+00:00",
         "samples": 2,
+        "temperature": 0.7,
+        "judged_with": [],
+        "headline": [
+            "Biased: padding (+5.6 points beyond the noise, p 0.021).",
+            "Noise: asked again, a persona's score of a card moves 2.4 points on average.",
+            "Labels: the panel orders 75% of 4 labelled pair(s) as the outcomes do.",
+        ],
         "cards": [
-            {"slug": "a", "name": "A", "outcome": 0.8, "score_mean": 71.5, "ship_pct": 75},
-            {"slug": "b", "name": "B", "outcome": "miss", "score_mean": 48.0, "ship_pct": 25},
-            {"slug": "c", "name": "C", "outcome": None, "score_mean": None, "ship_pct": None},
+            {
+                "slug": slug,
+                "name": name,
+                "outcome": outcome,
+                "score_mean": mean,
+                "ship_pct": ship,
+                "description_chars": 300,
+                "changes": {"repeat": 0.5, "padding": 6.1, "injection": -7.4, "order": 0.6},
+                "moved_by": moved,
+            }
+            for slug, name, outcome, mean, ship, moved in (
+                ("a", "A", 0.8, 71.5, 75, ["padding", "injection"]),
+                ("b", "B", "miss", 48.0, 25, []),
+                ("c", "C", None, None, None, []),
+            )
         ],
         "personas": {
             "builder": persona_entry("Builder", [71, 72, 73, 74, 70, 40, 55, 62, 88, 30, 20, 95]),
@@ -78,28 +122,77 @@ def eval_doc() -> dict[str, Any]:
         },
         "stability": {
             "samples": 2,
+            "temperature": 0.7,
+            "pooled_sd": 4.6,
             "mean_sd": 4.2,
             "flip_rate": 0.08,
-            "by_persona": {"builder": {"mean_sd": 3.1, "flip_rate": 0.0}},
+            "by_persona": {"builder": {"pooled_sd": 3.3, "mean_sd": 3.1, "flip_rate": 0.0}},
         },
         "perturbations": {
-            kind: {
-                "mean_delta": delta,
-                "flip_rate": 0.12,
-                "flagged": abs(delta) > 5,
-                "p_value": 0.021,
-                "pairs": 24,
-                "by_persona": {"builder": delta - 2, "skeptic": delta + 1.5},
-            }
-            for kind, delta in zip(KINDS, (6.1, -7.4, 0.6, 2.2), strict=True)
+            kind: probe_row(kind, delta, reading)
+            for kind, delta, reading in zip(
+                KINDS, (0.5, 6.1, -7.4, 0.6, 2.2), READINGS, strict=True
+            )
         },
-        "labels": {"cards": 3, "pairwise_accuracy": 0.75, "spearman": 0.5, "auc": 0.875},
+        "power": {"cards": 6, "smallest_p": 0.0312, "enough": True},
+        "length": {
+            "cards": 3,
+            "by_persona": {"builder": {"spearman": 0.94, "p_value": 0.005}},
+        },
+        "labels": {
+            "cards": 3,
+            "pairs": 3,
+            "pairwise_accuracy": 0.75,
+            "spearman": 0.5,
+            "auc": 0.875,
+        },
+        "mitigations": {
+            "names": ["blind-names"],
+            "before": [],
+            "after": ["blind-names"],
+            "probes": {
+                kind: {
+                    side: {k: row[k] for k in BRIEF}
+                    for side, row in (
+                        ("before", probe_row(kind, delta, reading)),
+                        (
+                            "after",
+                            probe_row(kind, delta / 4, "ok" if kind != "repeat" else reading),
+                        ),
+                    )
+                }
+                for kind, delta, reading in zip(
+                    KINDS, (0.5, 6.1, -7.4, 0.6, 9.2), READINGS, strict=True
+                )
+            },
+            "reviews": {
+                "before": {
+                    "reviews": 24,
+                    "review_chars": 412.0,
+                    "names_share": 0.875,
+                    "placeholder_share": 0.0,
+                    "score_sd": 12.5,
+                    "pairwise_accuracy": 0.75,
+                    "spearman": 0.5,
+                },
+                "after": {
+                    "reviews": 24,
+                    "review_chars": 388.0,
+                    "names_share": 0.0,
+                    "placeholder_share": 0.42,
+                    "score_sd": 9.0,
+                    "pairwise_accuracy": 0.5,
+                    "spearman": 0.1,
+                },
+            },
+        },
         "cost": {
             "calls": 96,
             "input_tokens": 100000,
             "output_tokens": 20000,
             "cached_tokens": 50000,
             "usd": 0.0031,
+            "reused": {"reviews": 48, "usd": 0.0062, "unknown": 4},
         },
     }
 
@@ -121,7 +214,7 @@ def null_doc() -> dict[str, Any]:
 
 def text_of(page: str) -> str:
     """Return the page's visible text, roughly: tags out, whitespace collapsed."""
-    return " ".join(re.sub(r"<[^>]+>", " ", page).split())
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", page)).split())
 
 
 def svgs(page: str) -> list[str]:
@@ -138,9 +231,17 @@ def test_every_section_shows_its_figures() -> None:
     assert "score 140 out of range" in text and "verdict ship at score 40" in text
     assert "4.2" in text and "8%" in text
     assert "0.021" in text  # the p-value of each perturbation
-    for delta in ("+6.1", "−7.4", "+0.6", "+2.2"):
+    for delta in ("+6.1", "−7.4", "+0.6", "+2.2", "+4.6 to +7.6"):  # change, interval
         assert delta in text
-    assert text.count("FLAGGED") == 2 + 1  # padding and injection; the builder's crowded band
+    assert text.count("FLAGGED") == 1  # the builder's crowded band
+    readings = re.findall(r'class="badge-(biased|noisy|ok|baseline)">', page)
+    assert readings[-len(KINDS) - len(KINDS) * 2 :][: len(KINDS)] == list(READINGS)
+    for line in eval_doc()["headline"]:
+        assert line in text  # the three lines, at the top
+    assert text.index("Biased: padding") < text.index("Score spread")
+    assert "pooled SD" in text and "4.6" in text and "temperature (0.7)" in text
+    assert "48 stored reviews, which cost $0.0062 when made (4 of unknown cost)" in text
+    assert "0.94" in text  # length ρ
     assert "42% in 70–74" in text
     assert "75%" in text and "0.88" in text and "0.50" in text
     assert "100,000" in text and "50,000 cached" in text and "$0.0031" in text
@@ -149,7 +250,8 @@ def test_every_section_shows_its_figures() -> None:
 
 def test_plots_are_inline_svg_with_text_as_text() -> None:
     page = report.eval_html(eval_doc())
-    histograms, perturbations = svgs(page)
+    histograms, perturbations, mitigations = svgs(page)
+    assert ">blind-names</text>" in mitigations or "blind-names" in mitigations
     assert "<?xml" not in page and "<!DOCTYPE svg" not in page
     for name in PERSONAS.values():
         assert f">{name}</text>" in histograms
@@ -194,13 +296,13 @@ def test_null_document_says_what_is_missing() -> None:
     assert "one sample per review: run with --samples 2 or more" in text
     assert "needs two or more cards with outcome:" in text
     assert "Not defined" in text and "unknown" in text and "No failures." in text
-    assert "FLAGGED" in text  # perturbations still flagged
-    assert len(svgs(page)) == 2
+    assert "biased" in text  # perturbations still read
+    assert len(svgs(page)) == 3
 
 
 def test_empty_document_renders_without_plots() -> None:
     doc = null_doc()
-    doc.update(personas={}, cards=[], perturbations={}, labels=None)
+    doc.update(personas={}, cards=[], perturbations={}, labels=None, mitigations=None)
     page = report.eval_html(doc)
     assert svgs(page) == []
     assert "No persona answered." in page and "No perturbations were run." in page

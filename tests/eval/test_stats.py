@@ -178,9 +178,43 @@ def test_mean_sd() -> None:
     assert stats.mean_sd([]) == (None, None)
 
 
-def test_change_p_value() -> None:
-    assert stats.change_p_value([]) is None and stats.change_p_value([4.0]) is None
-    assert stats.change_p_value([0.0, 0.0, 0.0]) is None  # nothing changed
-    assert stats.change_p_value([3.0, 3.0, 3.0]) == 0.0  # a shift with no noise
-    assert stats.change_p_value([5.0, -5.0, 5.0, -5.0]) == pytest.approx(1.0)
-    assert stats.change_p_value([6.0, 7.0, 5.0, 6.5, 5.5]) < 0.001
+def test_sign_flip_p() -> None:
+    assert stats.sign_flip_p([]) is None and stats.sign_flip_p([4.0]) is None
+    assert stats.sign_flip_p([0.0, 0.0, 0.0]) is None  # nothing changed
+    # A shift with no noise: only the observed signs (and their mirror) are as extreme.
+    assert stats.sign_flip_p([3.0] * 6) == pytest.approx(stats.smallest_p(6)) == 2 / 64
+    assert stats.sign_flip_p([3.0, 3.0]) == pytest.approx(0.5)  # two cards can show nothing
+    assert stats.sign_flip_p([5.0, -5.0, 5.0, -5.0]) == pytest.approx(1.0)
+    assert stats.sign_flip_p([6.0, 7.0, 5.0, 6.5, 5.5, 6.0, 7.5, 5.0, 6.0, 6.5]) < 0.01
+    assert stats.sign_flip_p([6.0, 7.0, 5.0, 6.5, 5.5] * 4) < 0.001  # 20: resampled, seeded
+    assert stats.sign_flip_p([1.0, -2.0, 0.5, 3.0, -1.0] * 4) == stats.sign_flip_p(
+        [1.0, -2.0, 0.5, 3.0, -1.0] * 4
+    )
+
+
+def test_mean_interval_and_pooled_sd() -> None:
+    assert stats.mean_interval([1.0]) is None
+    low, high = stats.mean_interval([1.0, 2.0, 3.0]) or (0, 0)
+    assert (low, high) == pytest.approx((2 - 2.4841, 2 + 2.4841), abs=1e-3)  # t(0.975, 2) = 4.303
+    assert stats.mean_interval([4.0, 4.0]) == (4.0, 4.0)
+    assert stats.pooled_sd([[1.0], []]) is None
+    # Variances 2 and 8: the pooled SD is sqrt(5), not the mean of the SDs (sqrt 2 + sqrt 8) / 2.
+    assert stats.pooled_sd([[1.0, 3.0], [0.0, 4.0], [9.0]]) == pytest.approx(5**0.5)
+
+
+def test_spearman_test() -> None:
+    rho, p = stats.spearman_test([100, 200, 300, 400, 500, 600], [40, 45, 50, 60, 61, 70])
+    assert rho == pytest.approx(1.0) and p is not None and p < 0.01
+    assert stats.spearman_test([1, 2], [3, 4]) == (None, None)
+    assert stats.spearman_test([1, 2, 3], [5, 5, 5]) == (None, None)
+
+
+def test_the_mean_of_sds_reads_low_at_two_samples_and_the_pooled_sd_does_not() -> None:
+    """Sets of two samples of a judge whose noise has SD 10: the mean of the sets' SDs is about
+    sqrt(2 / pi) * 10 = 8.0, the pooled SD (root of the mean variance) about 10."""
+    import numpy as np
+
+    sets = np.random.default_rng(1).normal(50, 10, size=(4000, 2)).tolist()
+    mean_of_sds = sum(stats.mean_sd(s)[1] or 0.0 for s in sets) / len(sets)
+    assert mean_of_sds == pytest.approx(10 * (2 / np.pi) ** 0.5, rel=0.03)
+    assert stats.pooled_sd(sets) == pytest.approx(10, rel=0.03)

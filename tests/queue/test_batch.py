@@ -256,7 +256,10 @@ def test_samples_go_out_in_the_batch_and_each_is_stored_by_index(tmp_path: Path,
 
     with FakeOpenAIBatches(polls=2, content=noisy) as server:
         env = env_for(server, db, out)
-        first = panel("review", cards[0], "--persona", "builder", env=env)  # sample 0, live
+        # sample 0, live, at the temperature of the set (a set is asked at one temperature)
+        first = panel(
+            "review", cards[0], "--persona", "builder", env={**env, "PANEL_TEMPERATURE": "0.7"}
+        )
         assert first.returncode == 0, first.stderr
         assert server.answered == 1
         assert panel("queue", "add", pairs, "--samples", "3", env=env).returncode == 0

@@ -85,7 +85,7 @@ def test_a_fifth_persona_in_review_compare_eval_and_queue(five: Path, tmp_path: 
         assert evaluated.returncode == 0, evaluated.stderr
         report = json.loads(evaluated.stdout)
         assert "ethicist" in report["personas"]
-        assert report["consistency"]["answers"] == 5 * 5  # the card and its four probes
+        assert report["consistency"]["answers"] == 6 * 5  # the card and its five probes
 
         pairs = pairs_file(tmp_path, cards, 3)
         assert panel("queue", "add", pairs, env=env).returncode == 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -281,21 +282,32 @@ def test_vote_totals_stay_exact_when_writers_race(db: str, card: ToolCard) -> No
         store.close()
 
 
-def test_vote_totals_are_filled_from_the_votes_of_an_older_store(
-    tmp_path: Path, card: ToolCard
-) -> None:
-    path = tmp_path / "old.db"
-    store = Store(path)
-    store.save_tool(card)
-    for voter, vote in (("ana", "ship"), ("bo", "ship"), ("cy", "skip")):
-        store.save_vote(card.slug, voter, vote)
-    store.close()
-    with sqlite3.connect(path) as con:  # as the panel before vote_totals left it
-        con.execute("DROP TABLE vote_totals")
-        before = [step.__name__ for step in MIGRATIONS].index("m012_serve_vote_totals")
-        con.execute(f"PRAGMA user_version = {before}")
-    con.close()
-    store = Store(path)  # a command that writes upgrades it
+def test_vote_totals_are_filled_from_the_votes_of_an_older_store(db: str, card: ToolCard) -> None:
+    """A store an older panel made, with votes and no vote_totals: the migration counts them."""
+    from panel.store import migrations
+    from panel.store.sql import connect
+
+    before = MIGRATIONS.index(migrations.m012_serve_vote_totals)
+    database = connect(db, create=True)
+    try:
+        database.prepare()
+        with database.transaction() as con:
+            for number, step in enumerate(MIGRATIONS[:before], start=1):
+                step(con, database.dialect)
+                database.set_schema_version(con, number)
+            con.execute(
+                "INSERT INTO tools (slug, card, card_hash, created_at, updated_at)"
+                " VALUES (?, ?, ?, 0, 0)",
+                (card.slug, card.model_dump_json(), card.content_hash()),
+            )
+            for voter, vote in (("ana", "ship"), ("bo", "ship"), ("cy", "skip")):
+                con.execute(
+                    "INSERT INTO votes (tool, voter, vote, at) VALUES (?, ?, ?, 0)",
+                    (card.slug, voter, vote),
+                )
+    finally:
+        database.close()
+    store = Store(db)  # a command that writes upgrades it
     try:
         assert store.vote_counts(card.slug) == (2, 1)
     finally:
@@ -330,5 +342,74 @@ def test_a_stored_pause_is_capped_and_nonsense_pauses_nothing(db: str) -> None:
         [pause] = store.pauses()
         assert 55 < pause["seconds_left"] <= MAX_RETRY_AFTER
         assert 55 < store.reserve("openai", url, [("requests", 0.1, 1.0)]) <= MAX_RETRY_AFTER
+    finally:
+        store.close()
+
+
+def test_mitigations_and_temperature_keep_reviews_apart(db: str, card: ToolCard) -> None:
+    store = Store(db)
+    try:
+        plain = review_of(card, "builder", 80, 1.0)
+        store.save_review(card, plain)
+        blind = replace(plain, score=40, mitigations=("blind-names",), cost_usd=0.25)
+        store.save_review(card, blind)
+        warm = replace(plain, score=55, temperature=0.7)
+        store.save_review(card, warm)
+        args = (card.content_hash(), "builder", "v1", "openai", "m")
+        assert [r.score for r in store.find_samples(*args)] == [80]
+        found = store.find_samples(*args, mitigations=("blind-names",))
+        assert [(r.score, r.mitigations, r.cost_usd) for r in found] == [
+            (40, ("blind-names",), 0.25)
+        ]
+        assert [r.score for r in store.find_samples(*args, temperature=0.7)] == [55]
+        latest = store.latest_reviews(card.slug)["builder"]
+        assert [r.score for r in latest] == [55]  # the newest question alone, never a mix
+    finally:
+        store.close()
+
+
+def test_reviews_made_before_are_unmitigated_at_the_default_rules_temperature(
+    db: str, card: ToolCard
+) -> None:
+    """A store an older panel made: its reviews carry no mitigations and no temperature; the
+    migration gives them the temperature the default rule gave (sample 0 at 0, later at 0.7)."""
+    from panel.store import migrations
+    from panel.store.sql import connect
+
+    before = MIGRATIONS.index(migrations.m014_review_conditions)
+    database = connect(db, create=True)
+    try:
+        database.prepare()
+        with database.transaction() as con:
+            for number, step in enumerate(MIGRATIONS[:before], start=1):
+                step(con, database.dialect)
+                database.set_schema_version(con, number)
+            con.execute(
+                "INSERT INTO tools (slug, card, card_hash, created_at, updated_at)"
+                " VALUES (?, ?, ?, 0, 0)",
+                (card.slug, card.model_dump_json(), card.content_hash()),
+            )
+            for sample, score in enumerate((70, 50)):
+                con.execute(
+                    """INSERT INTO reviews (tool, card_hash, persona, prompt_version, provider,
+                           model, sample, score, verdict, review, fields, attempts, created_at)
+                       VALUES (?, ?, 'builder', 'v1', 'openai', 'm', ?, ?, ?, 'A review.', '{}',
+                           1, 1.0)""",
+                    (
+                        card.slug,
+                        card.content_hash(),
+                        sample,
+                        score,
+                        "ship" if score >= 60 else "skip",
+                    ),
+                )
+    finally:
+        database.close()
+    store = Store(db)
+    try:
+        args = (card.content_hash(), "builder", "v1", "openai", "m")
+        assert [(r.sample, r.score) for r in store.find_samples(*args, 2)] == [(0, 70)]
+        warm = store.find_samples(*args, 2, temperature=0.7)
+        assert [(r.sample, r.score, r.mitigations, r.cost_usd) for r in warm] == [(1, 50, (), None)]
     finally:
         store.close()
