@@ -234,9 +234,7 @@ def test_a_review_stored_meanwhile_is_not_reopened(tmp_path: Path, db: str) -> N
             attempts=1,
             created_at=0.0,
         )
-        runtime._store.save_review(
-            card, review, then=lambda c: finish_task_in(c, card.slug, "builder")
-        )
+        store.save_review(card, review, then=lambda c: finish_task_in(c, card.slug, "builder"))
         # ...after this runner looked and found it missing (the look is replayed here).
         stale = Runtime.missing
         try:
