@@ -19,6 +19,7 @@ from panel.testing.fakes import judges
 from panel.testing.fakes.anthropic import FakeAnthropicBatches
 from panel.testing.fakes.openai import FakeOpenAI, answer_for, completion, prompt_text
 from tests.cli.test_cli import panel
+from tests.judged import judge_args as openai_args
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((REPO / "examples").glob("*.yaml"))[:2]
@@ -48,21 +49,6 @@ def by_length(body: dict[str, Any]) -> str:
 def card_blind(body: dict[str, Any]) -> str:
     """A judge that never reads the card: the same score for every card."""
     return answer(body, 70)
-
-
-def openai_args(server: FakeOpenAI, tmp_path: Path) -> list[str]:
-    return [
-        "--provider",
-        "openai",
-        "--base-url",
-        server.base_url,
-        "--model",
-        "fake",
-        "--db",
-        str(tmp_path / "panel.db"),
-        "--out",
-        str(tmp_path / "out"),
-    ]
 
 
 def calls(tmp_path: Path) -> int:

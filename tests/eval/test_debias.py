@@ -15,24 +15,12 @@ from typing import Any
 from panel.testing.fakes import judges
 from panel.testing.fakes.openai import FakeOpenAI
 from tests.cli.test_cli import panel
+from tests.judged import judge_args as openai_args
 
 KEYS = {"OPENAI_API_KEY": "sk-test-judgment-000000000000000000"}
 CARDS = 8
 """Enough cards for the per-card test to reach p 2/2**8 = 0.008."""
 PROBES = ("padding", "injection", "order", "brand")
-
-
-def openai_args(server: FakeOpenAI, tmp_path: Path) -> list[str]:
-    return [
-        "--provider",
-        "openai",
-        "--base-url",
-        server.base_url,
-        "--model",
-        "fake",
-        "--db",
-        str(tmp_path / "panel.db"),
-    ]
 
 
 def evaluate(server: FakeOpenAI, tmp_path: Path, *extra: str | Path) -> dict[str, Any]:
