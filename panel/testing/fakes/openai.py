@@ -108,6 +108,10 @@ def review_completion(body: dict[str, Any]) -> dict[str, Any]:
     return completion(body, json.dumps(answer_for(schema or {}, seed)))
 
 
+CACHE_WINDOW = 64
+"""How many earlier requests the fake prompt cache compares a request with."""
+
+
 class FakeOpenAI(LoopbackServer):
     """Run with `with FakeOpenAI(latency=0.3) as server:`; point clients at server.base_url."""
 
@@ -172,7 +176,11 @@ class FakeOpenAI(LoopbackServer):
         """Return the prompt tokens a prefix cache would serve: the longest prefix this request's
         messages share with an earlier request's, at four characters a token."""
         text = json.dumps(body.get("messages", []))
-        earlier = [json.dumps(b.get("messages", [])) for b in self.bodies if b is not body]
+        # The last CACHE_WINDOW requests only (the caller holds the lock), as a server's prompt
+        # cache keeps the recent: comparing with every request ever seen made the server slower
+        # with each one (the queue benchmark sends thousands through one server).
+        recent = self.bodies[-CACHE_WINDOW - 1 :]
+        earlier = [json.dumps(b.get("messages", [])) for b in recent if b is not body]
         return max((_shared_prefix(text, e) for e in earlier), default=0) // 4
 
 
