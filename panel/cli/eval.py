@@ -11,6 +11,7 @@ import typer
 from panel.cli import output
 from panel.cli.options import JsonOpt, uses_settings
 from panel.errors import InputError
+from panel.eval.fmt import effect, num, share, signed
 
 if TYPE_CHECKING:
     from panel.config import Settings
@@ -132,13 +133,13 @@ def _print_spread(doc: dict[str, Any]) -> None:
             p["display_name"],
             f"{p['provider']}:{p['model']}",
             str(p["answers"]),
-            _num(p["mean"]),
-            _num(p["sd"]),
+            num(p["mean"]),
+            num(p["sd"]),
             ""
             if not p["crowded_band"]
             else f"{p['crowded_band']['from']}–{p['crowded_band']['to']}: "
             f"{round(100 * p['crowded_band']['share'])}% (flagged)",
-            _num((length.get(key) or {}).get("spearman"), 2),
+            num((length.get(key) or {}).get("spearman"), 2),
         )
         for key, p in doc["personas"].items()
     ]
@@ -153,11 +154,11 @@ def _print_spread(doc: dict[str, Any]) -> None:
 def _probe_cells(row: dict[str, Any]) -> tuple[str, ...]:
     beyond = row.get("beyond_noise") or {}
     return (
-        _signed(row["mean_delta"]),
+        signed(row["mean_delta"]),
         _interval(row.get("ci")),
-        _pct(row["flip_rate"]),
-        _signed(beyond.get("mean_delta")),
-        _num(row.get("p_value"), 3),
+        share(row["flip_rate"]),
+        signed(beyond.get("mean_delta")),
+        num(row.get("p_value"), 3),
         row.get("reading", "ok"),
     )
 
@@ -178,8 +179,8 @@ def _print_cards(doc: dict[str, Any]) -> None:
     rows = [
         (
             card["slug"],
-            _num(card["score_mean"]),
-            *(_signed(card["changes"].get(kind)) for kind in kinds),
+            num(card["score_mean"]),
+            *(signed(card["changes"].get(kind)) for kind in kinds),
             ", ".join(card["moved_by"]) or "—",
         )
         for card in doc["cards"]
@@ -196,9 +197,9 @@ def _print_mitigations(compared: dict[str, Any]) -> None:
     rows = [
         (
             kind,
-            _signed(_effect(sides["before"])),
+            signed(effect(sides["before"])),
             sides["before"]["reading"],
-            _signed(_effect(sides["after"])),
+            signed(effect(sides["after"])),
             sides["after"]["reading"],
         )
         for kind, sides in compared["probes"].items()
@@ -211,12 +212,12 @@ def _print_mitigations(compared: dict[str, Any]) -> None:
     )
     before, after = compared["reviews"]["before"], compared["reviews"]["after"]
     output.say(
-        f"What they cost the reviews: {_num(before['review_chars'], 0)} → "
-        f"{_num(after['review_chars'], 0)} characters a review, naming the tool or its maker "
-        f"{_pct(before['names_share'])} → {_pct(after['names_share'])}, "
-        f"{_pct(after['placeholder_share'])} name a placeholder, score SD "
-        f"{_num(before['score_sd'])} → {_num(after['score_sd'])}, labelled pairs ordered "
-        f"{_pct(before['pairwise_accuracy'])} → {_pct(after['pairwise_accuracy'])}"
+        f"What they cost the reviews: {num(before['review_chars'], 0)} → "
+        f"{num(after['review_chars'], 0)} characters a review, naming the tool or its maker "
+        f"{share(before['names_share'])} → {share(after['names_share'])}, "
+        f"{share(after['placeholder_share'])} name a placeholder, score SD "
+        f"{num(before['score_sd'])} → {num(after['score_sd'])}, labelled pairs ordered "
+        f"{share(before['pairwise_accuracy'])} → {share(after['pairwise_accuracy'])}"
     )
 
 
@@ -224,8 +225,8 @@ def _print_lines(doc: dict[str, Any]) -> None:
     agreement, consistency, stability = doc["agreement"], doc["consistency"], doc["stability"]
     output.say(
         f"Agreement over {agreement['units']} card(s): Krippendorff's alpha "
-        f"{_num(agreement['krippendorff_alpha'], 2)} (scores), Fleiss' kappa "
-        f"{_num(agreement['fleiss_kappa'], 2)} (verdicts); agreement is not correctness"
+        f"{num(agreement['krippendorff_alpha'], 2)} (scores), Fleiss' kappa "
+        f"{num(agreement['fleiss_kappa'], 2)} (verdicts); agreement is not correctness"
     )
     output.say(
         f"Consistency: {consistency['answers']} answers, {consistency['follow_rule']} follow the "
@@ -241,9 +242,9 @@ def _print_lines(doc: dict[str, Any]) -> None:
         output.say("Stability: one sample per review (run with --samples 2 or more)")
     else:
         output.say(
-            f"Stability: pooled SD {_num(stability['pooled_sd'])} points across samples (every "
+            f"Stability: pooled SD {num(stability['pooled_sd'])} points across samples (every "
             f"set at temperature {stability['temperature']:g}), verdict split in "
-            f"{_pct(stability['flip_rate'])} of sample sets"
+            f"{share(stability['flip_rate'])} of sample sets"
         )
     labels = doc["labels"]
     if labels["cards"] < 2:
@@ -251,8 +252,8 @@ def _print_lines(doc: dict[str, Any]) -> None:
     else:
         output.say(
             f"Labels ({labels['cards']} cards): pairwise accuracy "
-            f"{_pct(labels['pairwise_accuracy'])}, Spearman {_num(labels['spearman'], 2)}, "
-            f"AUC {_num(labels['auc'], 2)}"
+            f"{share(labels['pairwise_accuracy'])}, Spearman {num(labels['spearman'], 2)}, "
+            f"AUC {num(labels['auc'], 2)}"
         )
     cost, reused = doc["cost"], doc["cost"]["reused"]
     output.say(
@@ -267,10 +268,10 @@ def _print_pairwise(pairwise: dict[str, Any], personas: dict[str, Any]) -> None:
     """Print the pairwise section: consistency per persona, accuracy against the labels."""
     consistency = pairwise["position_consistency"]
     rows = [
-        (personas[key]["display_name"] if key in personas else key, _pct(value))
+        (personas[key]["display_name"] if key in personas else key, share(value))
         for key, value in consistency["by_persona"].items()
     ]
-    rows.append(("All personas", _pct(consistency["overall"])))
+    rows.append(("All personas", share(consistency["overall"])))
     output.print_table(
         f"Side by side: {pairwise['pairs']} labelled pair(s)",
         ("Persona", "Same pick in both orders"),
@@ -278,38 +279,19 @@ def _print_pairwise(pairwise: dict[str, Any], personas: dict[str, Any]) -> None:
         right=("Same pick in both orders",),
     )
     output.say(
-        f"Pairwise accuracy against the labels: {_pct(pairwise['accuracy'])} judged side by "
-        f"side, {_pct(pairwise['score_accuracy'])} from the absolute scores' pick "
-        f"({_pct(pairwise['mean_score_accuracy'])} by mean score)"
+        f"Pairwise accuracy against the labels: {share(pairwise['accuracy'])} judged side by "
+        f"side, {share(pairwise['score_accuracy'])} from the absolute scores' pick "
+        f"({share(pairwise['mean_score_accuracy'])} by mean score)"
     )
     for failure in pairwise["failures"]:
         output.say(f"  failed: {failure['tool']}: {failure['persona']}: {failure['error']}")
-
-
-def _effect(row: dict[str, Any]) -> float | None:
-    """Return a probe's change beyond the noise (the null probe: its own change)."""
-    beyond = row.get("beyond_noise")
-    found: float | None = row["mean_delta"] if beyond is None else beyond["mean_delta"]
-    return found
 
 
 def _usd(value: float | None) -> str:
     return "unknown" if value is None else f"${value:.4f}"
 
 
-def _num(value: float | None, digits: int = 1) -> str:
-    return "—" if value is None else f"{value:.{digits}f}"
-
-
-def _signed(value: float | None) -> str:
-    return "—" if value is None else f"{round(value, 1) + 0.0:+.1f}"
-
-
-def _pct(value: float | None) -> str:
-    return "—" if value is None else f"{round(100 * value)}%"
-
-
 def _interval(value: list[float | None] | None) -> str:
     if not value or value[0] is None or value[1] is None:
         return "—"
-    return f"{_signed(value[0])}…{_signed(value[1])}"
+    return f"{signed(value[0])}…{signed(value[1])}"

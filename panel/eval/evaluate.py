@@ -34,6 +34,7 @@ from panel.aggregate import Judged, panel_result
 from panel.cards import ToolCard
 from panel.errors import ProviderError
 from panel.eval import stats
+from panel.eval.fmt import num, share, signed
 from panel.eval.probes import PROBES, REPEAT, probes
 from panel.mitigations import COMPANY, MAKER, TOOL, name_terms
 from panel.personas import Persona
@@ -548,7 +549,7 @@ def _biased_line(doc: dict[str, Any]) -> str:
     noisy = [k for k, r in rows.items() if r["reading"] == "noisy"]
     if biased:
         parts = [
-            f"{kind} ({_signed(row['beyond_noise']['mean_delta'])} points beyond the noise, "
+            f"{kind} ({signed(row['beyond_noise']['mean_delta'])} points beyond the noise, "
             f"p {_p(row['p_value'])})"
             for kind, row in biased
         ]
@@ -570,12 +571,12 @@ def _noise_line(doc: dict[str, Any]) -> str:
     if repeat.get("mean_abs_delta") is None:
         return "Noise: not measured (no card was judged again)."
     line = (
-        f"Noise: asked again, a persona's score of a card moves {_num(repeat['mean_abs_delta'])} "
-        f"points on average and {_share(repeat['flip_rate'])} of verdicts flip"
+        f"Noise: asked again, a persona's score of a card moves {num(repeat['mean_abs_delta'])} "
+        f"points on average and {share(repeat['flip_rate'])} of verdicts flip"
     )
     pooled = doc["stability"]["pooled_sd"]
     if pooled is not None:
-        line += f"; samples of one review spread {_num(pooled)} points (pooled SD)"
+        line += f"; samples of one review spread {num(pooled)} points (pooled SD)"
     return line + "."
 
 
@@ -587,11 +588,11 @@ def _labels_line(doc: dict[str, Any]) -> str:
             "whether the panel orders them right."
         )
     line = (
-        f"Labels: the panel orders {_share(labels['pairwise_accuracy'])} of "
+        f"Labels: the panel orders {share(labels['pairwise_accuracy'])} of "
         f"{labels['pairs']} labelled pair(s) as the outcomes do"
     )
     if labels["spearman"] is not None:
-        line += f" (Spearman {_num(labels['spearman'], 2)})"
+        line += f" (Spearman {num(labels['spearman'], 2)})"
     return line + "; 50% is a coin."
 
 
@@ -612,18 +613,6 @@ def _mean_or_none(judged: Judged | None) -> float | None:
 
 def _round(value: float | None, digits: int = 1) -> float | None:
     return None if value is None or not math.isfinite(value) else round(value, digits)
-
-
-def _num(value: float | None, digits: int = 1) -> str:
-    return "—" if value is None else f"{value:.{digits}f}"
-
-
-def _signed(value: float | None) -> str:
-    return "—" if value is None else f"{round(value, 1) + 0.0:+.1f}"
-
-
-def _share(value: float | None) -> str:
-    return "—" if value is None else f"{round(100 * value)}%"
 
 
 def _p(value: float | None) -> str:

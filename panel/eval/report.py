@@ -21,6 +21,7 @@ from markupsafe import Markup
 
 from panel import pages
 from panel.eval.evaluate import BIAS_ALPHA, BIAS_FLIPS, BIAS_POINTS
+from panel.eval.fmt import effect
 from panel.rules import PROBE_FLAG_FLIPS, SHIP_THRESHOLD
 from panel.rules import PROBE_FLAG_POINTS as FLAG_DELTA
 
@@ -147,8 +148,8 @@ def mitigations_svg(compared: dict[str, Any] | None) -> Markup | None:
         for index, side in enumerate(("before", "after")):
             rows = [compared["probes"][kind][side] for kind in kinds]
             offsets = [k + (index - 0.5) * 0.4 for k in range(len(kinds))]
-            values = [_or_nan(_effect(row)) for row in rows]
-            low, high = zip(*(_whisker(row, effect=True) for row in rows), strict=True)
+            values = [_or_nan(effect(row)) for row in rows]
+            low, high = zip(*(_whisker(row, beyond=True) for row in rows), strict=True)
             colour = _MUTED if side == "before" else _BARS
             label = "without" if side == "before" else "with " + ", ".join(compared["names"])
             axes.barh(offsets, values, height=0.36, color=colour, label=short(label))
@@ -162,17 +163,11 @@ def mitigations_svg(compared: dict[str, Any] | None) -> Markup | None:
         return _svg(figure, "mitigations")
 
 
-def _effect(row: dict[str, Any]) -> float | None:
-    """Return a probe's change beyond the noise (the null probe's: its own change)."""
-    beyond = row.get("beyond_noise")
-    found: float | None = row["mean_delta"] if beyond is None else beyond["mean_delta"]
-    return found
-
-
-def _whisker(row: dict[str, Any], effect: bool = False) -> tuple[float, float]:
-    """Return the distances from a bar's end to its 95% interval's ends (0, 0: none)."""
-    source = row.get("beyond_noise") if effect and row.get("beyond_noise") else row
-    value = _effect(row) if effect else row["mean_delta"]
+def _whisker(row: dict[str, Any], beyond: bool = False) -> tuple[float, float]:
+    """Return the distances from a bar's end to its 95% interval's ends (0, 0: none); with
+    beyond, of the change beyond the noise."""
+    source = row.get("beyond_noise") if beyond and row.get("beyond_noise") else row
+    value = effect(row) if beyond else row["mean_delta"]
     interval = (source or {}).get("ci")
     if value is None or not interval or interval[0] is None or interval[1] is None:
         return 0.0, 0.0
