@@ -13,15 +13,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from panel.testing.fakes.hostile import HostileServer, bomb, gzip_bomb, trickle
 from panel.testing.fakes.http import Reply, Seen
 from panel.testing.fakes.openai import review_completion
+from panel.testing.peak import run_measured
 
 REPO = Path(__file__).resolve().parents[1]
 CARD = REPO / "examples" / "smolvlm-3b.yaml"
@@ -44,23 +43,8 @@ def run(
             "PANEL_MAX_ATTEMPTS": "1",
             "OPENAI_API_KEY": "sk-bench-hostile-0000000000",
         }
-        started = time.monotonic()
-        proc = subprocess.Popen(
-            argv, env=full, cwd=scratch, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        stopped = False
-        while True:  # wait4, not poll: poll would reap the child and lose its peak memory
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.monotonic() - started > limit and not stopped:
-                proc.kill()
-                stopped = True
-            time.sleep(0.05)
-        proc.returncode = 0  # reaped here
-        took = time.monotonic() - started
-    code = None if stopped else os.waitstatus_to_exitcode(status)
-    return code, usage.ru_maxrss / 1024, took
+        code, peak, took = run_measured(argv, env=full, cwd=scratch, limit=limit)
+    return code, peak, took
 
 
 def main() -> None:

@@ -27,6 +27,7 @@ from panel.testing.fakes.hostile import (
 )
 from panel.testing.fakes.http import Reply, Seen
 from panel.testing.fakes.openai import review_completion
+from panel.testing.peak import run_measured
 from tests.cli.test_cli import panel
 from tests.queue.test_queue import make_cards, pairs_file, query
 
@@ -61,14 +62,10 @@ def one_line_error(result: subprocess.CompletedProcess[str], code: int, fragment
 def peak_run(argv: list[str], env: dict[str, str], folder: Path) -> tuple[int, str, float, float]:
     """Run argv; return (exit code, stderr, peak resident memory in MiB, seconds)."""
     err = folder / "stderr.txt"
-    started = time.monotonic()
     with err.open("w") as stderr:
-        proc = subprocess.Popen(
-            argv, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=stderr
-        )
-        _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, err.read_text(), usage.ru_maxrss / 1024, time.monotonic() - started
+        code, peak, took = run_measured(argv, env={**os.environ, **env}, stderr=stderr)
+    assert code is not None
+    return code, err.read_text(), peak, took
 
 
 # --- finding 1: a Retry-After of 31 years, or NaN --------------------------------------------

@@ -20,7 +20,6 @@ import os
 import re
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -41,6 +40,7 @@ from panel.testing.fakes.hostile import (
 )
 from panel.testing.fakes.http import Reply, Seen
 from panel.testing.fakes.openai import FakeOpenAI, prompt_text, review_completion
+from panel.testing.peak import run_measured
 from panel.testing.postgres import PostgresServer
 from tests.cli.test_cli import panel
 from tests.queue.test_queue import env_for, make_cards, pairs_file, query
@@ -106,20 +106,19 @@ def test_one_queue_meets_every_kind_of_hostile_answer(tmp_path: Path, tally: Tal
             panel("queue", "add", pairs_file(tmp_path, cards, len(KINDS)), env=env).returncode == 0
         )
         argv = [sys.executable, "-m", "panel", "queue", "run", "-c", "8", "--max-attempts", "2"]
-        started = time.monotonic()
-        err = tmp_path / "stderr.txt"
-        with err.open("w") as stderr:
-            proc = subprocess.Popen(
-                [*argv, "--json"], env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=stderr
+        err, out_file = tmp_path / "stderr.txt", tmp_path / "stdout.txt"
+        with err.open("w") as stderr, out_file.open("w") as stdout_file:
+            # a hang is a loss, not a stuck suite: killed after 300 s (code None)
+            ran, peak, wall = run_measured(
+                [*argv, "--json"],
+                env={**os.environ, **env},
+                stdout=stdout_file,
+                stderr=stderr,
+                limit=300,
             )
-            killer = threading.Timer(300, proc.kill)  # a hang is a loss, not a stuck suite
-            killer.start()
-            stdout = proc.stdout.read() if proc.stdout else b""
-            _, status, usage = os.wait4(proc.pid, 0)
-            killer.cancel()
-        wall = time.monotonic() - started
+        stdout = out_file.read_bytes()
         answered = server.answered
-    code, peak = os.waitstatus_to_exitcode(status), usage.ru_maxrss / 1024
+    code = -9 if ran is None else ran
     stderr_text = err.read_text()
     tasks = {
         (tool, persona): (state, error or "")
