@@ -7,9 +7,11 @@ shown.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import sqlite3
 import time
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ from panel.errors import ConfigError
 from panel.rules import MAX_RETRY_AFTER
 from panel.store import CallRecord, Store, StoredPair, StoredReview
 from panel.store.migrations import MIGRATIONS
+from panel.store.sql import Connection, connect
 from panel.testing.postgres import PASSWORD, PASSWORD_ROLE, PostgresServer
 from tests.cli.test_cli import panel
 from tests.queue.test_queue import query
@@ -282,12 +285,11 @@ def test_vote_totals_stay_exact_when_writers_race(db: str, card: ToolCard) -> No
         store.close()
 
 
-def test_vote_totals_are_filled_from_the_votes_of_an_older_store(db: str, card: ToolCard) -> None:
-    """A store an older panel made, with votes and no vote_totals: the migration counts them."""
-    from panel.store import migrations
-    from panel.store.sql import connect
-
-    before = MIGRATIONS.index(migrations.m012_serve_vote_totals)
+@contextlib.contextmanager
+def store_before(migration: str, db: str, card: ToolCard) -> Iterator[Connection]:
+    """Make db as an older panel left it, every migration before `migration` applied and card
+    stored, and yield a connection inside that transaction to fill it."""
+    before = [step.__name__ for step in MIGRATIONS].index(migration)
     database = connect(db, create=True)
     try:
         database.prepare()
@@ -300,13 +302,19 @@ def test_vote_totals_are_filled_from_the_votes_of_an_older_store(db: str, card: 
                 " VALUES (?, ?, ?, 0, 0)",
                 (card.slug, card.model_dump_json(), card.content_hash()),
             )
-            for voter, vote in (("ana", "ship"), ("bo", "ship"), ("cy", "skip")):
-                con.execute(
-                    "INSERT INTO votes (tool, voter, vote, at) VALUES (?, ?, ?, 0)",
-                    (card.slug, voter, vote),
-                )
+            yield con
     finally:
         database.close()
+
+
+def test_vote_totals_are_filled_from_the_votes_of_an_older_store(db: str, card: ToolCard) -> None:
+    """A store an older panel made, with votes and no vote_totals: the migration counts them."""
+    with store_before("m012_serve_vote_totals", db, card) as con:
+        for voter, vote in (("ana", "ship"), ("bo", "ship"), ("cy", "skip")):
+            con.execute(
+                "INSERT INTO votes (tool, voter, vote, at) VALUES (?, ?, ?, 0)",
+                (card.slug, voter, vote),
+            )
     store = Store(db)  # a command that writes upgrades it
     try:
         assert store.vote_counts(card.slug) == (2, 1)
@@ -373,38 +381,21 @@ def test_reviews_made_before_are_unmitigated_at_the_default_rules_temperature(
 ) -> None:
     """A store an older panel made: its reviews carry no mitigations and no temperature; the
     migration gives them the temperature the default rule gave (sample 0 at 0, later at 0.7)."""
-    from panel.store import migrations
-    from panel.store.sql import connect
-
-    before = MIGRATIONS.index(migrations.m014_review_conditions)
-    database = connect(db, create=True)
-    try:
-        database.prepare()
-        with database.transaction() as con:
-            for number, step in enumerate(MIGRATIONS[:before], start=1):
-                step(con, database.dialect)
-                database.set_schema_version(con, number)
+    with store_before("m014_review_conditions", db, card) as con:
+        for sample, score in enumerate((70, 50)):
             con.execute(
-                "INSERT INTO tools (slug, card, card_hash, created_at, updated_at)"
-                " VALUES (?, ?, ?, 0, 0)",
-                (card.slug, card.model_dump_json(), card.content_hash()),
+                """INSERT INTO reviews (tool, card_hash, persona, prompt_version, provider,
+                       model, sample, score, verdict, review, fields, attempts, created_at)
+                   VALUES (?, ?, 'builder', 'v1', 'openai', 'm', ?, ?, ?, 'A review.', '{}',
+                       1, 1.0)""",
+                (
+                    card.slug,
+                    card.content_hash(),
+                    sample,
+                    score,
+                    "ship" if score >= 60 else "skip",
+                ),
             )
-            for sample, score in enumerate((70, 50)):
-                con.execute(
-                    """INSERT INTO reviews (tool, card_hash, persona, prompt_version, provider,
-                           model, sample, score, verdict, review, fields, attempts, created_at)
-                       VALUES (?, ?, 'builder', 'v1', 'openai', 'm', ?, ?, ?, 'A review.', '{}',
-                           1, 1.0)""",
-                    (
-                        card.slug,
-                        card.content_hash(),
-                        sample,
-                        score,
-                        "ship" if score >= 60 else "skip",
-                    ),
-                )
-    finally:
-        database.close()
     store = Store(db)
     try:
         args = (card.content_hash(), "builder", "v1", "openai", "m")
