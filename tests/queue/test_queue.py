@@ -251,6 +251,32 @@ def test_a_review_stored_meanwhile_is_not_reopened(tmp_path: Path, db: str) -> N
     assert query(db, "SELECT count(*) FROM tasks WHERE state = 'pending'") == [(7,)]
 
 
+def run_at_the_ceiling(
+    db: Path, out: Path, env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """Run the queue at 64 in flight under a $0.04 ceiling on claude-haiku-4-5 (the loopback
+    Anthropic server in env): a run the ceiling must stop with exit 3. Raises TimeoutExpired
+    after 60 s (a hang)."""
+    return panel(
+        "queue",
+        "run",
+        "-c",
+        "64",
+        "--max-cost",
+        "0.04",
+        "--provider",
+        "anthropic",
+        "--model",
+        "claude-haiku-4-5",
+        "--db",
+        db,
+        "--out",
+        out,
+        env=env,
+        timeout=60,
+    )
+
+
 @pytest.mark.parametrize("attempt", [1, 2, 3])
 def test_the_ceiling_ends_a_run_with_exit_3_at_64_in_flight(tmp_path: Path, attempt: int) -> None:
     """Finding 8 of issue 22: `queue run --max-cost` hung instead of exiting 3 whenever there were
@@ -266,24 +292,7 @@ def test_the_ceiling_ends_a_run_with_exit_3_at_64_in_flight(tmp_path: Path, atte
     assert panel("queue", "add", tmp_path / "q.csv", "--samples", "3", "--db", db).returncode == 0
     with FakeAnthropicBatches(live=True) as server:
         env = {"ANTHROPIC_API_KEY": "sk-ant-test-0000000000", "ANTHROPIC_BASE_URL": server.url}
-        result = panel(
-            "queue",
-            "run",
-            "-c",
-            "64",
-            "--max-cost",
-            "0.04",
-            "--provider",
-            "anthropic",
-            "--model",
-            "claude-haiku-4-5",
-            "--db",
-            db,
-            "--out",
-            tmp_path / "out",
-            env=env,
-            timeout=60,
-        )
+        result = run_at_the_ceiling(db, tmp_path / "out", env)
         calls = server.live_calls
     assert result.returncode == 3, result.stderr
     assert "cost ceiling reached" in result.stderr

@@ -43,7 +43,7 @@ from panel.testing.fakes.openai import FakeOpenAI, prompt_text, review_completio
 from panel.testing.peak import run_measured
 from panel.testing.postgres import PostgresServer
 from tests.cli.test_cli import panel
-from tests.queue.test_queue import env_for, make_cards, pairs_file, query
+from tests.queue.test_queue import env_for, make_cards, pairs_file, query, run_at_the_ceiling
 from tests.reliability.conftest import Tally
 
 REPO = Path(__file__).resolve().parents[2]
@@ -257,24 +257,7 @@ def test_the_ceiling_stops_64_workers_with_exit_3(
     with FakeAnthropicBatches(live=True) as server:
         env = {**KEYS, "ANTHROPIC_BASE_URL": server.url}
         try:
-            result = panel(
-                "queue",
-                "run",
-                "-c",
-                "64",
-                "--max-cost",
-                "0.04",
-                "--provider",
-                "anthropic",
-                "--model",
-                "claude-haiku-4-5",
-                "--db",
-                db,
-                "--out",
-                tmp_path / "out",
-                env=env,
-                timeout=60,
-            )
+            result = run_at_the_ceiling(db, tmp_path / "out", env)
             code = result.returncode
         except subprocess.TimeoutExpired:
             code = None
