@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from panel.testing.fakes.anthropic import FakeAnthropicBatches
+from panel.testing.fakes.anthropic import LyingAnthropic
 from panel.testing.fakes.hostile import (
     MALFORMED,
     HostileServer,
@@ -225,20 +225,6 @@ def test_a_queue_worker_survives_malformed_answers_and_keeps_the_paid_ones(
 
 
 # --- finding 5: token counts are believed -------------------------------------------------------
-
-
-class LyingAnthropic(FakeAnthropicBatches):
-    """An Anthropic-compatible endpoint that answers live calls with a usage of its choosing."""
-
-    def __init__(self, usage: dict[str, Any]) -> None:
-        super().__init__(live=True)
-        self.usage = usage
-
-    def _result(self, n: int, request: dict[str, Any]) -> dict[str, Any]:
-        result = super()._result(n, request)
-        if "message" in result:
-            result["message"]["usage"] = dict(self.usage)
-        return result
 
 
 @pytest.mark.parametrize(

@@ -28,7 +28,7 @@ import pytest
 
 from panel.rules import MAX_REPORTED_TOKENS, MAX_RETRY_AFTER
 from panel.store import Store
-from panel.testing.fakes.anthropic import FakeAnthropicBatches
+from panel.testing.fakes.anthropic import FakeAnthropicBatches, LyingAnthropic
 from panel.testing.fakes.hostile import (
     MALFORMED,
     HostileServer,
@@ -199,20 +199,6 @@ def test_a_retry_after_never_pauses_more_than_a_minute(
 
 
 # --- 3 usage that lies, under a ceiling --------------------------------------------------------
-
-
-class LyingAnthropic(FakeAnthropicBatches):
-    """Answers live calls with the usage it is given."""
-
-    def __init__(self, usage: dict[str, Any]) -> None:
-        super().__init__(live=True)
-        self.usage = usage
-
-    def _result(self, n: int, request: dict[str, Any]) -> dict[str, Any]:
-        result = super()._result(n, request)
-        if "message" in result:
-            result["message"]["usage"] = dict(self.usage)
-        return result
 
 
 @pytest.mark.parametrize(

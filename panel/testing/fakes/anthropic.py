@@ -160,3 +160,17 @@ class FakeAnthropicBatches(LoopbackServer):
 
     def _public(self, batch_id: str) -> dict[str, Any]:
         return {k: v for k, v in self.batches[batch_id].items() if not k.startswith("_")}
+
+
+class LyingAnthropic(FakeAnthropicBatches):
+    """An Anthropic-compatible endpoint that answers live calls with a usage of its choosing."""
+
+    def __init__(self, usage: dict[str, Any]) -> None:
+        super().__init__(live=True)
+        self.usage = usage
+
+    def _result(self, n: int, request: dict[str, Any]) -> dict[str, Any]:
+        result = super()._result(n, request)
+        if "message" in result:
+            result["message"]["usage"] = dict(self.usage)
+        return result
