@@ -44,25 +44,21 @@ def list_models(as_json: JsonOpt = False) -> None:
     from panel.models.resolve import chosen_name
 
     settings, catalogue = settings_from({}), _catalogue()
-    default = chosen_name(settings.local_model, catalogue)
-    rows = [
-        _status(entry, _folder(settings), entry.name == default)
-        for entry in catalogue.models.values()
-    ]
+    default, folder = chosen_name(settings.local_model, catalogue), _folder(settings)
+    rows = [_status(entry, folder, entry.name == default) for entry in catalogue.models.values()]
     if as_json:
         output.echo_json(rows)
         return
     output.print_table(
-        f"Local models (in {_folder(settings)})",
-        ("", "Name", "Size", "Licence", "Profile", "Where", "Verified"),
+        f"Local models ({folder})",
+        ("", "Name", "Size", "Licence", "Where", "Verified"),
         [
             (
                 "*" if row["default"] else "",
                 row["name"],
                 _size(row["size"]),
                 row["licence"],
-                row["profile"],
-                row["path"] or "not pulled",
+                row["where"],
                 {True: "yes", False: "NO", None: ""}[row["verified"]],
             )
             for row in rows
@@ -79,6 +75,9 @@ def _status(entry: Entry, folder: Path, is_default: bool) -> dict[str, Any]:
     from panel.models.place import located, verified
 
     path = located(entry, folder)
+    where = "not pulled" if path is None else "pulled" if path.parent == folder else "installed"
+    if where == "installed" and entry.mirror is not None:  # in its one-wheel mirror's package
+        where = f"in {entry.mirror.part_package(1)}"
     return {
         "name": entry.name,
         "default": is_default,
@@ -89,6 +88,7 @@ def _status(entry: Entry, folder: Path, is_default: bool) -> dict[str, Any]:
         "licence": entry.licence,
         "profile": entry.profile,
         "path": str(path) if path else None,
+        "where": where,
         "verified": verified(entry, path, folder) if path else None,
     }
 
@@ -150,7 +150,7 @@ def use(
 def rm(name: NameArg) -> None:
     """Remove a pulled model (and what an unfinished pull of it kept)."""
     from panel.errors import InputError
-    from panel.models.place import forget, pulled_path, remove_quietly, staging_dir
+    from panel.models.place import forget, pulled_path, remove_quietly, remove_staging, staging_dir
 
     settings, entry = settings_from({}), _catalogue().entry(name)
     folder = _folder(settings)
@@ -158,7 +158,7 @@ def rm(name: NameArg) -> None:
     if not path.exists() and not stage.exists():
         raise InputError(f"{name} is not pulled: nothing to remove", path=str(folder))
     remove_quietly(path)
-    remove_quietly(stage)
+    remove_staging(stage)
     forget(path, folder)
     output.say(f"removed {name} ({path})")
 

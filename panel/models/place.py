@@ -171,6 +171,15 @@ def staging_dir(entry: Entry, folder: Path) -> Path:
     return folder / STAGING / entry.name
 
 
+def remove_staging(stage: Path, *, unless_resumable: bool = False) -> None:
+    """Remove a staging folder (unless_resumable: only when nothing is kept in it), and the
+    folder of staging folders once it is empty."""
+    if not unless_resumable or staged_bytes(stage) == 0:
+        remove_quietly(stage)
+    with contextlib.suppress(OSError):
+        stage.parent.rmdir()  # only when empty
+
+
 def staged_bytes(stage: Path) -> int:
     """Return the bytes kept in a staging folder (what a resumed pull need not fetch again)."""
     if not stage.is_dir():

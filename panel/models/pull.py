@@ -17,7 +17,6 @@ or a finished pull leave nothing there.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import subprocess
@@ -43,6 +42,7 @@ from panel.models.place import (
     quiet,
     remember,
     remove_quietly,
+    remove_staging,
     sha256_of,
     size_text,
     staged_bytes,
@@ -93,22 +93,14 @@ def pull(entry: Entry, folder: Path, report: Report = quiet) -> Pulled:
                 remove_quietly(stage / SOURCE_FOLDERS[source])
             continue
         except DiskFull as exc:
-            _tidy(stage, keep=False)
+            remove_staging(stage)
             raise ModelError(f"cannot pull {entry.name}: {exc}", path=str(folder)) from None
         except OSError as exc:
             raise ModelError(f"cannot pull {entry.name}: {exc}", path=str(folder)) from None
-        _tidy(stage, keep=False)
+        remove_staging(stage)
         return Pulled(path, name)
-    _tidy(stage, keep=True)
+    remove_staging(stage, unless_resumable=True)
     raise ModelError(f"cannot pull {entry.name}: " + "; ".join(reasons))
-
-
-def _tidy(stage: Path, *, keep: bool) -> None:
-    """Remove the staging folder (when kept, only if nothing is in it), and .pull if empty."""
-    if not keep or staged_bytes(stage) == 0:
-        remove_quietly(stage)
-    with contextlib.suppress(OSError):
-        stage.parent.rmdir()  # only when empty
 
 
 def _accept(entry: Entry, folder: Path, candidate: Path, report: Report) -> Path:

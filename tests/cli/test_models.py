@@ -14,7 +14,7 @@ from panel.cli.app import app
 from panel.config import load_settings
 from panel.models import catalogue as catalogues
 from panel.testing.fakes.hub import FakeHub
-from panel.testing.fakes.weights import FILE, FakeModel, fake_model
+from panel.testing.fakes.weights import FILE, FakeModel, fake_model, serving
 
 
 @pytest.fixture
@@ -27,9 +27,8 @@ def model(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FakeModel:
 
 
 @pytest.fixture
-def hub(monkeypatch: pytest.MonkeyPatch, model: FakeModel) -> Iterator[FakeHub]:
-    with FakeHub(model.hub_files) as server:
-        monkeypatch.setenv("HF_ENDPOINT", server.url)
+def hub(model: FakeModel) -> Iterator[FakeHub]:
+    with serving(FakeHub(model.hub_files)) as server:
         yield server
 
 
@@ -64,6 +63,7 @@ def test_pull_list_path_use_and_rm(tmp_path: Path, model: FakeModel) -> None:
         "licence": "Apache-2.0",
         "profile": "capable",
         "path": str(where),
+        "where": "pulled",
         "verified": True,
     }
     assert panel("models", "path", "fake")[1] == f"{where}\n"

