@@ -156,8 +156,14 @@ class Settings(BaseModel):
     def named_as(self, name: str) -> str:
         """Return how the user gave a setting, to name it in an error: "--max-cost",
         "PANEL_MAX_COST" or "max_cost in the config file" (a flag when not known)."""
-        source = self._sources.get(name, "flag")
-        return SOURCES[source].format(flag=name.replace("_", "-"), env=name.upper(), key=name)
+        return SOURCES[self.origin(name)].format(
+            flag=name.replace("_", "-"), env=name.upper(), key=name
+        )
+
+    def origin(self, name: str) -> str:
+        """Return where a setting given came from: "flag", "env" or "config" (settings made in
+        code count as flags)."""
+        return self._sources.get(name, "flag")
 
     @field_validator("signing_key", "submit_token")
     @classmethod

