@@ -142,7 +142,7 @@ def use(
         value = str(resolve_local_model(name, settings.models_dir, catalogue).path.resolve())
     path = write_setting("local_model", value)
     output.say(f"the default local model is now {value} (local_model in {path})")
-    if settings.named_as("local_model") == "PANEL_LOCAL_MODEL":
+    if settings.origin("local_model") == "env":
         output.note("PANEL_LOCAL_MODEL is set and wins over the config file")
 
 

