@@ -410,6 +410,54 @@ def m014_review_conditions(db: Connection, dialect: Dialect) -> None:
     )
 
 
+@migration
+def m015_pair_conditions(db: Connection, dialect: Dialect) -> None:
+    """A pair judgment is keyed like a review (one key for every kind of question): the
+    mitigations that shaped what its judge saw of either card, and its temperature, join its
+    unique key, so a --blind-names judgment is never served from an unblinded row, nor one asked
+    at 0.7 from one asked at 0.
+
+    Judgments made before were unmitigated (mitigations did not reach pair prompts); they get
+    the temperature panel's default rule gave them (sample 0 at 0, later samples at 0.7), as
+    m014 gave reviews."""
+    _execute_script(
+        db,
+        dialect,
+        """
+        CREATE TABLE pair_judgments_new (
+            id INTEGER PRIMARY KEY,
+            first_tool TEXT NOT NULL REFERENCES tools(slug),
+            second_tool TEXT NOT NULL REFERENCES tools(slug),
+            first_hash TEXT NOT NULL,
+            second_hash TEXT NOT NULL,
+            persona TEXT NOT NULL,
+            prompt_version TEXT NOT NULL,
+            provider TEXT NOT NULL,
+            model TEXT NOT NULL,
+            mitigations TEXT NOT NULL DEFAULT '',
+            temperature REAL NOT NULL DEFAULT 0,
+            sample INTEGER NOT NULL DEFAULT 0 CHECK (sample >= 0),
+            prefers TEXT NOT NULL CHECK (prefers IN ('first', 'second', 'tie')),
+            reason TEXT NOT NULL CHECK (length(reason) > 0),
+            attempts INTEGER NOT NULL,
+            created_at REAL NOT NULL,
+            UNIQUE (first_hash, second_hash, persona, prompt_version, provider, model,
+                mitigations, temperature, sample)
+        );
+        INSERT INTO pair_judgments_new (first_tool, second_tool, first_hash, second_hash,
+            persona, prompt_version, provider, model, temperature, sample, prefers, reason,
+            attempts, created_at)
+            SELECT first_tool, second_tool, first_hash, second_hash, persona, prompt_version,
+                provider, model, CASE WHEN sample > 0 THEN 0.7 ELSE 0 END, sample, prefers,
+                reason, attempts, created_at
+            FROM pair_judgments ORDER BY id;
+        DROP TABLE pair_judgments;
+        ALTER TABLE pair_judgments_new RENAME TO pair_judgments;
+        CREATE INDEX pair_judgments_by_tools ON pair_judgments (first_tool, second_tool)
+        """,
+    )
+
+
 def check(database: Database, *, write: bool, first: str) -> int:
     """Return the store's schema version if panel may use it; raise ConfigError if not.
 

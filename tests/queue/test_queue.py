@@ -200,11 +200,12 @@ def test_a_review_stored_meanwhile_is_not_reopened(tmp_path: Path, db: str) -> N
     import asyncio
 
     from panel.config import Settings
-    from panel.prompts import Prompts
+    from panel.questions import review_of
     from panel.queue.runner import QueueRunner
-    from panel.queue.store import QueueStore, finish_task_in
-    from panel.runtime import Runtime, open_runtime
-    from panel.store import Store, StoredReview
+    from panel.queue.store import QueueStore, Unit, finish_in
+    from panel.review import Reviewer
+    from panel.runtime import open_runtime
+    from panel.store import REVIEW, Store
 
     cards = make_cards(tmp_path / "cards", 2)
     (tmp_path / "q.csv").write_text(f"{cards[0]},{cards[1]}\n")
@@ -217,31 +218,19 @@ def test_a_review_stored_meanwhile_is_not_reopened(tmp_path: Path, db: str) -> N
         card = runtime.tool("tool-00")
         assert card is not None
         builder = next(p for p in runtime.personas if p.key == "builder")
-        ask = runtime.ask(card, "builder", 1)
-        assert ask is not None and runtime.missing(ask) == [0]
+        question = review_of(card, builder, 1)
+        assert runtime.reviewer.stored(question) == []
         # Another process stores the review and finishes the task...
-        review = StoredReview(
-            tool=card.slug,
-            card_hash=card.content_hash(),
-            persona="builder",
-            prompt_version=Prompts(settings.prompts_dir()).version(builder),
-            provider=runtime.provider_name(builder),
-            model=runtime.model_name(builder),
-            score=70,
-            verdict="ship",
-            review="A review stored by another runner while this one was looking.",
-            fields={},
-            attempts=1,
-            created_at=0.0,
-        )
-        store.save_review(card, review, then=lambda c: finish_task_in(c, card.slug, "builder"))
+        review = review_made_elsewhere(runtime.reviewer, question)
+        unit = Unit(REVIEW, (card.slug,), "builder")
+        store.save((card,), review, then=lambda c: finish_in(c, unit))
         # ...after this runner looked and found it missing (the look is replayed here).
-        stale = Runtime.missing
+        stale = Reviewer.stored
         try:
-            Runtime.missing = lambda self, ask: [0]  # type: ignore[method-assign]
+            Reviewer.stored = lambda self, question: []  # type: ignore[method-assign,assignment,return-value]
             QueueRunner(runtime, queue, concurrency=1).reopen_stale()
         finally:
-            Runtime.missing = stale  # type: ignore[method-assign]
+            Reviewer.stored = stale  # type: ignore[method-assign]
     finally:
         asyncio.run(runtime.aclose())
         store.close()
@@ -249,6 +238,29 @@ def test_a_review_stored_meanwhile_is_not_reopened(tmp_path: Path, db: str) -> N
         ("done",)
     ], "a task whose review was stored meanwhile stays done"
     assert query(db, "SELECT count(*) FROM tasks WHERE state = 'pending'") == [(7,)]
+
+
+def review_made_elsewhere(reviewer: Any, question: Any) -> Any:
+    """Return the answer another worker would store for sample 0 of a review question."""
+    from panel.store import StoredReview
+
+    key = reviewer.key(question)
+    return StoredReview(
+        tool=question.cards[0].slug,
+        card_hash=key.card_hashes[0],
+        persona=key.persona,
+        prompt_version=key.prompt_version,
+        provider=key.provider,
+        model=key.model,
+        score=70,
+        verdict="ship",
+        review="A review stored by another runner while this one was looking.",
+        fields={},
+        attempts=1,
+        created_at=0.0,
+        mitigations=key.mitigations,
+        temperature=key.temperature,
+    )
 
 
 def run_at_the_ceiling(
@@ -308,7 +320,7 @@ def test_leases_are_timed_on_the_databases_clock(
     import time
 
     from panel.queue.store import QueueStore
-    from panel.store import Store
+    from panel.store import REVIEW, Store
 
     cards = make_cards(tmp_path / "cards", 2)
     (tmp_path / "q.csv").write_text(f"{cards[0]},{cards[1]}\n")
@@ -318,11 +330,11 @@ def test_leases_are_timed_on_the_databases_clock(
         queue = QueueStore(store)
         real = time.time
         monkeypatch.setattr(time, "time", lambda: real() - 3600)  # this machine is an hour behind
-        behind = queue.claim_task("behind", 30.0)
+        behind = queue.claim(REVIEW, "behind", 30.0)
         monkeypatch.setattr(time, "time", real)
-        right = queue.claim_task("right", 30.0)
+        right = queue.claim(REVIEW, "right", 30.0)
         assert behind is not None and right is not None
-        assert right[:2] != behind[:2], "a unit under a live lease was taken again"
+        assert right != behind, "a unit under a live lease was taken again"
         [(left,)] = query(
             db,
             "SELECT lease_expires FROM tasks WHERE lease_owner = 'behind'",
