@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from panel.cards import ToolCard
-from panel.errors import ConfigError
+from panel.errors import ConfigError, StoreUnavailable
 from panel.rules import MAX_RETRY_AFTER
 from panel.store import PAIR, REVIEW, CallRecord, Key, Store, StoredPair, StoredReview
 from panel.store.migrations import MIGRATIONS
@@ -405,5 +405,58 @@ def test_reviews_made_before_are_unmitigated_at_the_default_rules_temperature(
         assert [(r.sample, r.score) for r in store.find(key, 2)] == [(0, 70)]
         warm = store.find(replace(key, temperature=0.7), 2)
         assert [(r.sample, r.score, r.mitigations, r.cost_usd) for r in warm] == [(1, 50, (), None)]
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("kind", [REVIEW, PAIR])
+def test_a_paid_answer_outlasts_a_restart_during_its_save(
+    db: str, card: ToolCard, kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 28: Store.save_pair did not try again when the database went away in the middle of
+    the transaction, as save_review did: a paid pair judgment was lost to a restart. Every kind
+    of answer is saved by one save, which does."""
+    other = card.model_copy(update={"slug": "other", "name": "Other", "description": "Else."})
+    answer: StoredReview | StoredPair = review_of(card, "builder", 80, 1.0)
+    cards: tuple[ToolCard, ...] = (card,)
+    if kind == PAIR:
+        cards = (card, other)
+        answer = StoredPair(
+            first=card.slug,
+            second=other.slug,
+            first_hash=card.content_hash(),
+            second_hash=other.content_hash(),
+            persona="builder",
+            prompt_version="p1",
+            provider="openai",
+            model="m",
+            prefers="second",
+            reason="It ships.",
+            attempts=1,
+            created_at=1.0,
+            mitigations=("blind-names",),
+            temperature=0.7,
+        )
+    call = CallRecord(
+        provider="openai", model="m", tool="x", persona="builder", prompt_hash="h", latency_ms=5
+    )
+    store = Store(db)
+    real, restarts = store.transaction, []
+
+    @contextlib.contextmanager
+    def restarting() -> Iterator[Connection]:
+        with real() as con:
+            yield con
+            if not restarts:  # the database goes away before the commit: all of it rolls back
+                restarts.append(1)
+                raise StoreUnavailable("the database went away (a restart)")
+
+    try:
+        monkeypatch.setattr(store, "transaction", restarting)
+        store.save(cards, answer, call=call)
+        monkeypatch.undo()
+        assert restarts == [1]
+        assert store.find(answer.key) == [answer], "the answer was kept"
+        assert store.count_calls() == 1, "its call logged once"
     finally:
         store.close()
