@@ -11,7 +11,9 @@ new Kind here, not a copy of the path.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any, Generic, TypeVar
 
 from panel.cards import ToolCard
@@ -24,6 +26,11 @@ from panel.store import PAIR, REVIEW, StoredPair, StoredReview
 S = TypeVar("S", StoredReview, StoredPair)
 
 
+Record = Callable[[tuple[ToolCard, ...], Checked, dict[str, Any], "float | None"], S]
+"""(cards, answer, asked, cost) -> what a valid answer is stored as (`asked`: see `asked`)."""
+
+
+@dataclass(frozen=True)
 class Kind(Generic[S]):
     """What one kind of question renders, validates and stores."""
 
@@ -32,148 +39,96 @@ class Kind(Generic[S]):
     noun: str
     """How an error names its answer: "no valid review"."""
     record_type: type[S]
-
-    def version(self, prompts: Prompts, persona: Persona) -> str:
-        """Return the prompt version of persona's question of this kind."""
-        raise NotImplementedError
-
-    def prompt(
-        self,
-        prompts: Prompts,
-        persona: Persona,
-        cards: tuple[ToolCard, ...],
-        sample: int,
-        mitigations: Mitigations,
-    ) -> Prompt:
-        """Return the messages asking persona about the cards, as the mitigations show them."""
-        raise NotImplementedError
-
-    def answer_model(self, persona: Persona) -> type[Checked]:
-        raise NotImplementedError
-
-    def schema(self, persona: Persona) -> dict[str, Any]:
-        raise NotImplementedError
-
-    def record(
-        self,
-        cards: tuple[ToolCard, ...],
-        provider: str,
-        request: Request,
-        answer: Checked,
-        attempts: int,
-        cost_usd: float | None,
-    ) -> S:
-        """Return what a valid answer to request is stored as."""
-        raise NotImplementedError
+    version: Callable[[Prompts, Persona], str]
+    """The prompt version of persona's question of this kind."""
+    render: Callable[[Prompts, Persona, tuple[ToolCard, ...], int, Mitigations], Prompt]
+    """The messages asking persona about the cards (sample n), as the mitigations show them."""
+    answer_model: Callable[[Persona], type[Checked]]
+    schema: Callable[[Persona], dict[str, Any]]
+    record: Record[S]
 
 
-class _Review(Kind[StoredReview]):
-    name, noun, record_type = REVIEW, "review", StoredReview
-
-    def version(self, prompts: Prompts, persona: Persona) -> str:
-        return prompts.version(persona)
-
-    def prompt(
-        self,
-        prompts: Prompts,
-        persona: Persona,
-        cards: tuple[ToolCard, ...],
-        sample: int,
-        mitigations: Mitigations,
-    ) -> Prompt:
-        return prompts.review(persona, cards[0], sample=sample, mitigations=mitigations)
-
-    def answer_model(self, persona: Persona) -> type[Checked]:
-        return persona.answer_model
-
-    def schema(self, persona: Persona) -> dict[str, Any]:
-        return persona.answer_schema
-
-    def record(
-        self,
-        cards: tuple[ToolCard, ...],
-        provider: str,
-        request: Request,
-        answer: Checked,
-        attempts: int,
-        cost_usd: float | None,
-    ) -> StoredReview:
-        assert isinstance(answer, Answer)
-        return StoredReview(
-            tool=cards[0].slug,
-            card_hash=cards[0].content_hash(),
-            persona=request.persona,
-            prompt_version=request.prompt_version,
-            provider=provider,
-            model=request.model,
-            score=answer.score,
-            verdict=answer.verdict,
-            review=answer.review,
-            fields=answer.model_dump(exclude=set(Answer.model_fields)),
-            attempts=attempts,
-            created_at=time.time(),
-            sample=request.sample,
-            mitigations=request.mitigations,
-            temperature=request.temperature,
-            cost_usd=cost_usd,
-        )
+def asked(provider: str, request: Request, attempts: int) -> dict[str, Any]:
+    """Return what any answer records of how it was asked: persona, prompt version, provider,
+    model, sample, mitigations and temperature (with its card hashes, its key), the attempts it
+    took and when."""
+    return {
+        "attempts": attempts,
+        "created_at": time.time(),
+        "persona": request.persona,
+        "prompt_version": request.prompt_version,
+        "provider": provider,
+        "model": request.model,
+        "sample": request.sample,
+        "mitigations": request.mitigations,
+        "temperature": request.temperature,
+    }
 
 
-class _Pair(Kind[StoredPair]):
-    name, noun, record_type = PAIR, "judgment", StoredPair
-
-    def version(self, prompts: Prompts, persona: Persona) -> str:
-        return prompts.pair_version(persona)
-
-    def prompt(
-        self,
-        prompts: Prompts,
-        persona: Persona,
-        cards: tuple[ToolCard, ...],
-        sample: int,
-        mitigations: Mitigations,
-    ) -> Prompt:
-        first, second = cards
-        return prompts.pair(persona, first, second, sample=sample, mitigations=mitigations)
-
-    def answer_model(self, persona: Persona) -> type[Checked]:
-        return persona.pair_model
-
-    def schema(self, persona: Persona) -> dict[str, Any]:
-        return persona.pair_schema
-
-    def record(
-        self,
-        cards: tuple[ToolCard, ...],
-        provider: str,
-        request: Request,
-        answer: Checked,
-        attempts: int,
-        cost_usd: float | None,
-    ) -> StoredPair:
-        assert isinstance(answer, PairAnswer)
-        first, second = cards
-        return StoredPair(
-            first=first.slug,
-            second=second.slug,
-            first_hash=first.content_hash(),
-            second_hash=second.content_hash(),
-            persona=request.persona,
-            prompt_version=request.prompt_version,
-            provider=provider,
-            model=request.model,
-            prefers=answer.prefers,
-            reason=answer.reason,
-            attempts=attempts,
-            created_at=time.time(),
-            sample=request.sample,
-            mitigations=request.mitigations,
-            temperature=request.temperature,
-        )
+def _review(
+    cards: tuple[ToolCard, ...], answer: Checked, how: dict[str, Any], cost: float | None
+) -> StoredReview:
+    assert isinstance(answer, Answer)
+    return StoredReview(
+        tool=cards[0].slug,
+        card_hash=cards[0].content_hash(),
+        score=answer.score,
+        verdict=answer.verdict,
+        review=answer.review,
+        fields=answer.model_dump(exclude=set(Answer.model_fields)),
+        cost_usd=cost,
+        **how,
+    )
 
 
-REVIEW_KIND: Kind[StoredReview] = _Review()
-PAIR_KIND: Kind[StoredPair] = _Pair()
+def _pair(
+    cards: tuple[ToolCard, ...], answer: Checked, how: dict[str, Any], cost: float | None
+) -> StoredPair:
+    assert isinstance(answer, PairAnswer)
+    first, second = cards
+    return StoredPair(
+        first=first.slug,
+        second=second.slug,
+        first_hash=first.content_hash(),
+        second_hash=second.content_hash(),
+        prefers=answer.prefers,
+        reason=answer.reason,
+        **how,
+    )
+
+
+def _render_review(
+    prompts: Prompts, persona: Persona, cards: tuple[ToolCard, ...], n: int, shown: Mitigations
+) -> Prompt:
+    return prompts.review(persona, cards[0], sample=n, mitigations=shown)
+
+
+def _render_pair(
+    prompts: Prompts, persona: Persona, cards: tuple[ToolCard, ...], n: int, shown: Mitigations
+) -> Prompt:
+    return prompts.pair(persona, *cards, sample=n, mitigations=shown)
+
+
+REVIEW_KIND = Kind(
+    REVIEW,
+    "review",
+    StoredReview,
+    Prompts.version,
+    _render_review,
+    attrgetter("answer_model"),
+    attrgetter("answer_schema"),
+    _review,
+)
+PAIR_KIND = Kind(
+    PAIR,
+    "judgment",
+    StoredPair,
+    Prompts.pair_version,
+    _render_pair,
+    attrgetter("pair_model"),
+    attrgetter("pair_schema"),
+    _pair,
+)
 KINDS: dict[str, Kind[Any]] = {kind.name: kind for kind in (REVIEW_KIND, PAIR_KIND)}
 
 

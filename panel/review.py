@@ -44,7 +44,7 @@ from panel.parsing import ParseError, load_json
 from panel.personas import Checked, Persona
 from panel.prompts import Prompts
 from panel.providers.base import Generation, Provider, Request
-from panel.questions import Question, S
+from panel.questions import Question, S, asked
 from panel.rules import MAX_RETRY_AFTER, SAMPLES_TEMPERATURE
 from panel.spending import Spending, call_record
 from panel.store import CallRecord, Key, Store
@@ -160,7 +160,7 @@ class Reviewer:
         cards; a live run sends its request (and re-asks from it), a batch sends it as one of
         many."""
         persona, kind, key = question.persona, question.kind, self.key(question, sample)
-        prompt = kind.prompt(self.prompts, persona, question.cards, sample, self.mitigations)
+        prompt = kind.render(self.prompts, persona, question.cards, sample, self.mitigations)
         request = Request(
             messages=list(prompt.messages),
             schema=kind.schema(persona),
@@ -188,9 +188,8 @@ class Reviewer:
         except PanelError as exc:
             raise exc.about(tool=question.label, persona=question.persona.key) from None
         kind, cards = question.kind, question.cards
-        stored = kind.record(
-            cards, call.provider.name, call.request, answer, attempts, record.cost_usd
-        )
+        how = asked(call.provider.name, call.request, attempts)
+        stored = kind.record(cards, answer, how, record.cost_usd)
         self.store.save(cards, stored, call=record, then=then)
         return stored
 
@@ -253,7 +252,7 @@ class Reviewer:
                     # A malformed answer was answered (and maybe billed): it counts at its
                     # estimate, so a server that lies in its usage cannot lower what is spent.
                     billed = isinstance(exc, MalformedAnswerError)
-                    self._log(sent, "error", None, str(exc), billed=billed)
+                    self.store.log_call(self._record(sent, "error", None, str(exc), billed=billed))
                     last = attempt.retry_state.attempt_number >= self.max_attempts
                     if isinstance(exc, TransientProviderError) and last:
                         raise ProviderError(
@@ -268,25 +267,13 @@ class Reviewer:
                 try:
                     answer = parse_answer(request, generation, answer_model)
                 except InvalidAnswer as bad:
-                    self._log(sent, "invalid", generation, str(bad))
+                    self.store.log_call(self._record(sent, "invalid", generation, str(bad)))
                     raise
                 except RefusalError as refusal:
-                    self._log(sent, "refusal", generation, refusal.raw)
+                    self.store.log_call(self._record(sent, "refusal", generation, refusal.raw))
                     raise
                 return answer, self._record(sent, "ok", generation, None)
         raise AssertionError("unreachable")  # pragma: no cover
-
-    def _log(
-        self,
-        sent: Sent,
-        outcome: str,
-        generation: Generation | None,
-        error: str | None,
-        *,
-        billed: bool = False,
-    ) -> None:
-        """Append one call to the call log."""
-        self.store.log_call(self._record(sent, outcome, generation, error, billed=billed))
 
     def _record(
         self,

@@ -41,7 +41,7 @@ from panel.errors import (
 )
 from panel.personas import Checked
 from panel.providers.base import BatchResults, BatchStatus, Generation, Provider, Request
-from panel.questions import KINDS, label_of
+from panel.questions import KINDS, asked, label_of
 from panel.queue.runner import LEASE_SECONDS, RunStats, heartbeat_loop, worker_id
 from panel.queue.store import BatchItem, BatchStore, HeldBatch, QueueStore, Unit
 from panel.review import Call, InvalidAnswer, parse_answer
@@ -317,24 +317,17 @@ class Batcher:
             + (f" ({status.error})" if status.error else ""),
             provider=batch.provider,
         )
-        stats = self.stats
-        before = (stats.tasks_done, stats.tasks_failed, stats.pairs_done, stats.pairs_failed)
+        before = self.stats.units.copy()
         for item in self.batches.batch_items(batch.row):
             if item.outcome is None:
                 result = results.get(item.custom_id, unanswered)
                 self._ingest_item(batch, provider, item, self._judge(item, result))
-        done, failed, pairs_done, pairs_failed = (
-            now - then
-            for now, then in zip(
-                (stats.tasks_done, stats.tasks_failed, stats.pairs_done, stats.pairs_failed),
-                before,
-                strict=True,
-            )
-        )
-        pairs_line = f", {pairs_done} pair task(s) done, {pairs_failed} failed"
+        now = self.stats.units - before
+        pairs = f", {now[PAIR, 'done']} pair task(s) done, {now[PAIR, 'failed']} failed"
         self.notify(
-            f"{batch.provider} batch {batch.batch_id}: {done} review(s) stored, {failed} failed"
-            + (pairs_line if pairs_done or pairs_failed else "")
+            f"{batch.provider} batch {batch.batch_id}: {now[REVIEW, 'done']} review(s) stored, "
+            f"{now[REVIEW, 'failed']} failed"
+            + (pairs if now[PAIR, "done"] or now[PAIR, "failed"] else "")
         )
         self.batches.end_batch(batch.row, status.state)
 
@@ -375,10 +368,10 @@ class Batcher:
         ]
         if judged.answer is not None and changed:
             error = f"the card of {changed[0]} changed while its batch ran"
-        asked = _asked(item)
+        request = _asked(item)
         record = call_record(
             provider,
-            self._as_sent(item, known, asked),
+            self._as_sent(item, known, request),
             item.prompt_hash,
             judged.generation,
             judged.outcome,
@@ -389,7 +382,8 @@ class Batcher:
         answer = None
         if error is None and judged.answer is not None:
             kind = KINDS[_kind(item)]
-            made = kind.record(known, provider.name, asked, judged.answer, 1, record.cost_usd)
+            how = asked(provider.name, request, 1)
+            made = kind.record(known, judged.answer, how, record.cost_usd)
             answer = (known, made)
         job_error = located(
             f"failed in {provider.name} batch {batch.batch_id}: {error}",

@@ -90,10 +90,14 @@ def read_pairs(path: Path, store: Store) -> list[tuple[ToolCard, ToolCard]]:
 
 @dataclass
 class Added:
+    """What `queue add` did (its JSON): jobs added, pairs queued before, tools, and the units
+    that are new work."""
+
     jobs: int = 0
     already: int = 0
     tools: int = 0
     tasks: int = 0
+    """Review tasks."""
     pair_tasks: int = 0
 
 

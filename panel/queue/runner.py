@@ -25,6 +25,7 @@ import os
 import socket
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -62,18 +63,17 @@ def worker_id() -> str:
 
 @dataclass
 class RunStats:
+    """What this process did: jobs done and failed, and units by kind and outcome."""
+
     jobs_done: int = 0
     jobs_failed: int = 0
-    tasks_done: int = 0
-    tasks_failed: int = 0
-    pairs_done: int = 0
-    pairs_failed: int = 0
+    units: Counter[tuple[str, str]] = field(default_factory=Counter)
+    """(kind, "done" or "failed") -> how many units."""
     started: float = field(default_factory=time.monotonic)
 
     def settled(self, kind: str, outcome: str, jobs_failed: int = 0) -> None:
         """Count a unit of a kind that ended ("done" or "failed"), and the jobs failed with it."""
-        name = f"{'tasks' if kind == REVIEW else 'pairs'}_{outcome}"
-        setattr(self, name, getattr(self, name) + 1)
+        self.units[kind, outcome] += 1
         self.jobs_failed += jobs_failed
 
 

@@ -82,17 +82,7 @@ class StoredReview:
 
     @property
     def key(self) -> Key:
-        return Key(
-            REVIEW,
-            (self.card_hash,),
-            self.persona,
-            self.prompt_version,
-            self.provider,
-            self.model,
-            self.mitigations,
-            self.temperature,
-            self.sample,
-        )
+        return _key_of(REVIEW, (self.card_hash,), self)
 
 
 @dataclass(frozen=True)
@@ -119,21 +109,17 @@ class StoredPair:
 
     @property
     def key(self) -> Key:
-        return Key(
-            PAIR,
-            (self.first_hash, self.second_hash),
-            self.persona,
-            self.prompt_version,
-            self.provider,
-            self.model,
-            self.mitigations,
-            self.temperature,
-            self.sample,
-        )
+        return _key_of(PAIR, (self.first_hash, self.second_hash), self)
 
 
 Stored = StoredReview | StoredPair
 """An answer as kept in the store, of either kind."""
+
+
+def _key_of(kind: str, hashes: tuple[str, ...], answer: Stored) -> Key:
+    """Return the key a stored answer was made under (see Key)."""
+    asked = (answer.persona, answer.prompt_version, answer.provider, answer.model)
+    return Key(kind, hashes, *asked, answer.mitigations, answer.temperature, answer.sample)
 
 
 @dataclass(frozen=True)

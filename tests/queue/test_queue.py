@@ -287,10 +287,13 @@ def test_a_pair_task_finished_meanwhile_is_not_reopened(tmp_path: Path, db: str)
 
 def made_elsewhere(reviewer: Any, question: Any) -> Any:
     """Return the answer another worker would store for sample 0 of a question."""
+    from panel.questions import asked
+
     call = reviewer.call(question, 0)
     model = question.kind.answer_model(question.persona)
     answer = model.model_validate(answer_for(call.request.schema, score=70))
-    return question.kind.record(question.cards, call.provider.name, call.request, answer, 1, None)
+    how = asked(call.provider.name, call.request, 1)
+    return question.kind.record(question.cards, answer, how, None)
 
 
 def run_at_the_ceiling(

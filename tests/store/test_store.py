@@ -460,3 +460,43 @@ def test_a_paid_answer_outlasts_a_restart_during_its_save(
         assert store.count_calls() == 1, "its call logged once"
     finally:
         store.close()
+
+
+def test_pair_judgments_made_before_keep_every_row_unmitigated(db: str, card: ToolCard) -> None:
+    """A store today's main made (issue 28's m015 not applied): its pair judgments are kept,
+    every row, unmitigated and at the temperature the default rule gave them (sample 0 at 0,
+    later samples at 0.7), and found under the one key."""
+    other = card.model_copy(update={"slug": "other", "name": "Other", "description": "Else."})
+    with store_before("m015_pair_conditions", db, card) as con:
+        con.execute(
+            "INSERT INTO tools (slug, card, card_hash, created_at, updated_at)"
+            " VALUES (?, ?, ?, 0, 0)",
+            (other.slug, other.model_dump_json(), other.content_hash()),
+        )
+        for first, second in ((card, other), (other, card)):
+            for sample in (0, 1):
+                con.execute(
+                    """INSERT INTO pair_judgments (first_tool, second_tool, first_hash,
+                           second_hash, persona, prompt_version, provider, model, sample,
+                           prefers, reason, attempts, created_at)
+                       VALUES (?, ?, ?, ?, 'builder', 'p1', 'openai', 'm', ?, 'first',
+                           'It ships the primitive.', 1, 1.0)""",
+                    (first.slug, second.slug, first.content_hash(), second.content_hash(), sample),
+                )
+    store = Store(db)
+    try:
+        rows = store.db.execute(
+            """SELECT first_tool, sample, mitigations, temperature FROM pair_judgments
+               ORDER BY first_tool, sample"""
+        ).fetchall()
+        assert sorted(tuple(row) for row in rows) == sorted(
+            (first, sample, "", 0.7 if sample else 0.0)
+            for first in (card.slug, "other")
+            for sample in (0, 1)
+        )
+        key = Key(PAIR, (card.content_hash(), other.content_hash()), "builder", "p1", "openai", "m")
+        assert [j.sample for j in store.find(key, 2)] == [0]
+        assert [j.sample for j in store.find(replace(key, temperature=0.7), 2)] == [1]
+        assert len(store.latest_pairs((card.slug, other.slug))) == 2  # the newest question only
+    finally:
+        store.close()
