@@ -201,9 +201,7 @@ def test_a_review_stored_meanwhile_is_not_reopened(tmp_path: Path, db: str) -> N
 
     from panel.config import Settings
     from panel.questions import review_of
-    from panel.queue.runner import QueueRunner
     from panel.queue.store import QueueStore, Unit, finish_in
-    from panel.review import Reviewer
     from panel.runtime import open_runtime
     from panel.store import REVIEW, Store
 
@@ -225,12 +223,7 @@ def test_a_review_stored_meanwhile_is_not_reopened(tmp_path: Path, db: str) -> N
         unit = Unit(REVIEW, (card.slug,), "builder")
         store.save((card,), review, then=lambda c: finish_in(c, unit))
         # ...after this runner looked and found it missing (the look is replayed here).
-        stale = Reviewer.stored
-        try:
-            Reviewer.stored = lambda self, question: []  # type: ignore[method-assign,assignment,return-value]
-            QueueRunner(runtime, queue, concurrency=1).reopen_stale()
-        finally:
-            Reviewer.stored = stale  # type: ignore[method-assign]
+        reopen_after_a_stale_look(runtime, queue)
     finally:
         asyncio.run(runtime.aclose())
         store.close()
@@ -247,9 +240,7 @@ def test_a_pair_task_finished_meanwhile_is_not_reopened(tmp_path: Path, db: str)
     import asyncio
 
     from panel.config import Settings
-    from panel.queue.runner import QueueRunner
     from panel.queue.store import QueueStore, Unit, finish_in
-    from panel.review import Reviewer
     from panel.runtime import open_runtime
     from panel.store import PAIR, Store
 
@@ -268,12 +259,7 @@ def test_a_pair_task_finished_meanwhile_is_not_reopened(tmp_path: Path, db: str)
             then = (lambda c: finish_in(c, unit)) if n == 1 else None
             store.save(question.cards, made_elsewhere(runtime.reviewer, question), then=then)
         # ...after this runner looked and found the judgments missing (the look replayed here).
-        stale = Reviewer.stored
-        try:
-            Reviewer.stored = lambda self, question: []  # type: ignore[method-assign,assignment,return-value]
-            QueueRunner(runtime, QueueStore(store), concurrency=1).reopen_stale()
-        finally:
-            Reviewer.stored = stale  # type: ignore[method-assign]
+        reopen_after_a_stale_look(runtime, QueueStore(store))
     finally:
         asyncio.run(runtime.aclose())
         store.close()
@@ -283,6 +269,20 @@ def test_a_pair_task_finished_meanwhile_is_not_reopened(tmp_path: Path, db: str)
         ("futurist", "pending"),
         ("skeptic", "pending"),
     ], "a pair task whose judgments were stored meanwhile stays done"
+
+
+def reopen_after_a_stale_look(runtime: Any, queue: Any) -> None:
+    """Run a queue runner's reopen_stale as if its look at the store had found nothing stored
+    (the look it made before another worker stored the answers)."""
+    from panel.queue.runner import QueueRunner
+    from panel.review import Reviewer
+
+    stale = Reviewer.stored
+    try:
+        Reviewer.stored = lambda self, question: []  # type: ignore[method-assign,assignment,return-value]
+        QueueRunner(runtime, queue, concurrency=1).reopen_stale()
+    finally:
+        Reviewer.stored = stale  # type: ignore[method-assign]
 
 
 def made_elsewhere(reviewer: Any, question: Any) -> Any:
