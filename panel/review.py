@@ -144,22 +144,33 @@ class Reviewer:
     def stored(self, question: Question[S]) -> list[S]:
         """Return the stored samples of question that a run would reuse now, by index (some may
         be missing)."""
-        found = self.store.find(self.key(question), question.samples)
+        return self._found(question, self.key(question))
+
+    def _found(self, question: Question[S], key: Key) -> list[S]:
+        found = self.store.find(key, question.samples)
         return [answer for answer in found if isinstance(answer, question.kind.record_type)]
 
     def plan(self, question: Question[S], fresh: bool = False) -> Planned[S]:
         """Return question's stored samples and the calls for the others (every one with
         fresh)."""
-        stored = [] if fresh else self.stored(question)
+        key = self.key(question)
+        stored = [] if fresh else self._found(question, key)
         have = {answer.sample for answer in stored}
-        calls = [self.call(question, n) for n in range(question.samples) if n not in have]
+        calls = [
+            self._call_of(question, replace(key, sample=n))
+            for n in range(question.samples)
+            if n not in have
+        ]
         return Planned(question, stored, calls)
 
     def call(self, question: Question[S], sample: int) -> Call[S]:
         """Return the call asking sample `sample` of question, as the mitigations show its
         cards; a live run sends its request (and re-asks from it), a batch sends it as one of
         many."""
-        persona, kind, key = question.persona, question.kind, self.key(question, sample)
+        return self._call_of(question, self.key(question, sample))
+
+    def _call_of(self, question: Question[S], key: Key) -> Call[S]:
+        persona, kind, sample = question.persona, question.kind, key.sample
         prompt = kind.render(self.prompts, persona, question.cards, sample, self.mitigations)
         request = Request(
             messages=list(prompt.messages),
