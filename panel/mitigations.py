@@ -11,8 +11,10 @@ finds cannot act on the reviews. Each is a setting (flag, PANEL_* variable, conf
 - strip-injection: the lines the injection scan flags replaced by a placeholder that says so.
 
 Only what the judges see changes: the stored card, the pages and the review documents keep the
-real text. A mitigation that shaped a review is recorded with it (`Mitigations.shaping`), part of
-the review's key in the store, so mitigated and unmitigated reviews are never mixed.
+real text. They shape every kind of question alike (a pair judgment shows both cards blinded,
+rotated or stripped). A mitigation that shaped an answer is recorded with it
+(`Mitigations.shaping`), part of its key in the store, so mitigated and unmitigated answers are
+never mixed.
 """
 
 from __future__ import annotations
@@ -212,11 +214,14 @@ class Mitigations:
     def __sub__(self, other: Mitigations) -> Mitigations:
         return Mitigations.named(n for n in self.names if n not in other.names)
 
-    def shaping(self, card: ToolCard) -> tuple[str, ...]:
-        """Return the names of the mitigations that change what the judges see of card: the
-        ones recorded with its reviews (strip-injection only when it replaced something)."""
+    def shaping(self, *cards: ToolCard) -> tuple[str, ...]:
+        """Return the names of the mitigations that change what the judges see of the cards
+        of one question (a review's card, a pair's two): the ones recorded with its answers
+        (strip-injection only when it replaced something in one of them)."""
         return tuple(
-            name for name in self.names if name != STRIP_INJECTION or stripped(card)[1] > 0
+            name
+            for name in self.names
+            if name != STRIP_INJECTION or any(stripped(card)[1] > 0 for card in cards)
         )
 
     def view(self, card: ToolCard, sample: int = 0) -> View:

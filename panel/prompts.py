@@ -27,7 +27,7 @@ import jinja2.sandbox
 
 from panel.cards import ToolCard
 from panel.errors import ConfigError
-from panel.mitigations import Mitigations
+from panel.mitigations import Mitigations, View
 from panel.personas import Persona
 from panel.providers.base import Message
 from panel.rules import SHIP_THRESHOLD
@@ -143,28 +143,38 @@ class Prompts:
             :12
         ]
 
-    def _fenced_card(self, card: ToolCard) -> dict[str, object]:
-        """Return what a template shows of one card: its lines (softened, never the outcome
-        label) between the delimiters of its fence in this run."""
+    def _fenced_card(self, card: ToolCard, view: View) -> dict[str, object]:
+        """Return what a template shows of one card as its judges see it (`view`): its lines
+        (softened, never the outcome label) between the delimiters of its fence in this run."""
         nonce = self.fence(card)
-        shown = fenced(card).model_copy(update={"outcome": None})  # a label is never shown
+        shown = fenced(view.card).model_copy(update={"outcome": None})  # a label is never shown
         return {
-            "card": shown,
-            "card_lines": card_lines(shown, card.field_order),
+            "card": shown,  # for prompt folders of your own; the templates show card_lines
+            "card_lines": card_lines(shown, view.order),
             "open": f"<<<TOOL_CARD_{nonce}>>>",
             "close": f"<<<END_TOOL_CARD_{nonce}>>>",
         }
 
-    def pair(self, persona: Persona, first: ToolCard, second: ToolCard) -> Prompt:
+    def pair(
+        self,
+        persona: Persona,
+        first: ToolCard,
+        second: ToolCard,
+        *,
+        sample: int = 0,
+        mitigations: Mitigations | None = None,
+    ) -> Prompt:
         """Return the messages asking persona which of two cards it would ship with, `first`
-        shown first: both cards (each in its own fence, the lines a review shows), then
-        persona's part. The two orders of a pair share no prefix; the four personas of one
-        order do."""
+        shown first, both as the mitigations show them to sample `sample`: both cards (each in
+        its own fence, the lines a review shows), then persona's part. The two orders of a pair
+        share no prefix; the four personas of one order do."""
         version = self.pair_version(persona)
+        mitigations = mitigations or Mitigations()
         context = {
             "persona": persona,
-            "first": self._fenced_card(first),
-            "second": self._fenced_card(second),
+            "first": self._fenced_card(first, mitigations.view(first, sample)),
+            "second": self._fenced_card(second, mitigations.view(second, sample)),
+            "names_hidden": mitigations.blind_names,
         }
         messages = [
             {"role": "system", "content": self._render("pair.j2", **context)},
@@ -183,15 +193,10 @@ class Prompts:
     ) -> Prompt:
         """Return the messages asking persona to review card (as the mitigations show it to
         sample `sample`): the card's part, then persona's."""
-        nonce = self.fence(card)
         view = (mitigations or Mitigations()).view(card, sample)
-        shown = fenced(view.card).model_copy(update={"outcome": None})  # a label is never shown
         context = {
             "persona": persona,
-            "card": shown,  # for prompt folders of your own; card.j2 shows card_lines
-            "card_lines": card_lines(shown, view.order),
-            "open": f"<<<TOOL_CARD_{nonce}>>>",
-            "close": f"<<<END_TOOL_CARD_{nonce}>>>",
+            **self._fenced_card(card, view),
             "ship_threshold": SHIP_THRESHOLD,
             "names_hidden": bool(mitigations and mitigations.blind_names),
             # Only a persona that needs the maker is told what kind it is (never its name).
@@ -201,7 +206,7 @@ class Prompts:
             {"role": "system", "content": self._render("card.j2", **context)},
             {"role": "user", "content": self._render("persona.j2", **context)},
         ]
-        return Prompt(messages=messages, version=self.version(persona), nonce=nonce)
+        return Prompt(messages=messages, version=self.version(persona), nonce=self.fence(card))
 
     def reask(self, problems: list[str]) -> str:
         """Return the follow-up message that asks the model to fix its answer."""

@@ -1,13 +1,13 @@
-"""Reviews: one persona reads one tool card and returns a validated answer, or a typed error.
-A pair judgment is the second kind of ask: one persona reads two cards, one shown first, and
-says which it would ship with; it goes through the same nets, store and call log.
+"""Asking a judge: one persona asked one question (a card to review, a pair of cards to judge:
+panel.questions) returns a validated answer, or a typed error. Every kind of question goes
+through the one path here: key, prompt, ask, validate, re-ask, retry, store, call log.
 
 This is where the three safety nets live, each in one place:
 - transient provider failures (429, 5xx, timeouts) are retried with backoff that honours
   Retry-After: the only retry layer (the SDKs are told not to retry);
 - an answer that fails validation is re-asked once with the problems, then raises AnswerError;
-- a stored review for the same card, question, model, mitigations and temperature is reused
-  instead of calling again.
+- a stored answer under the same key (panel.store.Key: cards, question, model, mitigations,
+  temperature, sample) is reused instead of calling again: the run's plan leaves it out.
 Every call, failed or not, lands in the call log.
 """
 
@@ -17,10 +17,9 @@ import asyncio
 import math
 import re
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from functools import partial
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from pydantic import ValidationError
 from tenacity import (
@@ -31,7 +30,6 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from panel.cards import ToolCard
 from panel.errors import (
     AnswerError,
     MalformedAnswerError,
@@ -43,12 +41,13 @@ from panel.errors import (
 )
 from panel.mitigations import Mitigations
 from panel.parsing import ParseError, load_json
-from panel.personas import Answer, Checked, PairAnswer, Persona
+from panel.personas import Checked, Persona
 from panel.prompts import Prompts
-from panel.providers.base import Generation, Provider, Request, counted_tokens
+from panel.providers.base import Generation, Provider, Request
+from panel.questions import Question, S, asked
 from panel.rules import MAX_RETRY_AFTER, SAMPLES_TEMPERATURE
-from panel.spending import Spending, estimate_usd
-from panel.store import CallRecord, Store, StoredPair, StoredReview
+from panel.spending import Spending, call_record
+from panel.store import CallRecord, Key, Store
 from panel.store.sql import Connection
 
 REASKS = 1
@@ -67,8 +66,29 @@ class InvalidAnswer(Exception):
 
 
 @dataclass(frozen=True)
+class Call(Generic[S]):
+    """One sample of a question still to ask: whom, the request as it is sent, and its key."""
+
+    question: Question[S]
+    sample: int
+    provider: Provider
+    request: Request
+    prompt_hash: str
+    key: Key
+
+
+@dataclass(frozen=True)
+class Planned(Generic[S]):
+    """One question of a run: its samples stored already, and the calls for the others."""
+
+    question: Question[S]
+    stored: list[S]
+    calls: list[Call[S]]
+
+
+@dataclass(frozen=True)
 class Reviewer:
-    """Everything a review needs besides the card and the persona."""
+    """Everything a question needs besides its cards and persona."""
 
     providers: dict[str, Provider]
     """Provider by name; a persona naming a provider gets that one, the rest get `default`."""
@@ -85,7 +105,8 @@ class Reviewer:
     max_attempts: int = 4
     spending: Spending = field(default_factory=Spending)
     mitigations: Mitigations = field(default_factory=Mitigations)
-    """What the judges are kept from seeing (--rotate-fields, --blind-names, --strip-injection)."""
+    """What the judges are kept from seeing (--rotate-fields, --blind-names, --strip-injection),
+    in every kind of question."""
 
     def provider_for(self, persona: Persona) -> Provider:
         return self.providers[persona.provider or self.default]
@@ -98,159 +119,98 @@ class Reviewer:
             return provider.model
         return self.default_model or provider.model
 
-    def cached_reviews(self, card: ToolCard, persona: Persona, samples: int) -> list[StoredReview]:
-        """Return the stored samples of this card by persona with today's prompt, model and
-        mitigations, at the temperature of a set of `samples`: those below `samples`, by index;
-        some may be missing."""
-        return self.store.find_samples(
-            card.content_hash(),
+    def temperature_for(self, samples: int) -> float:
+        """Return the temperature of a question asked `samples` times (see `temperature`)."""
+        if self.temperature is not None:
+            return self.temperature
+        return SAMPLES_TEMPERATURE if samples > 1 else 0.0
+
+    def key(self, question: Question[Any], sample: int = 0) -> Key:
+        """Return the key sample `sample` of question is stored under with today's prompts,
+        model, mitigations and temperature: the one place a key is built."""
+        persona = question.persona
+        return Key(
+            question.kind.name,
+            tuple(card.content_hash() for card in question.cards),
             persona.key,
-            self.prompts.version(persona),
+            question.kind.version(self.prompts, persona),
             self.provider_for(persona).name,
             self.model_for(persona),
-            samples,
-            mitigations=self.mitigations.shaping(card),
-            temperature=self.temperature_for(samples),
+            self.mitigations.shaping(*question.cards),
+            self.temperature_for(question.samples),
+            sample,
         )
 
-    def missing_samples(self, card: ToolCard, persona: Persona, samples: int) -> list[int]:
-        """Return the sample indexes below `samples` of persona's review of card not stored yet."""
-        stored = {r.sample for r in self.cached_reviews(card, persona, samples)}
-        return [sample for sample in range(samples) if sample not in stored]
+    def stored(self, question: Question[S]) -> list[S]:
+        """Return the stored samples of question that a run would reuse now, by index (some may
+        be missing)."""
+        return self._found(question, self.key(question))
 
-    async def review(
-        self,
-        card: ToolCard,
-        persona: Persona,
-        *,
-        sample: int = 0,
-        samples: int = 1,
-        fresh: bool = False,
-        then: Callable[[Connection], None] | None = None,
-    ) -> StoredReview:
-        """Return sample `sample` (of `samples`) of persona's validated review of card, from the
-        store unless fresh.
+    def _found(self, question: Question[S], key: Key) -> list[S]:
+        found = self.store.find(key, question.samples)
+        return [answer for answer in found if isinstance(answer, question.kind.record_type)]
 
-        A new review is stored together with the log entry of the call that gave it, and
-        `then` (e.g. the queue marking its task done), in one transaction; with a stored review,
-        `then` runs in a transaction of its own.
-        """
-        provider = self.provider_for(persona)
-        card_hash = card.content_hash()
-        if not fresh:
-            stored = self.cached_reviews(card, persona, samples)
-            cached = next((review for review in stored if review.sample == sample), None)
-            if cached:
-                if then is not None:
-                    with self.store.transaction() as db:
-                        then(db)
-                return cached
+    def plan(self, question: Question[S], fresh: bool = False) -> Planned[S]:
+        """Return question's stored samples and the calls for the others (every one with
+        fresh)."""
+        key = self.key(question)
+        stored = [] if fresh else self._found(question, key)
+        have = {answer.sample for answer in stored}
+        calls = [
+            self._call_of(question, replace(key, sample=n))
+            for n in range(question.samples)
+            if n not in have
+        ]
+        return Planned(question, stored, calls)
 
-        request, prompt_hash = self.request_for(card, persona, sample, samples)
-        try:
-            answer, attempts, call = await self._answer(
-                provider, request, prompt_hash, persona.answer_model
-            )
-        except PanelError as exc:
-            raise exc.about(tool=card.slug, persona=persona.key) from None
+    def call(self, question: Question[S], sample: int) -> Call[S]:
+        """Return the call asking sample `sample` of question, as the mitigations show its
+        cards; a live run sends its request (and re-asks from it), a batch sends it as one of
+        many."""
+        return self._call_of(question, self.key(question, sample))
 
-        review = stored_review(card_hash, provider.name, request, answer, attempts, call.cost_usd)
-        self.store.save_review(card, review, call=call, then=then)
-        return review
-
-    # --- pair judgments ----------------------------------------------------------------------
-
-    def cached_pairs(
-        self, first: ToolCard, second: ToolCard, persona: Persona, samples: int
-    ) -> list[StoredPair]:
-        """Return the stored samples of persona's judgment of the two cards, `first` shown
-        first, with today's prompt and model: those below `samples`, by index."""
-        return self.store.find_pair_samples(
-            (first.content_hash(), second.content_hash()),
-            persona.key,
-            self.prompts.pair_version(persona),
-            self.provider_for(persona).name,
-            self.model_for(persona),
-            samples,
-        )
-
-    def missing_pair_samples(
-        self, first: ToolCard, second: ToolCard, persona: Persona, samples: int
-    ) -> list[int]:
-        """Return the sample indexes below `samples` of that judgment not stored yet."""
-        stored = {j.sample for j in self.cached_pairs(first, second, persona, samples)}
-        return [sample for sample in range(samples) if sample not in stored]
-
-    def pair_request_for(
-        self, first: ToolCard, second: ToolCard, persona: Persona, sample: int = 0, samples: int = 1
-    ) -> tuple[Request, str]:
-        """Return the request asking persona which of two cards it would ship with, `first`
-        shown first (sample `sample` of `samples`), and the hash of its prompt."""
-        prompt = self.prompts.pair(persona, first, second)
+    def _call_of(self, question: Question[S], key: Key) -> Call[S]:
+        persona, kind, sample = question.persona, question.kind, key.sample
+        prompt = kind.render(self.prompts, persona, question.cards, sample, self.mitigations)
         request = Request(
             messages=list(prompt.messages),
-            schema=persona.pair_schema,
-            schema_name=f"{persona.key}_pair",
-            model=self.model_for(persona),
+            schema=kind.schema(persona),
+            schema_name=f"{persona.key}_{kind.name}",
+            model=key.model,
             max_tokens=self.max_tokens,
-            temperature=self.temperature_for(samples),
-            seed=self.seed + sample,
+            temperature=key.temperature,
+            seed=self.seed + sum(card.seed_shift for card in question.cards) + sample,
             persona=persona.key,
-            tool=pair_label(first.slug, second.slug),
+            tool=question.label,
             sample=sample,
             prompt_version=prompt.version,
             nonce=prompt.nonce,
+            mitigations=key.mitigations,
         )
-        return request, prompt.hash
+        return Call(question, sample, self.provider_for(persona), request, prompt.hash, key)
 
-    async def judge(
-        self,
-        first: ToolCard,
-        second: ToolCard,
-        persona: Persona,
-        *,
-        sample: int = 0,
-        samples: int = 1,
-        fresh: bool = False,
-        then: Callable[[Connection], None] | None = None,
-    ) -> StoredPair:
-        """Return sample `sample` of persona's validated judgment of two cards, `first` shown
-        first, from the store unless fresh; a new one is stored with its call's log entry and
-        `then`, in one transaction (as `review` does)."""
-        if not fresh:
-            stored = self.cached_pairs(first, second, persona, sample + 1)
-            cached = next((j for j in stored if j.sample == sample), None)
-            if cached:
-                if then is not None:
-                    with self.store.transaction() as db:
-                        then(db)
-                return cached
-        provider = self.provider_for(persona)
-        request, prompt_hash = self.pair_request_for(first, second, persona, sample, samples)
+    async def ask(self, call: Call[S], then: Callable[[Connection], None] | None = None) -> S:
+        """Ask one call, validate (re-asking once) and store the answer with the log entry of
+        the call that gave it and what `then` writes (e.g. the queue finishing its unit), in
+        one transaction; return the stored answer."""
+        question = call.question
         try:
-            answer, attempts, call = await self._answer(
-                provider, request, prompt_hash, persona.pair_model, "judgment"
-            )
+            answer, attempts, record = await self._answer(call)
         except PanelError as exc:
-            raise exc.about(tool=request.tool, persona=persona.key) from None
-        cards = ((first.slug, first.content_hash()), (second.slug, second.content_hash()))
-        judgment = stored_pair(cards, provider.name, request, answer, attempts)
-        self.store.save_pair((first, second), judgment, call=call, then=then)
-        return judgment
+            raise exc.about(tool=question.label, persona=question.persona.key) from None
+        kind, cards = question.kind, question.cards
+        how = asked(call.provider.name, call.request, attempts)
+        stored = kind.record(cards, answer, how, record.cost_usd)
+        self.store.save(cards, stored, call=record, then=then)
+        return stored
 
     # --- the calls -----------------------------------------------------------------------------
 
-    async def _answer(
-        self,
-        provider: Provider,
-        request: Request,
-        prompt_hash: str,
-        answer_model: type[A],
-        noun: str = "review",
-    ) -> tuple[A, int, CallRecord]:
-        """Return a valid answer to request, the attempts it took and the log entry of the call
+    async def _answer(self, call: Call[Any]) -> tuple[Checked, int, CallRecord]:
+        """Return a valid answer to call, the attempts it took and the log entry of the call
         that gave it (not logged yet); re-ask an invalid one once."""
-        attempts = 0
+        attempts, request = 0, call.request
+        answer_model = call.question.kind.answer_model(call.question.persona)
         try:
             async for attempt in AsyncRetrying(
                 stop=stop_after_attempt(1 + REASKS),
@@ -260,8 +220,8 @@ class Reviewer:
                 with attempt:
                     attempts += 1
                     try:
-                        answer, call = await self._call(
-                            provider, request, prompt_hash, answer_model
+                        answer, record = await self._call(
+                            call.provider, request, call.prompt_hash, answer_model
                         )
                     except InvalidAnswer as bad:
                         reask = [
@@ -272,47 +232,15 @@ class Reviewer:
                         raise
         except InvalidAnswer as bad:
             raise AnswerError(
-                f"gave no valid {noun} after {attempts} attempts: {bad.problems[0]}",
-                provider=provider.name,
+                f"gave no valid {call.question.kind.noun} after {attempts} attempts: "
+                f"{bad.problems[0]}",
+                provider=call.provider.name,
                 attempts=attempts,
                 raw=bad.generation.text,
                 input_tokens=bad.generation.input_tokens,
                 output_tokens=bad.generation.output_tokens,
             ) from None
-
-        return answer, attempts, call
-
-    def temperature_for(self, samples: int) -> float:
-        """Return the temperature of a review asked `samples` times (see `temperature`)."""
-        if self.temperature is not None:
-            return self.temperature
-        return SAMPLES_TEMPERATURE if samples > 1 else 0.0
-
-    def request_for(
-        self, card: ToolCard, persona: Persona, sample: int = 0, samples: int = 1
-    ) -> tuple[Request, str]:
-        """Return the request asking persona for sample `sample` of its review of card (one of
-        `samples`: the count sets the temperature), as the run's mitigations show the card, and
-        the hash of its prompt. A live review sends it (and re-asks from it); a batch sends it as
-        one of many.
-        """
-        prompt = self.prompts.review(persona, card, sample=sample, mitigations=self.mitigations)
-        request = Request(
-            messages=list(prompt.messages),
-            schema=persona.answer_schema,
-            schema_name=f"{persona.key}_review",
-            model=self.model_for(persona),
-            max_tokens=self.max_tokens,
-            temperature=self.temperature_for(samples),
-            seed=self.seed + card.seed_shift + sample,
-            persona=persona.key,
-            tool=card.slug,
-            sample=sample,
-            prompt_version=prompt.version,
-            nonce=prompt.nonce,
-            mitigations=self.mitigations.shaping(card),
-        )
-        return request, prompt.hash
+        return answer, attempts, record
 
     async def _call(
         self, provider: Provider, request: Request, prompt_hash: str, answer_model: type[A]
@@ -335,7 +263,7 @@ class Reviewer:
                     # A malformed answer was answered (and maybe billed): it counts at its
                     # estimate, so a server that lies in its usage cannot lower what is spent.
                     billed = isinstance(exc, MalformedAnswerError)
-                    self._log(sent, "error", None, str(exc), billed=billed)
+                    self.store.log_call(self._record(sent, "error", None, str(exc), billed=billed))
                     last = attempt.retry_state.attempt_number >= self.max_attempts
                     if isinstance(exc, TransientProviderError) and last:
                         raise ProviderError(
@@ -350,25 +278,13 @@ class Reviewer:
                 try:
                     answer = parse_answer(request, generation, answer_model)
                 except InvalidAnswer as bad:
-                    self._log(sent, "invalid", generation, str(bad))
+                    self.store.log_call(self._record(sent, "invalid", generation, str(bad)))
                     raise
                 except RefusalError as refusal:
-                    self._log(sent, "refusal", generation, refusal.raw)
+                    self.store.log_call(self._record(sent, "refusal", generation, refusal.raw))
                     raise
                 return answer, self._record(sent, "ok", generation, None)
         raise AssertionError("unreachable")  # pragma: no cover
-
-    def _log(
-        self,
-        sent: Sent,
-        outcome: str,
-        generation: Generation | None,
-        error: str | None,
-        *,
-        billed: bool = False,
-    ) -> None:
-        """Append one call to the call log."""
-        self.store.log_call(self._record(sent, outcome, generation, error, billed=billed))
 
     def _record(
         self,
@@ -379,32 +295,18 @@ class Reviewer:
         *,
         billed: bool = False,
     ) -> CallRecord:
-        """Return the call log entry of one call that ended, and count it in the run's spending.
-
-        Its cost is that of the usage the provider reported, if believable (counted_tokens);
-        a call answered with nothing usable (billed) counts at its estimate."""
-        tokens_in = generation.input_tokens if generation else 0
-        tokens_out = generation.output_tokens if generation else 0
-        cached = generation.cached_tokens if generation else 0
-        model = sent.request.model
-        cost = None
-        if generation is not None:
-            cost = sent.provider.cost_usd(model, *counted_tokens(sent.request, generation))
-        elif billed:
-            cost = estimate_usd(sent.provider, sent.request)
-        record = CallRecord(
-            provider=sent.provider.name,
-            model=model,
-            tool=sent.request.tool,
-            persona=sent.request.persona,
-            prompt_hash=sent.prompt_hash,
-            latency_ms=int((time.monotonic() - sent.started) * 1000),
-            input_tokens=tokens_in,
-            output_tokens=tokens_out,
-            cached_tokens=cached,
-            cost_usd=cost,
-            outcome=outcome,
-            error=error[:500] if error else None,
+        """Return the call log entry of one call that ended (spending.call_record prices it),
+        and count it in the run's spending."""
+        latency = int((time.monotonic() - sent.started) * 1000)
+        record = call_record(
+            sent.provider,
+            sent.request,
+            sent.prompt_hash,
+            generation,
+            outcome,
+            error,
+            latency,
+            billed=billed,
         )
         self.spending.settle(sent.reserved, record)
         return record
@@ -433,35 +335,6 @@ def _wait_honouring_retry_after(state: RetryCallState) -> float:
     return float(_backoff(state))
 
 
-def stored_review(
-    card_hash: str,
-    provider: str,
-    request: Request,
-    answer: Answer,
-    attempts: int,
-    cost_usd: float | None = None,
-) -> StoredReview:
-    """Return the review to store for a valid answer to request (which cost cost_usd)."""
-    return StoredReview(
-        tool=request.tool,
-        card_hash=card_hash,
-        persona=request.persona,
-        prompt_version=request.prompt_version,
-        provider=provider,
-        model=request.model,
-        score=answer.score,
-        verdict=answer.verdict,
-        review=answer.review,
-        fields=answer.model_dump(exclude=set(Answer.model_fields)),
-        attempts=attempts,
-        created_at=time.time(),
-        sample=request.sample,
-        mitigations=request.mitigations,
-        temperature=request.temperature,
-        cost_usd=cost_usd,
-    )
-
-
 _JSON_KINDS = {
     type(None): "null",
     list: "an array",
@@ -471,39 +344,6 @@ _JSON_KINDS = {
     float: "a number",
 }
 _FENCE = re.compile(r"^```(?:json)?\s*\n?(.*?)\n?```$", re.DOTALL)
-
-
-def pair_label(first: str, second: str) -> str:
-    """Return how a pair judgment names its two tools in the call log, errors and cassettes:
-    "a-vs-b", the one shown first first."""
-    return f"{first}-vs-{second}"
-
-
-def stored_pair(
-    cards: tuple[tuple[str, str], tuple[str, str]],
-    provider: str,
-    request: Request,
-    answer: PairAnswer,
-    attempts: int,
-) -> StoredPair:
-    """Return the judgment to store for a valid pair answer to request; `cards` are the
-    (slug, content hash) of the card shown first, then of the other."""
-    (first, first_hash), (second, second_hash) = cards
-    return StoredPair(
-        first=first,
-        second=second,
-        first_hash=first_hash,
-        second_hash=second_hash,
-        persona=request.persona,
-        prompt_version=request.prompt_version,
-        provider=provider,
-        model=request.model,
-        prefers=answer.prefers,
-        reason=answer.reason,
-        attempts=attempts,
-        created_at=time.time(),
-        sample=request.sample,
-    )
 
 
 def parse_answer(request: Request, generation: Generation, answer_model: type[A]) -> A:
@@ -564,87 +404,67 @@ def call_limits(reviewer: Reviewer, concurrency: int) -> Limits:
     }
 
 
-async def review_tool(
+async def answer_all(
     reviewer: Reviewer,
-    card: ToolCard,
-    personas: list[Persona],
-    *,
-    concurrency: int,
-    samples: int = 1,
-    fresh: bool = False,
-    on_done: Callable[[str], None] | None = None,
-    limits: Limits | None = None,
-) -> tuple[list[StoredReview], dict[str, ProviderError]]:
-    """Run every persona on card, each for `samples` answers, concurrently up to the providers'
-    limits (a persona's samples one after the other, so a local prompt cache keeps its prompt);
-    `limits` shares them with other cards' reviews under way (default: this card's own).
-
-    Returns the reviews (samples) that succeeded and, by persona, the first error of those that
-    did not; a failure of one never discards another's stored review.
-    """
-    limits = limits if limits is not None else call_limits(reviewer, concurrency)
-    asked = [
-        (persona, partial(reviewer.review, card, persona, sample=n, samples=samples, fresh=fresh))
-        for persona in personas
-        for n in range(samples)
-    ]
-    return await _each(reviewer, asked, limits, on_done)
-
-
-async def judge_pair(
-    reviewer: Reviewer,
-    pair: tuple[ToolCard, ToolCard],
-    personas: list[Persona],
-    *,
-    concurrency: int,
-    samples: int = 1,
-    fresh: bool = False,
-    on_done: Callable[[str], None] | None = None,
-) -> tuple[list[StoredPair], dict[str, ProviderError]]:
-    """Ask every persona which of the pair it would ship with, in both orders (the first card
-    shown first, then the other), `samples` answers each, concurrently up to the providers'
-    limits; one order's calls before the other's, so a local prompt cache keeps the cards.
-
-    Returns the judgments that succeeded and, by persona, the first error of those that did not.
-    """
-    asked = [
-        (
-            persona,
-            partial(reviewer.judge, first, second, persona, sample=n, samples=samples, fresh=fresh),
-        )
-        for first, second in (pair, pair[::-1])
-        for persona in personas
-        for n in range(samples)
-    ]
-    return await _each(reviewer, asked, call_limits(reviewer, concurrency), on_done)
-
-
-T = TypeVar("T")
-
-
-async def _each(
-    reviewer: Reviewer,
-    asked: Sequence[tuple[Persona, Callable[[], Awaitable[T]]]],
+    planned: Sequence[Planned[S]],
     limits: Limits,
-    on_done: Callable[[str], None] | None,
-) -> tuple[list[T], dict[str, ProviderError]]:
-    """Run each persona's asks concurrently up to its provider's limit (`limits`); return the
-    answers that came and, by persona, the first error of those that did not."""
+    on_done: Callable[[str], None] | None = None,
+) -> tuple[list[S], dict[str, ProviderError]]:
+    """Carry out the planned questions: their stored samples as they are, and their calls made
+    now (see make_calls). Returns every answer there is, by question and sample, and by persona
+    the first error of the calls that failed; a failure of one never discards another's
+    stored answer."""
+    made = await make_calls(reviewer, planned, limits, on_done)
+    return answers_of(planned, made)
 
-    async def one(persona: Persona, ask: Callable[[], Awaitable[T]]) -> T | ProviderError:
-        async with limits[reviewer.provider_for(persona).name]:
+
+async def make_calls(
+    reviewer: Reviewer,
+    planned: Sequence[Planned[Any]],
+    limits: Limits,
+    on_done: Callable[[str], None] | None = None,
+) -> dict[Key, object]:
+    """Make the calls of the planned questions, concurrently up to each provider's limit
+    (`limits`, shared by every question of a run under way; a question's calls in order, so a
+    local prompt cache keeps its prompt), and once per key where two questions share one.
+    Return each key's stored answer, or the ProviderError its call ended with. `on_done` hears
+    of every planned sample as it is done, the stored ones first."""
+    served: dict[Key, list[Call[Any]]] = {}
+    for question in planned:
+        for _ in question.stored:
+            if on_done:
+                on_done(question.question.persona.key)
+        for call in question.calls:
+            served.setdefault(call.key, []).append(call)
+
+    async def one(calls: list[Call[Any]]) -> object:
+        async with limits[calls[0].provider.name]:
             try:
-                return await ask()
+                return await reviewer.ask(calls[0])
             except ProviderError as exc:
                 return exc
             finally:
-                if on_done:
-                    on_done(persona.key)
+                for call in calls if on_done else []:
+                    on_done(call.question.persona.key)  # type: ignore[misc]
 
-    results = await asyncio.gather(*(one(persona, ask) for persona, ask in asked))
-    answers = [r for r in results if not isinstance(r, ProviderError)]
+    results = await asyncio.gather(*(one(calls) for calls in served.values()))
+    return dict(zip(served, results, strict=True))
+
+
+def answers_of(
+    planned: Sequence[Planned[S]], made: dict[Key, object]
+) -> tuple[list[S], dict[str, ProviderError]]:
+    """Return the answers of the planned questions, stored or `made` (by question and sample),
+    and by persona the first error of the calls that failed."""
+    answers: list[S] = []
     errors: dict[str, ProviderError] = {}
-    for (persona, _), result in zip(asked, results, strict=True):
-        if isinstance(result, ProviderError):
-            errors.setdefault(persona.key, result)
+    for question in planned:
+        by_sample = {answer.sample: answer for answer in question.stored}
+        for call in question.calls:
+            result = made[call.key]
+            if isinstance(result, question.question.kind.record_type):
+                by_sample[call.sample] = result
+            elif isinstance(result, ProviderError):
+                errors.setdefault(question.question.persona.key, result)
+        answers += [by_sample[n] for n in sorted(by_sample)]
     return answers, errors

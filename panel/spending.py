@@ -15,13 +15,59 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from panel.errors import ConfigError, CostCeilingReached
-from panel.providers.base import Provider, Request, estimated_prompt_tokens, prices_read_on
+from panel.providers.base import (
+    Generation,
+    Provider,
+    Request,
+    counted_tokens,
+    estimated_prompt_tokens,
+    prices_read_on,
+)
 from panel.store import CallRecord
 
 
 def estimate_usd(provider: Provider, request: Request) -> float | None:
     """Return the most a call may cost (its whole max_tokens answered), or None if unpriced."""
     return provider.cost_usd(request.model, estimated_prompt_tokens(request), request.max_tokens)
+
+
+def call_record(
+    provider: Provider,
+    request: Request,
+    prompt_hash: str,
+    generation: Generation | None,
+    outcome: str,
+    error: str | None,
+    latency_ms: int,
+    *,
+    billed: bool = False,
+    share: float = 1.0,
+) -> CallRecord:
+    """Return the call log entry of one call that ended, live or in a provider batch (at
+    `share` of the live price): the one place a call is priced.
+
+    Its cost is that of the usage the provider reported, if believable (counted_tokens: a server
+    that under-reports cannot lower what is spent); a call answered with nothing usable (billed)
+    counts at its estimate."""
+    cost = None
+    if generation is not None:
+        cost = provider.cost_usd(request.model, *counted_tokens(request, generation))
+    elif billed:
+        cost = estimate_usd(provider, request)
+    return CallRecord(
+        provider=provider.name,
+        model=request.model,
+        tool=request.tool,
+        persona=request.persona,
+        prompt_hash=prompt_hash,
+        latency_ms=latency_ms,
+        input_tokens=generation.input_tokens if generation else 0,
+        output_tokens=generation.output_tokens if generation else 0,
+        cached_tokens=generation.cached_tokens if generation else 0,
+        cost_usd=cost if cost is None or share == 1.0 else round(cost * share, 6),
+        outcome=outcome,
+        error=error[:500] if error else None,
+    )
 
 
 def unpriced_error(model: str, ceiling_from: str = "--max-cost") -> ConfigError:

@@ -348,3 +348,41 @@ def test_the_embedded_model_judges_a_pair_in_both_orders(tmp_path: Path) -> None
     assert all(order in ("a", "b", "tie") for order in builder["orders"])  # grammar-held answers
     assert len(builder["reason"]) >= 12 and pairwise["consistency"] in (0.0, 1.0)
     assert [outcome for tool, _, outcome in logged(tmp_path) if "-vs-" in tool] == ["ok", "ok"]
+
+
+def test_a_judgment_is_reused_only_under_its_own_mitigations_and_temperature(
+    tmp_path: Path,
+) -> None:
+    """Issue 28: pair judgments were keyed without mitigations and temperature, and the
+    mitigations did not reach their prompts: `compare --pairwise --blind-names` after a plain
+    run asked the 8 reviews again, blinded, and served the 8 judgments from the unblinded rows
+    (and so did a run at PANEL_TEMPERATURE=0.7)."""
+    cards = labelled_cards(tmp_path / "cards", LABELS)[:2]
+    compare(tmp_path, judges.always_first, cards)
+    _, blind = compare(tmp_path, judges.always_first, cards, "--blind-names")
+    asked = [body for body in blind.bodies if judges.is_pair(body)]
+    assert len(asked) == 8, "the blinded judgments are asked, not served from the plain ones"
+    for body in asked:
+        assert judges.names_shown(body) == ["[TOOL]", "[TOOL]"], "both names hidden"
+        assert "Tool 0" not in prompt_text(body["messages"])
+    with FakeOpenAI(content=judges.always_first) as server:
+        env = {**KEYS, "PANEL_TEMPERATURE": "0.7"}
+        result = panel("compare", *cards, "--pairwise", *judge_args(server, tmp_path), env=env)
+    assert result.returncode == 0, result.stderr
+    warm = [body for body in server.bodies if judges.is_pair(body)]
+    assert len(warm) == 8 and {body["temperature"] for body in warm} == {0.7}
+    with sqlite3.connect(tmp_path / "panel.db") as con:
+        rows = con.execute(
+            "SELECT mitigations, temperature, count(*) FROM pair_judgments GROUP BY 1, 2"
+        ).fetchall()
+    assert sorted(rows) == [("", 0.0, 8), ("", 0.7, 8), ("blind-names", 0.0, 8)]
+
+
+def test_rotate_fields_rotates_both_cards_of_a_judgment(tmp_path: Path) -> None:
+    """The mitigations shape a pair judgment as they do a review: each card's fields in the
+    panel's own order, rotated per sample."""
+    cards = labelled_cards(tmp_path / "cards", LABELS)[:2]
+    _, server = compare(tmp_path, judges.always_first, cards, "--rotate-fields", "--samples", "2")
+    asked = [prompt_text(body["messages"]) for body in server.bodies if judges.is_pair(body)]
+    labels = [re.findall(r"^(\w[\w ]*): ", text, re.MULTILINE) for text in asked]
+    assert len({tuple(found) for found in labels}) > 1, "the fields are shown in other orders"

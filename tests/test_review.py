@@ -15,8 +15,9 @@ from panel.cards import ToolCard
 from panel.errors import ProviderError, TransientProviderError
 from panel.personas import Persona
 from panel.providers.base import Generation, Provider, Request, price, retry_after_seconds
-from panel.review import Reviewer, review_tool
+from panel.review import Reviewer
 from panel.store import Store
+from panel.testing.asking import ask_review, review_card
 from panel.testing.fakes.openai import answer_for
 from panel.testing.fakes.scripted import ScriptedProvider
 
@@ -35,7 +36,7 @@ def test_a_valid_answer_is_stored_and_logged(
     make_reviewer: MakeReviewer, store: Store, card: ToolCard, personas: list[Persona]
 ) -> None:
     provider = ScriptedProvider()
-    review = run(make_reviewer(provider).review(card, personas[1]))
+    review = run(ask_review(make_reviewer(provider), card, personas[1]))
     assert review.score == 80 and review.verdict == "ship"
     assert review.fields["competitors"] == ["Moondream", "PaliGemma"]
     assert review.attempts == 1
@@ -56,7 +57,9 @@ def test_transient_failures_are_retried_honouring_retry_after(
         answer_text(personas[0]),
     ]
     started = time.monotonic()
-    review = run(make_reviewer(ScriptedProvider(script), max_attempts=3).review(card, personas[0]))
+    review = run(
+        ask_review(make_reviewer(ScriptedProvider(script), max_attempts=3), card, personas[0])
+    )
     assert review.score == 80
     assert time.monotonic() - started >= 0.3
     assert [c.outcome for c in store.recent_calls()] == ["error", "error", "ok"]
@@ -67,7 +70,7 @@ def test_retries_are_capped(
 ) -> None:
     provider = ScriptedProvider(lambda r: TransientProviderError("HTTP 500", retry_after=0))
     with pytest.raises(ProviderError, match="still failing after 3 attempts"):
-        run(make_reviewer(provider, max_attempts=3).review(card, personas[0]))
+        run(ask_review(make_reviewer(provider, max_attempts=3), card, personas[0]))
     assert len(provider.requests) == 3
 
 
@@ -76,7 +79,7 @@ def test_a_permanent_error_is_not_retried(
 ) -> None:
     provider = ScriptedProvider(lambda r: ProviderError("HTTP 401: bad key"))
     with pytest.raises(ProviderError, match="401"):
-        run(make_reviewer(provider).review(card, personas[0]))
+        run(ask_review(make_reviewer(provider), card, personas[0]))
     assert len(provider.requests) == 1
 
 
@@ -86,15 +89,15 @@ def test_an_unchanged_card_is_served_from_the_store(
     provider = ScriptedProvider()
     reviewer = make_reviewer(provider)
     store.save_tool(card)
-    first, errors = run(review_tool(reviewer, card, personas, concurrency=4))
+    first, errors = run(review_card(reviewer, card, personas, concurrency=4))
     assert len(first) == 4 and errors == {} and len(provider.requests) == 4
-    again, _ = run(review_tool(reviewer, card, personas, concurrency=4))
+    again, _ = run(review_card(reviewer, card, personas, concurrency=4))
     assert len(provider.requests) == 4
     assert [r.created_at for r in again] == [r.created_at for r in first]
-    run(review_tool(reviewer, card, personas, concurrency=4, fresh=True))
+    run(review_card(reviewer, card, personas, concurrency=4, fresh=True))
     assert len(provider.requests) == 8
     changed = card.model_copy(update={"tagline": "Now with video"})
-    run(review_tool(reviewer, changed, personas, concurrency=4))
+    run(review_card(reviewer, changed, personas, concurrency=4))
     assert len(provider.requests) == 12
 
 
@@ -108,7 +111,7 @@ def test_one_failing_persona_keeps_the_others(
 
     store.save_tool(card)
     reviews, errors = run(
-        review_tool(make_reviewer(ScriptedProvider(script)), card, personas, concurrency=4)
+        review_card(make_reviewer(ScriptedProvider(script)), card, personas, concurrency=4)
     )
     assert sorted(r.persona for r in reviews) == ["builder", "futurist", "skeptic"]
     assert list(errors) == ["founder"]
@@ -130,7 +133,7 @@ def test_personas_run_concurrently_up_to_the_limit(
             return await super().generate(request)
 
     started = time.monotonic()
-    run(review_tool(make_reviewer(Slow()), card, personas, concurrency=2))
+    run(review_card(make_reviewer(Slow()), card, personas, concurrency=2))
     assert Slow.peak == 2
     assert 0.2 <= time.monotonic() - started < 0.35
 
@@ -150,7 +153,7 @@ def test_a_persona_can_name_its_own_provider_and_model(
         prompts=prompts,
         store=store,
     )
-    reviews, _ = run(review_tool(reviewer, card, mixed, concurrency=4))
+    reviews, _ = run(review_card(reviewer, card, mixed, concurrency=4))
     assert {(r.persona, r.provider, r.model) for r in reviews} == {
         ("builder", "scripted", "scripted-1"),
         ("skeptic", "other", "judge-2"),

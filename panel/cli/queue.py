@@ -169,15 +169,17 @@ def run(
 
 
 def _print_run(drained: Drained, as_json: bool) -> None:
+    from panel.store import PAIR, REVIEW
+
     stats, summary = drained.stats, drained.summary
     if as_json:
         run_figures = {
             "jobs_done": stats.jobs_done,
             "jobs_failed": stats.jobs_failed,
-            "reviews_done": stats.tasks_done,
-            "reviews_failed": stats.tasks_failed,
-            "pair_judgments_done": stats.pairs_done,
-            "pair_judgments_failed": stats.pairs_failed,
+            "reviews_done": stats.units[REVIEW, "done"],
+            "reviews_failed": stats.units[REVIEW, "failed"],
+            "pair_judgments_done": stats.units[PAIR, "done"],
+            "pair_judgments_failed": stats.units[PAIR, "failed"],
             "calls": drained.calls,
             "tokens": drained.tokens,
             "seconds": round(drained.seconds, 3),

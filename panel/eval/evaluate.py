@@ -145,7 +145,7 @@ def eval_document(
         "length": _length(personas, cards, collected),
         "labels": _labels(cards, collected),
         "mitigations": None if mitigated is None else _compared(arm, mitigated, cards),
-        "cost": {**runtime.spent(), "reused": _reused_json(reused)},
+        "cost": {**runtime.spending.to_json(), "reused": _reused_json(reused)},
     }
     document["headline"] = headline(document)
     return document
@@ -196,8 +196,8 @@ def _spread(
     crowded = stats.crowded_band(scores, share=CROWDED_SHARE)
     return {
         "display_name": persona.display_name,
-        "provider": runtime.provider_name(persona),
-        "model": runtime.model_name(persona),
+        "provider": runtime.reviewer.provider_for(persona).name,
+        "model": runtime.reviewer.model_for(persona),
         "answers": len(scores),
         "mean": _round(mean),
         "sd": _round(sd),

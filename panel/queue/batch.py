@@ -29,6 +29,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
 from panel.cards import ToolCard
 from panel.errors import (
@@ -38,13 +39,15 @@ from panel.errors import (
     TransientProviderError,
     located,
 )
-from panel.personas import Answer, PairAnswer
+from panel.personas import Checked
 from panel.providers.base import BatchResults, BatchStatus, Generation, Provider, Request
+from panel.questions import KINDS, asked, label_of
 from panel.queue.runner import LEASE_SECONDS, RunStats, heartbeat_loop, worker_id
-from panel.queue.store import BatchItem, BatchStore, HeldBatch, QueueStore
-from panel.review import InvalidAnswer, pair_label, parse_answer, stored_pair, stored_review
+from panel.queue.store import BatchItem, BatchStore, HeldBatch, QueueStore, Unit
+from panel.review import Call, InvalidAnswer, parse_answer
 from panel.runtime import Runtime
-from panel.store import CallRecord, mitigations_key
+from panel.spending import call_record
+from panel.store import PAIR, REVIEW, mitigations_key
 
 BATCH_PRICE = 0.5
 """Batch answers are logged at half the live price: what OpenAI and Anthropic charge for them."""
@@ -61,7 +64,7 @@ class Judged:
 
     outcome: str
     """ok, invalid, refusal or error, as in the call log."""
-    answer: Answer | PairAnswer | None = None
+    answer: Checked | None = None
     error: str | None = None
     generation: Generation | None = None
 
@@ -79,7 +82,44 @@ def batch_providers(runtime: Runtime) -> dict[str, Provider]:
 def _label(item: BatchItem) -> str:
     """Return how the call log names what an item asked about: a tool, or a pair judgment's
     "first-vs-second"."""
-    return item.tool if item.second_tool is None else pair_label(item.tool, item.second_tool)
+    return label_of(_shown(item)[0])
+
+
+def _kind(item: BatchItem) -> str:
+    return REVIEW if item.second_tool is None else PAIR
+
+
+def _shown(item: BatchItem) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Return the slugs and content hashes of the cards an item asked about, as shown."""
+    if item.second_tool is None:
+        return (item.tool,), (item.card_hash,)
+    return (item.tool, item.second_tool), (item.card_hash, item.second_hash or "")
+
+
+def _error_of(judged: Judged) -> str | None:
+    """Return what the call log says went wrong with one batch answer (a refusal: its text)."""
+    if judged.outcome == "refusal" and judged.generation is not None:
+        return judged.generation.refusal or judged.generation.text
+    return judged.error
+
+
+def batch_item(call: Call[Any]) -> BatchItem:
+    """Return the batch item of one call, numbered when its batch is put together."""
+    key, cards = call.key, call.question.cards
+    return BatchItem(
+        custom_id="",
+        tool=cards[0].slug,
+        persona=key.persona,
+        model=key.model,
+        prompt_version=key.prompt_version,
+        prompt_hash=call.prompt_hash,
+        card_hash=key.card_hashes[0],
+        sample=call.sample,
+        mitigations=mitigations_key(key.mitigations),
+        temperature=key.temperature,
+        second_tool=cards[1].slug if len(cards) > 1 else None,
+        second_hash=key.card_hashes[1] if len(cards) > 1 else None,
+    )
 
 
 def _asked(item: BatchItem) -> Request:
@@ -153,17 +193,12 @@ class Batcher:
         per provider; return how many requests went out."""
         submitted = 0
         while not self.ceiling_reached:
-            claimed = self.batches.claim_tasks(self.owner, self.lease, MAX_REQUESTS)
-            pairs = self.batches.claim_pair_tasks(
-                self.owner, self.lease, MAX_REQUESTS - len(claimed)
-            )
-            if not claimed and not pairs:
+            units = self.batches.claim(self.owner, self.lease, MAX_REQUESTS)
+            if not units:
                 break
             groups: dict[str, list[tuple[BatchItem, Request]]] = {}
-            for tool, persona_key in claimed:
-                self._reserve_into(groups, self._prepare(tool, persona_key))
-            for a, b, persona_key in pairs:
-                self._reserve_into(groups, self._prepare_pair((a, b), persona_key))
+            for unit in units:
+                self._reserve_into(groups, self._prepare(unit))
             for provider, entries in groups.items():
                 await self._submit(provider, entries)
                 submitted += len(entries)
@@ -179,106 +214,49 @@ class Batcher:
         --max-cost: a task whose requests do not all fit stays claimed (release_unsent puts it
         back), its reservations given back.
         """
+        spending = self.runtime.spending
         reservations = [
-            self.runtime.reserve(self.providers[provider], request, BATCH_PRICE)
+            spending.reserve(self.providers[provider], request, BATCH_PRICE)
             for provider, _, request in prepared
         ]
         if None in reservations:
             self.ceiling_reached = True
             for reserved in reservations:
-                self.runtime.release(reserved or 0.0)
+                spending.release(reserved or 0.0)
             return
         for (provider, item, request), reserved in zip(prepared, reservations, strict=True):
             key = (item.tool, item.second_tool, item.persona, item.sample)
             self._reserved[key] = reserved or 0.0
             groups.setdefault(provider, []).append((item, request))
 
-    def _prepare_pair(
-        self, pair: tuple[str, str], persona_key: str
-    ) -> list[tuple[str, BatchItem, Request]]:
-        """Return (provider, item, request) for each answer (order and sample) a claimed pair
-        task still needs, or settle it here and return [] (as _prepare does a review)."""
-        cards = self._card(pair[0]), self._card(pair[1])
-        samples = self.queue.pair_task_samples(pair).get(persona_key, 1)
-        asks = []
-        if cards[0] is not None and cards[1] is not None:
-            asks = self.runtime.pair_ask((cards[0], cards[1]), persona_key, samples)
-        if not asks:
-            missing = next((slug for slug, card in zip(pair, cards, strict=True) if not card), None)
+    def _prepare(self, unit: Unit) -> list[tuple[str, BatchItem, Request]]:
+        """Return (provider, item, request) for each answer (sample, and order of a pair) a
+        claimed unit still needs, or settle it here and return [].
+
+        Answers already stored are reused, as a live run would; an unknown persona or tool fails.
+        """
+        cards = tuple(self._card(slug) for slug in unit.tools)
+        known = tuple(card for card in cards if card is not None)
+        samples = self.queue.samples_of(unit.kind, unit.tools).get(unit.persona, 1)
+        questions = []
+        if len(known) == len(cards):
+            questions = self.runtime.questions(unit.kind, known, unit.persona, samples)
+        if not questions:
+            missing = next((s for s, card in zip(unit.tools, cards, strict=True) if not card), None)
             error = InputError(
                 "queued tool not in the store" if missing else "not a persona on this panel",
-                tool=missing or pair_label(*pair),
-                persona=None if missing else persona_key,
+                tool=missing or unit.label,
+                persona=None if missing else unit.persona,
             )
-            jobs = self.queue.fail_pair_task(pair, persona_key, error.message, str(error))
-            self.stats.pairs_failed += 1
-            self.stats.jobs_failed += jobs
+            jobs = self.queue.fail(unit, error.message, str(error))
+            self.stats.settled(unit.kind, "failed", jobs)
             return []
-        needed = [(ask, sample) for ask in asks for sample in self.runtime.missing_pair(ask)]
-        if not needed:
-            self.queue.finish_pair_task(pair, persona_key)
-            self.stats.pairs_done += 1
+        calls = [call for q in questions for call in self.runtime.reviewer.plan(q).calls]
+        if not calls:
+            self.queue.finish(unit)
+            self.stats.settled(unit.kind, "done")
             return []
-        prepared = []
-        for ask, sample in needed:
-            provider, request, prompt_hash = self.runtime.pair_request(ask, sample)
-            item = BatchItem(
-                custom_id="",  # numbered when the batch is put together
-                tool=ask.first.slug,
-                persona=persona_key,
-                model=request.model,
-                prompt_version=request.prompt_version,
-                prompt_hash=prompt_hash,
-                card_hash=ask.first.content_hash(),
-                sample=sample,
-                temperature=request.temperature,
-                second_tool=ask.second.slug,
-                second_hash=ask.second.content_hash(),
-            )
-            prepared.append((provider.name, item, request))
-        return prepared
-
-    def _prepare(self, tool: str, persona_key: str) -> list[tuple[str, BatchItem, Request]]:
-        """Return (provider, item, request) for each sample a claimed task still needs, or
-        settle it here and return [].
-
-        Samples already stored are reused, as a live run would; an unknown persona or tool fails.
-        """
-        card = self._card(tool)
-        samples = self.queue.task_samples(tool).get(persona_key, 1)
-        ask = None if card is None else self.runtime.ask(card, persona_key, samples)
-        if card is None or ask is None:
-            error = InputError(
-                "not a persona on this panel"
-                if card is not None
-                else "queued tool not in the store",
-                tool=tool,
-                persona=persona_key if card is not None else None,
-            )
-            self._failed(self.queue.fail_task(tool, persona_key, error.message, str(error)))
-            return []
-        needed = self.runtime.missing(ask)
-        if not needed:
-            self.queue.finish_task(tool, persona_key)
-            self.stats.tasks_done += 1
-            return []
-        prepared = []
-        for sample in needed:
-            provider, request, prompt_hash = self.runtime.request(ask, sample)
-            item = BatchItem(
-                custom_id="",  # numbered when the batch is put together
-                tool=tool,
-                persona=persona_key,
-                model=request.model,
-                prompt_version=request.prompt_version,
-                prompt_hash=prompt_hash,
-                card_hash=card.content_hash(),
-                sample=sample,
-                mitigations=mitigations_key(request.mitigations),
-                temperature=request.temperature,
-            )
-            prepared.append((provider.name, item, request))
-        return prepared
+        return [(call.provider.name, batch_item(call), call.request) for call in calls]
 
     async def _submit(self, provider: str, entries: list[tuple[BatchItem, Request]]) -> None:
         # custom_id: unique in the batch, readable, and within every provider's [a-zA-Z0-9_-]{1,64}
@@ -339,28 +317,17 @@ class Batcher:
             + (f" ({status.error})" if status.error else ""),
             provider=batch.provider,
         )
-        stats = self.stats
-        before = (stats.tasks_done, stats.tasks_failed, stats.pairs_done, stats.pairs_failed)
+        before = self.stats.units.copy()
         for item in self.batches.batch_items(batch.row):
             if item.outcome is None:
                 result = results.get(item.custom_id, unanswered)
-                judged = self._judge(item, result)
-                if item.second_tool is None:
-                    self._ingest_one(batch, provider, item, judged)
-                else:
-                    self._ingest_pair(batch, provider, item, judged)
-        done, failed, pairs_done, pairs_failed = (
-            now - then
-            for now, then in zip(
-                (stats.tasks_done, stats.tasks_failed, stats.pairs_done, stats.pairs_failed),
-                before,
-                strict=True,
-            )
-        )
-        pairs_line = f", {pairs_done} pair task(s) done, {pairs_failed} failed"
+                self._ingest_item(batch, provider, item, self._judge(item, result))
+        now = self.stats.units - before
+        pairs = f", {now[PAIR, 'done']} pair task(s) done, {now[PAIR, 'failed']} failed"
         self.notify(
-            f"{batch.provider} batch {batch.batch_id}: {done} review(s) stored, {failed} failed"
-            + (pairs_line if pairs_done or pairs_failed else "")
+            f"{batch.provider} batch {batch.batch_id}: {now[REVIEW, 'done']} review(s) stored, "
+            f"{now[REVIEW, 'failed']} failed"
+            + (pairs if now[PAIR, "done"] or now[PAIR, "failed"] else "")
         )
         self.batches.end_batch(batch.row, status.state)
 
@@ -371,13 +338,12 @@ class Batcher:
         persona = next((p for p in self.runtime.personas if p.key == item.persona), None)
         if persona is None:
             return Judged("error", error=f"{item.persona}: not a persona on this panel")
-        model = persona.answer_model if item.second_tool is None else persona.pair_model
-        noun = "review" if item.second_tool is None else "judgment"
+        kind = KINDS[_kind(item)]
         try:
-            answer: Answer | PairAnswer = parse_answer(_asked(item), result, model)
+            answer = parse_answer(_asked(item), result, kind.answer_model(persona))
         except InvalidAnswer as bad:
             error = located(
-                f"gave no valid {noun} (a batch answer is not re-asked): {bad.problems[0]}",
+                f"gave no valid {kind.noun} (a batch answer is not re-asked): {bad.problems[0]}",
                 tool=_label(item),
                 persona=item.persona,
             )
@@ -386,125 +352,73 @@ class Batcher:
             return Judged("refusal", error=str(refusal), generation=result)
         return Judged("ok", answer=answer, generation=result)
 
-    def _ingest_one(
+    def _ingest_item(
         self, batch: HeldBatch, provider: Provider, item: BatchItem, judged: Judged
     ) -> None:
-        """Log one answer and settle its task, in one transaction; an item is ingested once."""
-        card = self.runtime.tool(item.tool)  # as stored now: never write back a card it replaced
+        """Log one answer and settle its unit, in one transaction; an item is ingested once."""
+        slugs, hashes = _shown(item)
+        cards = tuple(self.runtime.tool(slug) for slug in slugs)  # as stored now: never write
+        # back a card it replaced
+        known = tuple(card for card in cards if card is not None)
         error = judged.error
-        if judged.answer is not None and (card is None or card.content_hash() != item.card_hash):
-            error = f"the card of {item.tool} changed while its batch ran"
-        record = self._call_record(batch, provider, item, judged)
-        review = None
-        if error is None and isinstance(judged.answer, Answer) and card is not None:
-            answer, asked = judged.answer, _asked(item)
-            review = (
-                card,
-                stored_review(item.card_hash, provider.name, asked, answer, 1, record.cost_usd),
-            )
-        job_error = located(
-            f"failed in {provider.name} batch {batch.batch_id}: {error}",
-            tool=item.tool,
-            persona=item.persona,
-        )
-        settled = self.batches.settle_batch_item(
-            batch.row,
-            item,
+        changed = [
+            s
+            for s, c, h in zip(slugs, cards, hashes, strict=True)
+            if not c or c.content_hash() != h
+        ]
+        if judged.answer is not None and changed:
+            error = f"the card of {changed[0]} changed while its batch ran"
+        request = _asked(item)
+        record = call_record(
+            provider,
+            self._as_sent(item, known, request),
+            item.prompt_hash,
+            judged.generation,
             judged.outcome,
-            record,
-            self.owner,
-            review,
-            (error or "failed", job_error),
+            _error_of(judged),
+            int((time.time() - batch.created_at) * 1000),  # submission to ingestion
+            share=BATCH_PRICE,
         )
-        if settled is None:
-            return
-        reserved = self._reserved.pop((item.tool, None, item.persona, item.sample), 0.0)
-        self.runtime.settle(reserved, record)
-        if settled[0] == "done":
-            self.stats.tasks_done += 1
-        elif settled[0] == "failed":
-            self._failed(settled[1])
-
-    def _ingest_pair(
-        self, batch: HeldBatch, provider: Provider, item: BatchItem, judged: Judged
-    ) -> None:
-        """Log one answer to a pair judgment and settle its pair task, in one transaction."""
-        second = item.second_tool or ""
-        cards = self.runtime.tool(item.tool), self.runtime.tool(second)
-        shown = ((item.tool, item.card_hash), (second, item.second_hash or ""))
-        error = judged.error
-        if judged.answer is not None and any(
-            card is None or card.content_hash() != content_hash
-            for card, (_, content_hash) in zip(cards, shown, strict=True)
-        ):
-            changed = next(
-                slug
-                for card, (slug, h) in zip(cards, shown, strict=True)
-                if card is None or card.content_hash() != h
-            )
-            error = f"the card of {changed} changed while its batch ran"
-        judgment = None
-        if error is None and isinstance(judged.answer, PairAnswer):
-            first, other = cards
-            assert first is not None and other is not None
-            answer = stored_pair(shown, provider.name, _asked(item), judged.answer, 1)
-            judgment = ((first, other), answer)
+        answer = None
+        if error is None and judged.answer is not None:
+            kind = KINDS[_kind(item)]
+            how = asked(provider.name, request, 1)
+            made = kind.record(known, judged.answer, how, record.cost_usd)
+            answer = (known, made)
         job_error = located(
             f"failed in {provider.name} batch {batch.batch_id}: {error}",
             tool=_label(item),
             persona=item.persona,
         )
-        record = self._call_record(batch, provider, item, judged)
-        settled = self.batches.settle_pair_item(
+        settled = self.batches.settle_item(
             batch.row,
             item,
             judged.outcome,
             record,
             self.owner,
-            judgment,
+            answer,
             (error or "failed", job_error),
         )
         if settled is None:
             return
-        reserved = self._reserved.pop((item.tool, second, item.persona, item.sample), 0.0)
-        self.runtime.settle(reserved, record)
-        if settled[0] == "done":
-            self.stats.pairs_done += 1
-        elif settled[0] == "failed":
-            self.stats.pairs_failed += 1
-            self.stats.jobs_failed += settled[1]
+        reserved = self._reserved.pop((item.tool, item.second_tool, item.persona, item.sample), 0.0)
+        self.runtime.spending.settle(reserved, record)
+        unit, outcome, jobs = settled
+        if outcome != "sample":
+            self.stats.settled(unit.kind, outcome, jobs)
 
-    def _failed(self, jobs: int) -> None:
-        """Count a review failed for good, and the jobs that failed with it."""
-        self.stats.tasks_failed += 1
-        self.stats.jobs_failed += jobs
-
-    def _call_record(
-        self, batch: HeldBatch, provider: Provider, item: BatchItem, judged: Judged
-    ) -> CallRecord:
-        """Return the call log entry of one batch answer (latency: submission to ingestion)."""
-        generation = judged.generation
-        tokens_in = generation.input_tokens if generation else 0
-        tokens_out = generation.output_tokens if generation else 0
-        cached = generation.cached_tokens if generation else 0
-        cost = provider.cost_usd(item.model, tokens_in, tokens_out, cached) if generation else None
-        error = judged.error
-        if judged.outcome == "refusal" and generation is not None:
-            error = generation.refusal or generation.text
-        return CallRecord(
-            provider=provider.name,
-            model=item.model,
-            tool=_label(item),
-            persona=item.persona,
-            prompt_hash=item.prompt_hash,
-            latency_ms=int((time.time() - batch.created_at) * 1000),
-            input_tokens=tokens_in,
-            output_tokens=tokens_out,
-            cached_tokens=cached,
-            cost_usd=round(cost * BATCH_PRICE, 6) if cost is not None else None,
-            outcome=judged.outcome,
-            error=error[:500] if error else None,
-        )
+    def _as_sent(self, item: BatchItem, cards: tuple[ToolCard, ...], asked: Request) -> Request:
+        """Return the request an item sent, as far as its usage is counted: its messages made
+        again from the cards (the same text but for the fence's random part), so a batch answer
+        whose server under-reports the usage is priced from counted tokens (counted_tokens), as
+        a live one is."""
+        questions = []
+        if len(cards) == len(_shown(item)[0]):
+            questions = self.runtime.questions(_kind(item), cards, item.persona, 1)
+        if not questions:
+            return asked
+        sent = self.runtime.reviewer.call(questions[0], item.sample).request
+        return replace(asked, messages=sent.messages)
 
     def _card(self, slug: str) -> ToolCard | None:
         if slug not in self._cards:

@@ -16,8 +16,8 @@ from panel.errors import CardError, InputError
 from panel.files import read_capped
 from panel.parsing import ParseError, load_json
 from panel.personas import Persona
-from panel.queue.store import QueueStore, ReviewKey
-from panel.store import Store
+from panel.queue.store import QueueStore
+from panel.store import PAIR, REVIEW, Store
 
 MAX_PAIRS_BYTES = 8 * 2**20
 MAX_PAIRS = 50_000
@@ -90,10 +90,14 @@ def read_pairs(path: Path, store: Store) -> list[tuple[ToolCard, ToolCard]]:
 
 @dataclass
 class Added:
+    """What `queue add` did (its JSON): jobs added, pairs queued before, tools, and the units
+    that are new work."""
+
     jobs: int = 0
     already: int = 0
     tools: int = 0
     tasks: int = 0
+    """Review tasks."""
     pair_tasks: int = 0
 
 
@@ -117,8 +121,8 @@ def add_pairs(
     if pairwise:
         for a, b in {(a.slug, b.slug) for a, b in pairs}:
             judged = _judged(queue, (a, b), samples)
-            added.pair_tasks += queue.add_pair_tasks(
-                (a, b), {p.key: p.key in judged for p in personas}, samples
+            added.pair_tasks += queue.add_units(
+                PAIR, (a, b), {p.key: p.key in judged for p in personas}, samples
             )
     return added
 
@@ -144,14 +148,16 @@ def _add_reviews(
     """Queue each persona's review of each tool that lacks one of `samples` answers; return
     how many are new work."""
     pending = 0
-    for slug, card in tools.items():
+    for slug in tools:
         latest = queue.store.latest_reviews(slug)
         reviewed = {
             key for key, found in latest.items() if {r.sample for r in found} >= set(range(samples))
         }
-        keys = {p.key: ReviewKey(card.content_hash()) for p in personas}
-        pending += queue.add_tasks(
-            slug, {p.key: p.key in reviewed for p in personas}, samples, keys
+        # The keys the look found stored go along: add_units looks again under them inside
+        # its transaction (a review stored since by a worker keeps its task done).
+        keys = {key: [found[0].key] for key, found in latest.items()}
+        pending += queue.add_units(
+            REVIEW, (slug,), {p.key: p.key in reviewed for p in personas}, samples, keys
         )
     return pending
 

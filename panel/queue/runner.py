@@ -25,9 +25,11 @@ import os
 import socket
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
+from typing import Any
 
 from panel.cards import ToolCard
 from panel.compare import write_pages
@@ -39,9 +41,10 @@ from panel.errors import (
     StoreUnavailable,
     located,
 )
-from panel.queue.store import QueueStore, ReviewKey, finish_pair_task_in, finish_task_in
-from panel.runtime import Ask, PairAsk, Plan, Runtime
-from panel.store import StoredPair, StoredReview
+from panel.questions import Question
+from panel.queue.store import TABLES, QueueStore, Unit, finish_in
+from panel.runtime import Plan, Runtime
+from panel.store import PAIR, REVIEW, StoredReview
 
 LEASE_SECONDS = 30.0
 STORE_BACK_SECONDS = 1.0
@@ -60,13 +63,18 @@ def worker_id() -> str:
 
 @dataclass
 class RunStats:
+    """What this process did: jobs done and failed, and units by kind and outcome."""
+
     jobs_done: int = 0
     jobs_failed: int = 0
-    tasks_done: int = 0
-    tasks_failed: int = 0
-    pairs_done: int = 0
-    pairs_failed: int = 0
+    units: Counter[tuple[str, str]] = field(default_factory=Counter)
+    """(kind, "done" or "failed") -> how many units."""
     started: float = field(default_factory=time.monotonic)
+
+    def settled(self, kind: str, outcome: str, jobs_failed: int = 0) -> None:
+        """Count a unit of a kind that ended ("done" or "failed"), and the jobs failed with it."""
+        self.units[kind, outcome] += 1
+        self.jobs_failed += jobs_failed
 
 
 class QueueRunner:
@@ -94,8 +102,8 @@ class QueueRunner:
         self._news = asyncio.Condition()
         self._polling = False
         self._check_jobs = True
-        self._check_tasks = True
-        self._check_pairs = True
+        self._check = dict.fromkeys(TABLES, True)
+        """By kind of unit: whether one may be claimable (see _claim)."""
         self._cards: dict[str, ToolCard] = {}
         self._store_misses = 0
         self.stopped: CostCeilingReached | None = None
@@ -103,50 +111,37 @@ class QueueRunner:
 
     def reopen_stale(self) -> None:
         """Before a run: put back jobs whose cards changed since their pages were written, and
-        the reviews of queued tools this run would not reuse (another model, prompt version or
-        card content than the stored review's), so every page shows reviews of this run."""
+        the units of open jobs this run would not reuse the answers of (another model, prompt
+        version, mitigations, temperature or card content than the stored ones'), so every page
+        shows answers of this run."""
         self.queue.reopen_stale_jobs()
-        for slug in self.queue.open_job_tools():
-            card, samples = self._card(slug), self.queue.task_samples(slug)
-            asks = [
-                ask
-                for ask in (self._ask(card, key, samples.get(key, 1)) for key in self.personas)
-                if ask is not None
-            ]
-            complete = {ask.persona.key: not self.runtime.missing(ask) for ask in asks}
-            # What "complete" was decided on goes along: another process may store a review
-            # between this look and the write, and add_tasks looks again inside its transaction.
-            keys = {ask.persona.key: ReviewKey(*self.runtime.review_key(ask)) for ask in asks}
-            self.queue.add_tasks(slug, complete, keys=keys)
-        for a, b in self.queue.open_pairwise_jobs():
-            pair, samples = (self._card(a), self._card(b)), self.queue.pair_task_samples((a, b))
-            judged = {
-                key: not any(
-                    self.runtime.missing_pair(ask)
-                    for ask in self.runtime.pair_ask(pair, key, samples.get(key, 1))
-                )
-                for key in self.personas
+        subjects: list[tuple[str, tuple[str, ...]]]
+        subjects = [(REVIEW, (slug,)) for slug in self.queue.open_job_tools()]
+        subjects += [(PAIR, pair) for pair in self.queue.open_pairwise_jobs()]
+        reviewer = self.runtime.reviewer
+        for kind, tools in subjects:
+            cards, samples = self._cards_of(tools), self.queue.samples_of(kind, tools)
+            asked = {
+                p: self.runtime.questions(kind, cards, p, samples.get(p, 1)) for p in self.personas
             }
-            self.queue.add_pair_tasks((a, b), judged)
+            complete = {
+                p: all(len(reviewer.stored(q)) == q.samples for q in questions)
+                for p, questions in asked.items()
+            }
+            # What "complete" was decided on goes along: another process may store an answer
+            # between this look and the write, and add_units looks again inside its transaction.
+            keys = {p: [reviewer.key(q) for q in questions] for p, questions in asked.items()}
+            self.queue.add_units(kind, tools, complete, keys=keys)
 
     def plan(self) -> Plan:
-        """Return the plan of the reviews and pair judgments left in the queue (the runtime's,
-        as for a live run)."""
-        asks = []
-        for tool, persona_key, samples in self.queue.open_tasks():
-            card = self.runtime.tool(tool)
-            ask = None if card is None else self._ask(card, persona_key, samples)
-            if ask is not None:  # else it fails when claimed, with its reason
-                asks.append(ask)
-        pairs: list[PairAsk] = []
-        for a, b, persona_key, samples in self.queue.open_pair_tasks():
-            cards = self.runtime.tool(a), self.runtime.tool(b)
-            if cards[0] is not None and cards[1] is not None:
-                pairs += self.runtime.pair_ask((cards[0], cards[1]), persona_key, samples)
-        return self.runtime.plan(asks, pairs=pairs)
-
-    def _ask(self, card: ToolCard, persona_key: str, samples: int) -> Ask | None:
-        return self.runtime.ask(card, persona_key, samples)
+        """Return the plan of the units left in the queue (the runtime's, as for a live run)."""
+        questions: list[Question[Any]] = []
+        for unit in self.queue.open_units():
+            cards = tuple(self.runtime.tool(slug) for slug in unit.tools)
+            if all(card is not None for card in cards):  # else it fails when claimed, with why
+                known = tuple(card for card in cards if card is not None)
+                questions += self.runtime.questions(unit.kind, known, unit.persona, unit.samples)
+        return self.runtime.plan(questions)
 
     def _card(self, slug: str) -> ToolCard:
         if slug not in self._cards:
@@ -156,114 +151,73 @@ class QueueRunner:
             self._cards[slug] = card
         return self._cards[slug]
 
-    async def _do_task(self, tool: str, persona_key: str, attempts: int, samples: int) -> None:
+    def _cards_of(self, tools: tuple[str, ...]) -> tuple[ToolCard, ...]:
+        return tuple(self._card(slug) for slug in tools)
+
+    async def _do_unit(self, unit: Unit) -> None:
+        """Ask every sample of a unit not stored yet (every order of a pair); the last answer
+        stores the unit as done in its transaction."""
         try:
-            ask = self._ask(self._card(tool), persona_key, samples)
-            if ask is None:
-                raise InputError("not a persona on this panel", persona=persona_key)
-            for sample in range(samples):  # stored samples are reused, the last one ends the task
-                last = sample == samples - 1
-                then = partial(finish_task_in, tool=tool, persona=persona_key) if last else None
-                await self.runtime.review_sample(ask, sample, then)
-        except CostCeilingReached as exc:  # not the task's fault: it waits for a later run
-            self.queue.release_task(tool, persona_key, self.owner, str(exc), attempt=False)
+            cards = self._cards_of(unit.tools)
+            questions = self.runtime.questions(unit.kind, cards, unit.persona, unit.samples)
+            if not questions:
+                raise InputError("not a persona on this panel", persona=unit.persona)
+            reviewer = self.runtime.reviewer
+            calls = [call for q in questions for call in reviewer.plan(q).calls]
+            if not calls:
+                self.queue.finish(unit)
+            for n, call in enumerate(calls):
+                last = n == len(calls) - 1
+                await reviewer.ask(call, partial(finish_in, unit=unit) if last else None)
+        except CostCeilingReached as exc:  # not the unit's fault: it waits for a later run
+            self.queue.release(unit, self.owner, str(exc), attempt=False)
             self.stopped = exc
             return
-        except StoreUnavailable:  # not the task's fault either: it is taken again once back
+        except StoreUnavailable:  # not the unit's fault either: it is taken again once back
             await self._until_stored(
-                partial(self.queue.release_task, tool, persona_key, self.owner, "", attempt=False)
+                partial(self.queue.release, unit, self.owner, "", attempt=False)
             )
-            self._check_tasks = True
+            self._check[unit.kind] = True
             return
         except (ProviderError, InputError) as exc:
-            self._task_failed(tool, persona_key, attempts, exc)
+            self._unit_failed(unit, exc)
             return
-        except Exception as exc:  # a bug, or an answer no check foresaw: this task only
-            log.exception("queue task %s/%s", tool, persona_key)
-            error = ProviderError(f"unexpected {exc.__class__.__name__}: {exc}"[:300])
-            self._task_failed(tool, persona_key, attempts, error)
-            return
-        self.stats.tasks_done += 1
-        # its tool may be complete now: jobs and pair judgments may be ready
-        self._check_jobs = self._check_pairs = True
-
-    async def _do_pair_task(
-        self, a: str, b: str, persona_key: str, attempts: int, samples: int
-    ) -> None:
-        """Judge one persona's pair task: both orders, every sample (stored ones reused); the
-        last answer stores the task as done in its transaction."""
-        try:
-            asks = self.runtime.pair_ask((self._card(a), self._card(b)), persona_key, samples)
-            if not asks:
-                raise InputError("not a persona on this panel", persona=persona_key)
-            wanted = [(ask, sample) for ask in asks for sample in range(samples)]
-            for n, (ask, sample) in enumerate(wanted):
-                last = n == len(wanted) - 1
-                then = partial(finish_pair_task_in, pair=(a, b), persona=persona_key)
-                await self.runtime.judge_sample(ask, sample, then if last else None)
-        except CostCeilingReached as exc:  # not the task's fault: it waits for a later run
-            self.queue.release_pair_task((a, b), persona_key, self.owner, str(exc), attempt=False)
-            self.stopped = exc
-            return
-        except StoreUnavailable:  # not the task's fault either: it is taken again once back
-            release = self.queue.release_pair_task
-            await self._until_stored(
-                partial(release, (a, b), persona_key, self.owner, "", attempt=False)
+        except Exception as exc:  # a bug, or an answer no check foresaw: this unit only
+            log.exception("queue %s %s/%s", unit.kind, unit.label, unit.persona)
+            self._unit_failed(
+                unit, ProviderError(f"unexpected {exc.__class__.__name__}: {exc}"[:300])
             )
-            self._check_pairs = True
             return
-        except (ProviderError, InputError) as exc:
-            self._pair_task_failed((a, b), persona_key, attempts, exc)
-            return
-        except Exception as exc:  # a bug, or an answer no check foresaw: this task only
-            log.exception("queue pair task %s-vs-%s/%s", a, b, persona_key)
-            error = ProviderError(f"unexpected {exc.__class__.__name__}: {exc}"[:300])
-            self._pair_task_failed((a, b), persona_key, attempts, error)
-            return
-        self.stats.pairs_done += 1
-        self._check_jobs = True  # its job may be ready now
+        self.stats.settled(unit.kind, "done")
+        # jobs may be ready now, and after a review, pair judgments of its tool
+        self._check_jobs = True
+        self._check[PAIR] = self._check[PAIR] or unit.kind == REVIEW
 
-    def _pair_task_failed(
-        self, pair: tuple[str, str], persona_key: str, attempts: int, exc: PanelError
-    ) -> None:
-        """Put a failed pair judgment back for another attempt, or fail it (and its job)."""
-        if attempts < self.max_attempts and not isinstance(exc, InputError):
-            self.queue.release_pair_task(pair, persona_key, self.owner, str(exc))
-            self._check_pairs = True
+    def _unit_failed(self, unit: Unit, exc: PanelError) -> None:
+        """Put a failed unit back for another attempt, or fail it (and its jobs) for good."""
+        if unit.attempts < self.max_attempts and not isinstance(exc, InputError):
+            self.queue.release(unit, self.owner, str(exc))
+            self._check[unit.kind] = True
             return
-        tool = f"{pair[0]}-vs-{pair[1]}"
-        exc.about(tool=tool, persona=persona_key)
+        exc.about(tool=unit.label, persona=unit.persona)
+        what = "failed" if unit.kind == REVIEW else "pair judgment failed"
         job_error = located(
-            f"pair judgment failed after {attempts} attempt(s): {exc.message}",
-            tool=tool,
-            persona=persona_key,
+            f"{what} after {unit.attempts} attempt(s): {exc.message}",
+            tool=unit.label,
+            persona=unit.persona,
         )
-        self.stats.jobs_failed += self.queue.fail_pair_task(pair, persona_key, str(exc), job_error)
-        self.stats.pairs_failed += 1
+        self.stats.settled(unit.kind, "failed", self.queue.fail(unit, str(exc), job_error))
 
-    def _pairs_of(self, a: ToolCard, b: ToolCard) -> list[StoredPair]:
-        """Return the judgments of the pair (every sample its pair tasks ask for, one for a job
-        without) that a run with these settings would reuse."""
-        samples = self.queue.pair_task_samples((a.slug, b.slug))
+    def _stored(self, kind: str, cards: tuple[ToolCard, ...]) -> list[Any]:
+        """Return the answers of a kind about the cards (every sample their units ask for, one
+        where none asks) that a run with these settings would reuse."""
+        samples = self.queue.samples_of(kind, tuple(card.slug for card in cards))
         return [
-            judgment
-            for p in self.runtime.personas
-            for ask in self.runtime.pair_ask((a, b), p.key, samples.get(p.key, 1))
-            for judgment in self.runtime.stored_pair(ask)
+            answer
+            for key in self.personas
+            for question in self.runtime.questions(kind, cards, key, samples.get(key, 1))
+            for answer in self.runtime.reviewer.stored(question)
         ]
-
-    def _task_failed(self, tool: str, persona_key: str, attempts: int, exc: PanelError) -> None:
-        """Put a failed review back for another attempt, or fail it (and its jobs) for good."""
-        if attempts < self.max_attempts and not isinstance(exc, InputError):
-            self.queue.release_task(tool, persona_key, self.owner, str(exc))
-            self._check_tasks = True
-            return
-        exc.about(tool=tool, persona=persona_key)
-        job_error = located(
-            f"failed after {attempts} attempt(s): {exc.message}", tool=tool, persona=persona_key
-        )
-        self.stats.jobs_failed += self.queue.fail_task(tool, persona_key, str(exc), job_error)
-        self.stats.tasks_failed += 1
 
     async def _store_back(self) -> None:
         """Pause before asking a database that went away again (each statement waits for it
@@ -284,16 +238,12 @@ class QueueRunner:
                 await self._store_back()
 
     def _reviews_of(self, card: ToolCard) -> list[StoredReview]:
-        """Return the reviews of card (every sample its tasks ask for) that `panel review` would
-        reuse with this run's settings."""
-        samples = self.queue.task_samples(card.slug)
-        asks = [self.runtime.ask(card, p.key, samples.get(p.key, 1)) for p in self.runtime.personas]
-        return [review for ask in asks if ask is not None for review in self.runtime.stored(ask)]
+        return self._stored(REVIEW, (card,))
 
     async def _do_job(self, job: int, a: str, b: str) -> None:
         try:
             pair = (self._card(a), self._card(b))
-            document = self.runtime.comparison(pair, self._reviews_of, self._pairs_of(*pair))
+            document = self.runtime.comparison(pair, self._reviews_of, self._stored(PAIR, pair))
             # Rendering and writing run in a thread so the event loop keeps dispatching calls.
             files = await asyncio.to_thread(write_pages, document, self.runtime.settings.out)
         except (OSError, InputError) as exc:
@@ -318,7 +268,7 @@ class QueueRunner:
                     self._store_misses = 0
                 except StoreUnavailable:  # claiming or polling met a restart: wait, look again
                     await self._store_back()
-                    self._check_jobs = self._check_tasks = self._check_pairs = True
+                    self._look_again()
         finally:
             # Done, or stopped by the ceiling: every idle worker must see it now, or it would
             # wait for news that no one is left to bring.
@@ -329,14 +279,10 @@ class QueueRunner:
         if (job := self._claim_job()) is not None:
             await self._wake(1)  # there may be more: the next idler looks
             await self._do_job(*job)
-        elif (task := self._claim_task()) is not None:
+        elif (unit := self._claim(REVIEW) or self._claim(PAIR)) is not None:
             await self._wake(1)
-            await self._do_task(*task)
-            await self._wake(1)  # a finished review may make jobs ready
-        elif (pair_task := self._claim_pair_task()) is not None:
-            await self._wake(1)
-            await self._do_pair_task(*pair_task)
-            await self._wake(1)
+            await self._do_unit(unit)
+            await self._wake(1)  # a finished unit may make jobs (and pair judgments) ready
         elif self.queue.work_left():
             await self._idle()
             return True
@@ -354,23 +300,20 @@ class QueueRunner:
         self._check_jobs = job is not None
         return job
 
-    def _claim_pair_task(self) -> tuple[str, str, str, int, int] | None:
-        """Claim a pair judgment whose tools are reviewed, unless none was claimable at the last
-        look and nothing changed since (as _claim_task)."""
-        if not self._check_pairs:
-            return None
-        task = self.queue.claim_pair_task(self.owner, self.lease)
-        self._check_pairs = task is not None
-        return task
+    def _look_again(self) -> None:
+        """Take the next claims to the store (news from elsewhere: a poll, a restart)."""
+        self._check_jobs = True
+        self._check = dict.fromkeys(TABLES, True)
 
-    def _claim_task(self) -> tuple[str, str, int, int] | None:
-        """Claim a review, unless none was left at the last look and none came back since that
-        this process knows of (one it put back, a poll: see _idle)."""
-        if not self._check_tasks:
+    def _claim(self, kind: str) -> Unit | None:
+        """Claim a unit of a kind, unless none was claimable at the last look and nothing
+        changed since that this process knows of (a unit it put back or finished, a poll: see
+        _idle)."""
+        if not self._check[kind]:
             return None
-        task = self.queue.claim_task(self.owner, self.lease)
-        self._check_tasks = task is not None
-        return task
+        unit = self.queue.claim(kind, self.owner, self.lease)
+        self._check[kind] = unit is not None
+        return unit
 
     async def _wake(self, workers: int | None) -> None:
         """Wake that many idle workers of this process (None: all of them)."""
@@ -395,7 +338,7 @@ class QueueRunner:
                 return
             self._polling = True
             # Other processes finish reviews, and units of dead ones come back: look again.
-            self._check_jobs = self._check_tasks = self._check_pairs = True
+            self._look_again()
             try:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._news.wait(), timeout=min(0.25, self.lease / 4))

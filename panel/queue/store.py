@@ -1,9 +1,11 @@
-"""Every SQL statement of the queue, behind two small interfaces: QueueStore (jobs, review
-tasks and pair tasks) and BatchStore (provider batches, for `queue run --batch-api` only).
+"""Every SQL statement of the queue, behind two small interfaces: QueueStore (jobs and units)
+and BatchStore (provider batches, for `queue run --batch-api` only).
 
-A pair task is one persona's judgment of a queued pair (`queue add --pairwise`), both orders and
-every sample: claimable once every review task of its two tools is done; a job that judges its
-pair is ready once its pair tasks are done too.
+A unit is one persona's question of one kind, every sample: a review task (one tool) or a pair
+task (a queued pair judged in both orders, `queue add --pairwise`: claimable once every review
+task of its two tools is done; a job that judges its pair is ready once its pair tasks are done
+too). Claim, lease, settle, fail, release and reopen are written once for every kind (TABLES
+says where each kind is kept).
 
 The runner, the batcher and `queue add / status / retry` speak only to these; a second storage
 backend implements their methods and nothing else of the queue changes.
@@ -27,45 +29,89 @@ from pathlib import Path
 from typing import Any
 
 from panel.cards import ToolCard
+from panel.questions import label_of
 from panel.store import (
+    PAIR,
+    REVIEW,
     CallRecord,
+    Key,
     Store,
-    StoredPair,
-    StoredReview,
+    Stored,
+    count_stored,
+    insert_answer,
     insert_call,
     insert_comparison,
-    insert_pair,
-    insert_review,
     upsert_tool,
 )
 from panel.store.sql import Connection
 
 STATES = ("pending", "running", "done", "failed")
 
-_OPEN_BATCH_ITEMS = """SELECT i.tool, i.persona FROM batch_items i JOIN batches b ON b.id = i.batch
-                       WHERE b.state = 'submitted' AND i.outcome IS NULL
-                         AND i.second_tool IS NULL"""
-"""The reviews an open provider batch still owes: left to `queue run --batch-api`."""
 
-_OPEN_PAIR_ITEMS = """SELECT i.tool, i.second_tool, i.persona FROM batch_items i
-                      JOIN batches b ON b.id = i.batch
-                      WHERE b.state = 'submitted' AND i.outcome IS NULL
-                        AND i.second_tool IS NOT NULL"""
-"""The pair judgments (either order) an open provider batch still owes."""
+@dataclass(frozen=True)
+class Unit:
+    """One unit of the queue's work: one persona's question of one kind about its tools, every
+    sample (a review task: one tool; a pair task: two tools, judged in both orders)."""
 
-_IN_OPEN_BATCH = f"""EXISTS (SELECT 1 FROM ({_OPEN_PAIR_ITEMS}) o WHERE o.persona = p.persona
-                       AND ((o.tool = p.a AND o.second_tool = p.b)
-                            OR (o.tool = p.b AND o.second_tool = p.a)))"""
-"""Whether pair task `p` waits in an open provider batch."""
+    kind: str
+    """panel.store.REVIEW or PAIR."""
+    tools: tuple[str, ...]
+    persona: str
+    attempts: int = 0
+    samples: int = 1
 
-_READY_PAIR = """SELECT a, b, persona FROM pair_tasks p
-                  WHERE (state = 'pending' OR (state = 'running' AND lease_expires < {now}))
-                    AND NOT EXISTS (SELECT 1 FROM tasks t
-                                    WHERE t.tool IN (p.a, p.b) AND t.state != 'done')
-                    AND NOT {in_open_batch}
-                  ORDER BY a, b, persona LIMIT ?"""
-"""Pair tasks free to claim whose tools are reviewed ({now}: the database's clock; takes a
-limit)."""
+    @property
+    def label(self) -> str:
+        return label_of(self.tools)
+
+
+@dataclass(frozen=True)
+class _Table:
+    """Where the queue keeps the units of one kind, and how a unit is matched."""
+
+    name: str
+    columns: tuple[str, ...]
+    """The columns of the unit's tools."""
+    item: str
+    """Whether batch item `i` asks for a sample of the unit row `{t}`."""
+    jobs: str
+    """The jobs that need the unit (its tools as parameters, twice for a review's one)."""
+
+    def where(self, alias: str = "") -> str:
+        """Return the condition matching one unit (its tools, then its persona, as parameters)."""
+        prefix = f"{alias}." if alias else ""
+        return " AND ".join(f"{prefix}{c} = ?" for c in (*self.columns, "persona"))
+
+    def in_open_batch(self, alias: str) -> str:
+        """Return whether unit row `alias` waits in a provider batch still open."""
+        return f"""EXISTS (SELECT 1 FROM batch_items i JOIN batches b ON b.id = i.batch
+                    WHERE b.state = 'submitted' AND i.outcome IS NULL
+                      AND {self.item.format(t=alias)})"""
+
+
+TABLES = {
+    REVIEW: _Table(
+        "tasks",
+        ("tool",),
+        "i.second_tool IS NULL AND i.tool = {t}.tool AND i.persona = {t}.persona",
+        "(a = ? OR b = ?)",
+    ),
+    PAIR: _Table(
+        "pair_tasks",
+        ("a", "b"),
+        """i.second_tool IS NOT NULL AND i.persona = {t}.persona
+           AND ((i.tool = {t}.a AND i.second_tool = {t}.b)
+                OR (i.tool = {t}.b AND i.second_tool = {t}.a))""",
+        "a = ? AND b = ?",
+    ),
+}
+
+_READY = {
+    REVIEW: "",
+    PAIR: """AND NOT EXISTS (SELECT 1 FROM tasks r
+                             WHERE r.tool IN (t.a, t.b) AND r.state != 'done')""",
+}
+"""What else a unit waits for before it is claimable: a pair task, its tools' reviews."""
 
 _READY_JOB = """SELECT j.id FROM jobs j
                 WHERE (j.state = 'pending' OR (j.state = 'running' AND j.lease_expires < {now}))
@@ -77,15 +123,8 @@ _READY_JOB = """SELECT j.id FROM jobs j
 database's clock)."""
 
 
-@dataclass(frozen=True)
-class ReviewKey:
-    """What makes a stored review the one a task asks for: the card's content, and (when a run
-    knows them) the prompt version, provider and model. None matches any."""
-
-    card_hash: str
-    prompt_version: str | None = None
-    provider: str | None = None
-    model: str | None = None
+def _params(unit: Unit) -> tuple[str, ...]:
+    return (*unit.tools, unit.persona)
 
 
 @dataclass(frozen=True)
@@ -167,32 +206,34 @@ class _Tables:
         """The database's clock, in seconds since the epoch: what leases are timed on."""
         return self.store.db.dialect.now
 
-    def _claim_tasks(self, owner: str, lease: float, limit: int) -> list[Any]:
+    def _claim(self, kind: str, owner: str, lease: float, limit: int) -> list[Unit]:
+        """Claim up to limit units of a kind free to claim (pending, or held by a worker whose
+        lease ran out; not waiting in an open provider batch; a pair task's tools reviewed)."""
+        table, now = TABLES[kind], self._now
+        columns = ", ".join(table.columns)
         with self.store.transaction() as db:
-            return db.execute(
-                f"""UPDATE tasks SET state = 'running', lease_owner = ?,
-                       lease_expires = {self._now} + ?, attempts = attempts + 1, updated_at = ?
-                   WHERE (tool, persona) IN (
-                       SELECT tool, persona FROM tasks t
-                       WHERE (state = 'pending' OR (state = 'running' AND lease_expires < {self._now}))
-                         -- a review asked of a provider batch still open is answered by it
-                         AND NOT EXISTS (SELECT 1 FROM ({_OPEN_BATCH_ITEMS}) o
-                                         WHERE o.tool = t.tool AND o.persona = t.persona)
-                       ORDER BY tool, persona LIMIT ?{self._skip_locked})
-                   RETURNING tool, persona, attempts, samples""",
+            rows = db.execute(
+                f"""UPDATE {table.name} SET state = 'running', lease_owner = ?,
+                       lease_expires = {now} + ?, attempts = attempts + 1, updated_at = ?
+                   WHERE ({columns}, persona) IN (
+                       SELECT {columns}, persona FROM {table.name} t
+                       WHERE (state = 'pending' OR (state = 'running' AND lease_expires < {now}))
+                         AND NOT {table.in_open_batch("t")} {_READY[kind]}
+                       ORDER BY {columns}, persona LIMIT ?{self._skip_locked})
+                   RETURNING {columns}, persona, attempts, samples""",
                 (owner, lease, time.time(), limit),
             ).fetchall()
-
-    def _claim_pairs(self, owner: str, lease: float, limit: int) -> list[Any]:
-        ready = _READY_PAIR.format(now=self._now, in_open_batch=_IN_OPEN_BATCH)
-        with self.store.transaction() as db:
-            return db.execute(
-                f"""UPDATE pair_tasks SET state = 'running', lease_owner = ?,
-                       lease_expires = {self._now} + ?, attempts = attempts + 1, updated_at = ?
-                   WHERE (a, b, persona) IN ({ready}{self._skip_locked})
-                   RETURNING a, b, persona, attempts, samples""",
-                (owner, lease, time.time(), limit),
-            ).fetchall()
+        units = [
+            Unit(
+                kind,
+                tuple(row[c] for c in table.columns),
+                row["persona"],
+                row["attempts"],
+                row["samples"],
+            )
+            for row in rows
+        ]
+        return sorted(units, key=lambda unit: (unit.tools, unit.persona))
 
 
 class QueueStore(_Tables):
@@ -228,48 +269,6 @@ class QueueStore(_Tables):
                     )
         return added, already
 
-    def add_pair_tasks(
-        self, pair: tuple[str, str], personas: dict[str, bool], samples: int | None = None
-    ) -> int:
-        """Queue a pair task per persona (True: already judged, so done); return how many are
-        new work. As add_tasks: a done task whose judgment is missing now is pending again."""
-        now = time.time()
-        pending = 0
-        with self.store.transaction() as db:
-            for persona, judged in personas.items():
-                cursor = db.execute(
-                    """INSERT INTO pair_tasks (a, b, persona, state, samples, updated_at)
-                       VALUES (?, ?, ?, ?, ?, ?)
-                       ON CONFLICT (a, b, persona) DO UPDATE SET state = excluded.state,
-                           attempts = 0, last_error = NULL, updated_at = excluded.updated_at
-                       WHERE pair_tasks.state = 'done' AND excluded.state = 'pending'""",
-                    (*pair, persona, "done" if judged else "pending", samples or 1, now),
-                )
-                pending += cursor.rowcount if not judged else 0
-                if samples is not None:
-                    db.execute(
-                        """UPDATE pair_tasks SET samples = ?
-                           WHERE a = ? AND b = ? AND persona = ? AND state != 'done'""",
-                        (samples, *pair, persona),
-                    )
-        return pending
-
-    def pair_task_samples(self, pair: tuple[str, str]) -> dict[str, int]:
-        """Return how many samples each persona's pair task of a job's pair asks for ({} for a
-        job that does not judge its pair)."""
-        rows = self.store.db.execute(
-            "SELECT persona, samples FROM pair_tasks WHERE a = ? AND b = ?", pair
-        ).fetchall()
-        return {row["persona"]: int(row["samples"]) for row in rows}
-
-    def open_pair_tasks(self) -> list[tuple[str, str, str, int]]:
-        """Return (a, b, persona, samples) of every pair judgment not done or failed yet."""
-        rows = self.store.db.execute(
-            """SELECT a, b, persona, samples FROM pair_tasks
-               WHERE state IN ('pending', 'running') ORDER BY a, b, persona"""
-        ).fetchall()
-        return [(row["a"], row["b"], row["persona"], int(row["samples"])) for row in rows]
-
     def open_pairwise_jobs(self) -> list[tuple[str, str]]:
         """Return the pair of every job not done or failed yet that judges its pair."""
         rows = self.store.db.execute(
@@ -278,110 +277,105 @@ class QueueStore(_Tables):
         ).fetchall()
         return [(row["a"], row["b"]) for row in rows]
 
-    def add_tasks(
+    def add_units(
         self,
-        tool: str,
+        kind: str,
+        tools: tuple[str, ...],
         personas: dict[str, bool],
         samples: int | None = None,
-        keys: dict[str, ReviewKey] | None = None,
+        keys: dict[str, list[Key]] | None = None,
     ) -> int:
-        """Queue a task per persona (True: already reviewed, so done); return how many are new work.
+        """Queue a unit of a kind per persona (True: already answered, so done); return how
+        many are new work.
 
-        A done task whose review is missing now (the card changed) is pending again, but only
-        if, inside this transaction, its review (by `keys`, the review key this persona's task
-        asks for) is still missing: the caller looked before, and another process may have
-        stored the review and finished the task since (a check-then-act across processes). A
-        task asks for `samples` answers (None: as many as it asked before, 1 for a new one).
+        A done unit whose answers are missing now (a card changed) is pending again, but only
+        if, inside this transaction, its answers (by `keys`, the keys of the questions this
+        persona's unit asks) are still missing: the caller looked before, and another process
+        may have stored them and finished the unit since (a check-then-act across processes).
+        A unit asks for `samples` answers (None: as many as it asked before, 1 for a new one).
         """
-        now = time.time()
+        table, now = TABLES[kind], time.time()
+        columns = ", ".join(table.columns)
+        marks = ", ".join("?" for _ in table.columns)
         pending = 0
         with self.store.transaction() as db:
-            for persona, reviewed in personas.items():
-                state = "done" if reviewed else "pending"
+            for persona, answered in personas.items():
+                unit = Unit(kind, tools, persona)
                 cursor = db.execute(
-                    """INSERT INTO tasks (tool, persona, state, samples, updated_at)
-                       VALUES (?, ?, ?, ?, ?) ON CONFLICT (tool, persona) DO NOTHING""",
-                    (tool, persona, state, samples or 1, now),
+                    f"""INSERT INTO {table.name} ({columns}, persona, state, samples, updated_at)
+                       VALUES ({marks}, ?, ?, ?, ?) ON CONFLICT ({columns}, persona) DO NOTHING""",
+                    (*_params(unit), "done" if answered else "pending", samples or 1, now),
                 )
                 if cursor.rowcount:
-                    pending += 0 if reviewed else 1
-                elif not reviewed:
-                    key = (keys or {}).get(persona)
-                    pending += self._reopen_task(db, tool, persona, key, samples, now)
+                    pending += 0 if answered else 1
+                elif not answered:
+                    found = (keys or {}).get(persona)
+                    pending += self._reopen(db, unit, found, samples, now)
                 if samples is not None:
                     db.execute(
-                        "UPDATE tasks SET samples = ? WHERE tool = ? AND persona = ? AND state != 'done'",
-                        (samples, tool, persona),
+                        f"""UPDATE {table.name} SET samples = ?
+                            WHERE {table.where()} AND state != 'done'""",
+                        (samples, *_params(unit)),
                     )
         return pending
 
-    def _reopen_task(
+    def _reopen(
         self,
         db: Connection,
-        tool: str,
-        persona: str,
-        key: ReviewKey | None,
+        unit: Unit,
+        keys: list[Key] | None,
         samples: int | None,
         now: float,
     ) -> int:
-        """Put a done task back to pending if its review is still missing; return 1 if it was.
+        """Put a done unit back to pending if its answers are still missing; return 1 if it was.
 
-        The task's row is locked first (PostgreSQL: FOR UPDATE; SQLite's IMMEDIATE transaction
-        holds every row), so a worker storing the review waits for this transaction or has
+        The unit's row is locked first (PostgreSQL: FOR UPDATE; SQLite's IMMEDIATE transaction
+        holds every row), so a worker storing the answers waits for this transaction or has
         committed before it, and the check that follows (a statement of its own, so it sees
         that commit) decides on what is stored now.
         """
+        table = TABLES[unit.kind]
         row = db.execute(
-            f"""SELECT state, samples FROM tasks WHERE tool = ? AND persona = ?
+            f"""SELECT state, samples FROM {table.name} WHERE {table.where()}
                 {self.store.db.dialect.for_update}""",
-            (tool, persona),
+            _params(unit),
         ).fetchone()
         if row is None or row["state"] != "done":
             return 0
         wanted = samples or int(row["samples"])
-        if key is not None and self._stored_samples(db, persona, key, wanted) >= wanted:
+        if keys and all(count_stored(db, key, wanted) >= wanted for key in keys):
             return 0
         db.execute(
-            """UPDATE tasks SET state = 'pending', attempts = 0, last_error = NULL, updated_at = ?
-               WHERE tool = ? AND persona = ? AND state = 'done'""",
-            (now, tool, persona),
+            f"""UPDATE {table.name} SET state = 'pending', attempts = 0, last_error = NULL,
+                   updated_at = ? WHERE {table.where()} AND state = 'done'""",
+            (now, *_params(unit)),
         )
         return 1
 
-    @staticmethod
-    def _stored_samples(db: Connection, persona: str, key: ReviewKey, samples: int) -> int:
-        """Return how many of the samples below `samples` of a review are stored under key."""
-        known = {
-            column: value
-            for column, value in (
-                ("prompt_version", key.prompt_version),
-                ("provider", key.provider),
-                ("model", key.model),
-            )
-            if value is not None
-        }
-        row = db.execute(
-            f"""SELECT count(DISTINCT sample) FROM reviews
-                WHERE card_hash = ? AND persona = ? AND sample < ?
-                {"".join(f" AND {column} = ?" for column in known)}""",
-            (key.card_hash, persona, samples, *known.values()),
-        ).fetchone()
-        return int(row[0])
-
-    def task_samples(self, tool: str) -> dict[str, int]:
-        """Return how many samples each persona's task of tool asks for."""
+    def samples_of(self, kind: str, tools: tuple[str, ...]) -> dict[str, int]:
+        """Return how many samples each persona's unit of a kind about the tools asks for ({}
+        for a pair no unit judges)."""
+        table = TABLES[kind]
+        where = " AND ".join(f"{column} = ?" for column in table.columns)
         rows = self.store.db.execute(
-            "SELECT persona, samples FROM tasks WHERE tool = ?", (tool,)
+            f"SELECT persona, samples FROM {table.name} WHERE {where}", tools
         ).fetchall()
         return {row["persona"]: int(row["samples"]) for row in rows}
 
-    def open_tasks(self) -> list[tuple[str, str, int]]:
-        """Return (tool, persona, samples) of every review not done or failed yet."""
-        rows = self.store.db.execute(
-            """SELECT tool, persona, samples FROM tasks WHERE state IN ('pending', 'running')
-               ORDER BY tool, persona"""
-        ).fetchall()
-        return [(row["tool"], row["persona"], int(row["samples"])) for row in rows]
+    def open_units(self) -> list[Unit]:
+        """Return every unit not done or failed yet: the reviews, then the pair judgments."""
+        units = []
+        for kind, table in TABLES.items():
+            columns = ", ".join(table.columns)
+            rows = self.store.db.execute(
+                f"""SELECT {columns}, persona, samples FROM {table.name}
+                    WHERE state IN ('pending', 'running') ORDER BY {columns}, persona"""
+            ).fetchall()
+            units += [
+                Unit(kind, tuple(row[c] for c in table.columns), row["persona"], 0, row["samples"])
+                for row in rows
+            ]
+        return units
 
     def reopen_stale_jobs(self) -> int:
         """Put back every done job a tool of which changed after the job wrote its pages (the
@@ -425,22 +419,10 @@ class QueueStore(_Tables):
             ).fetchone()
         return (row["id"], row["a"], row["b"]) if row else None
 
-    def claim_pair_task(self, owner: str, lease: float) -> tuple[str, str, str, int, int] | None:
-        """Claim the next pair judgment whose tools are reviewed; return (a, b, persona,
-        attempts, samples)."""
-        rows = self._claim_pairs(owner, lease, 1)
-        if not rows:
-            return None
-        row = rows[0]
-        return row["a"], row["b"], row["persona"], row["attempts"], row["samples"]
-
-    def claim_task(self, owner: str, lease: float) -> tuple[str, str, int, int] | None:
-        """Claim the next review no open batch asks for; return (tool, persona, attempts,
-        samples)."""
-        rows = self._claim_tasks(owner, lease, 1)
-        if not rows:
-            return None
-        return rows[0]["tool"], rows[0]["persona"], rows[0]["attempts"], rows[0]["samples"]
+    def claim(self, kind: str, owner: str, lease: float) -> Unit | None:
+        """Claim the next unit of a kind free to claim (see _claim)."""
+        units = self._claim(kind, owner, lease, 1)
+        return units[0] if units else None
 
     def heartbeat(self, owner: str, lease: float) -> None:
         """Renew the lease of everything owner holds."""
@@ -458,19 +440,21 @@ class QueueStore(_Tables):
                 )
 
     def work_left(self) -> bool:
-        """Return whether any job or review is pending or running outside an open provider batch.
+        """Return whether any job or unit is pending or running outside an open provider batch
+        (a pair task only while its job is open).
 
-        Reviews waiting in an open batch (and the jobs that need them) are left to
+        Units waiting in an open batch (and the jobs that need them) are left to
         `queue run --batch-api`, which collects them.
         """
+        review, pair = TABLES[REVIEW], TABLES[PAIR]
         row = self._one(
-            f"""WITH open_items AS ({_OPEN_BATCH_ITEMS})
-               SELECT (SELECT count(*) FROM tasks t WHERE state IN ('pending', 'running')
-                         AND NOT EXISTS (SELECT 1 FROM open_items o WHERE o.tool = t.tool AND o.persona = t.persona))
+            f"""SELECT (SELECT count(*) FROM tasks t WHERE state IN ('pending', 'running')
+                         AND NOT {review.in_open_batch("t")})
                     + (SELECT count(*) FROM jobs j WHERE state IN ('pending', 'running')
-                         AND NOT EXISTS (SELECT 1 FROM open_items o WHERE o.tool IN (j.a, j.b)))
+                         AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.tool IN (j.a, j.b)
+                                         AND {review.in_open_batch("t")}))
                     + (SELECT count(*) FROM pair_tasks p WHERE state IN ('pending', 'running')
-                         AND NOT {_IN_OPEN_BATCH}
+                         AND NOT {pair.in_open_batch("p")}
                          AND EXISTS (SELECT 1 FROM jobs j WHERE j.a = p.a AND j.b = p.b
                                      AND j.state IN ('pending', 'running')))"""
         )
@@ -478,61 +462,30 @@ class QueueStore(_Tables):
 
     # --- settling ------------------------------------------------------------------------------
 
-    def finish_task(self, tool: str, persona: str) -> None:
+    def finish(self, unit: Unit) -> None:
         with self.store.transaction() as db:
-            finish_task_in(db, tool, persona)
+            finish_in(db, unit)
 
-    def fail_task(self, tool: str, persona: str, error: str, job_error: str) -> int:
-        """Fail a review for good, and every unfinished job that needs it; return those jobs."""
+    def fail(self, unit: Unit, error: str, job_error: str) -> int:
+        """Fail a unit for good, and every unfinished job that needs it; return those jobs."""
         with self.store.transaction() as db:
-            return _fail_task(db, tool, persona, error, job_error)
+            return _fail(db, unit, error, job_error)
 
-    def finish_pair_task(self, pair: tuple[str, str], persona: str) -> None:
-        with self.store.transaction() as db:
-            finish_pair_task_in(db, pair, persona)
-
-    def fail_pair_task(
-        self, pair: tuple[str, str], persona: str, error: str, job_error: str
-    ) -> int:
-        """Fail a pair judgment for good, and its unfinished job; return how many jobs."""
-        with self.store.transaction() as db:
-            return _fail_pair_task(db, pair, persona, error, job_error)
-
-    def release_pair_task(
-        self, pair: tuple[str, str], persona: str, owner: str, error: str, *, attempt: bool = True
-    ) -> None:
-        """Put a pair judgment owner holds back in the queue (as release_task does a review)."""
+    def release(self, unit: Unit, owner: str, error: str, *, attempt: bool = True) -> None:
+        """Put a unit owner holds back in the queue after a failure worth another attempt;
+        with attempt False (a cost ceiling or a database restart stopped it) the try is not
+        counted and no error kept."""
+        table = TABLES[unit.kind]
         with self.store.transaction() as db:
             db.execute(
-                """UPDATE pair_tasks SET state = 'pending', last_error = ?, lease_owner = NULL,
+                f"""UPDATE {table.name} SET state = 'pending', last_error = ?, lease_owner = NULL,
                        attempts = attempts - ?, updated_at = ?
-                   WHERE a = ? AND b = ? AND persona = ? AND lease_owner = ?""",
+                   WHERE {table.where()} AND lease_owner = ?""",
                 (
                     error if attempt else None,
                     0 if attempt else 1,
                     time.time(),
-                    *pair,
-                    persona,
-                    owner,
-                ),
-            )
-
-    def release_task(
-        self, tool: str, persona: str, owner: str, error: str, *, attempt: bool = True
-    ) -> None:
-        """Put a review owner holds back in the queue after a failure worth another attempt;
-        with attempt False (a cost ceiling stopped it) the try is not counted and no error kept."""
-        with self.store.transaction() as db:
-            db.execute(
-                """UPDATE tasks SET state = 'pending', last_error = ?, lease_owner = NULL,
-                       attempts = attempts - ?, updated_at = ?
-                   WHERE tool = ? AND persona = ? AND lease_owner = ?""",
-                (
-                    error if attempt else None,
-                    0 if attempt else 1,
-                    time.time(),
-                    tool,
-                    persona,
+                    *_params(unit),
                     owner,
                 ),
             )
@@ -575,7 +528,10 @@ class QueueStore(_Tables):
             "jobs": counts("jobs"),
             "tasks": counts("tasks"),
             "pair_tasks": counts("pair_tasks"),
-            "in_open_batches": self._one(f"SELECT count(*) FROM ({_OPEN_BATCH_ITEMS}) o")[0],
+            "in_open_batches": self._one(
+                """SELECT count(*) FROM batch_items i JOIN batches b ON b.id = i.batch
+                   WHERE b.state = 'submitted' AND i.outcome IS NULL AND i.second_tool IS NULL"""
+            )[0],
             "pauses": self.store.pauses(),
             "failed": [
                 {k: row[k] for k in ("id", "a", "b", "attempts", "last_error")}
@@ -623,17 +579,11 @@ class QueueStore(_Tables):
 class BatchStore(_Tables):
     """The provider batches of `queue run --batch-api`: what was submitted, held and ingested."""
 
-    def claim_tasks(self, owner: str, lease: float, limit: int) -> list[tuple[str, str]]:
-        """Claim up to limit reviews no open batch asks for; return (tool, persona), sorted."""
-        return sorted(
-            (row["tool"], row["persona"]) for row in self._claim_tasks(owner, lease, limit)
-        )
-
-    def claim_pair_tasks(self, owner: str, lease: float, limit: int) -> list[tuple[str, str, str]]:
-        """Claim up to limit pair judgments whose tools are reviewed and that no open batch asks
-        for; return (a, b, persona), sorted."""
-        rows = self._claim_pairs(owner, lease, limit)
-        return sorted((row["a"], row["b"], row["persona"]) for row in rows)
+    def claim(self, owner: str, lease: float, limit: int) -> list[Unit]:
+        """Claim up to limit units no open batch asks for: the reviews, then the pair judgments
+        whose tools are reviewed; each kind sorted."""
+        units = self._claim(REVIEW, owner, lease, limit)
+        return units + self._claim(PAIR, owner, lease, limit - len(units))
 
     def save_batch(
         self, provider: str, batch_id: str, owner: str, lease: float, items: list[BatchItem]
@@ -683,47 +633,29 @@ class BatchStore(_Tables):
                 (owner, lease, now, owner),
             ).fetchall()
             for row in rows:
-                db.execute(
-                    f"""UPDATE tasks SET state = 'running', lease_owner = ?,
-                           lease_expires = {clock} + ?, updated_at = ?
-                       WHERE (tool, persona) IN (
-                           SELECT tool, persona FROM batch_items WHERE batch = ? AND outcome IS NULL
-                             AND second_tool IS NULL)
-                         AND (state = 'pending'
-                              OR (state = 'running' AND (lease_owner = ? OR lease_expires < {clock})))""",
-                    (owner, lease, now, row["id"], owner),
-                )
-                db.execute(
-                    f"""UPDATE pair_tasks SET state = 'running', lease_owner = ?,
-                           lease_expires = {clock} + ?, updated_at = ?
-                       WHERE EXISTS (SELECT 1 FROM batch_items i WHERE i.batch = ?
-                             AND i.outcome IS NULL AND i.persona = pair_tasks.persona
-                             AND ((i.tool = pair_tasks.a AND i.second_tool = pair_tasks.b)
-                                  OR (i.tool = pair_tasks.b AND i.second_tool = pair_tasks.a)))
-                         AND (state = 'pending'
-                              OR (state = 'running' AND (lease_owner = ? OR lease_expires < {clock})))""",
-                    (owner, lease, now, row["id"], owner),
-                )
+                for table in TABLES.values():
+                    db.execute(
+                        f"""UPDATE {table.name} SET state = 'running', lease_owner = ?,
+                               lease_expires = {clock} + ?, updated_at = ?
+                           WHERE EXISTS (SELECT 1 FROM batch_items i WHERE i.batch = ?
+                                 AND i.outcome IS NULL AND {table.item.format(t=table.name)})
+                             AND (state = 'pending' OR (state = 'running'
+                                  AND (lease_owner = ? OR lease_expires < {clock})))""",
+                        (owner, lease, now, row["id"], owner),
+                    )
         return [HeldBatch(r["id"], r["provider"], r["batch_id"], r["created_at"]) for r in rows]
 
     def release_unsent(self, owner: str) -> None:
-        """Put back the tasks owner claimed but did not get into a batch."""
+        """Put back the units owner claimed but did not get into a batch."""
         with self.store.transaction() as db:
-            db.execute(
-                f"""UPDATE tasks SET state = 'pending', lease_owner = NULL, updated_at = ?
-                   WHERE lease_owner = ? AND state = 'running' AND NOT EXISTS (
-                       SELECT 1 FROM ({_OPEN_BATCH_ITEMS}) o
-                       WHERE o.tool = tasks.tool AND o.persona = tasks.persona)""",
-                (time.time(), owner),
-            )
-            db.execute(
-                f"""UPDATE pair_tasks SET state = 'pending', lease_owner = NULL, updated_at = ?
-                   WHERE lease_owner = ? AND state = 'running' AND NOT EXISTS (
-                       SELECT 1 FROM ({_OPEN_PAIR_ITEMS}) o WHERE o.persona = pair_tasks.persona
-                       AND ((o.tool = pair_tasks.a AND o.second_tool = pair_tasks.b)
-                            OR (o.tool = pair_tasks.b AND o.second_tool = pair_tasks.a)))""",
-                (time.time(), owner),
-            )
+            for table in TABLES.values():
+                db.execute(
+                    f"""UPDATE {table.name} SET state = 'pending', lease_owner = NULL,
+                           updated_at = ?
+                       WHERE lease_owner = ? AND state = 'running'
+                         AND NOT {table.in_open_batch(table.name)}""",
+                    (time.time(), owner),
+                )
 
     def set_batch_status(self, row: int, status: str) -> None:
         with self.store.transaction() as db:
@@ -737,22 +669,22 @@ class BatchStore(_Tables):
                 (status, time.time(), row),
             )
 
-    def settle_batch_item(
+    def settle_item(
         self,
         batch: int,
         item: BatchItem,
         outcome: str,
         call: CallRecord,
         owner: str,
-        review: tuple[ToolCard, StoredReview] | None,
+        answer: tuple[tuple[ToolCard, ...], Stored] | None,
         errors: tuple[str, str],
-    ) -> tuple[str, int] | None:
-        """Log one batch answer and settle its task, in one transaction; an item settles once.
+    ) -> tuple[Unit, str, int] | None:
+        """Log one batch answer and settle its unit, in one transaction; an item settles once.
 
-        The task gets the review, or fails with errors (task error, job error). Returns None
-        when nothing was applied (already ingested, or the task is no longer owner's), else
-        ("sample", 0) when another sample of the task is still in a batch, ("done", 0) when it
-        was the last, or ("failed", jobs failed with it).
+        The unit gets the answer, or fails with errors (unit error, job error). Returns None
+        when nothing was applied (already ingested, or the unit is no longer owner's), else the
+        unit and ("sample", 0) when another sample of it is still in a batch, ("done", 0) when
+        it was the last, or ("failed", jobs failed with it).
         """
         with self.store.transaction() as db:
             if not db.execute(
@@ -762,118 +694,60 @@ class BatchStore(_Tables):
             ).rowcount:
                 return None
             insert_call(db, call)
-            if not db.execute(
-                """SELECT 1 FROM tasks WHERE tool = ? AND persona = ? AND state = 'running'
-                       AND lease_owner = ?""",
-                (item.tool, item.persona, owner),
-            ).fetchone():
+            unit = _held_unit(db, batch, item, owner)
+            if unit is None:
                 return None  # done meanwhile by a live run, or requeued: logged, not applied
-            if review is not None:
-                insert_review(db, *review)
-                if db.execute(  # another sample of this review is still in a batch
-                    """SELECT 1 FROM batch_items i JOIN batches b ON b.id = i.batch
-                       WHERE i.tool = ? AND i.persona = ? AND i.outcome IS NULL
-                         AND b.state = 'submitted'""",
-                    (item.tool, item.persona),
-                ).fetchone():
-                    return "sample", 0
-                finish_task_in(db, item.tool, item.persona)
-                return "done", 0
-            return "failed", _fail_task(db, item.tool, item.persona, *errors)
-
-    def settle_pair_item(
-        self,
-        batch: int,
-        item: BatchItem,
-        outcome: str,
-        call: CallRecord,
-        owner: str,
-        judged: tuple[tuple[ToolCard, ToolCard], StoredPair] | None,
-        errors: tuple[str, str],
-    ) -> tuple[str, int] | None:
-        """Log one batch answer to a pair judgment and settle its pair task, in one transaction,
-        as settle_batch_item does a review: None when nothing was applied, ("sample", 0) while
-        another answer of the task is still in a batch, ("done", 0) at the last, or ("failed",
-        jobs failed with it)."""
-        shown = (item.tool, item.second_tool or "")
-        with self.store.transaction() as db:
-            if not db.execute(
-                """UPDATE batch_items SET outcome = ? WHERE batch = ? AND custom_id = ?
-                       AND outcome IS NULL""",
-                (outcome, batch, item.custom_id),
-            ).rowcount:
-                return None
-            insert_call(db, call)
-            task = db.execute(
-                """SELECT a, b FROM pair_tasks WHERE persona = ? AND state = 'running'
-                       AND lease_owner = ? AND ((a = ? AND b = ?) OR (a = ? AND b = ?))""",
-                (item.persona, owner, *shown, *reversed(shown)),
-            ).fetchone()
-            if task is None:
-                return None  # done meanwhile by a live run, or requeued: logged, not applied
-            pair = (task["a"], task["b"])
-            if judged is None:
-                return "failed", _fail_pair_task(db, pair, item.persona, *errors)
-            insert_pair(db, *judged)
-            if db.execute(  # another answer of this pair task is still in a batch
-                """SELECT 1 FROM batch_items i JOIN batches b ON b.id = i.batch
-                   WHERE i.persona = ? AND i.outcome IS NULL AND b.state = 'submitted'
-                     AND ((i.tool = ? AND i.second_tool = ?) OR (i.tool = ? AND i.second_tool = ?))""",
-                (item.persona, *pair, *reversed(pair)),
+            if answer is None:
+                return unit, "failed", _fail(db, unit, *errors)
+            insert_answer(db, *answer)
+            table = TABLES[unit.kind]
+            if db.execute(  # another sample of this unit is still in a batch
+                f"SELECT 1 FROM {table.name} WHERE {table.where()} AND "
+                + table.in_open_batch(table.name),
+                _params(unit),
             ).fetchone():
-                return "sample", 0
-            finish_pair_task_in(db, pair, item.persona)
-            return "done", 0
+                return unit, "sample", 0
+            finish_in(db, unit)
+            return unit, "done", 0
 
 
-def finish_pair_task_in(db: Connection, pair: tuple[str, str], persona: str) -> None:
-    """Mark a pair task done, inside the caller's transaction (the one that stores its last
-    judgment)."""
+def _held_unit(db: Connection, batch: int, item: BatchItem, owner: str) -> Unit | None:
+    """Return the unit a batch item answers if owner holds it (a pair task in either order)."""
+    kind = REVIEW if item.second_tool is None else PAIR
+    table = TABLES[kind]
+    row = db.execute(
+        f"""SELECT {", ".join(table.columns)}, persona FROM {table.name} t
+            WHERE persona = ? AND state = 'running' AND lease_owner = ?
+              AND EXISTS (SELECT 1 FROM batch_items i WHERE i.batch = ? AND i.custom_id = ?
+                          AND {table.item.format(t="t")})""",
+        (item.persona, owner, batch, item.custom_id),
+    ).fetchone()
+    return None if row is None else Unit(kind, tuple(row[c] for c in table.columns), item.persona)
+
+
+def finish_in(db: Connection, unit: Unit) -> None:
+    """Mark a unit done, inside the caller's transaction (the one that stores its last answer)."""
+    table = TABLES[unit.kind]
     db.execute(
-        """UPDATE pair_tasks SET state = 'done', last_error = NULL, lease_owner = NULL,
-               updated_at = ? WHERE a = ? AND b = ? AND persona = ?""",
-        (time.time(), *pair, persona),
+        f"""UPDATE {table.name} SET state = 'done', last_error = NULL, lease_owner = NULL,
+               updated_at = ? WHERE {table.where()}""",
+        (time.time(), *_params(unit)),
     )
 
 
-def _fail_pair_task(
-    db: Connection, pair: tuple[str, str], persona: str, error: str, job_error: str
-) -> int:
-    now = time.time()
+def _fail(db: Connection, unit: Unit, error: str, job_error: str) -> int:
+    """Fail a unit and every unfinished job that needs it; return those jobs."""
+    table, now = TABLES[unit.kind], time.time()
     db.execute(
-        """UPDATE pair_tasks SET state = 'failed', last_error = ?, lease_owner = NULL,
-               updated_at = ? WHERE a = ? AND b = ? AND persona = ?""",
-        (error, now, *pair, persona),
+        f"""UPDATE {table.name} SET state = 'failed', last_error = ?, lease_owner = NULL,
+               updated_at = ? WHERE {table.where()}""",
+        (error, now, *_params(unit)),
     )
+    tools = unit.tools * 2 if unit.kind == REVIEW else unit.tools
     return int(
         db.execute(
-            """UPDATE jobs SET state = 'failed', last_error = ?, updated_at = ?
-               WHERE state IN ('pending', 'running') AND a = ? AND b = ?""",
-            (job_error, now, *pair),
-        ).rowcount
-    )
-
-
-def finish_task_in(db: Connection, tool: str, persona: str) -> None:
-    """Mark a review task done, inside the caller's transaction (the one that stores it)."""
-    db.execute(
-        """UPDATE tasks SET state = 'done', last_error = NULL, lease_owner = NULL, updated_at = ?
-           WHERE tool = ? AND persona = ?""",
-        (time.time(), tool, persona),
-    )
-
-
-def _fail_task(db: Connection, tool: str, persona: str, error: str, job_error: str) -> int:
-    now = time.time()
-    db.execute(
-        """UPDATE tasks SET state = 'failed', last_error = ?, lease_owner = NULL, updated_at = ?
-           WHERE tool = ? AND persona = ?""",
-        (error, now, tool, persona),
-    )
-    return int(
-        db.execute(
-            """UPDATE jobs SET state = 'failed', last_error = ?, updated_at = ?
-               WHERE state IN ('pending', 'running') AND (a = ? OR b = ?)""",
-            (job_error, now, tool, tool),
+            f"""UPDATE jobs SET state = 'failed', last_error = ?, updated_at = ?
+               WHERE state IN ('pending', 'running') AND {table.jobs}""",
+            (job_error, now, *tools),
         ).rowcount
     )

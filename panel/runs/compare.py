@@ -10,6 +10,7 @@ from typing import Any
 from panel.cards import ToolCard, resolve_card
 from panel.compare import write_pages
 from panel.errors import CostCeilingReached, InputError, ProviderError
+from panel.questions import Question
 from panel.runs import Ended, Show, carrying_out, ended
 from panel.runtime import Runtime
 from panel.store import StoredReview
@@ -61,17 +62,18 @@ async def compare_tools(
             )
         document = runtime.comparison(pair, None, judged)
     else:
-        asked = runtime.pair_asks([pair]) if pairwise else []
-        plan = runtime.plan(runtime.asks(pair), pairs=asked, fresh=fresh)
+        asked: list[Question[Any]] = [*runtime.reviews(pair)]
+        plan = runtime.plan(asked + (runtime.pairs([pair]) if pairwise else []), fresh=fresh)
         reviews: dict[str, list[StoredReview]] = {}
         with carrying_out(runtime, plan, show) as tick:
             for card in pair:
-                found, errors = await runtime.review(card, fresh=fresh, on_done=tick)
+                found, errors = await runtime.answer(plan.about(card), on_done=tick)
                 if (failed := _failed(runtime, errors, f"review(s) of {card.slug}")) is not None:
                     return failed
                 reviews[card.slug] = found
             if pairwise:
-                judged, errors = await runtime.judge_pair(pair, fresh=fresh, on_done=tick)
+                both = plan.about(*pair) + plan.about(*pair[::-1])
+                judged, errors = await runtime.answer(both, on_done=tick)
                 what = f"pair judgment(s) of {pair[0].slug} and {pair[1].slug}"
                 if (failed := _failed(runtime, errors, what)) is not None:
                     return failed
@@ -86,7 +88,7 @@ async def compare_tools(
 def _failed(runtime: Runtime, errors: dict[str, ProviderError], what: str) -> Compared | None:
     """Return how the run ended if some of its asks failed (or the ceiling stopped them)."""
     if any(isinstance(e, CostCeilingReached) for e in errors.values()):
-        return Compared(None, {}, ended([], runtime.stop_line()))
+        return Compared(None, {}, ended([], runtime.spending.stop_line()))
     if errors:
         first = next(iter(errors.values()))
         failure = f"{len(errors)} {what} failed; the others are stored, run again to retry: {first}"

@@ -13,10 +13,10 @@ from panel.errors import CostCeilingReached, InputError
 from panel.eval.evaluate import ORIGINAL, Arm, Collected, Reused, eval_document, failure, variants
 from panel.eval.pairwise import VARIANT, labelled_pairs, pairwise_section
 from panel.mitigations import Mitigations
-from panel.providers.base import Provider, Request
-from panel.runs import Ended, Show, Tick, carrying_out, ended
+from panel.review import answers_of
+from panel.runs import Ended, Show, carrying_out, ended
 from panel.runtime import Plan, Runtime
-from panel.store import StoredPair, StoredReview
+from panel.store import Key, StoredPair, StoredReview
 
 
 @dataclass(frozen=True)
@@ -67,33 +67,19 @@ async def evaluate(
             runtime.with_mitigations(runtime.mitigations | compare),
         ]
     reviewed = [probe for _, _, probe in variants(cards)]
-    plans = [arm.plan(arm.asks(reviewed)) for arm in arms]
-    plans.append(runtime.plan([], pairs=runtime.pair_asks(pairs)))
+    plans = [arm.plan(arm.reviews(reviewed)) for arm in arms]
+    judging = runtime.plan(runtime.pairs(pairs))
+    plan = Plan([planned for p in (*plans, judging) for planned in p.planned])
     # A review no mitigation shaped (strip-injection on a clean card) is the same in both arms:
-    # asked once, counted once.
-    calls = {_call_key(*call): call for p in plans for call in p.calls}
-    plan = Plan(
-        [a for p in plans for a in p.asks],
-        list(calls.values()),
-        [x for p in plans for x in p.pairs],
-    )
-    stored = {
-        _review_key(review): review
-        for arm, p in zip(arms, plans, strict=False)
-        for ask in p.asks
-        for review in arm.stored(ask)
-    }
+    # one key, asked once (Plan.calls, make_calls), found by both.
+    stored = {r.key: r for p in plans for planned in p.planned for r in planned.stored}
     reused = Reused.of(list(stored.values()))
-    collected: list[Collected] = []
     with carrying_out(runtime, plan, show) as tick:
-        for arm in arms:
-            found = await collect(arm, cards, tick)
-            if found is None:
-                return Evaluated(None, ended([], runtime.stop_line()))  # calls under way ended
-            collected.append(found)
-        judged = await collect_pairs(runtime, pairs, tick)
-    if judged is None:
-        return Evaluated(None, ended([], runtime.stop_line()))
+        made = await runtime.make(plan, on_done=tick)
+    if any(isinstance(result, CostCeilingReached) for result in made.values()):
+        return Evaluated(None, ended([], runtime.spending.stop_line()))  # calls under way ended
+    collected = [collect(p, cards, made) for p in plans]
+    judged = collect_pairs(judging, pairs, made)
     measured = [Arm(arm, found) for arm, found in zip(arms, collected, strict=True)]
     document = eval_document(measured[0], cards, reused, measured[1] if compare else None)
     if pairwise:
@@ -110,64 +96,30 @@ async def evaluate(
     return Evaluated(document, ended([]))
 
 
-async def collect_pairs(
-    runtime: Runtime, pairs: list[tuple[ToolCard, ToolCard]], tick: Tick
-) -> tuple[dict[tuple[str, str], list[StoredPair]], list[dict[str, str]]] | None:
-    """Judge every pair in both orders (stored judgments reused); return the judgments by pair
-    and every failure, or None if the ceiling stopped it (what was done is stored)."""
+def collect_pairs(
+    plan: Plan, pairs: list[tuple[ToolCard, ToolCard]], made: dict[Key, object]
+) -> tuple[dict[tuple[str, str], list[StoredPair]], list[dict[str, str]]]:
+    """Return the judgments of every pair in both orders (stored or `made`) by pair, and every
+    failure."""
     judged: dict[tuple[str, str], list[StoredPair]] = {}
     failures = []
     for a, b in pairs:
-        found, errors = await runtime.judge_pair((a, b), on_done=tick)
+        found, errors = answers_of(plan.about(a, b) + plan.about(b, a), made)
         judged[(a.slug, b.slug)] = found
         for key, error in errors.items():
-            if isinstance(error, CostCeilingReached):
-                return None
             failures.append(failure(a, VARIANT, key, error) | {"tool": f"{a.slug}-vs-{b.slug}"})
     return judged, failures
 
 
-def _call_key(provider: Provider, request: Request) -> tuple[object, ...]:
-    return (
-        provider.name,
-        request.model,
-        request.prompt_version,
-        request.tool,
-        request.persona,
-        request.mitigations,
-        request.temperature,
-        request.sample,
-    )
-
-
-def _review_key(review: StoredReview) -> tuple[object, ...]:
-    return (
-        review.provider,
-        review.model,
-        review.prompt_version,
-        review.card_hash,
-        review.persona,
-        review.mitigations,
-        review.temperature,
-        review.sample,
-    )
-
-
-async def collect(runtime: Runtime, cards: list[ToolCard], tick: Tick) -> Collected | None:
-    """Review every card and probe with the panel (stored samples reused), all of them in
-    flight together up to the run's --concurrency; None if the ceiling stopped it (what was
-    done is stored)."""
-    found = variants(cards)
-    results = await runtime.review_all([reviewed for _, _, reviewed in found], on_done=tick)
-    collected, stopped = Collected(), False
-    for (card, variant, _), (reviews, errors) in zip(found, results, strict=True):
+def collect(plan: Plan, cards: list[ToolCard], made: dict[Key, object]) -> Collected:
+    """Return every card's and probe's reviews of one arm (stored or `made`) by persona, and
+    every failure."""
+    collected = Collected()
+    for card, variant, reviewed in variants(cards):
+        reviews, errors = answers_of(plan.about(reviewed), made)
         by_persona: dict[str, list[StoredReview]] = {}
         for review in reviews:
             by_persona.setdefault(review.persona, []).append(review)
         collected.reviews[(card.slug, variant)] = by_persona
-        for key, error in errors.items():
-            if isinstance(error, CostCeilingReached):
-                stopped = True
-            else:
-                collected.failures.append(failure(card, variant, key, error))
-    return None if stopped else collected
+        collected.failures += [failure(card, variant, key, e) for key, e in errors.items()]
+    return collected

@@ -89,5 +89,7 @@ async def _drain(
     failures = (
         [f"{summary['jobs']['failed']} comparison(s) failed"] if summary["jobs"]["failed"] else []
     )
-    stop = runtime.stop_line() if runner.stopped is not None else None  # calls under way ended
+    stop = (
+        runtime.spending.stop_line() if runner.stopped is not None else None
+    )  # calls under way ended
     return Drained(stats, summary, progress.calls, progress.tokens, seconds, ended(failures, stop))

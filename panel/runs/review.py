@@ -41,12 +41,12 @@ async def review_cards(
         for c in cards
         if (s := runtime.tool(c.slug)) and s.content_hash() != c.content_hash()
     ]
-    plan = runtime.plan(runtime.asks(cards), fresh=fresh)
+    plan = runtime.plan(runtime.reviews(cards), fresh=fresh)
     documents: list[dict[str, Any]] = []
     stopped = False
     with carrying_out(runtime, plan, show) as tick:
         for card in cards:
-            reviews, errors = await runtime.review(card, fresh=fresh, on_done=tick)
+            reviews, errors = await runtime.answer(plan.about(card), on_done=tick)
             if any(isinstance(e, CostCeilingReached) for e in errors.values()):
                 stopped = True  # this card's reviews so far are stored; its page waits
                 break
@@ -60,5 +60,5 @@ async def review_cards(
     failures = [error["error"] for document in documents for error in document["errors"]]
     if not stopped:
         return Reviewed(documents, ended(failures))
-    line = f"{runtime.stop_line()} ({len(documents)} of {len(cards)} card(s) done)"
+    line = f"{runtime.spending.stop_line()} ({len(documents)} of {len(cards)} card(s) done)"
     return Reviewed(documents, ended(failures, line))

@@ -16,7 +16,7 @@ import time
 import unicodedata
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,33 @@ from panel.injection import Finding
 from panel.rules import MAX_REPORTED_TOKENS, MAX_RETRY_AFTER
 from panel.store import migrations
 from panel.store.sql import Connection, Database, connect
+
+REVIEW = "review"
+PAIR = "pair"
+"""The kinds of question a judge is asked: one card reviewed, two cards judged side by side."""
+
+
+@dataclass(frozen=True)
+class Key:
+    """The one key an answer is stored and found under, for every kind of question: the cards'
+    content (one card, or two with the one shown first first), persona, prompt version,
+    provider, model, the mitigations that shaped what the judge saw, the temperature and the
+    sample. Built in one place (Reviewer.key); the store's unique keys, its look-ups, the
+    queue's re-checks and the eval's de-duplication all compare it."""
+
+    kind: str
+    card_hashes: tuple[str, ...]
+    persona: str
+    prompt_version: str
+    provider: str
+    model: str
+    mitigations: tuple[str, ...] = ()
+    temperature: float = 0.0
+    sample: int = 0
+
+    def question(self) -> Key:
+        """Return the key of the question (any sample): what samples of one set share."""
+        return replace(self, sample=0)
 
 
 @dataclass(frozen=True)
@@ -53,6 +80,10 @@ class StoredReview:
     cost_usd: float | None = None
     """What the call that gave it cost (None: unknown, or imported)."""
 
+    @property
+    def key(self) -> Key:
+        return _key_of(REVIEW, (self.card_hash,), self)
+
 
 @dataclass(frozen=True)
 class StoredPair:
@@ -72,6 +103,23 @@ class StoredPair:
     attempts: int
     created_at: float
     sample: int = 0
+    mitigations: tuple[str, ...] = ()
+    """The mitigations that shaped what the judge saw of either card, part of the key."""
+    temperature: float = 0.0
+
+    @property
+    def key(self) -> Key:
+        return _key_of(PAIR, (self.first_hash, self.second_hash), self)
+
+
+Stored = StoredReview | StoredPair
+"""An answer as kept in the store, of either kind."""
+
+
+def _key_of(kind: str, hashes: tuple[str, ...], answer: Stored) -> Key:
+    """Return the key a stored answer was made under (see Key)."""
+    asked = (answer.persona, answer.prompt_version, answer.provider, answer.model)
+    return Key(kind, hashes, *asked, answer.mitigations, answer.temperature, answer.sample)
 
 
 @dataclass(frozen=True)
@@ -160,55 +208,35 @@ class Store:
 
     # --- reviews -------------------------------------------------------------------------------
 
-    def find_samples(
-        self,
-        card_hash: str,
-        persona: str,
-        prompt_version: str,
-        provider: str,
-        model: str,
-        samples: int = 1,
-        *,
-        mitigations: tuple[str, ...] = (),
-        temperature: float = 0.0,
-    ) -> list[StoredReview]:
-        """Return the stored samples below index `samples` for exactly this card, question,
-        model, mitigations and temperature, by index (some may be missing)."""
+    def find(self, key: Key, samples: int = 1) -> list[Stored]:
+        """Return the stored samples below index `samples` of exactly key's question (any
+        sample), by index (some may be missing)."""
+        table, where, params = key_where(key)
         rows = self.db.execute(
-            """SELECT * FROM reviews WHERE card_hash = ? AND persona = ? AND prompt_version = ?
-               AND provider = ? AND model = ? AND mitigations = ? AND temperature = ?
-               AND sample < ? ORDER BY sample""",
-            (
-                card_hash,
-                persona,
-                prompt_version,
-                provider,
-                model,
-                mitigations_key(mitigations),
-                temperature,
-                samples,
-            ),
+            f"SELECT * FROM {table} WHERE {where} AND sample < ? ORDER BY sample",
+            (*params, samples),
         ).fetchall()
-        return [_review_from_row(row) for row in rows]
+        return [_from_row(key.kind, row) for row in rows]
 
-    def save_review(
+    def save(
         self,
-        card: ToolCard,
-        review: StoredReview,
+        cards: tuple[ToolCard, ...],
+        answer: Stored,
         *,
         call: CallRecord | None = None,
         then: Callable[[Connection], None] | None = None,
     ) -> None:
-        """Store the card and a validated review of it in one transaction, with the log entry
-        of the call that gave it and whatever `then` writes.
+        """Store the cards and a validated answer about them (a review of one, a judgment of
+        two) in one transaction, with the log entry of the call that gave it and whatever
+        `then` writes. A newer answer with the same key replaces the old one.
 
-        A newer review with the same key (card, persona, prompt version, provider, model,
-        mitigations, temperature, sample) replaces the old one.
+        The answer was paid for: a database that goes away in the middle (a restart) is waited
+        for and the transaction tried again, up to SAVE_ATTEMPTS times.
         """
-        for attempt in range(SAVE_ATTEMPTS):  # a paid answer outlasts a database restart
+        for attempt in range(SAVE_ATTEMPTS):
             try:
                 with self.transaction() as db:
-                    insert_review(db, card, review)
+                    insert_answer(db, cards, answer)
                     if call is not None:
                         insert_call(db, call)
                     if then is not None:
@@ -227,10 +255,10 @@ class Store:
             (tool,),
         ).fetchall()
         reviews = [_review_from_row(row) for row in rows]
-        newest = {review.persona: _question(review) for review in reviews}
+        newest = {review.persona: review.key.question() for review in reviews}
         found: dict[str, list[StoredReview]] = {}
         for review in sorted(reviews, key=lambda r: r.sample):
-            if _question(review) == newest[review.persona]:
+            if review.key.question() == newest[review.persona]:
                 found.setdefault(review.persona, []).append(review)
         return found
 
@@ -244,42 +272,6 @@ class Store:
                 _upsert_review(db, by_slug[review.tool], review)
 
     # --- pair judgments -----------------------------------------------------------------------
-
-    def find_pair_samples(
-        self,
-        hashes: tuple[str, str],
-        persona: str,
-        prompt_version: str,
-        provider: str,
-        model: str,
-        samples: int = 1,
-    ) -> list[StoredPair]:
-        """Return the stored samples below index `samples` of one persona's judgment of two
-        cards (by content hash, first shown first) with exactly this question and model."""
-        rows = self.db.execute(
-            """SELECT * FROM pair_judgments WHERE first_hash = ? AND second_hash = ?
-               AND persona = ? AND prompt_version = ? AND provider = ? AND model = ?
-               AND sample < ? ORDER BY sample""",
-            (*hashes, persona, prompt_version, provider, model, samples),
-        ).fetchall()
-        return [_pair_from_row(row) for row in rows]
-
-    def save_pair(
-        self,
-        cards: tuple[ToolCard, ToolCard],
-        judgment: StoredPair,
-        *,
-        call: CallRecord | None = None,
-        then: Callable[[Connection], None] | None = None,
-    ) -> None:
-        """Store both cards and a validated judgment of them in one transaction, with the log
-        entry of the call that gave it and whatever `then` writes (as save_review does)."""
-        with self.transaction() as db:
-            insert_pair(db, cards, judgment)
-            if call is not None:
-                insert_call(db, call)
-            if then is not None:
-                then(db)
 
     def latest_pairs(self, tools: tuple[str, str] | None = None) -> list[StoredPair]:
         """Return the judgments of the tools' current cards (of the pair `tools` in both orders,
@@ -558,41 +550,82 @@ def insert_comparison(db: Connection, a: str, b: str) -> None:
     )
 
 
-def insert_review(db: Connection, card: ToolCard, review: StoredReview) -> None:
-    """Store card and a validated review of it, inside the caller's transaction (see save_review)."""
-    upsert_tool(db, card)
-    _upsert_review(db, card, review)
-
-
-def insert_pair(db: Connection, cards: tuple[ToolCard, ToolCard], judgment: StoredPair) -> None:
-    """Store both cards and a judgment of them, inside the caller's transaction; a newer one
-    with the same key replaces the old one."""
+def insert_answer(db: Connection, cards: tuple[ToolCard, ...], answer: Stored) -> None:
+    """Store the cards and a validated answer about them, inside the caller's transaction (see
+    Store.save); a newer answer with the same key replaces the old one."""
     for card in cards:
         upsert_tool(db, card)
+    if isinstance(answer, StoredReview):
+        _upsert_review(db, cards[0], answer)
+        return
     db.execute(
         """INSERT INTO pair_judgments (first_tool, second_tool, first_hash, second_hash, persona,
-               prompt_version, provider, model, sample, prefers, reason, attempts, created_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-           ON CONFLICT (first_hash, second_hash, persona, prompt_version, provider, model, sample)
+               prompt_version, provider, model, mitigations, temperature, sample, prefers,
+               reason, attempts, created_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+           ON CONFLICT (first_hash, second_hash, persona, prompt_version, provider, model,
+               mitigations, temperature, sample)
            DO UPDATE SET first_tool = excluded.first_tool, second_tool = excluded.second_tool,
                prefers = excluded.prefers, reason = excluded.reason,
                attempts = excluded.attempts, created_at = excluded.created_at""",
         (
-            judgment.first,
-            judgment.second,
-            judgment.first_hash,
-            judgment.second_hash,
-            judgment.persona,
-            judgment.prompt_version,
-            judgment.provider,
-            judgment.model,
-            judgment.sample,
-            judgment.prefers,
-            judgment.reason,
-            judgment.attempts,
-            judgment.created_at,
+            answer.first,
+            answer.second,
+            answer.first_hash,
+            answer.second_hash,
+            answer.persona,
+            answer.prompt_version,
+            answer.provider,
+            answer.model,
+            mitigations_key(answer.mitigations),
+            answer.temperature,
+            answer.sample,
+            answer.prefers,
+            answer.reason,
+            answer.attempts,
+            answer.created_at,
         ),
     )
+
+
+_TABLES = {
+    REVIEW: ("reviews", ("card_hash",)),
+    PAIR: ("pair_judgments", ("first_hash", "second_hash")),
+}
+"""Where each kind of answer is kept, and the columns of its cards' content hashes."""
+
+
+def key_where(key: Key) -> tuple[str, str, tuple[object, ...]]:
+    """Return the table of key's kind, and the condition (with its parameters) of the rows of
+    key's question, any sample: the one spelling of the key in SQL."""
+    table, hashes = _TABLES[key.kind]
+    columns = (*hashes, "persona", "prompt_version", "provider", "model", "mitigations")
+    where = " AND ".join(f"{column} = ?" for column in (*columns, "temperature"))
+    params = (
+        *key.card_hashes,
+        key.persona,
+        key.prompt_version,
+        key.provider,
+        key.model,
+        mitigations_key(key.mitigations),
+        key.temperature,
+    )
+    return table, where, params
+
+
+def count_stored(db: Connection, key: Key, samples: int) -> int:
+    """Return how many of the samples below `samples` of key's question are stored, inside the
+    caller's transaction (the queue looks again before it reopens a unit)."""
+    table, where, params = key_where(key)
+    row = db.execute(
+        f"SELECT count(DISTINCT sample) FROM {table} WHERE {where} AND sample < ?",
+        (*params, samples),
+    ).fetchone()
+    return int(row[0])
+
+
+def _from_row(kind: str, row: Any) -> Stored:
+    return _review_from_row(row) if kind == REVIEW else _pair_from_row(row)
 
 
 def _pair_question_key(judgment: StoredPair) -> tuple[str, str, str]:
@@ -601,16 +634,15 @@ def _pair_question_key(judgment: StoredPair) -> tuple[str, str, str]:
     return judgment.persona, low, high
 
 
-def _pair_question(judgment: StoredPair) -> tuple[str, str, str]:
-    return judgment.prompt_version, judgment.provider, judgment.model
+def _pair_question(judgment: StoredPair) -> Key:
+    """Return what makes judgments answers to one question, in either order."""
+    return replace(judgment.key.question(), card_hashes=())
 
 
 def _pair_from_row(row: Any) -> StoredPair:
-    return StoredPair(
-        first=row["first_tool"],
-        second=row["second_tool"],
-        **{k: row[k] for k in row.keys() if k not in ("id", "first_tool", "second_tool")},
-    )
+    data = {k: row[k] for k in row.keys() if k not in ("id", "first_tool", "second_tool")}
+    data["mitigations"] = _mitigations_of(data["mitigations"])
+    return StoredPair(first=row["first_tool"], second=row["second_tool"], **data)
 
 
 def upsert_tool(db: Connection, card: ToolCard) -> None:
@@ -630,18 +662,6 @@ def upsert_tool(db: Connection, card: ToolCard) -> None:
 def _card_from_row(row: Any) -> ToolCard:
     card = ToolCard.model_validate_json(row["card"])
     return card.with_findings([Finding(**f) for f in json.loads(row["findings"])])
-
-
-def _question(review: StoredReview) -> tuple[str, str, str, tuple[str, ...], float]:
-    """Return what makes two samples answers to one question: prompt version, provider, model,
-    mitigations and temperature."""
-    return (
-        review.prompt_version,
-        review.provider,
-        review.model,
-        review.mitigations,
-        review.temperature,
-    )
 
 
 def mitigations_key(names: tuple[str, ...]) -> str:
@@ -684,5 +704,10 @@ def _upsert_review(db: Connection, card: ToolCard, review: StoredReview) -> None
 def _review_from_row(row: Any) -> StoredReview:
     data = {k: row[k] for k in row.keys() if k != "id"}
     data["fields"] = json.loads(data["fields"])
-    data["mitigations"] = tuple(n for n in data["mitigations"].split(",") if n)
+    data["mitigations"] = _mitigations_of(data["mitigations"])
     return StoredReview(**data)
+
+
+def _mitigations_of(text: str) -> tuple[str, ...]:
+    """Return the mitigations as the store spells them (mitigations_key), as names."""
+    return tuple(name for name in text.split(",") if name)

@@ -263,20 +263,7 @@ def m010_batch_samples(db: Connection, dialect: Dialect) -> None:
     db.execute("ALTER TABLE batch_items ADD COLUMN sample INTEGER NOT NULL DEFAULT 0")
 
 
-@migration
-def m011_pair_judgments(db: Connection, dialect: Dialect) -> None:
-    """Pair judgments (compare, eval and queue add --pairwise): a persona shown two cards,
-    `first_tool` first, says which it would ship with. Keyed like reviews, by both cards'
-    content (so the order is part of the key), persona, prompt version, provider, model and
-    sample. A queued job may judge its pair: its pair tasks, one per persona and pair of tools
-    (both orders, every sample), run once both tools' reviews are done. A provider batch item
-    may ask for a pair judgment (its second card then named)."""
-    _execute_script(
-        db,
-        dialect,
-        """
-        CREATE TABLE pair_judgments (
-            id INTEGER PRIMARY KEY,
+_PAIR_JUDGMENT = """id INTEGER PRIMARY KEY,
             first_tool TEXT NOT NULL REFERENCES tools(slug),
             second_tool TEXT NOT NULL REFERENCES tools(slug),
             first_hash TEXT NOT NULL,
@@ -289,7 +276,24 @@ def m011_pair_judgments(db: Connection, dialect: Dialect) -> None:
             prefers TEXT NOT NULL CHECK (prefers IN ('first', 'second', 'tie')),
             reason TEXT NOT NULL CHECK (length(reason) > 0),
             attempts INTEGER NOT NULL,
-            created_at REAL NOT NULL,
+            created_at REAL NOT NULL"""
+"""The columns of a pair judgment as m011 made them (m015 adds its conditions to the key)."""
+
+
+@migration
+def m011_pair_judgments(db: Connection, dialect: Dialect) -> None:
+    """Pair judgments (compare, eval and queue add --pairwise): a persona shown two cards,
+    `first_tool` first, says which it would ship with. Keyed like reviews, by both cards'
+    content (so the order is part of the key), persona, prompt version, provider, model and
+    sample. A queued job may judge its pair: its pair tasks, one per persona and pair of tools
+    (both orders, every sample), run once both tools' reviews are done. A provider batch item
+    may ask for a pair judgment (its second card then named)."""
+    _execute_script(
+        db,
+        dialect,
+        f"""
+        CREATE TABLE pair_judgments (
+            {_PAIR_JUDGMENT},
             UNIQUE (first_hash, second_hash, persona, prompt_version, provider, model, sample)
         );
         CREATE INDEX pair_judgments_by_tools ON pair_judgments (first_tool, second_tool);
@@ -406,6 +410,41 @@ def m014_review_conditions(db: Connection, dialect: Dialect) -> None:
         ALTER TABLE batch_items ADD COLUMN mitigations TEXT NOT NULL DEFAULT '';
         ALTER TABLE batch_items ADD COLUMN temperature REAL NOT NULL DEFAULT 0;
         UPDATE batch_items SET temperature = 0.7 WHERE sample > 0
+        """,
+    )
+
+
+@migration
+def m015_pair_conditions(db: Connection, dialect: Dialect) -> None:
+    """A pair judgment is keyed like a review (one key for every kind of question): the
+    mitigations that shaped what its judge saw of either card, and its temperature, join its
+    unique key, so a --blind-names judgment is never served from an unblinded row, nor one asked
+    at 0.7 from one asked at 0.
+
+    Judgments made before were unmitigated (mitigations did not reach pair prompts); they get
+    the temperature panel's default rule gave them (sample 0 at 0, later samples at 0.7), as
+    m014 gave reviews."""
+    _execute_script(
+        db,
+        dialect,
+        f"""
+        CREATE TABLE pair_judgments_new (
+            {_PAIR_JUDGMENT},
+            mitigations TEXT NOT NULL DEFAULT '',
+            temperature REAL NOT NULL DEFAULT 0,
+            UNIQUE (first_hash, second_hash, persona, prompt_version, provider, model,
+                mitigations, temperature, sample)
+        );
+        INSERT INTO pair_judgments_new (first_tool, second_tool, first_hash, second_hash,
+            persona, prompt_version, provider, model, temperature, sample, prefers, reason,
+            attempts, created_at)
+            SELECT first_tool, second_tool, first_hash, second_hash, persona, prompt_version,
+                provider, model, CASE WHEN sample > 0 THEN 0.7 ELSE 0 END, sample, prefers,
+                reason, attempts, created_at
+            FROM pair_judgments ORDER BY id;
+        DROP TABLE pair_judgments;
+        ALTER TABLE pair_judgments_new RENAME TO pair_judgments;
+        CREATE INDEX pair_judgments_by_tools ON pair_judgments (first_tool, second_tool)
         """,
     )
 

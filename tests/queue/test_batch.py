@@ -20,7 +20,7 @@ from typing import Any
 from panel.config import Settings
 from panel.providers.base import Request
 from panel.providers.openai import OpenAIProvider
-from panel.testing.fakes.anthropic import FakeAnthropicBatches, system_text
+from panel.testing.fakes.anthropic import FakeAnthropicBatches, LyingAnthropic, system_text
 from panel.testing.fakes.openai import FakeOpenAI, FakeOpenAIBatches, answer_for, prompt_text
 from tests.cli.test_cli import panel
 from tests.queue.test_queue import env_for, make_cards, pairs_file, query
@@ -284,3 +284,29 @@ def test_samples_go_out_in_the_batch_and_each_is_stored_by_index(tmp_path: Path,
         for review in page[side]["reviews"]:
             assert [s["sample"] for s in review["samples"]] == [0, 1, 2]
             assert review["score_sd"] is not None
+
+
+def test_a_batch_answer_that_under_reports_its_usage_is_priced_from_counted_tokens(
+    tmp_path: Path,
+) -> None:
+    """Issue 28: a batch answer was priced at the usage its server reported, as-is (the live
+    path guards it with counted_tokens). A server that reports one token per answer let the
+    reviews' batch settle at nothing, so the pair judgments' batch went out past --max-cost.
+    Priced from counted tokens, the reviews spend most of the $0.005 ceiling and the run stops."""
+    cards = make_cards(tmp_path / "cards", 2)
+    (tmp_path / "q.csv").write_text(f"{cards[0]},{cards[1]}\n")
+    db, out = tmp_path / "panel.db", tmp_path / "out"
+    assert panel("queue", "add", tmp_path / "q.csv", "--pairwise", "--db", db).returncode == 0
+    with LyingAnthropic({"input_tokens": 1, "output_tokens": 1}) as server:
+        env = {**anthropic_env(server, db, out), "PANEL_MAX_TOKENS": "64"}
+        args = ("--model", "claude-haiku-4-5", "--max-cost", "0.005")
+        result = panel("queue", "run", "--batch-api", *FAST, *args, env=env)
+        batches, live = list(server.requests), server.live_calls
+    assert result.returncode == 3, result.stderr
+    assert "cost ceiling reached" in result.stderr
+    assert batches == ["msgbatch_0001"] and live == 0, "the pair judgments' batch never went out"
+    [(answers, tokens, spent)] = query(
+        db, "SELECT count(*), sum(input_tokens), sum(cost_usd) FROM calls WHERE outcome = 'ok'"
+    )
+    assert (answers, tokens) == (8, 8), "the call log keeps what the server said"
+    assert 0.004 < spent <= 0.005, "priced from counted tokens, under the ceiling"

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from panel.testing.fakes.openai import FakeOpenAI, Fault, prompt_text
+from panel.testing.fakes.openai import FakeOpenAI, Fault, answer_for, prompt_text
 from tests.cli.test_cli import panel
 
 SEED = (
@@ -200,11 +200,10 @@ def test_a_review_stored_meanwhile_is_not_reopened(tmp_path: Path, db: str) -> N
     import asyncio
 
     from panel.config import Settings
-    from panel.prompts import Prompts
-    from panel.queue.runner import QueueRunner
-    from panel.queue.store import QueueStore, finish_task_in
-    from panel.runtime import Runtime, open_runtime
-    from panel.store import Store, StoredReview
+    from panel.questions import review_of
+    from panel.queue.store import QueueStore, Unit, finish_in
+    from panel.runtime import open_runtime
+    from panel.store import REVIEW, Store
 
     cards = make_cards(tmp_path / "cards", 2)
     (tmp_path / "q.csv").write_text(f"{cards[0]},{cards[1]}\n")
@@ -217,31 +216,14 @@ def test_a_review_stored_meanwhile_is_not_reopened(tmp_path: Path, db: str) -> N
         card = runtime.tool("tool-00")
         assert card is not None
         builder = next(p for p in runtime.personas if p.key == "builder")
-        ask = runtime.ask(card, "builder", 1)
-        assert ask is not None and runtime.missing(ask) == [0]
+        question = review_of(card, builder, 1)
+        assert runtime.reviewer.stored(question) == []
         # Another process stores the review and finishes the task...
-        review = StoredReview(
-            tool=card.slug,
-            card_hash=card.content_hash(),
-            persona="builder",
-            prompt_version=Prompts(settings.prompts_dir()).version(builder),
-            provider=runtime.provider_name(builder),
-            model=runtime.model_name(builder),
-            score=70,
-            verdict="ship",
-            review="A review stored by another runner while this one was looking.",
-            fields={},
-            attempts=1,
-            created_at=0.0,
-        )
-        store.save_review(card, review, then=lambda c: finish_task_in(c, card.slug, "builder"))
+        review = made_elsewhere(runtime.reviewer, question)
+        unit = Unit(REVIEW, (card.slug,), "builder")
+        store.save((card,), review, then=lambda c: finish_in(c, unit))
         # ...after this runner looked and found it missing (the look is replayed here).
-        stale = Runtime.missing
-        try:
-            Runtime.missing = lambda self, ask: [0]  # type: ignore[method-assign]
-            QueueRunner(runtime, queue, concurrency=1).reopen_stale()
-        finally:
-            Runtime.missing = stale  # type: ignore[method-assign]
+        reopen_after_a_stale_look(runtime, queue)
     finally:
         asyncio.run(runtime.aclose())
         store.close()
@@ -249,6 +231,69 @@ def test_a_review_stored_meanwhile_is_not_reopened(tmp_path: Path, db: str) -> N
         ("done",)
     ], "a task whose review was stored meanwhile stays done"
     assert query(db, "SELECT count(*) FROM tasks WHERE state = 'pending'") == [(7,)]
+
+
+def test_a_pair_task_finished_meanwhile_is_not_reopened(tmp_path: Path, db: str) -> None:
+    """Issue 28: the look again inside the transaction (issue 22) covered review tasks only: a
+    pair task another worker finished between this runner's look and its write was put back,
+    claimed and "done" again. Every kind of unit reopens through one add_units, which looks."""
+    import asyncio
+
+    from panel.config import Settings
+    from panel.queue.store import QueueStore, Unit, finish_in
+    from panel.runtime import open_runtime
+    from panel.store import PAIR, Store
+
+    cards = make_cards(tmp_path / "cards", 2)
+    (tmp_path / "q.csv").write_text(f"{cards[0]},{cards[1]}\n")
+    assert panel("queue", "add", tmp_path / "q.csv", "--pairwise", "--db", db).returncode == 0
+    settings = Settings(db=db, provider="local", out=tmp_path / "out")
+    store = Store(db)
+    runtime = open_runtime(settings, store=store)
+    try:
+        pair = (runtime.tool("tool-00"), runtime.tool("tool-01"))
+        assert pair[0] is not None and pair[1] is not None
+        # Another process judges the pair in both orders and finishes the pair task...
+        unit = Unit(PAIR, ("tool-00", "tool-01"), "builder")
+        for n, question in enumerate(runtime.questions(PAIR, pair, "builder", 1)):
+            then = (lambda c: finish_in(c, unit)) if n == 1 else None
+            store.save(question.cards, made_elsewhere(runtime.reviewer, question), then=then)
+        # ...after this runner looked and found the judgments missing (the look replayed here).
+        reopen_after_a_stale_look(runtime, QueueStore(store))
+    finally:
+        asyncio.run(runtime.aclose())
+        store.close()
+    assert query(db, "SELECT persona, state FROM pair_tasks ORDER BY persona") == [
+        ("builder", "done"),
+        ("founder", "pending"),
+        ("futurist", "pending"),
+        ("skeptic", "pending"),
+    ], "a pair task whose judgments were stored meanwhile stays done"
+
+
+def reopen_after_a_stale_look(runtime: Any, queue: Any) -> None:
+    """Run a queue runner's reopen_stale as if its look at the store had found nothing stored
+    (the look it made before another worker stored the answers)."""
+    from panel.queue.runner import QueueRunner
+    from panel.review import Reviewer
+
+    stale = Reviewer.stored
+    try:
+        Reviewer.stored = lambda self, question: []  # type: ignore[method-assign,assignment,return-value]
+        QueueRunner(runtime, queue, concurrency=1).reopen_stale()
+    finally:
+        Reviewer.stored = stale  # type: ignore[method-assign]
+
+
+def made_elsewhere(reviewer: Any, question: Any) -> Any:
+    """Return the answer another worker would store for sample 0 of a question."""
+    from panel.questions import asked
+
+    call = reviewer.call(question, 0)
+    model = question.kind.answer_model(question.persona)
+    answer = model.model_validate(answer_for(call.request.schema, score=70))
+    how = asked(call.provider.name, call.request, 1)
+    return question.kind.record(question.cards, answer, how, None)
 
 
 def run_at_the_ceiling(
@@ -308,7 +353,7 @@ def test_leases_are_timed_on_the_databases_clock(
     import time
 
     from panel.queue.store import QueueStore
-    from panel.store import Store
+    from panel.store import REVIEW, Store
 
     cards = make_cards(tmp_path / "cards", 2)
     (tmp_path / "q.csv").write_text(f"{cards[0]},{cards[1]}\n")
@@ -318,11 +363,11 @@ def test_leases_are_timed_on_the_databases_clock(
         queue = QueueStore(store)
         real = time.time
         monkeypatch.setattr(time, "time", lambda: real() - 3600)  # this machine is an hour behind
-        behind = queue.claim_task("behind", 30.0)
+        behind = queue.claim(REVIEW, "behind", 30.0)
         monkeypatch.setattr(time, "time", real)
-        right = queue.claim_task("right", 30.0)
+        right = queue.claim(REVIEW, "right", 30.0)
         assert behind is not None and right is not None
-        assert right[:2] != behind[:2], "a unit under a live lease was taken again"
+        assert right != behind, "a unit under a live lease was taken again"
         [(left,)] = query(
             db,
             "SELECT lease_expires FROM tasks WHERE lease_owner = 'behind'",
@@ -330,3 +375,33 @@ def test_leases_are_timed_on_the_databases_clock(
         assert abs(left - (real() + 30)) < 5, "the lease ends 30 s from now on the database's clock"
     finally:
         store.close()
+
+
+def test_a_blinded_queue_run_asks_again_for_a_tool_reviewed_without_it(
+    tmp_path: Path, db: str
+) -> None:
+    """Issue 28: the queue's look again before it reopens a task (ReviewKey) left out the
+    mitigations and the temperature: after a plain `queue run`, a `queue run --blind-names` of a
+    new pair sharing one tool made 4 calls, not 8, and the shared tool's comparison page showed
+    its unblinded reviews."""
+    cards = make_cards(tmp_path / "cards", 3)
+    (tmp_path / "first.csv").write_text(f"{cards[0]},{cards[1]}\n")
+    (tmp_path / "second.csv").write_text(f"{cards[1]},{cards[2]}\n")
+    out = tmp_path / "out"
+    with FakeOpenAI() as server:
+        env = env_for(server, db, out)
+        assert panel("queue", "add", tmp_path / "first.csv", env=env).returncode == 0
+        assert panel("queue", "run", env=env).returncode == 0
+        plain = server.answered
+        assert panel("queue", "add", tmp_path / "second.csv", env=env).returncode == 0
+        result = panel("queue", "run", "--blind-names", env=env)
+        assert result.returncode == 0, result.stderr
+        blinded = server.answered - plain
+    assert (plain, blinded) == (8, 8), "tool-01 asked again, blinded"
+    assert query(
+        db,
+        """SELECT tool, count(*) FROM reviews WHERE mitigations = 'blind-names'
+           GROUP BY tool ORDER BY tool""",
+    ) == [("tool-01", 4), ("tool-02", 4)]
+    page = json.loads((out / "compare" / "tool-01-vs-tool-02.json").read_text())
+    assert "blind-names" in json.dumps(page), "the page shows the blinded reviews"

@@ -28,6 +28,7 @@ from panel.personas import Persona, load_personas
 from panel.providers.base import Generation
 from panel.review import Reviewer
 from panel.store import Store
+from panel.testing.asking import ask_review
 from panel.testing.fakes.openai import FakeOpenAI, answer_for, completion, prompt_text
 from panel.testing.fakes.scripted import ScriptedProvider
 from tests.reliability.conftest import Tally
@@ -124,7 +125,7 @@ def test_the_reviewer_reasks_or_fails_typed(
     provider = ScriptedProvider([bad, bad if twice else good])
     outcome: Any
     try:
-        outcome = asyncio.run(make_reviewer(provider).review(card, persona))
+        outcome = asyncio.run(ask_review(make_reviewer(provider), card, persona))
     except Exception as exc:  # a typed ProviderError is expected; anything else is what we hunt
         outcome = exc
     calls = [c.outcome for c in store.recent_calls()]

@@ -53,11 +53,11 @@ def test_the_plan_counts_every_persona_file(
         )
         runtime = open_runtime(settings.model_copy(update={"samples": 3}))
         try:
-            plan = runtime.plan(runtime.asks(cards))
+            plan = runtime.plan(runtime.reviews(cards))
         finally:
             asyncio.run(runtime.aclose())
     assert plan.answers == len(plan.calls) == 2 * 5 * 3
-    assert {ask.persona.key for ask in plan.asks} == {
+    assert {p.question.persona.key for p in plan.planned} == {
         "builder",
         "skeptic",
         "futurist",

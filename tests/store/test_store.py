@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 
 from panel.cards import ToolCard
-from panel.errors import ConfigError
+from panel.errors import ConfigError, StoreUnavailable
 from panel.rules import MAX_RETRY_AFTER
-from panel.store import CallRecord, Store, StoredPair, StoredReview
+from panel.store import PAIR, REVIEW, CallRecord, Key, Store, StoredPair, StoredReview
 from panel.store.migrations import MIGRATIONS
 from panel.store.sql import Connection, connect
 from panel.testing.postgres import PASSWORD, PASSWORD_ROLE, PostgresServer
@@ -49,9 +49,9 @@ def review_of(card: ToolCard, persona: str, score: int, at: float) -> StoredRevi
 def test_the_store_keeps_tools_reviews_votes_comparisons_and_calls(db: str, card: ToolCard) -> None:
     store = Store(db)
     try:
-        store.save_review(card, review_of(card, "builder", 80, 1.0))
-        store.save_review(card, review_of(card, "builder", 40, 2.0))  # same key: replaces
-        store.save_review(card, review_of(card, "skeptic", 70, 3.0))
+        store.save((card,), review_of(card, "builder", 80, 1.0))
+        store.save((card,), review_of(card, "builder", 40, 2.0))  # same key: replaces
+        store.save((card,), review_of(card, "skeptic", 70, 3.0))
         assert store.get_tool(card.slug) == card and store.tools() == [card]
         latest = store.latest_reviews(card.slug)
         assert {k: [r.score for r in v] for k, v in latest.items()} == {
@@ -82,7 +82,10 @@ def test_the_store_keeps_tools_reviews_votes_comparisons_and_calls(db: str, card
         store.close()
     again = Store(db, write=False)  # reopened to read: same schema, nothing to migrate
     try:
-        assert len(again.find_samples(card.content_hash(), "skeptic", "v1", "openai", "m")) == 1
+        assert (
+            len(again.find(Key(REVIEW, (card.content_hash(),), "skeptic", "v1", "openai", "m")))
+            == 1
+        )
     finally:
         again.close()
 
@@ -227,24 +230,24 @@ def test_the_store_keeps_pair_judgments_by_both_cards_and_the_order(
         )
 
     try:
-        store.save_pair((card, other), judged(card, other, "first", 1.0))
-        store.save_pair((card, other), judged(card, other, "second", 2.0))  # same key: replaces
-        store.save_pair((other, card), judged(other, card, "tie", 3.0))  # the other order
+        store.save((card, other), judged(card, other, "first", 1.0))
+        store.save((card, other), judged(card, other, "second", 2.0))  # same key: replaces
+        store.save((other, card), judged(other, card, "tie", 3.0))  # the other order
         assert {t.slug for t in store.tools()} == {card.slug, "other"}  # both cards stored
-        key = ((card.content_hash(), other.content_hash()), "builder", "p1", "openai", "m")
-        found = store.find_pair_samples(*key)
+        key = Key(PAIR, (card.content_hash(), other.content_hash()), "builder", "p1", "openai", "m")
+        found = store.find(key)
         assert [(j.first, j.prefers) for j in found] == [(card.slug, "second")]
         latest = store.latest_pairs((other.slug, card.slug))
         assert sorted((j.first, j.prefers) for j in latest) == sorted(
             [(card.slug, "second"), ("other", "tie")]
         )
-        store.save_pair((card, other), judged(card, other, "first", 4.0, version="p2"))
+        store.save((card, other), judged(card, other, "first", 4.0, version="p2"))
         newest = store.latest_pairs()  # the newest question of the pair and persona only
         assert [(j.prompt_version, j.prefers) for j in newest] == [("p2", "first")]
         edited = other.model_copy(update={"description": "Edited."})
         store.save_tool(edited)  # an edited card makes its pairs stale
         assert store.latest_pairs() == []
-        assert store.find_pair_samples(*key) != []  # kept, under the old content
+        assert store.find(key) != []  # kept, under the old content
     finally:
         store.close()
 
@@ -358,18 +361,18 @@ def test_mitigations_and_temperature_keep_reviews_apart(db: str, card: ToolCard)
     store = Store(db)
     try:
         plain = review_of(card, "builder", 80, 1.0)
-        store.save_review(card, plain)
+        store.save((card,), plain)
         blind = replace(plain, score=40, mitigations=("blind-names",), cost_usd=0.25)
-        store.save_review(card, blind)
+        store.save((card,), blind)
         warm = replace(plain, score=55, temperature=0.7)
-        store.save_review(card, warm)
-        args = (card.content_hash(), "builder", "v1", "openai", "m")
-        assert [r.score for r in store.find_samples(*args)] == [80]
-        found = store.find_samples(*args, mitigations=("blind-names",))
+        store.save((card,), warm)
+        key = Key(REVIEW, (card.content_hash(),), "builder", "v1", "openai", "m")
+        assert [r.score for r in store.find(key)] == [80]
+        found = store.find(replace(key, mitigations=("blind-names",)))
         assert [(r.score, r.mitigations, r.cost_usd) for r in found] == [
             (40, ("blind-names",), 0.25)
         ]
-        assert [r.score for r in store.find_samples(*args, temperature=0.7)] == [55]
+        assert [r.score for r in store.find(replace(key, temperature=0.7))] == [55]
         latest = store.latest_reviews(card.slug)["builder"]
         assert [r.score for r in latest] == [55]  # the newest question alone, never a mix
     finally:
@@ -398,9 +401,102 @@ def test_reviews_made_before_are_unmitigated_at_the_default_rules_temperature(
             )
     store = Store(db)
     try:
-        args = (card.content_hash(), "builder", "v1", "openai", "m")
-        assert [(r.sample, r.score) for r in store.find_samples(*args, 2)] == [(0, 70)]
-        warm = store.find_samples(*args, 2, temperature=0.7)
+        key = Key(REVIEW, (card.content_hash(),), "builder", "v1", "openai", "m")
+        assert [(r.sample, r.score) for r in store.find(key, 2)] == [(0, 70)]
+        warm = store.find(replace(key, temperature=0.7), 2)
         assert [(r.sample, r.score, r.mitigations, r.cost_usd) for r in warm] == [(1, 50, (), None)]
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("kind", [REVIEW, PAIR])
+def test_a_paid_answer_outlasts_a_restart_during_its_save(
+    db: str, card: ToolCard, kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 28: Store.save_pair did not try again when the database went away in the middle of
+    the transaction, as save_review did: a paid pair judgment was lost to a restart. Every kind
+    of answer is saved by one save, which does."""
+    other = card.model_copy(update={"slug": "other", "name": "Other", "description": "Else."})
+    answer: StoredReview | StoredPair = review_of(card, "builder", 80, 1.0)
+    cards: tuple[ToolCard, ...] = (card,)
+    if kind == PAIR:
+        cards = (card, other)
+        answer = StoredPair(
+            first=card.slug,
+            second=other.slug,
+            first_hash=card.content_hash(),
+            second_hash=other.content_hash(),
+            persona="builder",
+            prompt_version="p1",
+            provider="openai",
+            model="m",
+            prefers="second",
+            reason="It ships.",
+            attempts=1,
+            created_at=1.0,
+            mitigations=("blind-names",),
+            temperature=0.7,
+        )
+    call = CallRecord(
+        provider="openai", model="m", tool="x", persona="builder", prompt_hash="h", latency_ms=5
+    )
+    store = Store(db)
+    real, restarts = store.transaction, []
+
+    @contextlib.contextmanager
+    def restarting() -> Iterator[Connection]:
+        with real() as con:
+            yield con
+            if not restarts:  # the database goes away before the commit: all of it rolls back
+                restarts.append(1)
+                raise StoreUnavailable("the database went away (a restart)")
+
+    try:
+        monkeypatch.setattr(store, "transaction", restarting)
+        store.save(cards, answer, call=call)
+        monkeypatch.undo()
+        assert restarts == [1]
+        assert store.find(answer.key) == [answer], "the answer was kept"
+        assert store.count_calls() == 1, "its call logged once"
+    finally:
+        store.close()
+
+
+def test_pair_judgments_made_before_keep_every_row_unmitigated(db: str, card: ToolCard) -> None:
+    """A store today's main made (issue 28's m015 not applied): its pair judgments are kept,
+    every row, unmitigated and at the temperature the default rule gave them (sample 0 at 0,
+    later samples at 0.7), and found under the one key."""
+    other = card.model_copy(update={"slug": "other", "name": "Other", "description": "Else."})
+    with store_before("m015_pair_conditions", db, card) as con:
+        con.execute(
+            "INSERT INTO tools (slug, card, card_hash, created_at, updated_at)"
+            " VALUES (?, ?, ?, 0, 0)",
+            (other.slug, other.model_dump_json(), other.content_hash()),
+        )
+        for first, second in ((card, other), (other, card)):
+            for sample in (0, 1):
+                con.execute(
+                    """INSERT INTO pair_judgments (first_tool, second_tool, first_hash,
+                           second_hash, persona, prompt_version, provider, model, sample,
+                           prefers, reason, attempts, created_at)
+                       VALUES (?, ?, ?, ?, 'builder', 'p1', 'openai', 'm', ?, 'first',
+                           'It ships the primitive.', 1, 1.0)""",
+                    (first.slug, second.slug, first.content_hash(), second.content_hash(), sample),
+                )
+    store = Store(db)
+    try:
+        rows = store.db.execute(
+            """SELECT first_tool, sample, mitigations, temperature FROM pair_judgments
+               ORDER BY first_tool, sample"""
+        ).fetchall()
+        assert sorted(tuple(row) for row in rows) == sorted(
+            (first, sample, "", 0.7 if sample else 0.0)
+            for first in (card.slug, "other")
+            for sample in (0, 1)
+        )
+        key = Key(PAIR, (card.content_hash(), other.content_hash()), "builder", "p1", "openai", "m")
+        assert [j.sample for j in store.find(key, 2)] == [0]
+        assert [j.sample for j in store.find(replace(key, temperature=0.7), 2)] == [1]
+        assert len(store.latest_pairs((card.slug, other.slug))) == 2  # the newest question only
     finally:
         store.close()

@@ -1,0 +1,165 @@
+"""Questions: what a judge is asked, of every kind, through one path.
+
+A question is one persona asked about one card (a review) or two cards, one shown first (a pair
+judgment), `samples` times. Its kind says what differs: the prompt it renders, the answer model
+it validates, and the record a valid answer becomes. Everything else (the key it is stored
+under, the mitigations that shape what the judge sees, the ask, re-ask, retry and store, the call
+log) is the same for every kind and written once, in panel.review. A new kind of question is a
+new Kind here, not a copy of the path.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from operator import attrgetter
+from typing import Any, Generic, TypeVar
+
+from panel.cards import ToolCard
+from panel.mitigations import Mitigations
+from panel.personas import Answer, Checked, PairAnswer, Persona
+from panel.prompts import Prompt, Prompts
+from panel.providers.base import Request
+from panel.store import PAIR, REVIEW, StoredPair, StoredReview
+
+S = TypeVar("S", StoredReview, StoredPair)
+
+
+Record = Callable[[tuple[ToolCard, ...], Checked, dict[str, Any], "float | None"], S]
+"""(cards, answer, asked, cost) -> what a valid answer is stored as (`asked`: see `asked`)."""
+
+
+@dataclass(frozen=True)
+class Kind(Generic[S]):
+    """What one kind of question renders, validates and stores."""
+
+    name: str
+    """As the store names the kind (panel.store.REVIEW, PAIR)."""
+    noun: str
+    """How an error names its answer: "no valid review"."""
+    record_type: type[S]
+    version: Callable[[Prompts, Persona], str]
+    """The prompt version of persona's question of this kind."""
+    render: Callable[[Prompts, Persona, tuple[ToolCard, ...], int, Mitigations], Prompt]
+    """The messages asking persona about the cards (sample n), as the mitigations show them."""
+    answer_model: Callable[[Persona], type[Checked]]
+    schema: Callable[[Persona], dict[str, Any]]
+    record: Record[S]
+
+
+def asked(provider: str, request: Request, attempts: int) -> dict[str, Any]:
+    """Return what any answer records of how it was asked: persona, prompt version, provider,
+    model, sample, mitigations and temperature (with its card hashes, its key), the attempts it
+    took and when."""
+    return {
+        "attempts": attempts,
+        "created_at": time.time(),
+        "persona": request.persona,
+        "prompt_version": request.prompt_version,
+        "provider": provider,
+        "model": request.model,
+        "sample": request.sample,
+        "mitigations": request.mitigations,
+        "temperature": request.temperature,
+    }
+
+
+def _review(
+    cards: tuple[ToolCard, ...], answer: Checked, how: dict[str, Any], cost: float | None
+) -> StoredReview:
+    assert isinstance(answer, Answer)
+    return StoredReview(
+        tool=cards[0].slug,
+        card_hash=cards[0].content_hash(),
+        score=answer.score,
+        verdict=answer.verdict,
+        review=answer.review,
+        fields=answer.model_dump(exclude=set(Answer.model_fields)),
+        cost_usd=cost,
+        **how,
+    )
+
+
+def _pair(
+    cards: tuple[ToolCard, ...], answer: Checked, how: dict[str, Any], cost: float | None
+) -> StoredPair:
+    assert isinstance(answer, PairAnswer)
+    first, second = cards
+    return StoredPair(
+        first=first.slug,
+        second=second.slug,
+        first_hash=first.content_hash(),
+        second_hash=second.content_hash(),
+        prefers=answer.prefers,
+        reason=answer.reason,
+        **how,
+    )
+
+
+def _render_review(
+    prompts: Prompts, persona: Persona, cards: tuple[ToolCard, ...], n: int, shown: Mitigations
+) -> Prompt:
+    return prompts.review(persona, cards[0], sample=n, mitigations=shown)
+
+
+def _render_pair(
+    prompts: Prompts, persona: Persona, cards: tuple[ToolCard, ...], n: int, shown: Mitigations
+) -> Prompt:
+    return prompts.pair(persona, *cards, sample=n, mitigations=shown)
+
+
+REVIEW_KIND = Kind(
+    REVIEW,
+    "review",
+    StoredReview,
+    Prompts.version,
+    _render_review,
+    attrgetter("answer_model"),
+    attrgetter("answer_schema"),
+    _review,
+)
+PAIR_KIND = Kind(
+    PAIR,
+    "judgment",
+    StoredPair,
+    Prompts.pair_version,
+    _render_pair,
+    attrgetter("pair_model"),
+    attrgetter("pair_schema"),
+    _pair,
+)
+KINDS: dict[str, Kind[Any]] = {kind.name: kind for kind in (REVIEW_KIND, PAIR_KIND)}
+
+
+@dataclass(frozen=True)
+class Question(Generic[S]):
+    """One persona asked about one or two cards (the one shown first first): samples 0 to
+    `samples` - 1."""
+
+    kind: Kind[S]
+    cards: tuple[ToolCard, ...]
+    persona: Persona
+    samples: int
+
+    @property
+    def label(self) -> str:
+        """Return how the call log, errors and cassettes name what is asked about: a tool's
+        slug, or a pair's "first-vs-second"."""
+        return label_of(tuple(card.slug for card in self.cards))
+
+
+def label_of(slugs: tuple[str, ...]) -> str:
+    """Return how the call log names what was asked about: "a", or "a-vs-b" for a pair (the one
+    shown first first)."""
+    return "-vs-".join(slugs)
+
+
+def review_of(card: ToolCard, persona: Persona, samples: int) -> Question[StoredReview]:
+    return Question(REVIEW_KIND, (card,), persona, samples)
+
+
+def pair_of(
+    first: ToolCard, second: ToolCard, persona: Persona, samples: int
+) -> Question[StoredPair]:
+    return Question(PAIR_KIND, (first, second), persona, samples)
