@@ -31,6 +31,7 @@ from panel.parsing import ParseError, load_yaml
 from panel.rules import (
     FIELD_MAX_CHARS,
     LIST_ITEM_MAX_CHARS,
+    PAIR_REASON_MAX_CHARS,
     PAIR_REASON_MIN_CHARS,
     REVIEW_MAX_CHARS,
     REVIEW_MIN_CHARS,
@@ -219,7 +220,7 @@ class PairAnswer(Checked):
         str,
         Field(
             min_length=PAIR_REASON_MIN_CHARS,
-            max_length=FIELD_MAX_CHARS,
+            max_length=PAIR_REASON_MAX_CHARS,
             description="Why, in one or two sentences in the persona's voice.",
         ),
     ]

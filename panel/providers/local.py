@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 from panel.config import Settings
 from panel.errors import ConfigError, ProviderError
 from panel.providers.base import Generation, Provider, Request
-from panel.providers.local_grammar import schema_to_gbnf
+from panel.providers.decisions import probe_texts, read_probabilities
+from panel.providers.local_grammar import schema_to_gbnf, trim_capped
 
 if TYPE_CHECKING:
     from panel.providers.local_decode import Decoded, Job, Model
@@ -75,8 +76,10 @@ class LocalProvider(Provider):
     max_concurrency = 4
     """A panel's four personas, decoded together (local_decode.MAX_SEQUENCES)."""
 
-    def __init__(self, model_path: Path, seed: int) -> None:
+    def __init__(self, model_path: Path, seed: int, profile: str = "capable") -> None:
         self.model_path = model_path
+        self.profile = profile
+        """The grammar profile the model wants (panel.providers.local_grammar.PROFILES)."""
         self.model = model_path.name
         self.seed = seed
         self._batchers: dict[asyncio.AbstractEventLoop, _Batcher] = {}
@@ -89,10 +92,11 @@ class LocalProvider(Provider):
         job = Job(
             prompt=prompt,
             head=head,
-            grammar=schema_to_gbnf(request.schema, request.ship_threshold),
+            grammar=schema_to_gbnf(request.schema, request.ship_threshold, self.profile),
             temperature=request.temperature,
             seed=request.seed,
             max_tokens=request.max_tokens,
+            probes=tuple(text.encode() for text in probe_texts(request.schema)),
         )
         if not model.fits(job):
             raise ProviderError(
@@ -116,8 +120,13 @@ class LocalProvider(Provider):
             raise
         except (DecodeError, RuntimeError, ValueError) as exc:
             raise ProviderError(f"local model failed: {exc}", provider=self.name) from exc
+        text = decoded.text
+        probabilities = read_probabilities(text, decoded.alternatives, request.schema)
+        if self.profile == "capable":
+            text = trim_capped(text, request.schema)
         return Generation(
-            text=decoded.text,
+            probabilities=probabilities,
+            text=text,
             input_tokens=decoded.prompt_tokens,
             output_tokens=decoded.output_tokens,
             cached_tokens=decoded.cached_tokens,
@@ -186,4 +195,8 @@ def _settle(
 
 def create(settings: Settings) -> LocalProvider:
     path = settings.local_model or (Path(settings.model) if settings.model else None)
-    return LocalProvider(path or default_model_path(), settings.seed)
+    if path is None:
+        return LocalProvider(default_model_path(), settings.seed, "tiny")
+    return LocalProvider(
+        path, settings.seed, "tiny" if path.name == DEFAULT_MODEL_FILE else "capable"
+    )

@@ -52,6 +52,8 @@ class StoredReview:
     """The temperature it was asked at, part of the key: a sample set has one temperature."""
     cost_usd: float | None = None
     """What the call that gave it cost (None: unknown, or imported)."""
+    probabilities: dict[str, dict[str, float]] | None = None
+    """The score read as probabilities, where the provider reported them (decisions.py)."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,9 @@ class StoredPair:
     attempts: int
     created_at: float
     sample: int = 0
+    probabilities: dict[str, dict[str, float]] | None = None
+    """The pick read as probabilities of "first", "second" and "tie", where the provider
+    reported them (panel.providers.decisions)."""
 
 
 @dataclass(frozen=True)
