@@ -17,6 +17,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     StrictInt,
     ValidationError,
     create_model,
@@ -158,6 +159,18 @@ class Checked(BaseModel):
     must not act), and the rules no schema can say checked in code."""
 
     model_config = ConfigDict(extra="forbid")
+    _probabilities: dict[str, dict[str, float]] | None = PrivateAttr(default=None)
+    """Its decisions as the judge weighed them, where the provider reported them (not part of
+    the answer the model wrote: panel.providers.decisions)."""
+
+    @property
+    def probabilities(self) -> dict[str, dict[str, float]] | None:
+        return self._probabilities
+
+    def weighed(self, probabilities: dict[str, dict[str, float]] | None) -> Checked:
+        """Return this answer with the probabilities its provider reported."""
+        self._probabilities = probabilities
+        return self
 
     @field_validator("*", mode="before")
     @classmethod

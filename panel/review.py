@@ -459,6 +459,7 @@ def stored_review(
         mitigations=request.mitigations,
         temperature=request.temperature,
         cost_usd=cost_usd,
+        probabilities=answer.probabilities,
     )
 
 
@@ -503,6 +504,7 @@ def stored_pair(
         attempts=attempts,
         created_at=time.time(),
         sample=request.sample,
+        probabilities=answer.probabilities,
     )
 
 
@@ -536,6 +538,7 @@ def parse_answer(request: Request, generation: Generation, answer_model: type[A]
             else:
                 problems.extend(answer.check_rules())
                 if not problems:
+                    answer.weighed(generation.probabilities)
                     return answer
     raise InvalidAnswer(problems, generation)
 

@@ -576,12 +576,14 @@ def insert_pair(db: Connection, cards: tuple[ToolCard, ToolCard], judgment: Stor
         upsert_tool(db, card)
     db.execute(
         """INSERT INTO pair_judgments (first_tool, second_tool, first_hash, second_hash, persona,
-               prompt_version, provider, model, sample, prefers, reason, attempts, created_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+               prompt_version, provider, model, sample, prefers, reason, attempts, created_at,
+               probabilities)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
            ON CONFLICT (first_hash, second_hash, persona, prompt_version, provider, model, sample)
            DO UPDATE SET first_tool = excluded.first_tool, second_tool = excluded.second_tool,
                prefers = excluded.prefers, reason = excluded.reason,
-               attempts = excluded.attempts, created_at = excluded.created_at""",
+               attempts = excluded.attempts, created_at = excluded.created_at,
+               probabilities = excluded.probabilities""",
         (
             judgment.first,
             judgment.second,
@@ -596,8 +598,18 @@ def insert_pair(db: Connection, cards: tuple[ToolCard, ToolCard], judgment: Stor
             judgment.reason,
             judgment.attempts,
             judgment.created_at,
+            _probabilities_json(judgment.probabilities),
         ),
     )
+
+
+def _probabilities_json(probabilities: dict[str, dict[str, float]] | None) -> str | None:
+    return None if probabilities is None else json.dumps(probabilities, sort_keys=True)
+
+
+def _probabilities_of(row: Any) -> dict[str, dict[str, float]] | None:
+    text = row["probabilities"] if "probabilities" in row.keys() else None
+    return None if text is None else dict(json.loads(text))
 
 
 def _pair_question_key(judgment: StoredPair) -> tuple[str, str, str]:
@@ -614,7 +626,12 @@ def _pair_from_row(row: Any) -> StoredPair:
     return StoredPair(
         first=row["first_tool"],
         second=row["second_tool"],
-        **{k: row[k] for k in row.keys() if k not in ("id", "first_tool", "second_tool")},
+        probabilities=_probabilities_of(row),
+        **{
+            k: row[k]
+            for k in row.keys()
+            if k not in ("id", "first_tool", "second_tool", "probabilities")
+        },
     )
 
 
@@ -658,13 +675,14 @@ def _upsert_review(db: Connection, card: ToolCard, review: StoredReview) -> None
     db.execute(
         """INSERT INTO reviews (tool, card_hash, persona, prompt_version, provider, model,
                mitigations, temperature, sample, score, verdict, review, fields, attempts,
-               created_at, cost_usd)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+               created_at, cost_usd, probabilities)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
            ON CONFLICT (card_hash, persona, prompt_version, provider, model, mitigations,
                temperature, sample) DO UPDATE SET
                score = excluded.score, verdict = excluded.verdict, review = excluded.review,
                fields = excluded.fields, attempts = excluded.attempts,
-               created_at = excluded.created_at, cost_usd = excluded.cost_usd""",
+               created_at = excluded.created_at, cost_usd = excluded.cost_usd,
+               probabilities = excluded.probabilities""",
         (
             card.slug,
             card.content_hash(),
@@ -682,12 +700,14 @@ def _upsert_review(db: Connection, card: ToolCard, review: StoredReview) -> None
             review.attempts,
             review.created_at,
             review.cost_usd,
+            _probabilities_json(review.probabilities),
         ),
     )
 
 
 def _review_from_row(row: Any) -> StoredReview:
     data = {k: row[k] for k in row.keys() if k != "id"}
+    data["probabilities"] = _probabilities_of(row)
     data["fields"] = json.loads(data["fields"])
     data["mitigations"] = tuple(n for n in data["mitigations"].split(",") if n)
     return StoredReview(**data)
