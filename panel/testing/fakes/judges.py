@@ -252,7 +252,7 @@ def weakly_prefers_better(
             sign = (first > second) - (first < second)
             spread = _choice_spread(0.475 + prior / 2 + sign * lean / 2)
             return with_logprobs(body, pair(_sampled_choice(spread)), {"prefers": spread})
-        q = quality[shown[0]] / 100
+        q = quality.get(shown[0] if shown else "", 50) / 100  # a probe may hide the name
         tens = crowd // 10
         spread = {str(tens - 1): 0.3 * (1 - q), str(tens): 0.4, str(tens + 1): 0.3 * q}
         spread = {k: v / sum(spread.values()) for k, v in spread.items()}
