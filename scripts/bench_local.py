@@ -83,6 +83,12 @@ async def bench(paths: list[Path], folder: Path, repeat: int, top: tuple[float, 
     return seconds, totals
 
 
+def floor(used: Stats, top: tuple[float, float, float]) -> float:
+    """Return the seconds llama.cpp alone needs for this card's tokens: the prompt tokens
+    evaluated at its prompt rate, and the tokens the steps evaluated at its batch-4 rate."""
+    return used.prompt_tokens / top[0] + used.step_tokens / top[2]
+
+
 def line(slug: str, took: float, calls: list, used: Stats, top, valid: str) -> None:
     prompt = sum(c.input_tokens for c in calls)
     cached = sum(c.cached_tokens for c in calls)
@@ -90,8 +96,10 @@ def line(slug: str, took: float, calls: list, used: Stats, top, valid: str) -> N
     prompt_rate = used.prompt_tokens / used.prompt_seconds if used.prompt_seconds else 0.0
     decode_seconds = used.step_seconds + used.sample_seconds
     decode_rate = wrote / decode_seconds if decode_seconds else 0.0
+    least = floor(used, top)
     print(
-        f"{slug[:34]:34} {took:5.1f} s  prompt {prompt:5} ({cached:4} reused)  "
+        f"{slug[:34]:34} {took:5.1f} s (floor {least:4.1f} s, ×{took / least:.2f})  "
+        f"prompt {prompt:5} ({cached:4} reused)  "
         f"wrote {wrote:4} ({used.forced:3} forced)  "
         f"prompt {prompt_rate:4.0f}/s ×{prompt_rate / top[0]:.2f}  "
         f"decode {decode_rate:4.0f}/s ×{decode_rate / top[2]:.2f} of b4  valid {valid}",
