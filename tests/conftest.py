@@ -24,6 +24,12 @@ if TYPE_CHECKING:
     from panel.testing.postgres import PostgresServer
 
 REPO = Path(__file__).resolve().parent.parent
+TEST_MODEL = "tiny"
+"""The local model every test runs on: SmolLM2-135M, fast; the tests check mechanics, not
+judgment (the default, qwen2.5-coder-1.5b, is for users)."""
+os.environ["PANEL_LOCAL_MODEL"] = TEST_MODEL  # before any fixture, module-scoped ones too
+DEAD = "http://127.0.0.1:9"
+"""Nothing listens on the discard port: a source out of reach."""
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -107,7 +113,7 @@ def write_card(tmp_path: Path) -> Callable[[str, str | bytes], Path]:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(db=tmp_path / "panel.db", out=tmp_path / "out")
+    return Settings(db=tmp_path / "panel.db", out=tmp_path / "out", local_model=TEST_MODEL)
 
 
 @pytest.fixture(scope="module")
@@ -120,10 +126,29 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """Keep a developer's PANEL_* variables, config file and data folder out of the tests."""
+    """Keep a developer's PANEL_* variables, config file and data folder out of the tests; run
+    the local provider on the tiny model."""
     for name in list(os.environ):
         if name.startswith("PANEL_") and name != "PANEL_LIVE":
             monkeypatch.delenv(name)
+    monkeypatch.setenv("PANEL_LOCAL_MODEL", TEST_MODEL)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "user-config"))
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "user-data"))  # panel serve's key file
     monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def model_sources(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Point huggingface_hub and pip at nothing outside the test (`panel models pull`): each
+    test names its own loopback Hub (HF_ENDPOINT) and index (PIP_INDEX_URL)."""
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", DEAD)
+    for name in ("PIP_FIND_LINKS", "PIP_EXTRA_INDEX_URL", "PIP_NO_INDEX", "PIP_CONSTRAINT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)  # no user or system pip config
+    monkeypatch.setenv("PIP_INDEX_URL", DEAD + "/simple/")
+    monkeypatch.setenv("PIP_RETRIES", "0")
+    monkeypatch.setenv("PIP_DEFAULT_TIMEOUT", "5")
+    monkeypatch.setenv("PANEL_MODELS_DIR", str(tmp_path / "models"))

@@ -23,6 +23,7 @@ from panel.cli import (
     golden,
     import_,
     log,
+    models,
     output,
     personas,
     queue,
@@ -98,3 +99,4 @@ app.command("serve")(serve.serve)
 app.add_typer(site.app, name="site")
 app.add_typer(queue.app, name="queue")
 app.add_typer(golden.app, name="golden")
+app.add_typer(models.app, name="models")

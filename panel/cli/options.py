@@ -26,7 +26,19 @@ ProviderOpt = Annotated[
 ModelOpt = Annotated[
     str | None,
     typer.Option(
-        "--model", "-m", metavar="MODEL", help="Model name (local: a GGUF path). Env: PANEL_MODEL."
+        "--model",
+        "-m",
+        metavar="MODEL",
+        help="Model name (local: as --local-model). Env: PANEL_MODEL.",
+    ),
+]
+LocalModelOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--local-model",
+        metavar="NAME|FILE",
+        help="The local provider's model: a catalogue name (panel models list) or a GGUF file. "
+        "Env: PANEL_LOCAL_MODEL. Default: panel models use's choice, else qwen2.5-coder-1.5b.",
     ),
 ]
 BaseUrlOpt = Annotated[
@@ -181,6 +193,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts in
 def _run_options(
     provider: ProviderOpt = None,
     model: ModelOpt = None,
+    local_model: LocalModelOpt = None,
     base_url: BaseUrlOpt = None,
     structured_output: StructuredOpt = None,
     logprobs: LogprobsOpt = None,

@@ -180,6 +180,59 @@ class ReviewProgress:
             self._bar.stop()
 
 
+class ByteProgress:
+    """A bar of bytes on stderr for a long step (a download, a check), its label changing with
+    the step; off a terminal, a line at most every LINE_SECONDS once bytes have moved (a step
+    that fails at once prints nothing but its error)."""
+
+    LINE_SECONDS = 10.0
+
+    def __init__(self) -> None:
+        self.tty = sys.stderr.isatty()
+        self._bar: Any = None
+        self._task: Any = None
+        self._last_line: float | None = None
+
+    def __enter__(self) -> Callable[[str, int, int | None], None]:
+        if self.tty:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                DownloadColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+                TransferSpeedColumn,
+            )
+
+            self._bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                DownloadColumn(),
+                TransferSpeedColumn(),
+                TimeRemainingColumn(),
+                console=Console(stderr=True),
+                transient=True,
+            )
+            self._bar.start()
+            self._task = self._bar.add_task("", total=None)
+        return self.show
+
+    def show(self, what: str, done: int, total: int | None) -> None:
+        if self._bar is not None:
+            self._bar.update(self._task, description=what, completed=done, total=total)
+            return
+        now = time.monotonic()
+        if done and (self._last_line is None or now - self._last_line >= self.LINE_SECONDS):
+            self._last_line = now
+            of = f" of {total / 1e6:,.1f}" if total else ""
+            note(f"{what}: {done / 1e6:,.1f}{of} MB")
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
 MEASURE_SECONDS = 0.25
 """How often the queue's progress is read from the store while it runs."""
 

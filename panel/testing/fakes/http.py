@@ -1,4 +1,5 @@
-"""One loopback HTTP server for every fake in the tests: 127.0.0.1, a thread, HTTP/1.1.
+"""One loopback HTTP server for every fake in the tests: 127.0.0.1, a thread, HTTP/1.1 (GET,
+HEAD, POST; a HEAD is answered with the GET's headers and no body).
 
 A subclass answers each request with `respond(seen) -> Reply`; a Reply may wait first, or reset
 the connection instead of answering. ScriptedServer answers from a queue of replies, then from a
@@ -32,6 +33,9 @@ class Reply:
     trickle: float = 0.0
     """Send the body one byte at a time, this many seconds apart (a server that never times
     out a read, and never finishes)."""
+    cut: int | None = None
+    """Send only this many bytes of the body, then close the connection (a transfer dropped
+    halfway)."""
 
 
 @dataclass
@@ -122,9 +126,9 @@ class LoopbackServer:
                     )
                     self.connection.close()
                     return
-                self._send(reply)
+                self._send(reply, head=method == "HEAD")
 
-            def _send(self, reply: Reply) -> None:
+            def _send(self, reply: Reply, head: bool = False) -> None:
                 if isinstance(reply.body, bytes):
                     data, kind = reply.body, "application/octet-stream"
                 elif isinstance(reply.body, str):
@@ -137,6 +141,13 @@ class LoopbackServer:
                 for name, value in headers.items():
                     self.send_header(name, value)
                 self.end_headers()
+                if head:
+                    return
+                if reply.cut is not None:
+                    self.wfile.write(data[: reply.cut])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
                 if not reply.trickle:
                     self.wfile.write(data)
                     return
@@ -150,6 +161,9 @@ class LoopbackServer:
 
             def do_GET(self) -> None:
                 self._serve("GET")
+
+            def do_HEAD(self) -> None:
+                self._serve("HEAD")
 
         return Handler
 
