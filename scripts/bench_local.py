@@ -1,6 +1,7 @@
 """Seconds per card of a full panel on the embedded model, beside what llama.cpp alone can do.
 
-    .venv/bin/python scripts/bench_local.py [--repeat N] [CARD ...]   (default: examples/*.yaml)
+    .venv/bin/python scripts/bench_local.py [--model NAME] [--repeat N] [CARD ...]
+                                       (default: the default local model, examples/*.yaml)
 
 First the ceiling, measured here with the low-level API and no sampling: prompt tokens per
 second, and tokens decoded per second at batch 1 and at batch 4 (four sequences, one token
@@ -29,7 +30,8 @@ sys.path.insert(0, str(ROOT))
 
 from panel.cards import load_card  # noqa: E402
 from panel.config import Settings  # noqa: E402
-from panel.providers.local import default_model_path, loaded_model  # noqa: E402
+from panel.models.resolve import resolve_local_model  # noqa: E402
+from panel.providers.local import loaded_model  # noqa: E402
 from panel.providers.local_decode import Model, Stats  # noqa: E402
 from panel.runtime import open_runtime  # noqa: E402
 from panel.store import Store  # noqa: E402
@@ -46,13 +48,15 @@ def ceiling(model: Model) -> tuple[float, float, float]:
     return prompt, max(r[1] for r in rates[:3]), max(r[1] for r in rates[3:])
 
 
-async def bench(paths: list[Path], folder: Path, repeat: int, top: tuple[float, float, float]):
+async def bench(
+    paths: list[Path], folder: Path, repeat: int, top: tuple[float, float, float], chosen: str
+):
     """Review every card `repeat` times; print a line per review; return the seconds of each
     card's reviews and the decoder's totals over them."""
-    settings = Settings(db=folder / "panel.db", out=folder / "out")
+    settings = Settings(db=folder / "panel.db", out=folder / "out", local_model=chosen)
     store = Store(settings.db)
     runtime = open_runtime(settings, store=store)
-    model = loaded_model(default_model_path())
+    model = loaded_model(resolve_local_model(chosen).path)
     seconds: dict[str, list[float]] = {}
     totals = Stats()
     try:
@@ -113,11 +117,13 @@ def main() -> None:
     )
     parser.add_argument("cards", nargs="*", metavar="CARD")
     parser.add_argument("--repeat", type=int, default=1, metavar="N", help="passes over the cards")
+    parser.add_argument("--model", metavar="NAME", help="a catalogue name or a GGUF path")
     args = parser.parse_args()
     names = args.cards or sorted(glob.glob(str(ROOT / "examples" / "*.yaml")))
-    model = loaded_model(default_model_path())
+    chosen = resolve_local_model(args.model or os.environ.get("PANEL_LOCAL_MODEL"))
+    model = loaded_model(chosen.path)
     print(
-        f"panel bench-local: {default_model_path().name}, {os.cpu_count()} cores, "
+        f"panel bench-local: {chosen.name} ({chosen.path.name}), {os.cpu_count()} cores, "
         f"{time.strftime('%Y-%m-%d %H:%M')}, load {load()}"
     )
     top = ceiling(model)
@@ -127,7 +133,7 @@ def main() -> None:
     )
     with tempfile.TemporaryDirectory(prefix="panel-bench-local-") as folder:
         seconds, totals = asyncio.run(
-            bench([Path(n) for n in names], Path(folder), args.repeat, top)
+            bench([Path(n) for n in names], Path(folder), args.repeat, top, str(chosen.path))
         )
     every = [s for runs in seconds.values() for s in runs]
     print(
