@@ -123,3 +123,24 @@ def expected_score(probabilities: Probabilities | None) -> float | None:
     if not spread:
         return None
     return round(sum(int(value) * p for value, p in spread.items()), 2)
+
+
+def checked_probabilities(value: object) -> Probabilities | None:
+    """Return probabilities read back from a file (a cassette) if they have their shape: by
+    field, values with probabilities from 0 to 1; raise TypeError if not (None stays None)."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or len(value) > 8:
+        raise TypeError("probabilities must be an object of a few fields")
+    checked: Probabilities = {}
+    for name, spread in value.items():
+        if not isinstance(name, str) or not isinstance(spread, dict) or len(spread) > 101:
+            raise TypeError(f"probabilities of {name!r} must be an object of values")
+        checked[name] = {}
+        for option, p in spread.items():
+            if not isinstance(option, str) or isinstance(p, bool) or not isinstance(p, float | int):
+                raise TypeError(f"probability of {name} {option!r} must be a number")
+            if not 0 <= p <= 1:
+                raise TypeError(f"probability of {name} {option!r} must be from 0 to 1")
+            checked[name][option] = float(p)
+    return checked

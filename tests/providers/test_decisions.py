@@ -15,6 +15,7 @@ from panel.config import Settings
 from panel.personas import PAIR_SCHEMA
 from panel.providers.base import Request
 from panel.providers.decisions import (
+    checked_probabilities,
     decision_fields,
     expected_score,
     probe_texts,
@@ -132,3 +133,26 @@ def test_the_openai_provider_reads_a_pick_from_a_servers_logprobs(
     assert generation.probabilities == {"prefers": {"first": 0.7, "second": 0.25, "tie": 0.05}}
     assert server.bodies[0]["logprobs"] is True and server.bodies[0]["top_logprobs"] == 20
     assert "logprobs" not in server.bodies[1] and plain.probabilities is None
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        ["first"],
+        {"prefers": ["first"]},
+        {"prefers": {"first": 1.5}},
+        {"prefers": {"first": True}},
+        {"prefers": {"first": "0.5"}},
+        {f"f{i}": {} for i in range(9)},
+    ],
+)
+def test_probabilities_read_back_from_a_cassette_must_have_their_shape(value: Any) -> None:
+    with pytest.raises(TypeError):
+        checked_probabilities(value)
+
+
+def test_probabilities_read_back_from_a_cassette_keep_their_values() -> None:
+    assert checked_probabilities(None) is None
+    assert checked_probabilities({"score": {"72": 0.5, "82": 1}}) == {
+        "score": {"72": 0.5, "82": 1.0}
+    }
