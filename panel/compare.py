@@ -31,6 +31,20 @@ samples where there are several. A persona's pick counts only when its two order
 that disagree make it inconsistent (a position effect), counted, never dropped. "consistency"
 is the share of the persona judgments (one per persona and sample) whose two orders agree.
 The pick is the tool more personas pick in both orders (null on a draw).
+
+Where the judge reported its probabilities (the local model always; an OpenAI-compatible
+server with --logprobs), the pairwise view also holds "probabilities", the pick read from them:
+
+    {"a": float, "b": float, "tie": float, "position_lean": float, "pick": "a"|"b"|null,
+     "pick_name": str|null, "summary": str}
+
+and each persona entry its own {"a", "b", "tie", "position_lean", "pick"} (null where it was
+not read in both orders). P(A) is the mean of P(first) with A shown first and P(second) with B
+shown first (likewise B), so a constant preference for a position cancels; "position_lean" is
+the mean P(first) less the mean P(second), the position effect itself. A pick needs a lean of
+PROBABILITY_MARGIN between the two. The pairwise "pick", "pick_name" and "summary" then come
+from the probabilities and "pick_from" says so ("probabilities"; "answers" otherwise): the
+counts (a_wins, b_wins, ties, inconsistent, consistency) stay those of the sampled answers.
 """
 
 from __future__ import annotations
@@ -38,6 +52,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
+import statistics
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -45,7 +60,7 @@ from typing import Any
 
 from panel.cards import ToolCard
 from panel.files import json_text, write_atomic
-from panel.personas import Persona
+from panel.personas import PAIR_CHOICES, Persona
 from panel.results import provenance, tool_document
 from panel.store import Store, StoredPair, StoredReview
 
@@ -53,6 +68,8 @@ SCHEMA = "panel.compare/1"
 
 CLOSE_CALL_POINTS = 3.0
 """With equal panel ship %, a mean-score gap below this many points is too close to call."""
+PROBABILITY_MARGIN = 0.05
+"""How much more probable one tool must be than the other, both orders combined, to be picked."""
 
 
 def community(store: Store, slug: str) -> dict[str, Any]:
@@ -197,8 +214,83 @@ def _persona_pairwise(
         "orders": orders,
         "reason": reasons[0].reason if reasons else None,
         "line": _persona_line(display_name, orders, names),
+        "probabilities": order_probabilities(a_first, b_first),
     }
     return entry, agree
+
+
+def _mean_choice(judged: list[StoredPair]) -> dict[str, float] | None:
+    """Return the mean P(first), P(second), P(tie) over judgments of one order (None if any
+    was not read as probabilities)."""
+    read = [(j.probabilities or {}).get("prefers") for j in judged]
+    if not read or any(not p for p in read):
+        return None
+    return {c: statistics.fmean(p.get(c, 0.0) for p in read if p) for c in PAIR_CHOICES}
+
+
+def order_probabilities(
+    a_first: list[StoredPair], b_first: list[StoredPair]
+) -> dict[str, Any] | None:
+    """Return one persona's pick read from its probabilities in both orders (see the module
+    docstring), or None unless both orders were read."""
+    one, other = _mean_choice(a_first), _mean_choice(b_first)
+    if one is None or other is None:
+        return None
+    p_a = (one["first"] + other["second"]) / 2
+    p_b = (one["second"] + other["first"]) / 2
+    lean = (one["first"] + other["first"]) / 2 - (one["second"] + other["second"]) / 2
+    return {
+        "a": round(p_a, 3),
+        "b": round(p_b, 3),
+        "tie": round((one["tie"] + other["tie"]) / 2, 3),
+        "position_lean": round(lean, 3),
+        "pick": _leaning(p_a, p_b),
+    }
+
+
+def _leaning(p_a: float, p_b: float) -> str | None:
+    """Return "a" or "b" when one is PROBABILITY_MARGIN more probable, else None."""
+    if abs(p_a - p_b) < PROBABILITY_MARGIN:
+        return None
+    return "a" if p_a > p_b else "b"
+
+
+def _panel_probabilities(
+    entries: list[dict[str, Any]], names: dict[str, str]
+) -> dict[str, Any] | None:
+    """Return the panel's pick read from its personas' probabilities (their mean), or None
+    when no persona's were read in both orders."""
+    read = [e["probabilities"] for e in entries if e["probabilities"] is not None]
+    if not read:
+        return None
+    mean = {
+        k: round(statistics.fmean(p[k] for p in read), 3)
+        for k in ("a", "b", "tie", "position_lean")
+    }
+    pick = _leaning(mean["a"], mean["b"])
+    lean = mean["position_lean"]
+    position = (
+        f"; the judges lean {abs(lean):.2f} towards the card shown {'first' if lean > 0 else 'second'}, "
+        "which the two orders cancel"
+        if abs(lean) >= PROBABILITY_MARGIN
+        else ""
+    )
+    odds = f"P({names['a']}) {mean['a']:.2f} against P({names['b']}) {mean['b']:.2f}"
+    if pick is None:
+        summary = (
+            f"Too close to call from the judges' probabilities in both orders: {odds}{position}."
+        )
+    else:
+        summary = (
+            f"Read from the judges' probabilities in both orders, the panel leans to "
+            f"{names[pick]}: {odds}{position}."
+        )
+    return {
+        **mean,
+        "pick": pick,
+        "pick_name": None if pick is None else names[pick],
+        "summary": summary,
+    }
 
 
 def order_agreements(judgments: list[StoredPair], a_slug: str) -> list[bool]:
@@ -254,30 +346,50 @@ def pairwise_head_to_head(
     inconsistent = sum(1 for e in entries if None not in e["orders"] and e["pick"] is None)
     a_wins, b_wins = counts["a"], counts["b"]
     pick = "a" if a_wins > b_wins else "b" if b_wins > a_wins else None
+    summary = _pairwise_summary(pick, names, counts, inconsistent, len(entries))
+    read = _panel_probabilities(entries, names)
+    if read is not None:
+        pick = read["pick"]
+        summary = (
+            f"{read['summary']} Sampled answers: {_answer_counts(names, counts, inconsistent)}."
+        )
     return {
         "pick": pick,
         "pick_name": None if pick is None else names[pick],
+        "pick_from": "answers" if read is None else "probabilities",
         "a_wins": a_wins,
         "b_wins": b_wins,
         "ties": counts["tie"],
         "inconsistent": inconsistent,
         "consistency": round(sum(agreements) / len(agreements), 3) if agreements else None,
-        "summary": _pairwise_summary(pick, names, counts, inconsistent, len(entries)),
+        "summary": summary,
+        "probabilities": read,
         "models": sorted({f"{j.provider}/{j.model}" for j in judgments}),
         "personas": entries,
     }
 
 
-def _pairwise_summary(
-    pick: str | None, names: dict[str, str], counts: Counter[str | None], flipped: int, total: int
-) -> str:
-    def personas(n: int) -> str:
-        return f"{n} persona{'s' if n != 1 else ''}"
+def _personas(n: int) -> str:
+    return f"{n} persona{'s' if n != 1 else ''}"
 
+
+def _answer_counts(
+    names: dict[str, str], counts: Counter[str | None], flipped: int
+) -> tuple[str, str]:
+    """Return the sampled answers' tally ("A 2, B 1, 1 tied") and their flips ("no persona
+    flipped")."""
     split = f"{names['a']} {counts['a']}, {names['b']} {counts['b']}"
     if counts["tie"]:
         split += f", {counts['tie']} tied"
-    flips = f"{personas(flipped)} flipped with the order" if flipped else "no persona flipped"
+    flips = f"{_personas(flipped)} flipped with the order" if flipped else "no persona flipped"
+    return split, flips
+
+
+def _pairwise_summary(
+    pick: str | None, names: dict[str, str], counts: Counter[str | None], flipped: int, total: int
+) -> str:
+    personas = _personas
+    split, flips = _answer_counts(names, counts, flipped)
     if pick is not None:
         return (
             f"Judged side by side in both orders, the panel picks {names[pick]}: "

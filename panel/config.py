@@ -86,6 +86,9 @@ class Settings(BaseModel):
     structured_output: Literal["json_schema", "json_object"] = "json_schema"
     """OpenAI-compatible servers: json_schema (OpenAI, vLLM, Ollama) or json_object with a
     schema (llama-cpp-python's server, which answers 500 to json_schema)."""
+    logprobs: bool = False
+    """OpenAI-compatible servers: ask for each token's top_logprobs and read the answer's
+    decisions as probabilities (panel.providers.decisions; the local model always does)."""
     concurrency: Annotated[int, Field(ge=1, le=512)] = 8
     db: Annotated[str, _PATH_AS_TEXT] = "panel.db"
     """The store: a SQLite file path, or a postgresql:// URL (`pip install 'panel[postgres]'`)."""

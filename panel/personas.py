@@ -17,6 +17,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     StrictInt,
     ValidationError,
     create_model,
@@ -31,6 +32,7 @@ from panel.parsing import ParseError, load_yaml
 from panel.rules import (
     FIELD_MAX_CHARS,
     LIST_ITEM_MAX_CHARS,
+    PAIR_REASON_MAX_CHARS,
     PAIR_REASON_MIN_CHARS,
     REVIEW_MAX_CHARS,
     REVIEW_MIN_CHARS,
@@ -157,6 +159,18 @@ class Checked(BaseModel):
     must not act), and the rules no schema can say checked in code."""
 
     model_config = ConfigDict(extra="forbid")
+    _probabilities: dict[str, dict[str, float]] | None = PrivateAttr(default=None)
+    """Its decisions as the judge weighed them, where the provider reported them (not part of
+    the answer the model wrote: panel.providers.decisions)."""
+
+    @property
+    def probabilities(self) -> dict[str, dict[str, float]] | None:
+        return self._probabilities
+
+    def weighed(self, probabilities: dict[str, dict[str, float]] | None) -> Checked:
+        """Return this answer with the probabilities its provider reported."""
+        self._probabilities = probabilities
+        return self
 
     @field_validator("*", mode="before")
     @classmethod
@@ -219,7 +233,7 @@ class PairAnswer(Checked):
         str,
         Field(
             min_length=PAIR_REASON_MIN_CHARS,
-            max_length=FIELD_MAX_CHARS,
+            max_length=PAIR_REASON_MAX_CHARS,
             description="Why, in one or two sentences in the persona's voice.",
         ),
     ]

@@ -77,6 +77,7 @@ def _review(
         review=answer.review,
         fields=answer.model_dump(exclude=set(Answer.model_fields)),
         cost_usd=cost,
+        probabilities=answer.probabilities,
         **how,
     )
 
@@ -93,6 +94,7 @@ def _pair(
         second_hash=second.content_hash(),
         prefers=answer.prefers,
         reason=answer.reason,
+        probabilities=answer.probabilities,
         **how,
     )
 

@@ -22,12 +22,15 @@ standard deviation (null for one sample), "score_label" "72 ± 6", "split" "2/1"
 samples) when they disagree, and the text and fields are the first sample's. The panel adds
 "samples" and "ship_pct_interval" ([low, high], 90%; null with one sample each).
 "mitigations" names what was kept from the judge's view of the card (panel.mitigations; the
-"tool" entry is always the real card).
-"""
+"tool" entry is always the real card). "expected_score" is the score read from the judge's
+probabilities (panel.providers.decisions: the mean over the values it weighed, not only the one
+it wrote), null where the provider reported none; the panel's "expected_mean" is their mean,
+null unless every review has one."""
 
 from __future__ import annotations
 
 import datetime as dt
+import statistics
 from typing import Any
 
 from panel.aggregate import Judged, panel_result
@@ -35,6 +38,7 @@ from panel.cards import ToolCard
 from panel.errors import ProviderError
 from panel.mitigations import NAMES
 from panel.personas import Persona
+from panel.providers.decisions import expected_score
 from panel.store import StoredReview
 
 SCHEMA = "panel.review/1"
@@ -68,7 +72,16 @@ def review_json(samples: list[StoredReview], persona: Persona | None) -> dict[st
             for r in sorted(samples, key=lambda r: r.sample)
         ],
         "mitigations": list(first.mitigations),
+        "expected_score": _expected(samples),
     }
+
+
+def _expected(samples: list[StoredReview]) -> float | None:
+    """Return the mean of the samples' expected scores (None unless every one was read)."""
+    found = [expected_score(r.probabilities) for r in samples]
+    if not found or any(value is None for value in found):
+        return None
+    return round(statistics.fmean(value for value in found if value is not None), 1)
 
 
 def judgment(samples: list[StoredReview]) -> Judged:
@@ -90,11 +103,17 @@ def tool_document(
     for review in reviews:
         grouped.setdefault(review.persona, []).append(review)
     keys = sorted(grouped, key=lambda key: (order.get(key, len(order)), key))
+    entries = [review_json(grouped[k], by_key.get(k)) for k in keys]
+    expected = [e["expected_score"] for e in entries]
+    panel = panel_result([judgment(grouped[k]) for k in keys], card.findings).to_json()
+    panel["expected_mean"] = (
+        round(statistics.fmean(expected), 1) if expected and None not in expected else None
+    )
     return {
         "schema": SCHEMA,
         "tool": card.model_dump(mode="json", exclude={"outcome"}),
-        "panel": panel_result([judgment(grouped[k]) for k in keys], card.findings).to_json(),
-        "reviews": [review_json(grouped[k], by_key.get(k)) for k in keys],
+        "panel": panel,
+        "reviews": entries,
         "errors": [{"persona": key, "error": str(e)} for key, e in (errors or {}).items()],
     }
 

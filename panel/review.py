@@ -376,6 +376,7 @@ def parse_answer(request: Request, generation: Generation, answer_model: type[A]
             else:
                 problems.extend(answer.check_rules())
                 if not problems:
+                    answer.weighed(generation.probabilities)
                     return answer
     raise InvalidAnswer(problems, generation)
 

@@ -14,6 +14,8 @@ REVIEW_MAX_CHARS = 4000
 FIELD_MAX_CHARS = 600
 PAIR_REASON_MIN_CHARS = 12
 """A pair answer's reason: a short sentence at the least ("Ships on device today.")."""
+PAIR_REASON_MAX_CHARS = 2200
+"""A pair's reason compares the two cards on the persona's questions before it picks."""
 LIST_ITEM_MAX_CHARS = 120
 
 

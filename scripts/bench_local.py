@@ -1,6 +1,7 @@
 """Seconds per card of a full panel on the embedded model, beside what llama.cpp alone can do.
 
-    .venv/bin/python scripts/bench_local.py [--repeat N] [CARD ...]   (default: examples/*.yaml)
+    .venv/bin/python scripts/bench_local.py [--model NAME] [--repeat N] [CARD ...]
+                                       (default: the default local model, examples/*.yaml)
 
 First the ceiling, measured here with the low-level API and no sampling: prompt tokens per
 second, and tokens decoded per second at batch 1 and at batch 4 (four sequences, one token
@@ -29,7 +30,8 @@ sys.path.insert(0, str(ROOT))
 
 from panel.cards import load_card  # noqa: E402
 from panel.config import Settings  # noqa: E402
-from panel.providers.local import default_model_path, loaded_model  # noqa: E402
+from panel.models.resolve import resolve_local_model  # noqa: E402
+from panel.providers.local import loaded_model  # noqa: E402
 from panel.providers.local_decode import Model, Stats  # noqa: E402
 from panel.runtime import open_runtime  # noqa: E402
 from panel.store import Store  # noqa: E402
@@ -46,13 +48,15 @@ def ceiling(model: Model) -> tuple[float, float, float]:
     return prompt, max(r[1] for r in rates[:3]), max(r[1] for r in rates[3:])
 
 
-async def bench(paths: list[Path], folder: Path, repeat: int, top: tuple[float, float, float]):
+async def bench(
+    paths: list[Path], folder: Path, repeat: int, top: tuple[float, float, float], chosen: str
+):
     """Review every card `repeat` times; print a line per review; return the seconds of each
     card's reviews and the decoder's totals over them."""
-    settings = Settings(db=folder / "panel.db", out=folder / "out")
+    settings = Settings(db=folder / "panel.db", out=folder / "out", local_model=chosen)
     store = Store(settings.db)
     runtime = open_runtime(settings, store=store)
-    model = loaded_model(default_model_path())
+    model = loaded_model(resolve_local_model(chosen).path)
     seconds: dict[str, list[float]] = {}
     totals = Stats()
     try:
@@ -83,6 +87,12 @@ async def bench(paths: list[Path], folder: Path, repeat: int, top: tuple[float, 
     return seconds, totals
 
 
+def floor(used: Stats, top: tuple[float, float, float]) -> float:
+    """Return the seconds llama.cpp alone needs for this card's tokens: the prompt tokens
+    evaluated at its prompt rate, and the tokens the steps evaluated at its batch-4 rate."""
+    return used.prompt_tokens / top[0] + used.step_tokens / top[2]
+
+
 def line(slug: str, took: float, calls: list, used: Stats, top, valid: str) -> None:
     prompt = sum(c.input_tokens for c in calls)
     cached = sum(c.cached_tokens for c in calls)
@@ -90,8 +100,10 @@ def line(slug: str, took: float, calls: list, used: Stats, top, valid: str) -> N
     prompt_rate = used.prompt_tokens / used.prompt_seconds if used.prompt_seconds else 0.0
     decode_seconds = used.step_seconds + used.sample_seconds
     decode_rate = wrote / decode_seconds if decode_seconds else 0.0
+    least = floor(used, top)
     print(
-        f"{slug[:34]:34} {took:5.1f} s  prompt {prompt:5} ({cached:4} reused)  "
+        f"{slug[:34]:34} {took:5.1f} s (floor {least:4.1f} s, ×{took / least:.2f})  "
+        f"prompt {prompt:5} ({cached:4} reused)  "
         f"wrote {wrote:4} ({used.forced:3} forced)  "
         f"prompt {prompt_rate:4.0f}/s ×{prompt_rate / top[0]:.2f}  "
         f"decode {decode_rate:4.0f}/s ×{decode_rate / top[2]:.2f} of b4  valid {valid}",
@@ -105,11 +117,13 @@ def main() -> None:
     )
     parser.add_argument("cards", nargs="*", metavar="CARD")
     parser.add_argument("--repeat", type=int, default=1, metavar="N", help="passes over the cards")
+    parser.add_argument("--model", metavar="NAME", help="a catalogue name or a GGUF path")
     args = parser.parse_args()
     names = args.cards or sorted(glob.glob(str(ROOT / "examples" / "*.yaml")))
-    model = loaded_model(default_model_path())
+    chosen = resolve_local_model(args.model or os.environ.get("PANEL_LOCAL_MODEL"))
+    model = loaded_model(chosen.path)
     print(
-        f"panel bench-local: {default_model_path().name}, {os.cpu_count()} cores, "
+        f"panel bench-local: {chosen.name} ({chosen.path.name}), {os.cpu_count()} cores, "
         f"{time.strftime('%Y-%m-%d %H:%M')}, load {load()}"
     )
     top = ceiling(model)
@@ -119,7 +133,7 @@ def main() -> None:
     )
     with tempfile.TemporaryDirectory(prefix="panel-bench-local-") as folder:
         seconds, totals = asyncio.run(
-            bench([Path(n) for n in names], Path(folder), args.repeat, top)
+            bench([Path(n) for n in names], Path(folder), args.repeat, top, str(chosen.path))
         )
     every = [s for runs in seconds.values() for s in runs]
     print(

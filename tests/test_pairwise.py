@@ -386,3 +386,45 @@ def test_rotate_fields_rotates_both_cards_of_a_judgment(tmp_path: Path) -> None:
     asked = [prompt_text(body["messages"]) for body in server.bodies if judges.is_pair(body)]
     labels = [re.findall(r"^(\w[\w ]*): ", text, re.MULTILINE) for text in asked]
     assert len({tuple(found) for found in labels}) > 1, "the fields are shown in other orders"
+
+
+# --- the pick read from the judges' probabilities (--logprobs) ---------------------------------
+
+
+def test_a_pure_position_prior_in_the_probabilities_cancels_across_the_orders(
+    tmp_path: Path,
+) -> None:
+    cards = labelled_cards(tmp_path / "cards", LABELS)
+    document, server = compare(tmp_path, judges.position_prior(0.7), cards[:2], "--logprobs")
+    pairwise = document["head_to_head"]["pairwise"]
+    read = pairwise["probabilities"]
+    assert pairwise["pick_from"] == "probabilities"
+    assert pairwise["pick"] is None and read["pick"] is None
+    assert read["a"] == read["b"] == 0.475 and read["position_lean"] == 0.45
+    assert all(p["probabilities"]["pick"] is None for p in pairwise["personas"])
+    assert pairwise["inconsistent"] == 4  # the sampled answers: always the first card
+    assert pairwise["summary"].startswith("Too close to call from the judges' probabilities")
+    assert "towards the card shown first" in pairwise["summary"]
+    assert all(body.get("logprobs") is True for body in server.bodies)
+
+
+def test_a_weak_preference_for_the_better_card_shows_in_the_probabilities_only(
+    tmp_path: Path,
+) -> None:
+    cards = labelled_cards(tmp_path / "cards", LABELS)
+    worse, better = cards[0], cards[3]
+    judge = judges.weakly_prefers_better(quality(LABELS))
+    document, _ = compare(tmp_path, judge, [worse, better], "--logprobs")
+    pairwise = document["head_to_head"]["pairwise"]
+    # The sampled answers always say "first": every persona flips, no pick from them.
+    assert (pairwise["a_wins"], pairwise["b_wins"], pairwise["inconsistent"]) == (0, 0, 4)
+    # Both orders combined, the position prior cancels and the lean to the better card stays.
+    read = pairwise["probabilities"]
+    assert read["pick"] == "b" and pairwise["pick"] == "b" and pairwise["pick_name"] == "Tool 03"
+    assert read["b"] - read["a"] == pytest.approx(0.1, abs=0.002)
+    assert all(p["probabilities"]["pick"] == "b" for p in pairwise["personas"])
+    assert pairwise["summary"].startswith("Read from the judges' probabilities in both orders")
+    # The scores were all sampled at 61; the expected scores follow the quality.
+    assert document["a"]["panel"]["score_mean"] == document["b"]["panel"]["score_mean"] == 61
+    assert document["a"]["panel"]["expected_mean"] < 61 < document["b"]["panel"]["expected_mean"]
+    assert all(r["expected_score"] is not None for r in document["b"]["reviews"])

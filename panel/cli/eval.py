@@ -283,6 +283,17 @@ def _print_pairwise(pairwise: dict[str, Any], personas: dict[str, Any]) -> None:
         f"side, {share(pairwise['score_accuracy'])} from the absolute scores' pick "
         f"({share(pairwise['mean_score_accuracy'])} by mean score)"
     )
+    read = pairwise.get("probabilities")
+    if read:
+        output.say(
+            f"Read from the judges' probabilities ({read['pairs']} pair(s), both orders "
+            f"combined): accuracy {share(read['accuracy'])} against "
+            f"{share(read['answer_accuracy'])} for the sampled answers; the same lean in both "
+            f"orders {share(read['consistency'])}; lean towards the card shown first "
+            f"{'—' if read['position_lean'] is None else format(read['position_lean'], '+.2f')}; "
+            f"expected scores' order "
+            f"{share(read['expected_score_accuracy'])}"
+        )
     for failure in pairwise["failures"]:
         output.say(f"  failed: {failure['tool']}: {failure['persona']}: {failure['error']}")
 

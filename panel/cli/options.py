@@ -59,6 +59,16 @@ StructuredOpt = Annotated[
         "(llama-cpp-python server). Env: PANEL_STRUCTURED_OUTPUT.",
     ),
 ]
+LogprobsOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--logprobs/--no-logprobs",
+        help="openai provider: ask for each token's top_logprobs and read a pick and a score as "
+        "probabilities beside the sampled answer (the local model always does). Env: "
+        "PANEL_LOGPROBS.",
+        show_default=False,
+    ),
+]
 ConcurrencyOpt = Annotated[
     int | None,
     typer.Option(
@@ -186,6 +196,7 @@ def _run_options(
     local_model: LocalModelOpt = None,
     base_url: BaseUrlOpt = None,
     structured_output: StructuredOpt = None,
+    logprobs: LogprobsOpt = None,
     concurrency: ConcurrencyOpt = None,
     samples: SamplesOpt = None,
     persona_model: PersonaModelOpt = None,

@@ -18,6 +18,13 @@ score_accuracy the same for the pick the absolute reviews give on the comparison
 ship %, then a mean-score gap of 3 points; "too close to call" counts as half);
 mean_score_accuracy the plain mean-score order (a tie half). Pure functions: documents in, a
 document out.
+
+Where the judge's probabilities were read (panel.compare, "probabilities"), the section adds
+"probabilities": {"pairs", "accuracy", "answer_accuracy", "consistency", "position_lean",
+"expected_score_accuracy"}: the accuracy of the pick read from them, beside that of the
+sampled answers' pick; the share of persona judgments whose lean towards A has the same sign in
+both orders; the mean lean towards the card shown first; the order of the panels' expected
+scores against the labels. Each by_pair entry adds "answer_pick" and "probability_pick".
 """
 
 from __future__ import annotations
@@ -75,15 +82,20 @@ def pairwise_section(
         for key in by_persona:
             mine = [j for j in judged if j.persona == key]
             by_persona[key].extend(order_agreements(mine, a.slug))
+        read = view["probabilities"]
         entries.append(
             {
                 "a": a.slug,
                 "b": b.slug,
                 "better": "a" if (label_value(a) or 0) > (label_value(b) or 0) else "b",
                 "pick": view["pick"],
+                "answer_pick": _answer_pick(view),
+                "probability_pick": None if read is None else read["pick"],
                 "score_pick": score_pick(*docs) if all(d["reviews"] for d in docs) else None,
                 "mean_scores": [d["panel"]["score_mean"] for d in docs],
+                "expected_means": [d["panel"].get("expected_mean") for d in docs],
                 "consistency": view["consistency"],
+                "leans": [p["probabilities"] for p in view["personas"] if p["probabilities"]],
             }
         )
     every = [agree for found in by_persona.values() for agree in found]
@@ -96,10 +108,44 @@ def pairwise_section(
         },
         "accuracy": _accuracy(entries, "pick"),
         "score_accuracy": _accuracy(entries, "score_pick"),
-        "mean_score_accuracy": _mean_score_accuracy(entries),
-        "by_pair": entries,
+        "mean_score_accuracy": _mean_score_accuracy(entries, "mean_scores"),
+        "probabilities": _probability_section(entries),
+        "by_pair": [{k: v for k, v in e.items() if k != "leans"} for e in entries],
         "failures": failures,
     }
+
+
+def _answer_pick(view: dict[str, Any]) -> str | None:
+    """Return the pick of the sampled answers alone (the tool more personas pick in both
+    orders)."""
+    a, b = view["a_wins"], view["b_wins"]
+    return "a" if a > b else "b" if b > a else None
+
+
+def _probability_section(entries: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Return the probability view's figures (see the module docstring), None if none was read."""
+    read = [e for e in entries if e["probability_pick"] is not None or e["leans"]]
+    if not read:
+        return None
+    leans = [lean for e in read for lean in e["leans"]]
+    return {
+        "pairs": len(read),
+        "accuracy": _accuracy(read, "probability_pick"),
+        "answer_accuracy": _accuracy(read, "answer_pick"),
+        "consistency": _share([_same_sign(lean) for lean in leans]),
+        "position_lean": round(statistics.fmean(lean["position_lean"] for lean in leans), 3)
+        if leans
+        else None,
+        "expected_score_accuracy": _mean_score_accuracy(read, "expected_means"),
+    }
+
+
+def _same_sign(lean: dict[str, Any]) -> bool:
+    """Whether a persona leans the same way in both orders: its lean towards A with A shown
+    first, (a - b) + position_lean, and with B shown first, (a - b) - position_lean, are both
+    above zero or both below."""
+    gap, position = lean["a"] - lean["b"], lean["position_lean"]
+    return bool((gap + position) * (gap - position) > 0)
 
 
 def _share(found: list[bool]) -> float | None:
@@ -116,10 +162,10 @@ def _accuracy(entries: list[dict[str, Any]], key: str) -> float | None:
     return round(statistics.fmean(credits), 3) if credits else None
 
 
-def _mean_score_accuracy(entries: list[dict[str, Any]]) -> float | None:
+def _mean_score_accuracy(entries: list[dict[str, Any]], key: str) -> float | None:
     credits = []
     for entry in entries:
-        a, b = entry["mean_scores"]
+        a, b = entry[key]
         if a is not None and b is not None:
             credits.append(_credit(None if a == b else "a" if a > b else "b", entry["better"]))
     return round(statistics.fmean(credits), 3) if credits else None

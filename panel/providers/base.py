@@ -74,6 +74,9 @@ class Generation:
     finish_reason: str = "stop"
     """"stop", "length" (hit max_tokens), "refusal" or the provider's own word."""
     refusal: str | None = None
+    probabilities: dict[str, dict[str, float]] | None = None
+    """The answer's decisions as probabilities, where the provider reports them
+    (panel.providers.decisions): {"prefers": {"first": 0.7, ...}, "score": {"72": 0.4, ...}}."""
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from panel.errors import ConfigError, MalformedAnswerError, scrub
 from panel.files import read_capped, write_atomic
 from panel.parsing import ParseError, load_json
 from panel.providers.base import Generation, Request, checked_generation
+from panel.providers.decisions import checked_probabilities
 
 NONCE_PLACEHOLDER = "NONCE"
 FORMAT = "panel.cassette/1"
@@ -77,6 +78,7 @@ def write_cassette(
             "input_tokens": answer.input_tokens,
             "output_tokens": answer.output_tokens,
             "cached_tokens": answer.cached_tokens,
+            "probabilities": answer.probabilities,
         },
     }
     write_atomic(path, scrub(json.dumps(cassette, indent=2, ensure_ascii=False)) + "\n")
@@ -113,6 +115,7 @@ def read_answer(path: Path) -> tuple[dict[str, Any], Generation]:
             finish_reason=_typed(answer["finish_reason"], str),
             refusal=_typed(answer["refusal"], str, optional=True),
         )
+        generation.probabilities = checked_probabilities(answer.get("probabilities"))
         request = _typed(cassette["request"], dict)
     except MalformedAnswerError as exc:
         problem = exc.message.removeprefix("replay: malformed answer: ")

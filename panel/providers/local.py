@@ -21,12 +21,14 @@ from typing import TYPE_CHECKING, Any
 from panel.config import Settings
 from panel.errors import ConfigError, ProviderError
 from panel.providers.base import Generation, Provider, Request
-from panel.providers.local_grammar import schema_to_gbnf
+from panel.providers.decisions import probe_texts, read_probabilities
+from panel.providers.local_grammar import schema_to_gbnf, trim_capped
 
 if TYPE_CHECKING:
     from panel.providers.local_decode import Decoded, Job, Model
 
-DEFAULT_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+DEFAULT_MODEL_FILE = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
+"""The file of the catalogue's default model (panel.models), as reviews name their model."""
 GATHER_SECONDS = 0.05
 """How long a batch waits, while requests keep arriving, for the rest of a panel's requests."""
 
@@ -86,10 +88,11 @@ class LocalProvider(Provider):
         job = Job(
             prompt=prompt,
             head=head,
-            grammar=schema_to_gbnf(request.schema, request.ship_threshold),
+            grammar=schema_to_gbnf(request.schema, request.ship_threshold, self.profile),
             temperature=request.temperature,
             seed=request.seed,
             max_tokens=request.max_tokens,
+            probes=tuple(text.encode() for text in probe_texts(request.schema)),
         )
         if not model.fits(job):
             raise ProviderError(
@@ -113,8 +116,13 @@ class LocalProvider(Provider):
             raise
         except (DecodeError, RuntimeError, ValueError) as exc:
             raise ProviderError(f"local model failed: {exc}", provider=self.name) from exc
+        text = decoded.text
+        probabilities = read_probabilities(text, decoded.alternatives, request.schema)
+        if self.profile == "capable":
+            text = trim_capped(text, request.schema)
         return Generation(
-            text=decoded.text,
+            probabilities=probabilities,
+            text=text,
             input_tokens=decoded.prompt_tokens,
             output_tokens=decoded.output_tokens,
             cached_tokens=decoded.cached_tokens,

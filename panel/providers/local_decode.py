@@ -42,6 +42,8 @@ REPEAT_WINDOW = 64
 """Tokens written that the penalty looks back over (llama-cpp-python's default)."""
 TOP_K, TOP_P, MIN_P = 40, 0.95, 0.05
 """The sampling chain above temperature 0 (llama-cpp-python's defaults)."""
+PROBE_TOP = 32
+"""Likeliest tokens whose probabilities a probe keeps (those the grammar allows)."""
 SHORTLIST = 256
 """Likeliest tokens the grammar checks before it masks the whole vocabulary."""
 MAX_SEQUENCES = 4
@@ -72,6 +74,9 @@ class Job:
     max_tokens: int = 1200
     abandoned: threading.Event = field(default_factory=threading.Event)
     """Set when nobody waits for the answer any more: decoding it stops."""
+    probes: tuple[bytes, ...] = ()
+    """Texts after which the next token's probabilities are read (a decision's key, such as
+    b'"prefers": "'): the answer's alternatives there are kept (Decoded.alternatives)."""
 
 
 @dataclass
@@ -86,6 +91,9 @@ class Decoded:
     forced_tokens: int
     """Output tokens the grammar forced (evaluated as prompt, never sampled)."""
     finish_reason: str
+    alternatives: list[tuple[int, list[tuple[str, float]]]] = field(default_factory=list)
+    """At each probe: where the token sampled there starts in text (in characters), and the
+    tokens the grammar allowed there with their probabilities (PROBE_TOP at the most)."""
 
 
 @dataclass
@@ -419,6 +427,21 @@ class Sampler:
         self._llama.llama_sampler_accept(self.chain, token)
         return token
 
+    def alternatives(self, logits: npt.NDArray[np.float32]) -> list[tuple[str, float]]:
+        """Return the likeliest tokens the grammar allows now, each with its probability (the
+        model's own, without the repeat penalty), renormalised over those allowed."""
+        ids = np.argpartition(logits, -PROBE_TOP)[-PROBE_TOP:].astype(np.int32)
+        allowed = self._mask(ids, logits[ids])
+        if not len(allowed):
+            return []
+        values = logits[allowed].astype(np.float64)
+        weights = np.exp(values - values.max())
+        weights /= weights.sum()
+        return [
+            (self._model.piece(int(t)).decode("utf-8", "replace"), float(w))
+            for t, w in sorted(zip(allowed, weights, strict=True), key=lambda x: -x[1])
+        ]
+
     def _allowed(self, token: int) -> bool:
         one = self._probe[:1]
         one["id"], one["logit"], one["p"] = token, 0.0, 0.0
@@ -505,6 +528,7 @@ class _Sequence:
     text: list[bytes] = field(default_factory=list)
     written: int = 0
     forced: int = 0
+    alternatives: list[tuple[int, list[tuple[str, float]]]] = field(default_factory=list)
 
 
 class _Run:
@@ -634,7 +658,10 @@ class _Run:
         """Sample seq's next token from batch row `row`; return whether seq goes on."""
         if seq.job.abandoned.is_set():
             return self._finish(seq, "abandoned")
-        token = seq.sampler.sample(self.model.logits(row), self.stats)
+        logits = self.model.logits(row)
+        if seq.job.probes:
+            self._probe(seq, logits)
+        token = seq.sampler.sample(logits, self.stats)
         self.stats.sampled += 1
         seq.sampler.accept(token)
         seq.pending.append(token)
@@ -645,6 +672,13 @@ class _Run:
         if seq.written >= min(seq.job.max_tokens, self.model.room - len(seq.job.prompt)):
             return self._finish(seq, "length")
         return True
+
+    def _probe(self, seq: _Sequence, logits: npt.NDArray[np.float32]) -> None:
+        """Keep the alternatives of the token about to be sampled if a probe's text ends here."""
+        tail = b"".join(seq.text[-8:])
+        if any(tail.endswith(probe) for probe in seq.job.probes):
+            at = len(b"".join(seq.text).decode("utf-8", "replace"))
+            seq.alternatives.append((at, seq.sampler.alternatives(logits)))
 
     def _finish(self, seq: _Sequence, reason: str) -> bool:
         seq.sampler.close()
@@ -657,6 +691,7 @@ class _Run:
                 output_tokens=seq.written,
                 forced_tokens=seq.forced,
                 finish_reason=reason,
+                alternatives=seq.alternatives,
             ),
         )
         return False

@@ -12,6 +12,12 @@ writes prose as a 135M model should be held to it:
 - bounded sentences and words keep every answer inside the lengths panel.personas validates.
 
 Every answer is valid JSON that ends.
+
+That prose grammar is the `tiny` profile, for SmolLM2-135M. A capable model (the `capable`
+profile: Qwen2.5-Coder and any GGUF not in the catalogue) is held only to the JSON layout and
+the lengths: its words are whatever it writes between spaces ("SmolVLM-3B" keeps its capitals),
+a text field is a bounded run of words, and one that reaches its cap is cut back to its last
+whole sentence (trim_capped), so no field ends mid-word or mid-sentence.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from panel.errors import ConfigError
 from panel.rules import (
     FIELD_MAX_CHARS,
     LIST_ITEM_MAX_CHARS,
+    PAIR_REASON_MAX_CHARS,
     REVIEW_MAX_CHARS,
     REVIEW_MIN_CHARS,
     SHIP_THRESHOLD,
@@ -128,8 +135,104 @@ def _score_and_verdict(threshold: int) -> str:
     return f"{ship} | {skip}"
 
 
-def schema_to_gbnf(schema: dict[str, Any], ship_threshold: int = SHIP_THRESHOLD) -> str:
-    """Return a GBNF grammar that only admits JSON objects of this (flat) portable schema."""
+PROFILES = ("tiny", "capable")
+"""The grammar profiles a model can want (panel.models names each catalogue model's)."""
+
+C_WORD_CHARS = 24
+"""The longest word the capable profile admits (a longer one, a URL, is cut in two)."""
+C_ITEM_WORD_CHARS = 20
+"""The longest word of a list item."""
+C_REVIEW_WORDS = (8, 80)
+"""A review's words: two to four sentences, as the prompt asks."""
+C_TEXT_WORDS = (3, 60)
+"""Another text field's words at the most, under the lengths panel.personas validates."""
+C_LETTER = r"[!#-\[\]-~\u00C0-\u024F\u2018\u2019\u201C\u201D\u2013\u2014]"
+"""A character of a word: printable ASCII but the quote and the backslash, Latin letters with
+accents, typographic quotes and dashes (no CJK: Qwen drifts into Chinese mid-sentence)."""
+
+_CAPABLE_COMMON = rf"""
+c-char ::= {C_LETTER}
+c-word ::= c-char{{1,{C_WORD_CHARS}}}
+c-end ::= c-char{{0,{C_WORD_CHARS - 1}}} [.!?]
+c-item-word ::= [!#-+\--\[\]-~\u00C0-\u024F]{{1,{C_ITEM_WORD_CHARS}}}
+int100 ::= "100" | [1-9] [0-9] | [0-9]
+"""
+
+
+def _capable_text(least: int, most: int) -> str:
+    """Return the body of a text field of least to most whole words (see trim_capped)."""
+    least, most = max(least, 1), max(most, 1)
+    return f'"\\"" c-word (" " c-word){{{least - 1},{most - 1}}} "\\""'
+
+
+def trim_capped(text: str, schema: dict[str, Any]) -> str:
+    """Return a capable model's answer with every text field that reached its word cap cut
+    back to its last whole sentence (a model stopped at a cap may glue its next words into the
+    last one: "running under.realmemory"). Other answers come back as they are."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return text
+    if not isinstance(data, dict):
+        return text
+    changed = False
+    for name, value in data.items():
+        prop = schema.get("properties", {}).get(name, {})
+        if not isinstance(value, str) or prop.get("type") != "string" or "enum" in prop:
+            continue
+        if len(value.split(" ")) >= _capable_words(name)[1]:
+            end = max(value.rfind(". "), value.rfind("! "), value.rfind("? "))
+            if end > 0:
+                data[name], changed = value[: end + 1], True
+    return json.dumps(data, ensure_ascii=False) if changed else text
+
+
+def _capable_words(name: str) -> tuple[int, int]:
+    """Return the least and most words of text field `name`, within the lengths
+    panel.personas validates (a pair's reason, the comparison, may run longer than a field)."""
+    if name == "review":
+        return C_REVIEW_WORDS[0], min(C_REVIEW_WORDS[1], REVIEW_MAX_CHARS // (C_WORD_CHARS + 1))
+    if name == "reason":
+        return C_HALF_WORDS[0] * 2, C_HALF_WORDS[1] * 2 + 4
+    return C_TEXT_WORDS[0], min(C_TEXT_WORDS[1], FIELD_MAX_CHARS // (C_WORD_CHARS + 1))
+
+
+C_HALF_WORDS = (4, 40)
+"""Words of each half of a pair's reason."""
+
+
+def _comparison() -> str:
+    """Return the body of a pair answer's reason: one part on each card, opened by the grammar
+    ("The first tool", "The second tool"), so a small model weighs both before it picks
+    instead of restating the card it read first."""
+    least, most = C_HALF_WORDS
+    half = f'[,:]? (" " c-word){{{least - 1},{most - 1}}} " " c-end'
+    return f'"\\"The first tool" {half} " The second tool" {half} "\\""'
+
+
+def _capable_field(name: str, prop: dict[str, Any]) -> str | None:
+    """Return the rule body of a text or list field under the capable profile (None: other)."""
+    kind = prop.get("type")
+    if name == "reason" and kind == "string":
+        return _comparison()
+    if kind == "string" and "enum" not in prop:
+        return _capable_text(*_capable_words(name))
+    if kind == "array" and prop.get("items", {}).get("type") == "string":
+        items = prop.get("maxItems", LIST_ITEMS)
+        words = LIST_ITEM_MAX_CHARS // (C_ITEM_WORD_CHARS + 1)
+        item = f'"\\"" c-item-word (" " c-item-word){{0,{words - 1}}} "\\""'
+        return f'"[" {item} (", " {item}){{0,{int(items) - 1}}} "]"'
+    return None
+
+
+def schema_to_gbnf(
+    schema: dict[str, Any], ship_threshold: int = SHIP_THRESHOLD, profile: str = "tiny"
+) -> str:
+    """Return a GBNF grammar that only admits JSON objects of this (flat) portable schema,
+    written for a model of this profile (PROFILES)."""
+    if profile not in PROFILES:
+        raise ConfigError(f"unknown grammar profile '{profile}' ({', '.join(PROFILES)})")
+    capable = profile == "capable"
     rules: dict[str, str] = {}
     parts: list[str] = []
     properties = list(schema["properties"].items())
@@ -138,7 +241,10 @@ def schema_to_gbnf(schema: dict[str, Any], ship_threshold: int = SHIP_THRESHOLD)
     for index, (name, prop) in enumerate(properties):
         rule = "f-" + name.replace("_", "-")
         kind = prop.get("type")
-        if name == "score" and len(properties) < len(schema["properties"]):
+        capable_body = _capable_field(name, prop) if capable else None
+        if capable_body is not None:
+            body = capable_body
+        elif name == "score" and len(properties) < len(schema["properties"]):
             body = _score_and_verdict(ship_threshold)
         elif "enum" in prop:
             body = " | ".join(json.dumps(json.dumps(v)) for v in prop["enum"])
@@ -155,4 +261,7 @@ def schema_to_gbnf(schema: dict[str, Any], ship_threshold: int = SHIP_THRESHOLD)
         key = ("{" if index == 0 else ", ") + json.dumps(name) + ": "
         parts.append(f"{json.dumps(key)} {rule}")
     root = "root ::= " + " ".join(parts) + ' "}"'
-    return "\n".join([root, *rules.values()]) + _GRAMMAR_COMMON
+    return "\n".join([root, *rules.values()]) + (_CAPABLE_COMMON if capable else _GRAMMAR_COMMON)
+
+
+assert (C_HALF_WORDS[1] * 2 + 4) * (C_WORD_CHARS + 1) <= PAIR_REASON_MAX_CHARS

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 from collections.abc import AsyncIterator
 from typing import Any, Final
 from urllib.parse import urlsplit
@@ -40,9 +41,12 @@ from panel.providers.base import (
     retry_after_seconds,
     token_count,
 )
+from panel.providers.decisions import Alternatives, read_probabilities
 from panel.providers.http import capped_client
 
 BATCH_ENDPOINT: Final = "/v1/chat/completions"
+TOP_LOGPROBS: Final = 20
+"""Alternatives asked for each token with --logprobs (OpenAI's most)."""
 BATCH_ENDED = ("completed", "failed", "expired", "cancelled")
 
 
@@ -66,6 +70,7 @@ class OpenAIProvider(Provider):
         # OpenAI itself, whether reached by default or through an explicit base URL.
         self.official = base_url is None or urlsplit(base_url).hostname == "api.openai.com"
         self.mode = settings.structured_output
+        self.logprobs = settings.logprobs
         self.model = settings.model or self.default_model
 
     def cost_usd(
@@ -99,7 +104,7 @@ class OpenAIProvider(Provider):
             "temperature": request.temperature,
             "seed": request.seed,
             limit: request.max_tokens,
-        }
+        } | ({"logprobs": True, "top_logprobs": TOP_LOGPROBS} if self.logprobs else {})
 
     async def generate(self, request: Request) -> Generation:
         async with self._errors_mapped():
@@ -108,7 +113,14 @@ class OpenAIProvider(Provider):
             response = await self.client.post(
                 "/chat/completions", body=self.request_body(request), cast_to=ChatCompletion
             )
-        return self.generation(response)
+        generation = self.generation(response)
+        if self.logprobs:
+            generation.probabilities = read_probabilities(
+                generation.text,
+                alternatives_of(self._first_choice(response), generation.text),
+                request.schema,
+            )
+        return generation
 
     def generation(self, response: Any) -> Generation:
         """Return the Generation in a chat completion (live, or parsed from a batch line).
@@ -277,6 +289,34 @@ def _batch_error(record: dict[str, Any]) -> str | None:
     else:
         return None
     return " ".join(detail.split())[:300]
+
+
+def alternatives_of(choice: Choice, text: str) -> Alternatives:
+    """Return the alternatives a choice's logprobs report, by where each token starts in text.
+
+    A server's logprobs are untrusted like the rest of its answer: any that do not add up to
+    the text, or whose figures are not log-probabilities, are left unread (no probabilities)."""
+    content = getattr(getattr(choice, "logprobs", None), "content", None)
+    if not isinstance(content, list):
+        return []
+    found: Alternatives = []
+    at = 0
+    try:
+        for entry in content[: len(text) + 1]:
+            token = entry.token
+            if not isinstance(token, str) or not text.startswith(token, at):
+                return []
+            tops = [
+                (str(top.token), math.exp(float(top.logprob)))
+                for top in (entry.top_logprobs or [])[:TOP_LOGPROBS]
+                if isinstance(top.token, str) and -1e4 < float(top.logprob) <= 0
+            ]
+            if tops:
+                found.append((at, tops))
+            at += len(token)
+    except (AttributeError, TypeError, ValueError):
+        return []
+    return found
 
 
 def create(settings: Settings) -> OpenAIProvider:

@@ -79,6 +79,8 @@ class StoredReview:
     """The temperature it was asked at, part of the key: a sample set has one temperature."""
     cost_usd: float | None = None
     """What the call that gave it cost (None: unknown, or imported)."""
+    probabilities: dict[str, dict[str, float]] | None = None
+    """The score read as probabilities, where the provider reported them (decisions.py)."""
 
     @property
     def key(self) -> Key:
@@ -106,6 +108,9 @@ class StoredPair:
     mitigations: tuple[str, ...] = ()
     """The mitigations that shaped what the judge saw of either card, part of the key."""
     temperature: float = 0.0
+    probabilities: dict[str, dict[str, float]] | None = None
+    """The pick read as probabilities of "first", "second" and "tie", where the provider
+    reported them (panel.providers.decisions)."""
 
     @property
     def key(self) -> Key:
@@ -561,13 +566,14 @@ def insert_answer(db: Connection, cards: tuple[ToolCard, ...], answer: Stored) -
     db.execute(
         """INSERT INTO pair_judgments (first_tool, second_tool, first_hash, second_hash, persona,
                prompt_version, provider, model, mitigations, temperature, sample, prefers,
-               reason, attempts, created_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+               reason, attempts, created_at, probabilities)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
            ON CONFLICT (first_hash, second_hash, persona, prompt_version, provider, model,
                mitigations, temperature, sample)
            DO UPDATE SET first_tool = excluded.first_tool, second_tool = excluded.second_tool,
                prefers = excluded.prefers, reason = excluded.reason,
-               attempts = excluded.attempts, created_at = excluded.created_at""",
+               attempts = excluded.attempts, created_at = excluded.created_at,
+               probabilities = excluded.probabilities""",
         (
             answer.first,
             answer.second,
@@ -584,6 +590,7 @@ def insert_answer(db: Connection, cards: tuple[ToolCard, ...], answer: Stored) -
             answer.reason,
             answer.attempts,
             answer.created_at,
+            _probabilities_json(answer.probabilities),
         ),
     )
 
@@ -628,6 +635,15 @@ def _from_row(kind: str, row: Any) -> Stored:
     return _review_from_row(row) if kind == REVIEW else _pair_from_row(row)
 
 
+def _probabilities_json(probabilities: dict[str, dict[str, float]] | None) -> str | None:
+    return None if probabilities is None else json.dumps(probabilities, sort_keys=True)
+
+
+def _probabilities_of(row: Any) -> dict[str, dict[str, float]] | None:
+    text = row["probabilities"] if "probabilities" in row.keys() else None
+    return None if text is None else dict(json.loads(text))
+
+
 def _pair_question_key(judgment: StoredPair) -> tuple[str, str, str]:
     """Return what a newest question is chosen per: the persona and the pair, either order."""
     low, high = sorted((judgment.first, judgment.second))
@@ -642,6 +658,7 @@ def _pair_question(judgment: StoredPair) -> Key:
 def _pair_from_row(row: Any) -> StoredPair:
     data = {k: row[k] for k in row.keys() if k not in ("id", "first_tool", "second_tool")}
     data["mitigations"] = _mitigations_of(data["mitigations"])
+    data["probabilities"] = _probabilities_of(row)
     return StoredPair(first=row["first_tool"], second=row["second_tool"], **data)
 
 
@@ -673,13 +690,14 @@ def _upsert_review(db: Connection, card: ToolCard, review: StoredReview) -> None
     db.execute(
         """INSERT INTO reviews (tool, card_hash, persona, prompt_version, provider, model,
                mitigations, temperature, sample, score, verdict, review, fields, attempts,
-               created_at, cost_usd)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+               created_at, cost_usd, probabilities)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
            ON CONFLICT (card_hash, persona, prompt_version, provider, model, mitigations,
                temperature, sample) DO UPDATE SET
                score = excluded.score, verdict = excluded.verdict, review = excluded.review,
                fields = excluded.fields, attempts = excluded.attempts,
-               created_at = excluded.created_at, cost_usd = excluded.cost_usd""",
+               created_at = excluded.created_at, cost_usd = excluded.cost_usd,
+               probabilities = excluded.probabilities""",
         (
             card.slug,
             card.content_hash(),
@@ -697,12 +715,14 @@ def _upsert_review(db: Connection, card: ToolCard, review: StoredReview) -> None
             review.attempts,
             review.created_at,
             review.cost_usd,
+            _probabilities_json(review.probabilities),
         ),
     )
 
 
 def _review_from_row(row: Any) -> StoredReview:
     data = {k: row[k] for k in row.keys() if k != "id"}
+    data["probabilities"] = _probabilities_of(row)
     data["fields"] = json.loads(data["fields"])
     data["mitigations"] = _mitigations_of(data["mitigations"])
     return StoredReview(**data)

@@ -449,6 +449,21 @@ def m015_pair_conditions(db: Connection, dialect: Dialect) -> None:
     )
 
 
+@migration
+def m016_decision_probabilities(db: Connection, dialect: Dialect) -> None:
+    """A review's score and a pair judgment's pick as the judge weighed them: JSON of each
+    value's probability where the provider reported them (panel.providers.decisions), else
+    null. Rows stored before have none."""
+    _execute_script(
+        db,
+        dialect,
+        """
+        ALTER TABLE reviews ADD COLUMN probabilities TEXT;
+        ALTER TABLE pair_judgments ADD COLUMN probabilities TEXT
+        """,
+    )
+
+
 def check(database: Database, *, write: bool, first: str) -> int:
     """Return the store's schema version if panel may use it; raise ConfigError if not.
 

@@ -81,3 +81,27 @@ def test_pairwise_needs_two_different_labels(tmp_path: Path) -> None:
     result = panel("eval", *cards, "--pairwise", "--db", tmp_path / "panel.db")
     assert result.returncode == 2 and result.stderr.count("\n") == 1
     assert "--pairwise needs two or more cards with different `outcome:` labels" in result.stderr
+
+
+def test_the_probabilities_of_a_weak_judge_rank_the_labels_where_its_answers_cannot(
+    tmp_path: Path,
+) -> None:
+    judge = judges.weakly_prefers_better(quality(LABELS))
+    document, _ = run_eval(tmp_path, judge, "--logprobs")
+    pairwise = document["pairwise"]
+    read = pairwise["probabilities"]
+    assert pairwise["position_consistency"]["overall"] == 0.0  # the answers: always "first"
+    assert read["pairs"] == PAIRS
+    assert read["accuracy"] == 1.0 and read["answer_accuracy"] == 0.5
+    assert read["consistency"] == 0.0  # each order alone still leans to the card shown first
+    assert read["position_lean"] == 0.3
+    assert read["expected_score_accuracy"] == 1.0
+    assert pairwise["mean_score_accuracy"] == 0.5  # the sampled scores are all 61
+    assert all(p["probability_pick"] == p["better"] == p["pick"] for p in pairwise["by_pair"])
+
+
+def test_the_probabilities_of_a_pure_position_prior_pick_nothing(tmp_path: Path) -> None:
+    document, _ = run_eval(tmp_path, judges.position_prior(0.7), "--logprobs")
+    read = document["pairwise"]["probabilities"]
+    assert read["accuracy"] == 0.5 and read["position_lean"] == 0.45
+    assert all(p["probability_pick"] is None for p in document["pairwise"]["by_pair"])

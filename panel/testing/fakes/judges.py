@@ -12,18 +12,23 @@ prompt, moves the score by up to `NOISE` points either way.
 The pair judges (prefers_better, always_first, noisy) answer a review with a score and a pair
 judgment (a request whose schema has "prefers") with "first", "second" or "tie". The cards'
 names are read from the prompt, in the order it shows them.
+
+Two judges report their probabilities as logprobs (read with --logprobs): position_prior, whose
+pick is a pure preference for the card shown first, and weakly_prefers_better, whose sampled
+answers always say "first" while its probabilities lean a little to the better card.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .openai import answer_for, prompt_text
+from .openai import answer_for, completion, prompt_text
 
 Judge = Callable[[dict[str, Any]], str]
 
@@ -168,3 +173,89 @@ def write_cards(folder: Path, count: int, **extra: Any) -> list[Path]:
         path.write_text(json.dumps(card))
         paths.append(path)
     return paths
+
+
+# --- judges whose probabilities are known (read with --logprobs) -------------------------------
+
+Spread = dict[str, float]
+
+
+def with_logprobs(body: dict[str, Any], content: str, spreads: dict[str, Spread]) -> dict[str, Any]:
+    """Return a chat completion of content whose logprobs give, at each decision named in
+    spreads (a field's first token: "first", or a score's tens digit "6"), those alternatives
+    with those probabilities; every other token is certain."""
+    tokens: list[dict[str, Any]] = []
+    at = 0
+    marks = sorted(
+        (content.index(f'"{field}": ') + len(f'"{field}": '), field) for field in spreads
+    )
+    for start, field in marks:
+        start += content[start] == '"'  # a choice's token follows its opening quote
+        value = re.match(r"[a-z]+|\d", content[start:])
+        assert value is not None, field
+        tokens += _certain(content[at:start])
+        top = [
+            {"token": t, "logprob": math.log(p), "bytes": None} for t, p in spreads[field].items()
+        ]
+        tokens.append({"token": value.group(0), "logprob": 0.0, "bytes": None, "top_logprobs": top})
+        at = start + len(value.group(0))
+    tokens += _certain(content[at:])
+    answer = completion(body, content)
+    answer["choices"][0]["logprobs"] = {"content": tokens, "refusal": None}
+    return answer
+
+
+def _certain(text: str) -> list[dict[str, Any]]:
+    """Return text as tokens of a few characters each, every one certain."""
+    return [
+        {"token": text[i : i + 4], "logprob": 0.0, "bytes": None, "top_logprobs": []}
+        for i in range(0, len(text), 4)
+    ]
+
+
+def _choice_spread(p_first: float, tie: float = 0.05) -> Spread:
+    return {"first": p_first, "second": 1 - tie - p_first, "tie": tie}
+
+
+def _sampled_choice(spread: Spread) -> str:
+    return max(spread, key=lambda choice: spread[choice])
+
+
+def position_prior(p_first: float = 0.7, crowd: int = 61) -> Judge:
+    """A judge whose probabilities carry a pure position prior: shown two, P(first) is p_first
+    whatever the cards (its sampled answer is always "first"); asked to score one, it writes
+    `crowd` with the tens digit spread evenly around it (expected score = crowd)."""
+
+    def judge(body: dict[str, Any]) -> Any:
+        if is_pair(body):
+            spread = _choice_spread(p_first)
+            return with_logprobs(body, pair(_sampled_choice(spread)), {"prefers": spread})
+        tens = crowd // 10
+        spread = {str(tens - 1): 0.25, str(tens): 0.5, str(tens + 1): 0.25}
+        return with_logprobs(body, review(body, crowd), {"score": spread})
+
+    return judge
+
+
+def weakly_prefers_better(
+    quality: dict[str, int], lean: float = 0.1, prior: float = 0.3, crowd: int = 61
+) -> Judge:
+    """A judge whose probabilities prefer the better card a little (`lean`) over a strong
+    position prior (`prior` towards the card shown first), so its sampled answer is always
+    "first"; its scores are sampled at `crowd`, but the weight of the tens digit above and below
+    follows the tool's quality (0 to 100), so only the expected score tells the tools apart."""
+
+    def judge(body: dict[str, Any]) -> Any:
+        shown = names_shown(body)
+        if is_pair(body):
+            first, second = (quality[name] for name in shown[:2])
+            sign = (first > second) - (first < second)
+            spread = _choice_spread(0.475 + prior / 2 + sign * lean / 2)
+            return with_logprobs(body, pair(_sampled_choice(spread)), {"prefers": spread})
+        q = quality.get(shown[0] if shown else "", 50) / 100  # a probe may hide the name
+        tens = crowd // 10
+        spread = {str(tens - 1): 0.3 * (1 - q), str(tens): 0.4, str(tens + 1): 0.3 * q}
+        spread = {k: v / sum(spread.values()) for k, v in spread.items()}
+        return with_logprobs(body, review(body, crowd), {"score": spread})
+
+    return judge
