@@ -298,6 +298,14 @@ def print_scorecard(document: dict[str, Any]) -> None:
         console.print(
             Text.assemble(("Flag: ", "bold yellow"), terminal_text(flag["message"])), soft_wrap=True
         )
+    judge = document.get("judge")
+    if judge and result["reviews"]:
+        console.print(Text(terminal_text(judge["line"]), style="dim"), soft_wrap=True)
+        if judge["notice"]:
+            console.print(
+                Text.assemble(("Demo: ", "bold yellow"), terminal_text(judge["notice"])),
+                soft_wrap=True,
+            )
     console.print()
 
 
