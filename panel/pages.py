@@ -162,6 +162,15 @@ def web_url(url: str | None) -> str | None:
     return quote(url, safe=":/?#[]@!$&*+,;=%~")
 
 
+_CODE_SPAN = re.compile(r"`([^`]+)`")
+
+
+def code_spans(text: str) -> Markup:
+    """Return text escaped, with each `span` in backticks (as panel's own messages write a
+    key or a command) shown as code rather than raw backticks."""
+    return Markup(_CODE_SPAN.sub(r"<code>\1</code>", str(html.escape(text, quote=True))))
+
+
 def path_part(slug: str) -> str:
     """Return a slug encoded as one path segment of a relative link."""
     return quote(slug, safe="")
@@ -208,6 +217,7 @@ def _environment(autoescape: bool) -> SandboxedEnvironment:
     )
     env.filters.update(
         bar=bar_width,
+        code=code_spans,
         feed=category_feed,
         date=human_date,
         date_range=date_range,
