@@ -104,14 +104,18 @@ async def _eval(
 
     cards = eval_cards(paths)
     needed = cards_to_test()
-    if len(cards) < needed and not as_json:
-        output.note(
-            f"{len(cards)} card(s): too few to test the probes for bias (the per-card test "
-            f"needs {needed}); this eval measures spread, agreement and noise, not bias"
-        )
+    too_few = [
+        f"{len(cards)} card(s): too few to test the probes for bias (the per-card test "
+        f"needs {needed}); this eval measures spread, agreement and noise, not bias"
+    ]
     runtime = open_runtime(settings)
     try:
-        terminal = output.Terminal(settings.max_cost, quiet=as_json, always_announce=True)
+        terminal = output.Terminal(
+            settings.max_cost,
+            quiet=as_json,
+            always_announce=True,
+            preface=too_few if len(cards) < needed else [],
+        )
         return await evaluate(runtime, cards, terminal, compare, pairwise=pairwise)
     finally:
         await runtime.aclose()

@@ -109,13 +109,23 @@ class Terminal:
     bars on stderr, notes; `quiet` (--json) keeps only the lines a user must see."""
 
     def __init__(
-        self, max_cost: float | None, *, quiet: bool = False, always_announce: bool = False
+        self,
+        max_cost: float | None,
+        *,
+        quiet: bool = False,
+        always_announce: bool = False,
+        preface: Sequence[str] = (),
     ) -> None:
         self.max_cost = max_cost
         self.quiet = quiet
         self.always_announce = always_announce
+        self.preface = preface
+        """Lines said with the plan, before any call (what the run cannot tell, say)."""
 
     def announce(self, estimate: Estimate) -> None:
+        if not self.quiet:
+            for line in self.preface:
+                note(line)
         announce(estimate, self.max_cost, always=self.always_announce and not self.quiet)
 
     def progress(self, total: int) -> ReviewProgress:
