@@ -116,8 +116,9 @@ def visit(browser: Browser, path: Path, viewport: dict[str, int] = DESKTOP) -> I
 
 def site_script(page: Path) -> str:
     """Return the URL of the site's script a page of write_site loads (tool and comparison
-    pages sit one folder below the site's root, where the script is)."""
-    return (page.parent.parent / pages.SCRIPT_NAME).as_uri()
+    pages sit one folder below the site's root, where the script is; the index beside it)."""
+    root = page.parent if page.name.startswith("index") else page.parent.parent
+    return (root / pages.SCRIPT_NAME).as_uri()
 
 
 def assert_quiet(seen: Visit, *pages_loaded: Path) -> None:
