@@ -252,3 +252,8 @@ def resolve_card(arg: str, stored: Callable[[str], ToolCard | None]) -> ToolCard
     if card is None:
         raise InputError("neither a card file nor the slug of a tool in the store", path=arg)
     return card
+
+
+def category_slug(category: str) -> str:
+    """Return a category as a file name: "Developer Tools" -> "developer-tools"."""
+    return re.sub(r"[^a-z0-9]+", "-", category.casefold()).strip("-") or "tools"

@@ -10,6 +10,8 @@ The comparison document (schema "panel.compare/1") is what every page is rendere
      "head_to_head": {"a_wins", "b_wins", "ties", "mean_gap", "pick": "a"|"b"|null,
                       "pick_name": str|null, "summary": str,
                       "pairwise": <see below, only when the pair was judged>},
+     "verdict": <the one verdict of the page: see `verdict`>,
+     "judge": <who judged, reviews and pair judgments: see results.judge>,
      "provenance": {"models": [str], "prompt_versions": [str], "reviewed_from": iso|null,
                     "reviewed_to": iso|null}}
 
@@ -61,7 +63,7 @@ from typing import Any
 from panel.cards import ToolCard
 from panel.files import json_text, write_atomic
 from panel.personas import PAIR_CHOICES, Persona
-from panel.results import provenance, tool_document
+from panel.results import judge, provenance, tool_document
 from panel.store import Store, StoredPair, StoredReview
 
 SCHEMA = "panel.compare/1"
@@ -154,7 +156,7 @@ def _head_to_head(
         split += f", {ties} tied"
     points = f"{abs(gap):g} point{'s' if abs(gap) != 1 else ''} apart on average"
     if pick is None:
-        summary = f"Too close to call: both at {pa['ship_pct']}% panel ship, {points}. {split}."
+        summary = f"Too close to call on the scores: both at {pa['ship_pct']}% panel ship, {points}. {split}."
     else:
         winner, loser = (a, b) if pick == "a" else (b, a)
         why = (
@@ -162,7 +164,7 @@ def _head_to_head(
             if pa["ship_pct"] != pb["ship_pct"]
             else f"{abs(gap):g} points higher on average"
         )
-        summary = f"The panel picks {winner['tool']['name']}: {why}. {split}."
+        summary = f"{winner['tool']['name']} leads on the scores: {why}. {split}."
         if winner["panel"].get("flags"):
             summary += (
                 f" {winner['tool']['name']} is flagged: read its flags before trusting the pick."
@@ -418,6 +420,7 @@ def comparison_document(
     head_to_head = _head_to_head(a, b, rows)
     if pairs:
         head_to_head["pairwise"] = pairwise_head_to_head(a, b, pairs, personas)
+    reviews = a["reviews"] + b["reviews"]
     return {
         "schema": SCHEMA,
         "slug": comparison_slug(a["tool"]["slug"], b["tool"]["slug"]),
@@ -427,8 +430,88 @@ def comparison_document(
         "b": b,
         "scorecard": rows,
         "head_to_head": head_to_head,
-        "provenance": provenance(a["reviews"] + b["reviews"]),
+        "verdict": verdict(head_to_head),
+        "judge": judge(reviews, head_to_head.get("pairwise", {}).get("models")),
+        "provenance": provenance(reviews),
     }
+
+
+VERDICT_RULE = (
+    "The pick judged side by side leads when there is one; without it, the scores decide. "
+    "When the two disagree, the verdict says Split and names both."
+)
+
+
+def verdict(head_to_head: dict[str, Any]) -> dict[str, Any]:
+    """Return the one verdict of a comparison (VERDICT_RULE) from its head-to-head:
+
+        {"pick": "a"|"b"|null, "pick_name": str|null, "kind": "judged"|"scores"|"split"|
+         "lean"|"none", "headline": str, "explanation": str, "rule": str}
+
+    "judged": the judged pick, the scores agree or do not pick; "split": the judged pick, the
+    scores lean the other way; "lean": no judged pick, the scores lean one way; "scores": not
+    judged side by side, the scores pick; "none": nobody picks."""
+    judged = head_to_head.get("pairwise")
+    scores = head_to_head["pick_name"]
+    kind, pick, name = _verdict_kind(head_to_head)
+    if kind == "split":
+        headline = f"Split: judged side by side the panel picks {name}; its scores lean {scores}"
+    elif kind == "lean":
+        headline = f"No clear pick: too close to call side by side; the scores lean {scores}"
+    elif pick is not None:
+        headline = f"The panel picks {name}"
+    else:
+        headline = "Too close to call"
+    return {
+        "pick": pick,
+        "pick_name": name,
+        "kind": kind,
+        "headline": headline,
+        "explanation": _verdict_explanation(kind, judged, head_to_head),
+        "rule": VERDICT_RULE,
+    }
+
+
+def _verdict_kind(head_to_head: dict[str, Any]) -> tuple[str, str | None, str | None]:
+    """Return the verdict's kind, its pick and the pick's name (see `verdict`)."""
+    judged = head_to_head.get("pairwise")
+    scores = head_to_head["pick"]
+    if judged is None:
+        kind = "scores" if scores else "none"
+        return kind, scores, head_to_head["pick_name"]
+    if judged["pick"] is None:
+        return ("lean" if scores else "none"), None, None
+    kind = "split" if scores not in (None, judged["pick"]) else "judged"
+    return kind, judged["pick"], judged["pick_name"]
+
+
+def _verdict_explanation(
+    kind: str, judged: dict[str, Any] | None, head_to_head: dict[str, Any]
+) -> str:
+    """Return what the verdict rests on, in words."""
+    side_by_side = (
+        "Judged side by side, each persona read both cards in both orders and said which it "
+        "would ship with"
+    )
+    scores = "each persona reviewed each tool on its own, and the scores are set side by side"
+    if kind == "split":
+        return (
+            f"{side_by_side}; separately, {scores}. The two disagree: the judged pick leads, "
+            "because it asks the question directly; read both before you choose."
+        )
+    if kind == "judged":
+        agree = "agree" if head_to_head["pick"] else "are too close to call"
+        return f"{side_by_side}; the scores (each tool reviewed on its own) {agree}."
+    if kind == "lean":
+        return (
+            f"{side_by_side}, and no tool was picked in both orders; the scores (each tool "
+            "reviewed on its own) lean one way, too little to call it a pick."
+        )
+    if kind == "scores":
+        return f"The scores decide: {scores}. The pair was not judged side by side."
+    if judged is not None:
+        return f"{side_by_side}, and no tool was picked; the scores are too close to call too."
+    return f"The scores decide, and they are too close to call: {scores}."
 
 
 def comparison_for(

@@ -19,6 +19,7 @@ from jinja2 import BytecodeCache, FileSystemBytecodeCache, FileSystemLoader, Str
 from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
 
+from panel.cards import category_slug
 from panel.mitigations import DESCRIPTIONS
 from panel.results import provenance
 from panel.rules import SHIP_THRESHOLD
@@ -161,9 +162,23 @@ def web_url(url: str | None) -> str | None:
     return quote(url, safe=":/?#[]@!$&*+,;=%~")
 
 
+_CODE_SPAN = re.compile(r"`([^`]+)`")
+
+
+def code_spans(text: str) -> Markup:
+    """Return text escaped, with each `span` in backticks (as panel's own messages write a
+    key or a command) shown as code rather than raw backticks."""
+    return Markup(_CODE_SPAN.sub(r"<code>\1</code>", str(html.escape(text, quote=True))))
+
+
 def path_part(slug: str) -> str:
     """Return a slug encoded as one path segment of a relative link."""
     return quote(slug, safe="")
+
+
+def category_feed(category: str) -> str:
+    """Return the path, from the site's root, of a category's Atom feed."""
+    return f"feeds/{category_slug(category)}.atom"
 
 
 def markdown_text(value: Any) -> str:
@@ -202,6 +217,8 @@ def _environment(autoescape: bool) -> SandboxedEnvironment:
     )
     env.filters.update(
         bar=bar_width,
+        code=code_spans,
+        feed=category_feed,
         date=human_date,
         date_range=date_range,
         datetime=human_time,
@@ -261,12 +278,18 @@ def compare_markdown(doc: dict[str, Any]) -> str:
     return _MARKDOWN.get_template("compare.md.j2").render(doc=doc)
 
 
-def tool_html(doc: dict[str, Any], comparisons: list[dict[str, Any]]) -> str:
-    """Return the page of one tool: its review document with "community", and its comparisons.
+def tool_html(
+    doc: dict[str, Any], comparisons: list[dict[str, Any]], rank: dict[str, Any] | None = None
+) -> str:
+    """Return the page of one tool: its review document with "community", its comparisons and
+    its place in its category's ranking.
 
-    comparisons are site index entries that involve the tool, newest first.
+    comparisons are site index entries that involve the tool, newest first; rank is its entry
+    of the ranking document with "of" (tools ranked), "tiers" and "href", or None.
     """
-    return _MARKUP.get_template("tool.html.j2").render(doc=doc, comparisons=comparisons, root="../")
+    return _MARKUP.get_template("tool.html.j2").render(
+        doc=doc, comparisons=comparisons, rank=rank, root="../"
+    )
 
 
 def rank_html(doc: dict[str, Any]) -> str:
@@ -282,14 +305,34 @@ def rank_html(doc: dict[str, Any]) -> str:
 
 
 def index_html(site: dict[str, Any]) -> str:
-    """Return the site's front page: latest comparisons and every tool."""
-    return _MARKUP.get_template("index.html.j2").render(site=site, root="")
+    """Return the site's front page: latest comparisons, rankings and every tool."""
+    return _MARKUP.get_template("index.html.j2").render(
+        site=site, demo=demo_notice(site["comparisons"]), root=""
+    )
 
 
-def atom_feed(site: dict[str, Any]) -> str:
-    """Return the Atom feed of the site's comparisons (links absolute when base_url is set)."""
+def demo_notice(entries: list[dict[str, Any]]) -> str | None:
+    """Return the demo-judge notice when any of the site's comparisons was judged by the tiny
+    demo model (results.judge), else None."""
+    return next((e["judge"]["notice"] for e in entries if e["judge"]["notice"]), None)
+
+
+def _in_category(item: dict[str, Any], category: str) -> bool:
+    names = {item[side].get("category", "").casefold() for side in ("a", "b")}
+    return category.casefold() in names | {item.get("category", "").casefold()}
+
+
+def atom_feed(site: dict[str, Any], category: str | None = None) -> str:
+    """Return the Atom feed of the site's comparisons, or of those of one category (links
+    absolute when base_url is set)."""
     base = site["base_url"].rstrip("/") + "/" if site["base_url"] else ""
-    return xml_text(_MARKUP.get_template("feed.atom.j2").render(site=site, base=base))
+    items = [c for c in site["comparisons"] if category is None or _in_category(c, category)]
+    self_href = "feed.atom" if category is None else category_feed(category)
+    return xml_text(
+        _MARKUP.get_template("feed.atom.j2").render(
+            site=site, items=items, category=category, self_href=self_href, base=base
+        )
+    )
 
 
 def vote_script() -> str:

@@ -13,20 +13,30 @@ Schema "panel.rank/1":
 
     {"schema": "panel.rank/1", "category": str|null, "generated_at": iso,
      "pairs": int, "judgments": int, "rounds": int,
-     "tools": [{"slug", "name", "strength", "low", "high", "rank", "pairs"}],
-     "unranked": [{"slug", "name", "pairs", "reason"}]}
+     "tools": [{"slug", "name", "strength", "low", "high", "rank", "pairs", "tier",
+                "picked_pct", "picked_low", "picked_high"}],
+     "unranked": [{"slug", "name", "pairs", "reason"}],
+     "settled": {"tiers", "top": [name], "first": name|null},
+     "rests_on": {"comparisons": pairs the site shows as comparisons, "other": the rest
+                  (eval --pairwise)},
+     "judge": <who judged the pairs: see results.judge>}
 
-Rank 1 is the strongest. A domain module: documents in, a document out; it opens nothing.
+Rank 1 is the strongest; but where intervals overlap the order is not settled: a tool starts a
+new tier only when its interval lies wholly below its tier's first tool's, and "first" is
+named only when one tool's tier holds it alone. "picked_pct" says a strength in plain words:
+how often the tool is picked over a tool of the mean strength. A domain module: documents in, a document out; it opens nothing.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import re
+import math
+from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
 from panel.cards import ToolCard
+from panel.results import judge, judge_line
 from panel.store import StoredPair
 
 SCHEMA = "panel.rank/1"
@@ -44,10 +54,14 @@ APART = "judged only against tools outside the ranked set"
 
 
 def ranking(
-    tools: list[ToolCard], judgments: list[StoredPair], category: str | None = None
+    tools: list[ToolCard],
+    judgments: list[StoredPair],
+    category: str | None = None,
+    compared: set[frozenset[str]] | None = None,
 ) -> dict[str, Any]:
     """Return the ranking document of the tools (those of `category` only, when given) from
-    the judgments among them (see the module docstring)."""
+    the judgments among them (see the module docstring); `compared` are the pairs the site
+    shows as comparisons, to say how many of the judged pairs came from them."""
     if category is not None:
         tools = [t for t in tools if t.category.casefold() == category.casefold()]
         category = tools[0].category if tools else category  # as the cards spell it
@@ -67,6 +81,7 @@ def ranking(
         for tool in sorted(tools, key=lambda t: t.name.casefold())
         if tool.slug not in ranked
     ]
+    from_comparisons = sum(1 for pair in pairs if frozenset(pair) in (compared or set()))
     return {
         "schema": SCHEMA,
         "category": category,
@@ -76,7 +91,31 @@ def ranking(
         "rounds": ROUNDS if entries else 0,
         "tools": entries,
         "unranked": unranked,
+        "settled": settled(entries),
+        "rests_on": {
+            "comparisons": from_comparisons,
+            "other": len(pairs) - from_comparisons,
+        },
+        "judge": judge_of_pairs(judged),
     }
+
+
+def settled(entries: list[dict[str, Any]]) -> dict[str, Any]:
+    """Return what the intervals settle: {"tiers": n, "top": [names of tier 1], "first": name
+    or null}; a tool is first only when its interval clears every other tool's."""
+    top = [entry["name"] for entry in entries if entry["tier"] == 1]
+    tiers = max((entry["tier"] for entry in entries), default=0)
+    first = top[0] if len(top) == 1 and len(entries) > 1 else None
+    return {"tiers": tiers, "top": top, "first": first}
+
+
+def judge_of_pairs(judgments: list[StoredPair]) -> dict[str, Any]:
+    """Return who judged the pairs, as results.judge says it (the samples: most per pair,
+    persona and order)."""
+    samples = Counter((j.first, j.second, j.persona) for j in judgments)
+    found = judge([], sorted({f"{j.provider}/{j.model}" for j in judgments}))
+    most = max(samples.values(), default=1)
+    return {**found, "samples": most, "line": judge_line(found["judges"], most, [])}
 
 
 def categories(tools: Iterable[ToolCard]) -> list[str]:
@@ -85,11 +124,6 @@ def categories(tools: Iterable[ToolCard]) -> list[str]:
     for tool in tools:
         seen.setdefault(tool.category.casefold(), tool.category)
     return sorted(seen.values(), key=str.casefold)
-
-
-def category_slug(category: str) -> str:
-    """Return a category as a file name: "Developer Tools" -> "developer-tools"."""
-    return re.sub(r"[^a-z0-9]+", "-", category.casefold()).strip("-") or "tools"
 
 
 def _pairs(judgments: list[StoredPair]) -> list[tuple[str, str]]:
@@ -158,7 +192,7 @@ def _fitted(
     low, high = np.percentile(np.array(rounds), [tail, 100 - tail], axis=0)
     shown = [round(strength, 3) for strength in strengths]
     order = sorted(range(len(tools)), key=lambda n: (-shown[n], tools[n].name.casefold()))
-    return [
+    entries = [
         {
             "slug": tools[n].slug,
             "name": tools[n].name,
@@ -168,6 +202,28 @@ def _fitted(
             # tools of equal strength share a rank (1, 2, 2, 4)
             "rank": 1 + sum(1 for other in shown if other > shown[n]),
             "pairs": counts[tools[n].slug],
+            "picked_pct": picked_pct(shown[n]),
+            "picked_low": picked_pct(float(low[n])),
+            "picked_high": picked_pct(float(high[n])),
         }
         for n in order
     ]
+    return _with_tiers(entries)
+
+
+def picked_pct(strength: float) -> int:
+    """Return a strength in plain words: how often (%) the tool is picked over a tool of the
+    ranked set's mean strength (0), by the Bradley–Terry model: 1 / (1 + e^-strength)."""
+    return round(100 / (1 + math.exp(-strength)))
+
+
+def _with_tiers(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Return the entries (strongest first) with their tier: a tool starts a new tier only
+    when its whole interval lies below the interval of its tier's first tool; within a tier
+    the order is not settled."""
+    tier, floor = 0, math.inf
+    for entry in entries:
+        if entry["high"] < floor:
+            tier, floor = tier + 1, entry["low"]
+        entry["tier"] = tier
+    return entries

@@ -14,6 +14,8 @@ comparison documents. Schema "panel.review/1":
                   "score_mean", "score_sd", "score_label", "split",
                   "samples": [{"sample", "score", "verdict"}],
                   "mitigations": ["rotate-fields" | "blind-names" | "strip-injection"]}],
+     "judge":   {"judges": [{"provider", "model", "demo"}], "samples", "mitigations",
+                 "demo", "notice", "line"},
      "errors":  [{"persona", "error"}]}
 
 With --samples N a review entry stands for a persona's N samples: "score" is their mean as a
@@ -25,23 +27,32 @@ samples) when they disagree, and the text and fields are the first sample's. The
 "tool" entry is always the real card). "expected_score" is the score read from the judge's
 probabilities (panel.providers.decisions: the mean over the values it weighed, not only the one
 it wrote), null where the provider reported none; the panel's "expected_mean" is their mean,
-null unless every review has one."""
+null unless every review has one. "judge" names who judged (`judge`); "demo" is true and
+"notice" says so when a judge is the tiny embedded demo model.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import statistics
+from pathlib import Path
 from typing import Any
 
 from panel.aggregate import Judged, panel_result
 from panel.cards import ToolCard
 from panel.errors import ProviderError
-from panel.mitigations import NAMES
+from panel.mitigations import DESCRIPTIONS, NAMES
 from panel.personas import Persona
 from panel.providers.decisions import expected_score
+from panel.rules import DEMO_NOTICE, is_demo_judge
 from panel.store import StoredReview
 
 SCHEMA = "panel.review/1"
+
+
+def review_path(out: Path, slug: str) -> Path:
+    """Return where a tool's review document is written under the output folder."""
+    return out / "reviews" / f"{slug}.json"
 
 
 def review_json(samples: list[StoredReview], persona: Persona | None) -> dict[str, Any]:
@@ -114,6 +125,7 @@ def tool_document(
         "tool": card.model_dump(mode="json", exclude={"outcome"}),
         "panel": panel,
         "reviews": entries,
+        "judge": judge(entries),
         "errors": [{"persona": key, "error": str(e)} for key, e in (errors or {}).items()],
     }
 
@@ -130,3 +142,45 @@ def provenance(reviews: list[dict[str, Any]]) -> dict[str, Any]:
         "reviewed_from": times[0] if times else None,
         "reviewed_to": times[-1] if times else None,
     }
+
+
+def judge(reviews: list[dict[str, Any]], pair_models: list[str] | None = None) -> dict[str, Any]:
+    """Return who judged: each model (from review_json entries and, for a judged pair, its
+    "provider/model" names), the most samples a persona's verdict rests on, the mitigations,
+    and whether a judge is the tiny demo model (rules.is_demo_judge) with the notice to show.
+
+        {"judges": [{"provider", "model", "demo"}], "samples": int, "mitigations": [str],
+         "demo": bool, "notice": str|null, "line": str}
+    """
+    named = {(r["provider"], r["model"]) for r in reviews}
+    named |= {_provider_model(name) for name in pair_models or []}
+    judges = [
+        {"provider": provider, "model": model, "demo": is_demo_judge(provider, model)}
+        for provider, model in sorted(named)
+    ]
+    samples = max((len(r.get("samples") or [None]) for r in reviews), default=1)
+    mitigations = provenance(reviews)["mitigations"]
+    demo = any(j["demo"] for j in judges)
+    return {
+        "judges": judges,
+        "samples": samples,
+        "mitigations": mitigations,
+        "demo": demo,
+        "notice": DEMO_NOTICE if demo else None,
+        "line": judge_line(judges, samples, mitigations),
+    }
+
+
+def judge_line(judges: list[dict[str, Any]], samples: int, mitigations: list[str]) -> str:
+    """Return the judge in one sentence: "Judged by openai / gpt-4o, 3 samples per persona;
+    names, maker and brands hidden from the judges." """
+    who = ", ".join(f"{j['provider']} / {j['model']}" for j in judges) or "no model yet"
+    line = f"Judged by {who}, {samples} sample{'s' if samples != 1 else ''} per persona"
+    kept = [DESCRIPTIONS.get(name, name) for name in mitigations]
+    return line + (f"; {'; '.join(kept)}." if kept else "; no mitigation.")
+
+
+def _provider_model(name: str) -> tuple[str, str]:
+    """Return "provider/model" as (provider, model); a model name may hold slashes."""
+    provider, _, model = name.partition("/")
+    return provider, model

@@ -42,3 +42,23 @@ negative or non-finite one is ignored (a server must not stop panel for years)."
 MAX_REPORTED_TOKENS = 10_000_000
 """The most tokens a call may report for any of its counts (input, cached, output): far above
 any model's context; a larger count is a malformed answer, not a bill."""
+
+# --- the demo judge ----------------------------------------------------------------------------
+
+DEMO_MODELS = {"smollm2-135m-instruct.q4_1.gguf", "tiny"}
+"""The embedded tiny model (its GGUF file and its catalogue name): a judge that shows how panel
+works, too small for its verdicts to be a review. The default embedded judge
+(qwen2.5-coder-1.5b-instruct-q4_k_m.gguf, "qwen2.5-coder-1.5b") is not one of them."""
+DEMO_PROVIDERS = {"local", "replay"}
+"""Where the tiny model judges: in-process, or replayed from its recorded answers."""
+
+DEMO_NOTICE = (
+    "A demo judge: its verdicts are not a review. These reviews were written by the tiny "
+    "embedded model, which shows how panel works; run panel with a real model for verdicts."
+)
+
+
+def is_demo_judge(provider: str, model: str) -> bool:
+    """Return whether (provider, model) is the tiny embedded demo model (DEMO_MODELS), run
+    in-process or replayed."""
+    return provider.casefold() in DEMO_PROVIDERS and model.casefold() in DEMO_MODELS

@@ -7,14 +7,16 @@ script, all rebuilt from the store with relative links (open from disk or any st
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from panel import pages
+from panel.cards import category_slug
 from panel.compare import community, comparison_document, write_pages, write_script
 from panel.files import write_atomic
 from panel.personas import Persona
-from panel.rank import categories, category_slug, ranking
+from panel.rank import categories, ranking
 from panel.results import tool_document
 from panel.store import Store
 
@@ -54,7 +56,8 @@ def build_site(
 
     judgments = [j for j in store.latest_pairs() if j.persona in keys]
     entries = []
-    for a, b, created in store.comparisons():
+    compared = store.comparisons()
+    for a, b, created in compared:
         pairs = [j for j in judgments if {j.first, j.second} == {a, b}]
         document = comparison_document(tools[a], tools[b], personas, store, pairs)
         write_pages(document, out)
@@ -66,17 +69,23 @@ def build_site(
                 "a": _summary(tools[a]),
                 "b": _summary(tools[b]),
                 "head_to_head": document["head_to_head"],
+                "verdict": document["verdict"],
+                "judge": document["judge"],
+                "category": document["a"]["tool"]["category"],
             }
         )
 
-    rankings = []
+    rankings: list[dict[str, Any]] = []
+    ranks: dict[str, dict[str, Any]] = {}
     cards = store.tools()
+    shown = {frozenset((a, b)) for a, b, _created in compared}
     for category in categories(cards):
-        document = ranking(cards, judgments, category)
+        document = ranking(cards, judgments, category, shown)
         if document["pairs"]:
             href = f"rank/{category_slug(category)}.html"
             write_atomic(out / href, pages.rank_html(document))
             rankings.append({**_ranking_summary(document), "href": href})
+            ranks.update(_ranks_of(document, href))
 
     site = {
         "title": SITE_TITLE,
@@ -88,11 +97,29 @@ def build_site(
     }
     for slug, document in tools.items():
         mine = [e for e in entries if slug in (e["a"]["slug"], e["b"]["slug"])]
-        write_atomic(out / "tools" / f"{slug}.html", pages.tool_html(document, mine))
+        page = pages.tool_html(document, mine, ranks.get(slug))
+        write_atomic(out / "tools" / f"{slug}.html", page)
     write_script(out)
     write_atomic(out / "index.html", pages.index_html(site))
     write_atomic(out / "feed.atom", pages.atom_feed(site))
+    for category in categories(cards):
+        write_atomic(out / pages.category_feed(category), pages.atom_feed(site, category))
     return {"comparisons": len(entries), "tools": len(tools), "rankings": len(rankings)}
+
+
+def _ranks_of(document: dict[str, Any], href: str) -> dict[str, dict[str, Any]]:
+    """Return, by slug, what a tool's page shows of its place in its category's ranking."""
+    entries = document["tools"]
+    size = Counter(entry["tier"] for entry in entries)
+    return {
+        entry["slug"]: {
+            **entry,
+            "of": len(entries),
+            "tier_size": size[entry["tier"]],
+            "href": f"../{href}",
+        }
+        for entry in entries
+    }
 
 
 def _ranking_summary(document: dict[str, Any]) -> dict[str, Any]:
@@ -104,4 +131,6 @@ def _ranking_summary(document: dict[str, Any]) -> dict[str, Any]:
         "ranked": len(document["tools"]),
         "unranked": len(document["unranked"]),
         "top": document["tools"][0]["name"] if document["tools"] else None,
+        "settled": document["settled"],
+        "judge": document["judge"],
     }

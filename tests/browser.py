@@ -116,8 +116,9 @@ def visit(browser: Browser, path: Path, viewport: dict[str, int] = DESKTOP) -> I
 
 def site_script(page: Path) -> str:
     """Return the URL of the site's script a page of write_site loads (tool and comparison
-    pages sit one folder below the site's root, where the script is)."""
-    return (page.parent.parent / pages.SCRIPT_NAME).as_uri()
+    pages sit one folder below the site's root, where the script is; the index beside it)."""
+    root = page.parent if page.name.startswith("index") else page.parent.parent
+    return (root / pages.SCRIPT_NAME).as_uri()
 
 
 def assert_quiet(seen: Visit, *pages_loaded: Path) -> None:
@@ -132,3 +133,34 @@ def assert_quiet(seen: Visit, *pages_loaded: Path) -> None:
 def screenshot(page: Page, name: str) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / name), full_page=True)
+
+
+_LAYOUT = """() => {
+  const width = document.documentElement.clientWidth;
+  const scrolls = el => ['auto', 'scroll'].includes(getComputedStyle(el).overflowX);
+  const inBox = el => { for (let p = el.parentElement; p; p = p.parentElement) { if (scrolls(p)) return p; } return null; };
+  const name = el => el.tagName.toLowerCase() + (el.className && typeof el.className === 'string' ? '.' + el.className.split(' ').join('.') : '');
+  const wide = [], cut = [], silent = [];
+  for (const el of document.body.querySelectorAll('*')) {
+    const box = el.getBoundingClientRect();
+    if (box.width === 0 || box.height === 0) continue;
+    if (!inBox(el) && (box.right > width + 1 || box.left < -1)) wide.push(name(el));
+    const style = getComputedStyle(el);
+    if (['hidden', 'clip'].includes(style.overflowX) && el.scrollWidth > el.clientWidth + 1 && el.innerText.trim()) cut.push(name(el));
+    if (scrolls(el) && el.scrollWidth > el.clientWidth + 1) {
+      const hint = el.previousElementSibling;
+      if (!hint || !hint.classList.contains('scroll-hint') || hint.getBoundingClientRect().height === 0) silent.push(name(el));
+    }
+  }
+  return {wide, cut, silent, scrollWidth: document.documentElement.scrollWidth};
+}"""
+
+
+def assert_fits(seen: Visit, viewport: dict[str, int]) -> None:
+    """Fail if the page is wider than the viewport: an element sticks out (outside a box that
+    scrolls), a text is cut off, or a table scrolls in a box that does not say so."""
+    layout = seen.page.evaluate(_LAYOUT)
+    assert layout["scrollWidth"] <= viewport["width"], layout
+    assert layout["wide"] == [], layout
+    assert layout["cut"] == [], layout
+    assert layout["silent"] == [], layout

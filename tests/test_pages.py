@@ -23,6 +23,7 @@ from panel.compare import comparison_document
 from panel.config import data_dir
 from panel.golden import freeze
 from panel.personas import load_personas
+from panel.rank import judge_of_pairs
 from panel.records import import_file
 from panel.results import tool_document
 from panel.store import Store
@@ -140,6 +141,7 @@ def site_entry(doc: dict[str, Any]) -> dict[str, Any]:
             "slug": tool["slug"],
             "name": tool["name"],
             "tagline": tool["tagline"],
+            "category": tool["category"],
             "panel": entry["panel"],
             "community": entry["community"],
         }
@@ -151,6 +153,9 @@ def site_entry(doc: dict[str, Any]) -> dict[str, Any]:
         "a": side(doc["a"]),
         "b": side(doc["b"]),
         "head_to_head": doc["head_to_head"],
+        "verdict": doc["verdict"],
+        "judge": doc["judge"],
+        "category": doc["a"]["tool"]["category"],
     }
 
 
@@ -293,7 +298,8 @@ def test_comparison_page_shows_exactly_the_seed_figures(seed_doc: dict[str, Any]
     assert "<h1>SmolVLM-3B vs Mistral 8x22B v2</h1>" in html
     assert "AI tool comparison" in text
     assert "Which one should you ship with?" in text
-    assert text.count("Panel verdict Ship Panel ship 75% Community — Entry Free") == 2  # cards
+    # the cards: a community share always with its number of votes
+    assert text.count("Panel verdict Ship Panel ship 75% Community ship — 0 votes Entry Free") == 2
     assert "Panel ship 75% 75%" in text  # decision table
     assert text.count("Ship · 3 ship / 1 skip") == 2
     assert SCORE.findall(text) == SEED_SCORES
@@ -385,8 +391,8 @@ def test_atom_feed_is_valid_and_links_relative_or_absolute(seed_doc: dict[str, A
         assert entry.findtext("atom:title", namespaces=ns) == "SmolVLM-3B vs Mistral 8x22B v2"
         assert entry.find("atom:link", ns).get("href") == href  # type: ignore[union-attr]
         assert entry.findtext("atom:updated", namespaces=ns) == GENERATED_AT
-        assert (
-            entry.findtext("atom:summary", namespaces=ns) == (seed_doc["head_to_head"]["summary"])
+        assert entry.findtext("atom:summary", namespaces=ns).startswith(
+            seed_doc["verdict"]["headline"] + ". " + seed_doc["verdict"]["explanation"]
         )
 
 
@@ -404,12 +410,14 @@ PAGE_TAGS = {
     *("html", "head", "meta", "title", "link", "style", "body", "header", "nav", "main"),
     *("section", "article", "aside", "footer", "h1", "h2", "h3", "p", "span", "div", "dl"),
     *("dt", "dd", "ul", "li", "a", "b", "small", "br", "code", "time", "table", "thead"),
-    *("tbody", "tr", "th", "td", "button"),
+    *("tbody", "tr", "th", "td", "button", "details", "summary"),
 }
 """Every element the page templates write; any other element in a page came from its data."""
 SITE_SCRIPT = [("src", f"../{pages.SCRIPT_NAME}"), ("defer", "")]
 """The one script element a page may hold: the site's own vote.js, from the site's root
-(tool and comparison pages, which sit one folder down)."""
+(tool and comparison pages, which sit one folder down)..."""
+INDEX_SCRIPT = [("src", pages.SCRIPT_NAME), ("defer", "")]
+"""...or, on the index, beside it."""
 URL_ATTRIBUTES = {"href", "src", "action", "formaction", "srcdoc", "data", "xlink:href", "poster"}
 
 
@@ -420,7 +428,7 @@ def inert_problems(html: str) -> list[str]:
     """Return what in html could run or fetch: foreign elements, event handlers, script URLs."""
     page = parse_page(html)
     problems = [f"<{tag}> element" for tag in sorted(set(page.tags) - PAGE_TAGS - {"script"})]
-    if page.scripts not in ([], [SITE_SCRIPT]):
+    if page.scripts not in ([], [SITE_SCRIPT], [INDEX_SCRIPT]):
         problems.append(f"<script> elements {page.scripts!r}")
     problems += [f"{name} attribute" for name, _ in page.attributes if name.startswith("on")]
     for name, value in page.attributes:
@@ -437,7 +445,8 @@ def inert_problems(html: str) -> list[str]:
 def assert_inert_html(html: str) -> None:
     """Fail if html holds a foreign element, an event handler or a script URL (text is fine)."""
     assert inert_problems(html) == []
-    assert "<script" not in html.replace(SITE_SCRIPT_TAG, "") and "<img" not in html
+    own = html.replace(SITE_SCRIPT_TAG, "").replace(f'<script src="{pages.SCRIPT_NAME}" defer>', "")
+    assert "<script" not in own and "<img" not in html
 
 
 def test_hostile_text_is_only_text_in_every_html_page(hostile_doc: dict[str, Any]) -> None:
@@ -566,6 +575,10 @@ def test_a_ranking_page_of_hostile_names_is_only_text() -> None:
                 "high": 9.0,
                 "rank": 1,
                 "pairs": 1,
+                "tier": 1,
+                "picked_pct": 82,
+                "picked_low": 55,
+                "picked_high": 100,
             },
             {
                 "slug": "b",
@@ -575,9 +588,16 @@ def test_a_ranking_page_of_hostile_names_is_only_text() -> None:
                 "high": -0.2,
                 "rank": 2,
                 "pairs": 1,
+                "tier": 2,
+                "picked_pct": 18,
+                "picked_low": 0,
+                "picked_high": 45,
             },
         ],
         "unranked": [{"slug": "c", "name": IMG, "pairs": 0, "reason": "in no judged pair"}],
+        "settled": {"tiers": 2, "top": [HOSTILE], "first": HOSTILE},
+        "rests_on": {"comparisons": 1, "other": 0},
+        "judge": judge_of_pairs([]),
     }
     html = pages.rank_html(doc)
     assert_inert_html(html)

@@ -267,7 +267,11 @@ def test_rank_orders_a_labelled_set_by_its_labels_even_when_scores_crowd(tmp_pat
     assert [t["rank"] for t in document["tools"]] == [1, 2, 3, 4, 5]
     assert document["pairs"] == 10 and document["judgments"] == 80
     for tool in document["tools"]:
-        assert set(tool) == {"slug", "name", "strength", "low", "high", "rank", "pairs"}
+        assert set(tool) == {
+            *("slug", "name", "strength", "low", "high", "rank", "pairs"),
+            *("tier", "picked_pct", "picked_low", "picked_high"),  # the plain-words ranking
+        }
+        assert tool["picked_low"] <= tool["picked_pct"] <= tool["picked_high"]
         assert tool["low"] <= tool["strength"] <= tool["high"] and tool["pairs"] == 4
     strengths = [t["strength"] for t in document["tools"]]
     assert strengths == sorted(strengths, reverse=True) and abs(sum(strengths)) < 1e-2

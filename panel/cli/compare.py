@@ -97,12 +97,14 @@ def _print(compared: Compared, as_json: bool) -> None:
             f"{tool['name']}: {result['label']} · {result['ship_pct']}% panel ship · {community}"
         )
     head_to_head = document["head_to_head"]
+    output.say(f"{document['verdict']['headline']}.")
     if (pairwise := head_to_head.get("pairwise")) is not None:
-        output.say(pairwise["summary"])
+        output.say(f"Side by side: {pairwise['summary']}")
         for persona in pairwise["personas"]:
             output.say(f"  {persona['line']}")
-        output.say(f"Scores alone: {head_to_head['summary']}")
-    else:
-        output.say(head_to_head["summary"])
+    output.say(f"Scores alone: {head_to_head['summary']}")
+    output.say(document["judge"]["line"])
+    if document["judge"]["notice"]:
+        output.note(document["judge"]["notice"])
     for kind, path in files.items():
         output.say(f"wrote {path}" if kind == "html" else f"      {path}")

@@ -11,7 +11,7 @@ import typer
 from panel.cli import output
 from panel.cli.options import JsonOpt, uses_settings
 from panel.errors import InputError
-from panel.eval.fmt import effect, num, share, signed
+from panel.eval.fmt import effect, num, reused_cost, share, signed
 
 if TYPE_CHECKING:
     from panel.config import Settings
@@ -98,13 +98,24 @@ async def _eval(
     compare: Mitigations | None,
     pairwise: bool = False,
 ) -> Evaluated:
+    from panel.eval.evaluate import cards_to_test
     from panel.runs.eval import eval_cards, evaluate
     from panel.runtime import open_runtime
 
     cards = eval_cards(paths)
+    needed = cards_to_test()
+    too_few = [
+        f"{len(cards)} card(s): too few to test the probes for bias (the per-card test "
+        f"needs {needed}); this eval measures spread, agreement and noise, not bias"
+    ]
     runtime = open_runtime(settings)
     try:
-        terminal = output.Terminal(settings.max_cost, quiet=as_json)
+        terminal = output.Terminal(
+            settings.max_cost,
+            quiet=as_json,
+            always_announce=True,
+            preface=too_few if len(cards) < needed else [],
+        )
         return await evaluate(runtime, cards, terminal, compare, pairwise=pairwise)
     finally:
         await runtime.aclose()
@@ -159,7 +170,7 @@ def _probe_cells(row: dict[str, Any]) -> tuple[str, ...]:
         share(row["flip_rate"]),
         signed(beyond.get("mean_delta")),
         num(row.get("p_value"), 3),
-        row.get("reading", "ok"),
+        row.get("reading_text", row.get("reading", "ok")),
     )
 
 
@@ -259,8 +270,7 @@ def _print_lines(doc: dict[str, Any]) -> None:
     output.say(
         f"Cost of this eval: {cost['calls']} call(s), {cost['input_tokens']} tokens in "
         f"({cost['cached_tokens']} cached), {cost['output_tokens']} out, {_usd(cost['usd'])}; "
-        f"{reused['reviews']} stored review(s) reused, which cost {_usd(reused['usd'])} when made"
-        + (f" ({reused['unknown']} of unknown cost)" if reused["unknown"] else "")
+        f"{reused['reviews']} stored review(s) reused, which cost {reused_cost(reused)} when made"
     )
 
 

@@ -82,14 +82,24 @@ def run(coroutine: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coroutine)
 
 
-def announce(estimate: Estimate, max_cost: float | None) -> None:
-    """Before a run: name each model whose price is unknown, and say how many calls and what
-    cost a run of more than LONG_RUN_CALLS calls will take."""
+_warned: set[str] = set()
+"""Models whose unknown price this process has named already."""
+
+
+def announce(estimate: Estimate, max_cost: float | None, *, always: bool = False) -> None:
+    """Before a run: name, once and only when calls are to be made, each model whose price is
+    unknown; say how many calls and what cost a run of more than LONG_RUN_CALLS calls (or any,
+    with always) will take."""
     from panel.providers.base import prices_read_on
 
-    for model in estimate.unpriced:
-        note(f"the price of {model} is unknown (prices read {prices_read_on()}): not counted")
-    if estimate.calls > LONG_RUN_CALLS:
+    unpriced = [m for m in estimate.unpriced if m not in _warned] if estimate.calls else []
+    if unpriced:
+        _warned.update(unpriced)
+        note(
+            f"the price of {', '.join(unpriced)} is unknown (prices read {prices_read_on()}): "
+            "its calls are not counted in the cost"
+        )
+    if estimate.calls > LONG_RUN_CALLS or always:
         budget = "" if max_cost is None else f" (ceiling ${max_cost:.4f})"
         note(estimate.line() + budget)
 
@@ -98,12 +108,25 @@ class Terminal:
     """What a run shows on the terminal (panel.runs.Show): its plan before it starts, progress
     bars on stderr, notes; `quiet` (--json) keeps only the lines a user must see."""
 
-    def __init__(self, max_cost: float | None, *, quiet: bool = False) -> None:
+    def __init__(
+        self,
+        max_cost: float | None,
+        *,
+        quiet: bool = False,
+        always_announce: bool = False,
+        preface: Sequence[str] = (),
+    ) -> None:
         self.max_cost = max_cost
         self.quiet = quiet
+        self.always_announce = always_announce
+        self.preface = preface
+        """Lines said with the plan, before any call (what the run cannot tell, say)."""
 
     def announce(self, estimate: Estimate) -> None:
-        announce(estimate, self.max_cost)
+        if not self.quiet:
+            for line in self.preface:
+                note(line)
+        announce(estimate, self.max_cost, always=self.always_announce and not self.quiet)
 
     def progress(self, total: int) -> ReviewProgress:
         return ReviewProgress(total, not self.quiet)
@@ -144,16 +167,24 @@ def print_table(
 
 
 class ReviewProgress:
-    """A progress bar on stderr while reviews run (plain silence when not on a terminal)."""
+    """A progress bar on stderr while reviews run, with the time left; off a terminal, a plain
+    line every PLAIN_SECONDS (none for a run shorter than that)."""
 
     def __init__(self, total: int, enabled: bool) -> None:
         self.total = total
-        self.enabled = enabled and sys.stderr.isatty()
+        self.enabled = enabled
+        self.tty = sys.stderr.isatty()
         self._bar: Any = None
+        self._done = 0
+        self._started = 0.0
+        self._last_line = 0.0
 
     def __enter__(self) -> Callable[[str], None]:
         if not self.enabled:
             return lambda _key: None
+        if not self.tty:
+            self._started = self._last_line = time.monotonic()
+            return self._plain
         from rich.console import Console
         from rich.progress import (
             BarColumn,
@@ -161,6 +192,7 @@ class ReviewProgress:
             Progress,
             TextColumn,
             TimeElapsedColumn,
+            TimeRemainingColumn,
         )
 
         self._bar = Progress(
@@ -168,12 +200,27 @@ class ReviewProgress:
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
+            TextColumn("left"),
+            TimeRemainingColumn(),
             console=Console(stderr=True),
             transient=True,
         )
         self._bar.start()
         task = self._bar.add_task("reviews", total=self.total)
         return lambda _key: self._bar.advance(task)
+
+    def _plain(self, _key: str) -> None:
+        self._done += 1
+        now = time.monotonic()
+        if now - self._last_line < PLAIN_SECONDS or self._done >= self.total:
+            return
+        self._last_line = now
+        elapsed = now - self._started
+        left = elapsed / self._done * (self.total - self._done)
+        note(
+            f"reviewing: {self._done}/{self.total} answers, {_duration(elapsed)} so far, "
+            f"about {_duration(left)} left"
+        )
 
     def __exit__(self, *exc: object) -> None:
         if self._bar:
@@ -231,6 +278,16 @@ class ByteProgress:
     def __exit__(self, *exc: object) -> None:
         if self._bar is not None:
             self._bar.stop()
+
+
+PLAIN_SECONDS = 10.0
+"""How often a run off a terminal says how far it is."""
+
+
+def _duration(seconds: float) -> str:
+    """Return seconds as "45 s" or "4 min 43 s"."""
+    whole = round(seconds)
+    return f"{whole} s" if whole < 60 else f"{whole // 60} min {whole % 60} s"
 
 
 MEASURE_SECONDS = 0.25
@@ -351,6 +408,14 @@ def print_scorecard(document: dict[str, Any]) -> None:
         console.print(
             Text.assemble(("Flag: ", "bold yellow"), terminal_text(flag["message"])), soft_wrap=True
         )
+    judge = document.get("judge")
+    if judge and result["reviews"]:
+        console.print(Text(terminal_text(judge["line"]), style="dim"), soft_wrap=True)
+        if judge["notice"]:
+            console.print(
+                Text.assemble(("Demo: ", "bold yellow"), terminal_text(judge["notice"])),
+                soft_wrap=True,
+            )
     console.print()
 
 

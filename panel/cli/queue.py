@@ -84,9 +84,11 @@ def add(
     if as_json:
         output.echo_json(asdict(added), indent=None)
     else:
+        reviews = added.tools * len(panel_personas)  # what `queue status` counts as reviews
         output.say(
             f"queued {added.jobs} comparison(s) ({added.already} already queued or done) "
-            f"over {added.tools} tool(s): {added.tasks} review(s) to run"
+            f"over {added.tools} tool(s): {reviews} review(s), {added.tasks} to run "
+            f"({reviews - added.tasks} stored already)"
             + (f", {settings.samples} samples each" if settings.samples > 1 else "")
             + (f", then {added.pair_tasks} pair judgment(s) in both orders" if pairwise else "")
         )

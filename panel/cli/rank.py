@@ -64,11 +64,12 @@ def print_ranking(document: dict[str, Any]) -> None:
     names = [tool["name"] for tool in document["tools"]]
     rows = [
         (
-            str(tool["rank"]),
+            str(tool["tier"]),
             # two tools of one name are told apart by their slugs
             f"{tool['name']} ({tool['slug']})" if names.count(tool["name"]) > 1 else tool["name"],
+            f"{tool['picked_pct']}%",
+            f"{tool['picked_low']}–{tool['picked_high']}%",
             f"{tool['strength']:+.2f}",
-            f"{tool['low']:+.2f} to {tool['high']:+.2f}",
             str(tool["pairs"]),
         )
         for tool in document["tools"]
@@ -77,10 +78,11 @@ def print_ranking(document: dict[str, Any]) -> None:
         output.print_table(
             f"Ranking{scope}: {document['pairs']} judged pair(s), {document['judgments']} "
             "judgment(s)",
-            ("Rank", "Tool", "Strength", "90% interval", "Pairs"),
+            ("Tier", "Tool", "Picked over the average", "90% interval", "Strength", "Pairs"),
             rows,
-            right=("Rank", "Strength", "Pairs"),
+            right=("Tier", "Picked over the average", "90% interval", "Strength", "Pairs"),
         )
+        output.say(settled_line(document["settled"], len(rows)))
     else:
         output.say(
             f"No judged pair{scope}: judge pairs with `panel compare A B --pairwise` or "
@@ -88,3 +90,15 @@ def print_ranking(document: dict[str, Any]) -> None:
         )
     for tool in document["unranked"]:
         output.say(f"not ranked: {tool['name']} ({tool['slug']}): {tool['reason']}")
+
+
+def settled_line(settled: dict[str, Any], ranked: int) -> str:
+    """Return what the intervals settle, in a line: who is first, or that the top is open."""
+    if settled["first"]:
+        return f"First: {settled['first']} (its interval clears every other tool's)."
+    if settled["tiers"] <= 1:
+        return f"Not settled: the {ranked} tools' intervals overlap; the order is a best guess."
+    return (
+        f"Not settled at the top: {', '.join(settled['top'])} share the first tier "
+        f"(their intervals overlap); {settled['tiers']} tiers in all."
+    )

@@ -60,4 +60,9 @@ async def _review(
     if as_json and reviewed.documents:
         documents = reviewed.documents
         output.echo_json(documents[0] if len(documents) == 1 else documents)
+    elif reviewed.documents:
+        from panel.results import review_path
+
+        for document in reviewed.documents:
+            output.say(f"wrote {review_path(settings.out, document['tool']['slug'])}")
     return reviewed.ended

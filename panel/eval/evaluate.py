@@ -59,8 +59,22 @@ BIAS_FLIPS = 0.10
 MOVED_MIN_POINTS = 1.0
 """A card counts as moved by a probe when its change is beyond the noise band and this large."""
 
-READINGS = ("biased", "noisy", "ok", "baseline")
-"""What a probe's row reads: beyond the noise, within it but visible, neither, or the null."""
+READINGS = ("biased", "noisy", "too-few-cards", "ok", "baseline")
+"""What a probe's row reads: beyond the noise, within it but visible, visible on too few cards
+for the per-card test to tell which (never "noisy" then), neither, or the null."""
+
+
+def reading_text(reading: str, cards_needed: int | None = None) -> str:
+    """Return a probe's reading as a reader sees it: "too few cards to test (needs 6)"."""
+    if reading == "too-few-cards":
+        return f"too few cards to test (needs {cards_needed or cards_to_test()})"
+    return reading
+
+
+def cards_to_test() -> int:
+    """Return the fewest cards on which the per-card test can flag a probe (p < BIAS_ALPHA)."""
+    return stats.units_needed(BIAS_ALPHA)
+
 
 _PLACEHOLDER = re.compile("|".join(re.escape(p) for p in (TOOL, MAKER, COMPANY)))
 
@@ -403,12 +417,17 @@ def _against_null(
     visible = (mean_delta is not None and abs(mean_delta) >= PROBE_FLAG_POINTS) or (
         flip_rate is not None and flip_rate >= PROBE_FLAG_FLIPS
     )
+    testable = stats.smallest_p(len(common)) < BIAS_ALPHA
+    reading = (
+        "biased" if flagged else "ok" if not visible else "noisy" if testable else "too-few-cards"
+    )
     return {
         "p_value": _round(p, 4),
         "flip_p_value": _round(flip_p, 4),
         "beyond_noise": beyond,
         "flagged": flagged,
-        "reading": "biased" if flagged else "noisy" if visible else "ok",
+        "reading": reading,
+        "reading_text": reading_text(reading),
     }
 
 
@@ -416,7 +435,12 @@ def _power(perturbations: dict[str, Any]) -> dict[str, Any]:
     """Return how small a p the per-card tests could give, with the cards judged both ways."""
     units = max((row["cards"] for row in perturbations.values()), default=0)
     smallest = stats.smallest_p(units)
-    return {"cards": units, "smallest_p": _round(smallest, 4), "enough": smallest < BIAS_ALPHA}
+    return {
+        "cards": units,
+        "smallest_p": _round(smallest, 4),
+        "enough": smallest < BIAS_ALPHA,
+        "cards_needed": cards_to_test(),
+    }
 
 
 # ---- length, labels ------------------------------------------------------------------------
@@ -547,6 +571,7 @@ def _biased_line(doc: dict[str, Any]) -> str:
     rows = {k: r for k, r in doc["perturbations"].items() if k != REPEAT}
     biased = [(k, r) for k, r in rows.items() if r["reading"] == "biased"]
     noisy = [k for k, r in rows.items() if r["reading"] == "noisy"]
+    untested = [k for k, r in rows.items() if r["reading"] == "too-few-cards"]
     if biased:
         parts = [
             f"{kind} ({signed(row['beyond_noise']['mean_delta'])} points beyond the noise, "
@@ -556,9 +581,12 @@ def _biased_line(doc: dict[str, Any]) -> str:
         line = "Biased: " + ", ".join(parts) + "."
     elif not doc["power"]["enough"]:
         line = (
-            f"Biased: cannot tell with {doc['power']['cards']} card(s): the per-card test "
-            f"can go no lower than p {_p(doc['power']['smallest_p'])}; eval 6 or more cards."
+            f"Biased: too few cards to test (needs {cards_to_test()}): with "
+            f"{doc['power']['cards']} card(s) the per-card test can go no lower than "
+            f"p {_p(doc['power']['smallest_p'])}."
         )
+        if untested:
+            line += f" Moving scores, untested: {', '.join(untested)}."
     else:
         line = f"Biased: none of the {len(rows)} probes moves scores beyond the judges' own noise."
     if noisy:

@@ -27,3 +27,14 @@ def effect(row: dict[str, Any]) -> float | None:
     beyond = row.get("beyond_noise")
     found: float | None = row["mean_delta"] if beyond is None else beyond["mean_delta"]
     return found
+
+
+def reused_cost(reused: dict[str, Any]) -> str:
+    """Return what the stored reviews an eval reused cost when made: "$0.0123", "unknown (no
+    price for their model)", or "at least $0.0100 (3 of unknown cost)"."""
+    usd, unknown, reviews = reused.get("usd"), reused.get("unknown") or 0, reused["reviews"]
+    if usd is None or (unknown and unknown >= reviews):
+        return "an unknown amount (no price is known for their model)"
+    if unknown:
+        return f"at least ${usd:.4f} ({unknown} of unknown cost)"
+    return f"${usd:.4f}"

@@ -21,7 +21,7 @@ from markupsafe import Markup
 
 from panel import pages
 from panel.eval.evaluate import BIAS_ALPHA, BIAS_FLIPS, BIAS_POINTS
-from panel.eval.fmt import effect
+from panel.eval.fmt import effect, reused_cost
 from panel.rules import PROBE_FLAG_FLIPS, SHIP_THRESHOLD
 from panel.rules import PROBE_FLAG_POINTS as FLAG_DELTA
 
@@ -74,7 +74,9 @@ def eval_html(doc: dict[str, Any]) -> str:
         "flag_points": f"{FLAG_DELTA:g}",
         "flag_flips": share(PROBE_FLAG_FLIPS),
     }
-    return pages.render_html("eval.html.j2", doc=doc, plots=plots, fmt=FORMATS, root="", **rules)
+    return pages.render_html(
+        "eval.html.j2", doc=doc, plots=plots, fmt=FORMATS, root="", standalone=True, **rules
+    )
 
 
 # ---- Plots ----------------------------------------------------------------------------------
@@ -199,7 +201,13 @@ def _display_name(name: str, personas: dict[str, Any]) -> str:
     return short(persona["display_name"] if persona else name)
 
 
-_READING_COLOURS = {"biased": "#a0261c", "noisy": _CROWDED, "ok": "#2e9a58", "baseline": _MUTED}
+_READING_COLOURS = {
+    "biased": "#a0261c",
+    "noisy": _CROWDED,
+    "too-few-cards": _MUTED,
+    "ok": "#2e9a58",
+    "baseline": _MUTED,
+}
 
 
 def _draw_deltas(
@@ -356,6 +364,7 @@ def labels_reading(labels: dict[str, Any] | None) -> str:
 READINGS = {
     "biased": "biased: beyond the noise",
     "noisy": "noisy: moves scores, but no more than asking again",
+    "too-few-cards": "too few cards to test: moves scores, on too few cards to tell why",
     "ok": "ok",
     "baseline": "the noise itself",
 }
@@ -406,6 +415,7 @@ def kappa_reading(kappa: float | None) -> str:
 
 
 FORMATS: dict[str, Callable[..., str]] = {
+    "reused_cost": reused_cost,
     "alpha_reading": alpha_reading,
     "band": band,
     "count": count,

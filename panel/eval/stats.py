@@ -104,6 +104,14 @@ def smallest_p(units: int) -> float:
     return 1.0 if units < 2 else min(1.0, 2.0 / 2**units)
 
 
+def units_needed(alpha: float) -> int:
+    """Return the fewest units a sign-flip test needs to give a p below alpha at all."""
+    units = 2
+    while smallest_p(units) >= alpha:
+        units += 1
+    return units
+
+
 def mean_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float] | None:
     """Return the t-interval of the mean of values at `level` (None under two values)."""
     if len(values) < 2:

@@ -11,7 +11,7 @@ from panel.cards import ToolCard
 from panel.compare import write_pages
 from panel.errors import CostCeilingReached
 from panel.files import json_text, write_atomic
-from panel.results import tool_document
+from panel.results import review_path, tool_document
 from panel.runs import Ended, Show, carrying_out, ended
 from panel.runtime import Runtime
 
@@ -51,7 +51,7 @@ async def review_cards(
                 stopped = True  # this card's reviews so far are stored; its page waits
                 break
             document = tool_document(card, reviews, runtime.personas, errors)
-            write_atomic(out / "reviews" / f"{card.slug}.json", json_text(document))
+            write_atomic(review_path(out, card.slug), json_text(document))
             documents.append(document)
             on_document(document)
     for slug in edited:  # the comparison pages that show an edited card show it anew

@@ -1,18 +1,98 @@
-// panel's vote buttons: the one script of the site (no inline script, so the pages' CSP stays
-// script-src 'self'). Served by `panel serve`, it reads each tool's live community count from the
-// site's API, shows the buttons, posts a vote and puts the new count in place. Opened from disk
-// or from a static host without the API, it does nothing: the page keeps the counts of its build.
-// Every value it writes goes in as text (textContent), never as markup.
+// panel's one script (no inline script, so the pages' CSP stays script-src 'self'). Everywhere,
+// even opened from disk, it keeps the reader's bookmarks in this browser (localStorage: nothing
+// is sent). Served by `panel serve`, it also reads each tool's live community count from the
+// site's API (on every page that shows one), shows the vote buttons, posts a vote and puts the
+// new count in place. Without the API the page keeps the counts of its build.
+// Every value it writes goes in as text (textContent, a link's href), never as markup.
 (function () {
   "use strict";
-  if (!/^https?:$/.test(window.location.protocol) || !window.fetch) {
-    return;
-  }
   var script = document.currentScript;
   if (!script || !script.src) {
     return;
   }
-  var api = new URL("api/", script.src); // the script sits at the site's root, the API beside it
+  var root = new URL("./", script.src); // the script sits at the site's root
+
+  // ---- bookmarks: [{href (from the site's root), title}] in localStorage -------------------
+  var KEY = "panel.bookmarks";
+
+  function saved() {
+    try {
+      var list = JSON.parse(window.localStorage.getItem(KEY) || "[]");
+      return Array.isArray(list) ? list.filter(function (b) {
+        return b && typeof b.href === "string" && typeof b.title === "string" && !/^[a-z]+:|^\/|\.\./i.test(b.href);
+      }) : [];
+    } catch (e) {
+      return [];
+    }
+  }
+
+  function keep(list) {
+    try {
+      window.localStorage.setItem(KEY, JSON.stringify(list));
+      return true;
+    } catch (e) {
+      return false;
+    }
+  }
+
+  function listBookmarks() {
+    var list = saved();
+    Array.prototype.forEach.call(document.querySelectorAll("[data-bookmarks]"), function (box) {
+      var ul = box.querySelector(".bookmark-list");
+      var empty = box.querySelector(".bookmarks-empty");
+      ul.textContent = "";
+      list.forEach(function (b) {
+        var li = document.createElement("li");
+        var a = document.createElement("a");
+        a.href = new URL(b.href, root).href;
+        a.textContent = b.title;
+        li.appendChild(a);
+        ul.appendChild(li);
+      });
+      if (empty) {
+        empty.hidden = list.length > 0;
+      }
+      box.hidden = false;
+    });
+    Array.prototype.forEach.call(document.querySelectorAll("[data-bookmark]"), function (button) {
+      var href = button.getAttribute("data-bookmark");
+      var on = list.some(function (b) {
+        return b.href === href;
+      });
+      button.setAttribute("aria-pressed", on ? "true" : "false");
+      button.textContent = on ? "Bookmarked" : "Bookmark";
+    });
+  }
+
+  function toggleBookmark(button) {
+    var href = button.getAttribute("data-bookmark");
+    var list = saved();
+    var kept = list.filter(function (b) {
+      return b.href !== href;
+    });
+    if (kept.length === list.length) {
+      kept.unshift({ href: href, title: button.getAttribute("data-bookmark-title") || href });
+    }
+    keep(kept);
+    listBookmarks();
+  }
+
+  var storable = keep(saved());
+  if (storable) {
+    Array.prototype.forEach.call(document.querySelectorAll("[data-bookmark]"), function (button) {
+      button.hidden = false;
+      button.addEventListener("click", function () {
+        toggleBookmark(button);
+      });
+    });
+    listBookmarks();
+  }
+
+  // ---- live counts and votes: only where the site's API is (panel serve) -------------------
+  if (!/^https?:$/.test(window.location.protocol) || !window.fetch) {
+    return;
+  }
+  var api = new URL("api/", root);
 
   var MESSAGES = {
     403: "Your vote was refused: this browser needs cookies on for this site to vote.",
@@ -28,6 +108,10 @@
     return community.votes ? community.ship_pct + "%" : "\u2014";
   }
 
+  function votes(community) {
+    return community.votes + (community.votes === 1 ? " vote" : " votes");
+  }
+
   function show(slug, answer) {
     var community = answer.community;
     each("[data-community-label]", function (el) {
@@ -38,6 +122,11 @@
     each("[data-community-pct]", function (el) {
       if (el.getAttribute("data-community-pct") === slug) {
         el.textContent = percent(community);
+      }
+    });
+    each("[data-community-votes]", function (el) {
+      if (el.getAttribute("data-community-votes") === slug) {
+        el.textContent = votes(community);
       }
     });
     each("[data-vote]", function (box) {
@@ -122,4 +211,24 @@
   }
 
   each("[data-vote]", start);
+
+  // Counts shown without vote buttons (the index, a comparison tile of another page): read live.
+  var counted = {};
+  each("[data-vote]", function (box) {
+    counted[box.getAttribute("data-vote")] = true;
+  });
+  each("[data-community-label], [data-community-pct]", function (el) {
+    var slug = el.getAttribute("data-community-label") || el.getAttribute("data-community-pct");
+    if (counted[slug]) {
+      return;
+    }
+    counted[slug] = true;
+    request("tools/" + encodeURIComponent(slug), { method: "GET" })
+      .then(function (answer) {
+        if (answer.status === 200 && answer.body.community) {
+          show(slug, answer.body);
+        }
+      })
+      .catch(function () {});
+  });
 })();

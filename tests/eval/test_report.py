@@ -240,7 +240,7 @@ def test_every_section_shows_its_figures() -> None:
         assert line in text  # the three lines, at the top
     assert text.index("Biased: padding") < text.index("Score spread")
     assert "pooled SD" in text and "4.6" in text and "temperature (0.7)" in text
-    assert "48 stored reviews, which cost $0.0062 when made (4 of unknown cost)" in text
+    assert "48 stored reviews, which cost at least $0.0062 (4 of unknown cost) when made" in text
     assert "0.94" in text  # length ρ
     assert "42% in 70–74" in text
     assert "75%" in text and "0.88" in text and "0.50" in text
@@ -344,3 +344,24 @@ def test_numbers_for_humans() -> None:
     assert report.alpha_reading(0.7).startswith("Moderate")
     assert report.kappa_reading(-0.1).startswith("Less agreement than chance")
     assert report.kappa_reading(0.9).startswith("Almost perfect")
+
+
+def test_the_report_links_to_no_site_page_so_it_works_wherever_it_is_written() -> None:
+    page = report.eval_html(eval_doc())
+    hrefs = re.findall(r'href="([^"#][^"]*)"', page)
+    assert hrefs == ["data:,"]  # the empty favicon only: no index.html, no feed.atom
+
+
+def test_panels_own_backticks_show_as_code_not_as_backticks() -> None:
+    page = report.eval_html(null_doc())
+    assert "`" not in text_of(page)
+    assert "<code>outcome:</code>" in page
+
+
+def test_a_probe_on_too_few_cards_reads_so_not_noisy() -> None:
+    doc = eval_doc()
+    doc["perturbations"]["padding"].update(
+        reading="too-few-cards", reading_text="too few cards to test (needs 6)"
+    )
+    text = text_of(report.eval_html(doc))
+    assert "too few cards to test (needs 6)" in text

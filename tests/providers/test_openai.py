@@ -46,7 +46,7 @@ PANEL_KEYS = ["builder", "skeptic", "futurist", "founder"]
 # A compatible server answering to an OpenAI model name is not OpenAI: its price is unknown.
 UNPRICED = (
     "panel: the price of openai:gpt-4.1-mini on a compatible server (not api.openai.com) "
-    "is unknown (prices read 2026-11-22): not counted"
+    "is unknown (prices read 2026-11-22): its calls are not counted in the cost"
 )
 
 

@@ -90,8 +90,8 @@ def test_every_tool_is_reviewed_once_across_the_batch(tmp_path: Path, db: str) -
         added = panel("queue", "add", pairs, env=env)
         assert added.returncode == 0, added.stderr
         assert (
-            "queued 14 comparison(s) (0 already queued or done) over 10 tool(s): 40 review(s) to run"
-            in added.stdout
+            "queued 14 comparison(s) (0 already queued or done) over 10 tool(s): 40 review(s), "
+            "40 to run (0 stored already)" in added.stdout
         )
         again = panel("queue", "add", pairs, "--json", env=env)
         assert json.loads(again.stdout)["jobs"] == 0
@@ -113,11 +113,17 @@ def test_tools_already_reviewed_cost_nothing(tmp_path: Path, db: str) -> None:
     (tmp_path / "r.jsonl").write_text('{"a": "mistral-8x22b-v2", "b": "smolvlm-3b"}\n')
     with FakeOpenAI() as server:
         env = env_for(server, db, out)
-        assert "0 review(s) to run" in panel("queue", "add", tmp_path / "q.jsonl", env=env).stdout
+        assert (
+            "8 review(s), 0 to run (8 stored already)"
+            in panel("queue", "add", tmp_path / "q.jsonl", env=env).stdout
+        )
         assert panel("queue", "run", env=env).returncode == 0
         # The imported reviews were written by another model: this run's model reviews both.
         assert server.requests == 8
-        assert "0 review(s) to run" in panel("queue", "add", tmp_path / "r.jsonl", env=env).stdout
+        assert (
+            "8 review(s), 0 to run (8 stored already)"
+            in panel("queue", "add", tmp_path / "r.jsonl", env=env).stdout
+        )
         assert panel("queue", "run", env=env).returncode == 0
         assert server.requests == 8, "reviews this run's model wrote are reused"
         page = (out / "compare" / "mistral-8x22b-v2-vs-smolvlm-3b.html").read_text()

@@ -244,3 +244,31 @@ def test_a_page_on_another_origin_cannot_vote(
         assert site.server.requests('"OPTIONS /api/votes HTTP/1.1" 405') >= 1
     else:  # the POST went out, and the server refused it: not only the browser's doing
         assert site.server.requests('"POST /api/votes HTTP/1.1" 403') == refused + 1
+
+
+@pytest.mark.parametrize("viewport", [None, PHONE], ids=["desktop", "phone"])
+def test_every_count_on_every_page_is_live_with_its_number_of_votes(
+    browser: Browser, site: Site, viewport: dict[str, int] | None
+) -> None:
+    """The index and the tool tiles, which carry no vote button, read the live count too: a
+    vote cast after the build shows on every page, each share with its number of votes."""
+    context = browser.new_context(viewport=viewport)  # type: ignore[arg-type]
+    try:
+        page, errors = open_page(context, site.server.url + f"tools/{SMOL}.html")
+        page.locator(f'[data-vote="{SMOL}"]').wait_for(state="visible")
+        assert click_vote(page, SMOL, "ship") == 200
+        ship, skip = site.counts()[SMOL]
+        votes = ship + skip
+        label = f"{votes} vote{'s' if votes != 1 else ''} · {round(100 * ship / votes)}% ship"
+        for path in ("index.html", COMPARISON, f"tools/{MISTRAL}.html"):
+            shown, more = open_page(context, site.server.url + path)
+            if shown.locator(f'[data-community-label="{SMOL}"]').count():
+                wait_label(shown, SMOL, label)
+            tiles = shown.locator(f'[data-community-votes="{SMOL}"]')
+            for n in range(tiles.count()):
+                assert tiles.nth(n).inner_text() == f"{votes} vote{'s' if votes != 1 else ''}"
+            errors += more
+        screenshot(shown, f"serve-live-counts-{'phone' if viewport else 'desktop'}.png")
+        assert errors == []
+    finally:
+        context.close()

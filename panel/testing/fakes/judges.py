@@ -80,6 +80,19 @@ def prefers_better(quality: dict[str, int], crowd: int = 61) -> Judge:
     return judge
 
 
+def split_minded(quality: dict[str, int]) -> Judge:
+    """A judge whose two views disagree: shown two, it picks the better (by name); asked to
+    score one, it scores the worse higher (100 minus its quality), so a comparison's judged
+    pick and its scores point at different tools."""
+
+    def judge(body: dict[str, Any]) -> str:
+        if is_pair(body):
+            return prefers_better(quality)(body)
+        return review(body, 100 - quality[names_shown(body)[0]])
+
+    return judge
+
+
 def always_first(body: dict[str, Any]) -> str:
     """A judge with a pure position bias: shown two, it always picks the one shown first."""
     if is_pair(body):
