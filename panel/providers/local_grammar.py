@@ -144,8 +144,9 @@ C_ITEM_WORD_CHARS = 20
 """The longest word of a list item."""
 C_REVIEW_WORDS = (8, 80)
 """A review's words: two to four sentences, as the prompt asks."""
-C_TEXT_WORDS = (3, 60)
-"""Another text field's words at the most, under the lengths panel.personas validates."""
+C_TEXT_WORDS = (3, 48)
+"""Another text field's words (a field is one sentence; trim_capped keeps it within the
+characters panel.personas validates)."""
 C_LETTER = r"[!#-\[\]-~\u00C0-\u024F\u2018\u2019\u201C\u201D\u2013\u2014]"
 """A character of a word: printable ASCII but the quote and the backslash, Latin letters with
 accents, typographic quotes and dashes (no CJK: Qwen drifts into Chinese mid-sentence)."""
@@ -166,9 +167,11 @@ def _capable_text(least: int, most: int) -> str:
 
 
 def trim_capped(text: str, schema: dict[str, Any]) -> str:
-    """Return a capable model's answer with every text field that reached its word cap cut
-    back to its last whole sentence (a model stopped at a cap may glue its next words into the
-    last one: "running under.realmemory"). Other answers come back as they are."""
+    """Return a capable model's answer with every text field that reached its word cap, or
+    runs past the characters panel.personas allows, cut back to its last whole sentence (a
+    model stopped at a cap may glue its next words into the last one: "running
+    under.realmemory"); a field of one unfinished sentence loses its last word and ends there.
+    Other answers come back as they are."""
     try:
         data = json.loads(text)
     except ValueError:
@@ -180,11 +183,27 @@ def trim_capped(text: str, schema: dict[str, Any]) -> str:
         prop = schema.get("properties", {}).get(name, {})
         if not isinstance(value, str) or prop.get("type") != "string" or "enum" in prop:
             continue
-        if len(value.split(" ")) >= _capable_words(name)[1]:
-            end = max(value.rfind(". "), value.rfind("! "), value.rfind("? "))
-            if end > 0:
-                data[name], changed = value[: end + 1], True
+        limit = _most_chars(name)
+        if len(value.split(" ")) >= _capable_words(name)[1] or len(value) > limit:
+            data[name], changed = _cut(value, limit), True
     return json.dumps(data, ensure_ascii=False) if changed else text
+
+
+def _most_chars(name: str) -> int:
+    if name == "review":
+        return REVIEW_MAX_CHARS
+    return PAIR_REASON_MAX_CHARS if name == "reason" else FIELD_MAX_CHARS
+
+
+def _cut(value: str, limit: int) -> str:
+    """Return value cut back to its last sentence end within limit, else to its last whole
+    word but one (the one at the cap may be glued), closed by a full stop."""
+    head = value[:limit]
+    end = max(head.rfind(". "), head.rfind("! "), head.rfind("? "))
+    if end > 0:
+        return head[: end + 1]
+    words = head[: limit - 1].split(" ")[:-1] or [head[: limit - 1]]
+    return " ".join(words).rstrip(",;:-") + "."
 
 
 def _capable_words(name: str) -> tuple[int, int]:
@@ -194,7 +213,7 @@ def _capable_words(name: str) -> tuple[int, int]:
         return C_REVIEW_WORDS[0], min(C_REVIEW_WORDS[1], REVIEW_MAX_CHARS // (C_WORD_CHARS + 1))
     if name == "reason":
         return C_HALF_WORDS[0] * 2, C_HALF_WORDS[1] * 2 + 4
-    return C_TEXT_WORDS[0], min(C_TEXT_WORDS[1], FIELD_MAX_CHARS // (C_WORD_CHARS + 1))
+    return C_TEXT_WORDS
 
 
 C_HALF_WORDS = (4, 40)
