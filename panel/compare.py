@@ -56,7 +56,8 @@ CLOSE_CALL_POINTS = 3.0
 
 
 def community(store: Store, slug: str) -> dict[str, Any]:
-    """Return the community vote summary of a tool."""
+    """Return the community vote summary of a tool: its votes, and how many distinct client
+    networks they came from (Store.vote_networks: many votes from few networks show)."""
     ship, skip = store.vote_counts(slug)
     votes = ship + skip
     pct = round(100 * ship / votes) if votes else None
@@ -64,7 +65,15 @@ def community(store: Store, slug: str) -> dict[str, Any]:
         label = "No community votes yet"
     else:
         label = f"{votes} vote{'s' if votes != 1 else ''} · {pct}% ship"
-    return {"votes": votes, "ship": ship, "skip": skip, "ship_pct": pct, "label": label}
+    networks = store.vote_networks(slug) if votes else 0
+    return {
+        "votes": votes,
+        "ship": ship,
+        "skip": skip,
+        "ship_pct": pct,
+        "label": label,
+        "networks": networks,
+    }
 
 
 _VS = re.compile(r"(?=-vs-)")

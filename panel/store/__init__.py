@@ -317,6 +317,27 @@ class Store:
         ).fetchone()
         return (0, 0) if row is None else (int(row[0]), int(row[1]))
 
+    def vote_networks(self, tool: str) -> int:
+        """Return how many distinct client networks the votes on tool came from; a vote
+        without one (the command line's, or one cast before networks were kept) counts as a
+        network of its own."""
+        row = self.db.execute(
+            """SELECT count(DISTINCT network) + count(*) FILTER (WHERE network IS NULL)
+               FROM votes WHERE tool = ?""",
+            (tool,),
+        ).fetchone()
+        return int(row[0])
+
+    def probe(self, name: str) -> None:
+        """Write one row (the time, under name) and commit it: proof that the store takes
+        writes (a locked, read-only or full store fails here as a vote would)."""
+        with self.transaction() as db:
+            db.execute(
+                """INSERT INTO serve_probes (name, at) VALUES (?, ?)
+                   ON CONFLICT (name) DO UPDATE SET at = excluded.at""",
+                (name, time.time()),
+            )
+
     def vote_of(self, tool: str, voter: str) -> str | None:
         """Return voter's vote on tool ("ship" or "skip"), None if they have not voted."""
         row = self.db.execute(
@@ -479,21 +500,26 @@ def voter_id(voter: str) -> str:
     return " ".join(text.casefold().split())
 
 
-def insert_vote(db: Connection, tool: str, voter: str, vote: str) -> None:
+def insert_vote(
+    db: Connection, tool: str, voter: str, vote: str, networks: tuple[str, str] | None = None
+) -> None:
     """Record voter's vote on tool inside the caller's transaction (see Store.save_vote), and
     keep the tool's totals: a new vote adds one, a changed vote moves one, the same vote again
     changes nothing. Exactly once even when two transactions race: the insert and the update
-    each either change a row or not, and only a change moves the totals."""
+    each either change a row or not, and only a change moves the totals. networks: the client
+    network the vote came from and its wider one (`panel serve`; see recent_votes)."""
     who, now = voter_id(voter), time.time()
+    network, wide = networks or (None, None)
     added = db.execute(
-        """INSERT INTO votes (tool, voter, vote, at) VALUES (?, ?, ?, ?)
+        """INSERT INTO votes (tool, voter, vote, at, network, wide) VALUES (?, ?, ?, ?, ?, ?)
            ON CONFLICT (tool, voter) DO NOTHING""",
-        (tool, who, vote, now),
+        (tool, who, vote, now, network, wide),
     ).rowcount
     if not added:
         changed = db.execute(
-            "UPDATE votes SET vote = ?, at = ? WHERE tool = ? AND voter = ? AND vote != ?",
-            (vote, now, tool, who, vote),
+            """UPDATE votes SET vote = ?, at = ?, network = ?, wide = ?
+               WHERE tool = ? AND voter = ? AND vote != ?""",
+            (vote, now, network, wide, tool, who, vote),
         ).rowcount
         if not changed:
             return
@@ -511,6 +537,28 @@ def insert_vote(db: Connection, tool: str, voter: str, vote: str) -> None:
                skip = vote_totals.skip + excluded.skip""",
         (tool, ship, skip),
     )
+
+
+def has_vote(db: Connection, tool: str, voter: str) -> bool:
+    """Return whether voter has a vote on tool (read in the caller's transaction)."""
+    found = db.execute(
+        "SELECT 1 FROM votes WHERE tool = ? AND voter = ?", (tool, voter_id(voter))
+    ).fetchone()
+    return found is not None
+
+
+def recent_votes(
+    db: Connection, tool: str, wide: bool, network: str, since: float
+) -> tuple[int, float]:
+    """Return how many voters' votes on tool came from network (the narrow one, or with wide
+    the wider one) at `since` or later, and when the oldest of them was cast (`since` if none):
+    a voter's latest vote counts, with its time."""
+    column = "wide" if wide else "network"
+    row = db.execute(
+        f"SELECT count(*), min(at) FROM votes WHERE tool = ? AND {column} = ? AND at >= ?",
+        (tool, network, since),
+    ).fetchone()
+    return int(row[0]), float(row[1] if row[1] is not None else since)
 
 
 def _finite_or(value: float, default: float) -> float:

@@ -410,6 +410,30 @@ def m014_review_conditions(db: Connection, dialect: Dialect) -> None:
     )
 
 
+@migration
+def m016_vote_networks(db: Connection, dialect: Dialect) -> None:
+    """`panel serve` keeps the client network each web vote came from (`network`: an IPv4
+    address or an IPv6 /64; `wide`: the IPv4 address or the IPv6 /48), to cap what one network
+    adds to a tool in a day and to say how many networks stand behind a tool's votes; votes
+    cast before, and the command line's, have none. `serve_probes` is the row each server's
+    health check writes to prove the store takes writes. (Numbered 16: 15 is another change's;
+    self-contained, so the two may be applied in either order once renumbered.)"""
+    _execute_script(
+        db,
+        dialect,
+        """
+        ALTER TABLE votes ADD COLUMN network TEXT;
+        ALTER TABLE votes ADD COLUMN wide TEXT;
+        CREATE INDEX votes_by_network ON votes (tool, network, at);
+        CREATE INDEX votes_by_wide ON votes (tool, wide, at);
+        CREATE TABLE serve_probes (
+            name TEXT PRIMARY KEY,
+            at REAL NOT NULL
+        )
+        """,
+    )
+
+
 def check(database: Database, *, write: bool, first: str) -> int:
     """Return the store's schema version if panel may use it; raise ConfigError if not.
 

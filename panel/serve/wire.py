@@ -1,0 +1,145 @@
+"""The HTTP/1.1 connection as `panel serve` speaks it: uvicorn's h11 protocol, whose parser caps
+a request's line and headers (h11's incomplete-event limit), with what uvicorn leaves out added:
+
+- a request's line and headers must arrive within `header_seconds` of the connection opening,
+  or of the previous answer on a kept-alive connection, else the connection is closed (uvicorn
+  times a connection only once it has answered, and not while a request's headers trickle in);
+- a process holds at most `max_connections` open connections, and one client address at most
+  `max_client_connections` of them (a trusted proxy: no cap); past either, a new connection is
+  answered 503 and closed at once;
+- the server's own refusals (a malformed request, headers over the cap: 400 and 431) are the
+  app's error shape: JSON, `Cache-Control: no-store`, the security headers.
+
+uvicorn's `timeout_keep_alive` closes a kept-alive connection idle after an answer. The limits
+travel in EdgeConfig, so the worker processes of `--workers N` get them too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any
+
+import h11
+import uvicorn
+from h11._connection import DEFAULT_MAX_INCOMPLETE_EVENT_SIZE as DEFAULT_MAX_HEADER_BYTES
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from panel.serve.guard import error_body, error_headers
+
+PROTOCOL = f"{__name__}:EdgeProtocol"
+"""How uvicorn's Config names the protocol (`http=`)."""
+
+
+@dataclass(frozen=True)
+class Edge:
+    """The connection limits uvicorn's Config does not hold."""
+
+    header_seconds: float = 10.0
+    max_connections: int = 1000
+    max_client_connections: int = 64
+    trusted_proxy: tuple[str, ...] = ()
+
+    def uncapped(self, host: str) -> bool:
+        """Return whether a client address is a trusted proxy (no per-client cap)."""
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        return any(address in ipaddress.ip_network(net, strict=False) for net in self.trusted_proxy)
+
+
+class EdgeConfig(uvicorn.Config):
+    """uvicorn's Config, carrying the Edge limits to EdgeProtocol."""
+
+    def __init__(self, app: str, *, edge: Edge, **options: Any) -> None:
+        super().__init__(app, http=PROTOCOL, **options)
+        self.edge = edge
+
+
+class EdgeProtocol(H11Protocol):
+    """uvicorn's h11 protocol with a deadline for request headers, connection caps and the
+    app's error shape on its own refusals (see the module docstring)."""
+
+    def __init__(self, config: uvicorn.Config, *args: Any, **kwargs: Any) -> None:
+        super().__init__(config, *args, **kwargs)
+        self.edge: Edge = getattr(config, "edge", Edge())
+        self._head_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        refused = self._over_a_cap()
+        if refused is not None:
+            self._refuse(503, refused, {"retry-after": "5"})
+            return
+        self._arm_head_timer()
+
+    def _over_a_cap(self) -> str | None:
+        """Return why this new connection is one too many, None if it is not."""
+        if len(self.connections) > self.edge.max_connections:
+            return "the server holds as many connections as it may: try again shortly"
+        host = _client_host(self)
+        if self.edge.uncapped(host):
+            return None
+        mine = sum(1 for other in self.connections if _client_host(other) == host)
+        if mine > self.edge.max_client_connections:
+            return (
+                f"more than {self.edge.max_client_connections} open connections from your address"
+            )
+        return None
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self.conn.their_state is not h11.IDLE:  # a whole request line and headers came
+            self._disarm_head_timer()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing() and self.conn.their_state is h11.IDLE:
+            self._arm_head_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_head_timer()
+        super().connection_lost(exc)
+
+    def _arm_head_timer(self) -> None:
+        self._disarm_head_timer()
+        self._head_timer = self.loop.call_later(self.edge.header_seconds, self._head_too_slow)
+
+    def _disarm_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_too_slow(self) -> None:
+        """Close a connection whose request line and headers did not all come in time."""
+        self._head_timer = None
+        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+            self.logger.info("panel: closed a connection whose request headers came too slowly")
+            self.transport.close()
+
+    def send_400_response(self, msg: str) -> None:
+        """Refuse a request h11 cannot read: 431 when its headers passed the cap, else 400."""
+        pending = len(self.conn.trailing_data[0])
+        if pending > (self.config.h11_max_incomplete_event_size or DEFAULT_MAX_HEADER_BYTES):
+            self._refuse(431, "the request line and headers are larger than the server takes")
+        else:
+            self._refuse(400, "not an HTTP/1.1 request this server can read")
+
+    def _refuse(self, status: int, detail: str, extra: dict[str, str] | None = None) -> None:
+        """Answer status with the app's error shape and close the connection."""
+        self._disarm_head_timer()
+        body = error_body(detail)
+        headers = error_headers(status, len(body), {**(extra or {}), "connection": "close"})
+        head = f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\n".encode()
+        head += b"".join(name + b": " + value + b"\r\n" for name, value in headers)
+        self.transport.write(head + b"\r\n" + body)
+        self.transport.close()
+
+
+def _client_host(protocol: object) -> str:
+    """Return the client address of an open connection's protocol ("" if it has none)."""
+    client = getattr(protocol, "client", None)
+    return str(client[0]) if client else ""
