@@ -39,6 +39,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from panel.cards import MAX_CARD_BYTES, SLUG_PATTERN, card_from_bytes
+from panel.config import Settings
 from panel.errors import InputError, StoreUnavailable, validation_problem
 from panel.parsing import ParseError, load_json
 from panel.serve.desk import RETRY_SECONDS, Desk, Refused
@@ -116,7 +117,8 @@ def _votes_in(request: Request) -> float:
     """Return the seconds before the votes of this request's voter cookie count (0: they do):
     a cookie counts voter_min_age seconds after the answer that set it."""
     made: float = request.state.voter_since
-    return max(0.0, made + request.app.state.settings.voter_min_age - time.time())
+    settings: Settings = request.app.state.settings
+    return max(0.0, made + settings.voter_min_age - time.time())
 
 
 async def get_tool(request: Request) -> Response:
