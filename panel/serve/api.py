@@ -35,7 +35,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from panel.cards import MAX_CARD_BYTES, SLUG_PATTERN, card_from_bytes
@@ -167,12 +167,10 @@ async def healthz(request: Request) -> Response:
 
 
 async def http_error(request: Request, exc: Exception) -> Response:
-    """Return an HTTPException as {"error": ...} (API) or a line of text (site)."""
+    """Return an HTTPException as every error is answered, the site's files' too (a missing
+    page): {"error": ...}, not stored by any cache."""
     assert isinstance(exc, HTTPException)
-    headers = dict(exc.headers or {})
-    if request.url.path.startswith("/api/") or request.url.path == "/healthz":
-        return answer({"error": exc.detail}, exc.status_code, headers)
-    return PlainTextResponse(f"{exc.status_code} {exc.detail}\n", exc.status_code, headers)
+    return answer({"error": exc.detail}, exc.status_code, dict(exc.headers or {}))
 
 
 async def refused(request: Request, exc: Exception) -> Response:

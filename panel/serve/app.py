@@ -114,7 +114,8 @@ def _middleware(settings: Settings, voters: Voters) -> list[Middleware]:
 
         found.append(Middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxy))
     hosts = tuple(settings.allowed_hosts) or LOOPBACK_HOSTS
-    found.append(Middleware(Guard, voters=voters, hosts=hosts, max_headers=settings.max_headers))
+    limits = {"max_headers": settings.max_headers, "max_header_bytes": settings.max_header_bytes}
+    found.append(Middleware(Guard, voters=voters, hosts=hosts, **limits))
     return found
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
 import os
 import socket
 import sqlite3
@@ -48,8 +49,9 @@ SQLITE_READ_LANES = 2
 
 CALL_SECONDS = 5.0
 """The longest the API waits for one store call."""
-SQLITE_BUSY_MS = 4000
-"""How long a SQLite call waits for another process's write lock (under CALL_SECONDS)."""
+DEADLINE_MARGIN = 0.5
+"""What a SQLite call keeps of its CALL_SECONDS for its own work: it waits for another
+process's write lock until then, and fails (nothing written) before the API gives up on it."""
 HEALTH_SECONDS = 2.0
 """The longest /healthz waits for its write probe."""
 HEALTH_FRESH_SECONDS = 1.0
@@ -60,7 +62,8 @@ RETRY_SECONDS = 5
 VOTE_BUDGET = "votes@"
 """The shared limiter's budgets of votes are named this, then the client's address."""
 CARD_BUDGET = "cards@"
-"""The shared limiter's budgets of cards: this, then "token" or the client's address."""
+"""The shared limiter's budgets of cards: this, then the client's address, or "token:" and a
+hash of the submit token."""
 
 VOTE_BURST_SECONDS = 60.0
 """An address may spend a minute's worth of votes at once, then one every 60/vote_rate s."""
@@ -114,34 +117,52 @@ class Lane:
         self.store: Store | None = None
         self._waiting = 0
         self._lock = threading.Lock()
+        self._busy_since: float | None = None
 
     @property
     def waiting(self) -> int:
         return self._waiting
 
-    def submit(self, fn: Callable[..., T], *args: Any) -> Future[T]:
-        """Run fn(store, *args) in this lane's thread."""
+    def stuck(self) -> bool:
+        """Return whether the call running in this lane has run past CALL_SECONDS."""
+        since = self._busy_since
+        return since is not None and time.monotonic() - since > CALL_SECONDS
+
+    def submit(self, deadline: float, fn: Callable[..., T], *args: Any) -> Future[T]:
+        """Run fn(store, *args) in this lane's thread, to be done by deadline (time.monotonic)."""
         with self._lock:
             self._waiting += 1
-        future = self.thread.submit(self._call, fn, *args)
+        future = self.thread.submit(self._call, deadline, fn, *args)
         future.add_done_callback(self._done)
         return future
 
-    def _call(self, fn: Callable[..., T], *args: Any) -> T:
-        if self.store is None:
+    def _call(self, deadline: float, fn: Callable[..., T], *args: Any) -> T:
+        """Run fn; on SQLite, wait for another process's lock only as long as the deadline
+        leaves (a call that cannot be done in time fails before it, with nothing written)."""
+        store = self.store
+        if store is None:
             raise RuntimeError("the desk is not open")
-        return fn(self.store, *args)
+        if not is_url(store.location):
+            left = deadline - time.monotonic() - DEADLINE_MARGIN
+            if left <= 0:
+                raise StoreUnavailable("the store is busy: this call's time ran out in line")
+            store.db.execute(f"PRAGMA busy_timeout = {int(left * 1000)}")
+        self._busy_since = time.monotonic()
+        try:
+            return fn(store, *args)
+        finally:
+            self._busy_since = None
 
     def _done(self, _: Future[Any]) -> None:
         with self._lock:
             self._waiting -= 1
 
 
-def open_store(location: str, busy_ms: int) -> Store:
-    """Open a store for the desk: on SQLite, one that waits busy_ms for a lock, not 30 s."""
+def open_store(location: str, busy_seconds: float) -> Store:
+    """Open a store for the desk: on SQLite, one that waits busy_seconds for a lock, not 30."""
     store = Store(location)
     if not is_url(location):
-        store.db.execute(f"PRAGMA busy_timeout = {int(busy_ms)}")
+        store.db.execute(f"PRAGMA busy_timeout = {int(busy_seconds * 1000)}")
     return store
 
 
@@ -161,6 +182,9 @@ class Desk:
         self._probe: asyncio.Future[None] | None = None
         self._probed_at = 0.0
         self._probe_name = f"{socket.gethostname()}:{os.getpid()}"[:200]
+        token = settings.submit_token.get_secret_value() if settings.submit_token else ""
+        self._token_budget = "token:" + hashlib.sha256(token.encode()).hexdigest()[:16]
+        """The token's budget: named by a hash of it (a new token starts afresh)."""
 
     @property
     def _lanes(self) -> list[Lane]:
@@ -173,15 +197,13 @@ class Desk:
         location = self.settings.db
         if is_url(location):
             shared = await loop.run_in_executor(
-                self._writers[0].thread, open_store, location, SQLITE_BUSY_MS
+                self._writers[0].thread, open_store, location, CALL_SECONDS
             )
             for lane in self._writers:
                 lane.store = shared
             return
         for lane in self._lanes:
-            lane.store = await loop.run_in_executor(
-                lane.thread, open_store, location, SQLITE_BUSY_MS
-            )
+            lane.store = await loop.run_in_executor(lane.thread, open_store, location, CALL_SECONDS)
 
     async def close(self) -> None:
         loop = asyncio.get_running_loop()
@@ -196,7 +218,7 @@ class Desk:
         """Return fn(store, *args) run in the least busy of lanes, given up after CALL_SECONDS;
         a store fault is raised as StoreUnavailable (see the module docstring)."""
         lane = min(lanes, key=lambda lane: lane.waiting)
-        future = lane.submit(fn, *args)
+        future = lane.submit(time.monotonic() + CALL_SECONDS, fn, *args)
         answer = asyncio.wrap_future(future)
         try:
             return await asyncio.wait_for(asyncio.shield(answer), CALL_SECONDS)
@@ -231,8 +253,11 @@ class Desk:
         return await self._run(self._writers, self._submit, card, compare_with, address)
 
     async def health(self) -> str | None:
-        """Return why the store cannot take a write now, None if it can: one write probe at a
-        time, given HEALTH_SECONDS, its answer reused for HEALTH_FRESH_SECONDS."""
+        """Return why the store cannot take a write now, None if it can: every lane that
+        writes held by a stuck call, or a failed write probe (one at a time, given
+        HEALTH_SECONDS, its answer reused for HEALTH_FRESH_SECONDS)."""
+        if all(lane.stuck() for lane in self._writers):
+            return f"every store lane is held by a call of more than {CALL_SECONDS:g} s"
         loop = asyncio.get_running_loop()
         stale = loop.time() - self._probed_at > HEALTH_FRESH_SECONDS
         if self._probe is None or (self._probe.done() and stale):
@@ -342,7 +367,7 @@ class Desk:
         settings = self.settings
         for budget, rate, whose in (
             (address, settings.card_address_rate, "your address"),
-            ("token", settings.card_rate, "the submit token"),
+            (self._token_budget, settings.card_rate, "the submit token"),
         ):
             spend = ("cards", HOUR_SECONDS / rate, HOUR_SECONDS)
             wait = store.reserve(CARD_BUDGET + budget, "", [spend])
@@ -353,7 +378,7 @@ class Desk:
         """Write the probe row through the health lane's own store (opened on first use)."""
         lane = self._prober
         if lane.store is None:
-            lane.store = open_store(self.settings.db, int(HEALTH_SECONDS * 750))
+            lane.store = open_store(self.settings.db, HEALTH_SECONDS - DEADLINE_MARGIN)
         lane.store.probe(self._probe_name)
 
 

@@ -121,6 +121,7 @@ class Guard:
     voters: Voters
     hosts: tuple[str, ...] = LOOPBACK_HOSTS
     max_headers: int = 64
+    max_header_bytes: int = 16 * 1024
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -162,9 +163,17 @@ class Guard:
             raise  # uvicorn logs it with its traceback: a bug to fix
 
     def _refused(self, scope: Scope) -> tuple[int, str] | None:
-        """Return the status and reason that refuse a request before the app sees it, if any."""
+        """Return the status and reason that refuse a request before the app sees it, if any.
+        (uvicorn's h11 parser refuses headers past max_header_bytes while they come in; a
+        request whose headers came whole in one read is measured here.)"""
         if len(scope["headers"]) > self.max_headers:
             return 431, f"more than {self.max_headers} header fields"
+        size = sum(len(name) + len(value) + 4 for name, value in scope["headers"])
+        if size + len(scope["raw_path"]) + len(scope["query_string"]) > self.max_header_bytes:
+            return (
+                431,
+                f"the request line and headers are larger than {self.max_header_bytes} bytes",
+            )
         host = HTTPConnection(scope).headers.get("host", "")
         if not host_allowed(host, self.hosts):
             return 400, f"this server does not serve the host {host[:100]!r}"

@@ -8,7 +8,9 @@ a request's line and headers (h11's incomplete-event limit), with what uvicorn l
   `max_client_connections` of them (a trusted proxy: no cap); past either, a new connection is
   answered 503 and closed at once;
 - the server's own refusals (a malformed request, headers over the cap: 400 and 431) are the
-  app's error shape: JSON, `Cache-Control: no-store`, the security headers.
+  app's error shape: JSON, `Cache-Control: no-store`, the security headers; the connection is
+  then closed (what the client still sends is dropped for up to LINGER_SECONDS, so that the
+  answer reaches it).
 
 uvicorn's `timeout_keep_alive` closes a kept-alive connection idle after an answer. The limits
 travel in EdgeConfig, so the worker processes of `--workers N` get them too.
@@ -31,6 +33,9 @@ from panel.serve.guard import error_body, error_headers
 
 PROTOCOL = f"{__name__}:EdgeProtocol"
 """How uvicorn's Config names the protocol (`http=`)."""
+LINGER_SECONDS = 2.0
+LINGER_BYTES = 1024 * 1024
+"""After a refusal, what the client still sends is read and dropped, this long at most."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,8 @@ class EdgeProtocol(H11Protocol):
         super().__init__(config, *args, **kwargs)
         self.edge: Edge = getattr(config, "edge", Edge())
         self._head_timer: asyncio.TimerHandle | None = None
+        self._lingering = False
+        self._dropped = 0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -91,6 +98,11 @@ class EdgeProtocol(H11Protocol):
         return None
 
     def data_received(self, data: bytes) -> None:
+        if self._lingering:  # refused: what the client still sends is read and dropped
+            self._dropped += len(data)
+            if self._dropped > LINGER_BYTES:
+                self.transport.close()
+            return
         super().data_received(data)
         if self.conn.their_state is not h11.IDLE:  # a whole request line and headers came
             self._disarm_head_timer()
@@ -129,14 +141,19 @@ class EdgeProtocol(H11Protocol):
             self._refuse(400, "not an HTTP/1.1 request this server can read")
 
     def _refuse(self, status: int, detail: str, extra: dict[str, str] | None = None) -> None:
-        """Answer status with the app's error shape and close the connection."""
+        """Answer status with the app's error shape and close the connection: our side at
+        once, theirs after LINGER_SECONDS or LINGER_BYTES (a socket closed with unread data
+        resets, and the client could lose the answer before reading it)."""
         self._disarm_head_timer()
         body = error_body(detail)
         headers = error_headers(status, len(body), {**(extra or {}), "connection": "close"})
         head = f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\n".encode()
         head += b"".join(name + b": " + value + b"\r\n" for name, value in headers)
         self.transport.write(head + b"\r\n" + body)
-        self.transport.close()
+        self._lingering = True
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self.loop.call_later(LINGER_SECONDS, self.transport.close)
 
 
 def _client_host(protocol: object) -> str:
