@@ -57,15 +57,14 @@ CLOSE_CALL_POINTS = 3.0
 
 def community(store: Store, slug: str) -> dict[str, Any]:
     """Return the community vote summary of a tool: its votes, and how many distinct client
-    networks they came from (Store.vote_networks: many votes from few networks show)."""
-    ship, skip = store.vote_counts(slug)
+    networks they came from (Store.vote_summary: many votes from few networks show)."""
+    ship, skip, networks = store.vote_summary(slug)
     votes = ship + skip
     pct = round(100 * ship / votes) if votes else None
     if not votes:
         label = "No community votes yet"
     else:
         label = f"{votes} vote{'s' if votes != 1 else ''} · {pct}% ship"
-    networks = store.vote_networks(slug) if votes else 0
     return {
         "votes": votes,
         "ship": ship,

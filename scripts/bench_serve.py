@@ -99,8 +99,6 @@ def ceiling_server(workers: int) -> Iterator[str]:
             "warning",
             "--no-access-log",
             "--no-server-header",
-            "--http",
-            "h11",  # the parser panel serve runs (panel.serve.wire)
         ],
         text=True,
     )

@@ -165,12 +165,12 @@ def run(serving: Serving, sock: socket.socket, *, workers: int, log_level: str) 
     config = EdgeConfig(
         f"{__name__}:app_from_env",
         edge=Edge(
+            max_header_bytes=settings.max_header_bytes,
             header_seconds=settings.header_seconds,
             max_connections=settings.max_connections,
             max_client_connections=settings.max_client_connections,
             trusted_proxy=tuple(settings.trusted_proxy),
         ),
-        h11_max_incomplete_event_size=settings.max_header_bytes,
         timeout_keep_alive=settings.keep_alive_seconds,
         ws="none",
         factory=True,

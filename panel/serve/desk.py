@@ -38,7 +38,7 @@ from panel.personas import Persona
 from panel.queue.pairs import add_card
 from panel.queue.store import QueueStore
 from panel.results import tool_document
-from panel.store import Store, has_vote, insert_vote, recent_votes
+from panel.store import Store, insert_vote, network_votes
 from panel.store.sql import Connection, is_url
 
 T = TypeVar("T")
@@ -308,18 +308,15 @@ class Desk:
     ) -> None:
         """Store the vote, unless it would add a vote past the day's cap of the client's
         network or wider network on this tool (a voter changing their vote adds none)."""
-        if not has_vote(db, tool, voter):
-            now = time.time()
-            caps = [(False, networks[0], self.settings.network_votes)]
-            if networks[1] != networks[0]:
-                caps.append((True, networks[1], self.settings.wide_network_votes))
-            for wide, network, cap in caps:
-                count, oldest = recent_votes(db, tool, wide, network, now - DAY_SECONDS)
-                if count >= cap:
-                    raise Refused(
-                        f"your network has added {cap} votes to this tool in 24 h, the most it may",
-                        oldest + DAY_SECONDS - now,
-                    )
+        now = time.time()
+        recent = network_votes(db, tool, voter, networks, now - DAY_SECONDS)
+        caps = (self.settings.network_votes, self.settings.wide_network_votes)
+        for (count, oldest), cap in zip(recent or [], caps, strict=False):
+            if count >= cap:
+                raise Refused(
+                    f"your network has added {cap} votes to this tool in 24 h, the most it may",
+                    oldest + DAY_SECONDS - now,
+                )
         insert_vote(db, tool, voter, verdict, networks)
 
     def _tool(self, store: Store, slug: str, voter: str | None) -> dict[str, Any] | None:

@@ -164,8 +164,8 @@ class Guard:
 
     def _refused(self, scope: Scope) -> tuple[int, str] | None:
         """Return the status and reason that refuse a request before the app sees it, if any.
-        (uvicorn's h11 parser refuses headers past max_header_bytes while they come in; a
-        request whose headers came whole in one read is measured here.)"""
+        (panel.serve.wire refuses a head still incomplete past the cap as it comes in;
+        complete ones are measured here.)"""
         if len(scope["headers"]) > self.max_headers:
             return 431, f"more than {self.max_headers} header fields"
         size = sum(len(name) + len(value) + 4 for name, value in scope["headers"])

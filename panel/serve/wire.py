@@ -1,16 +1,19 @@
-"""The HTTP/1.1 connection as `panel serve` speaks it: uvicorn's h11 protocol, whose parser caps
-a request's line and headers (h11's incomplete-event limit), with what uvicorn leaves out added:
+"""The HTTP/1.1 connection as `panel serve` speaks it: uvicorn's httptools protocol (its C
+parser: h11's pure-Python one halves what a process answers), with what uvicorn leaves out:
 
+- a request whose line and headers are still incomplete past `max_header_bytes` (plus
+  HEAD_SLACK) is refused 431 as they come in (httptools has no cap and keeps them all);
+  panel's guard then measures complete ones exactly (size and count);
 - a request's line and headers must arrive within `header_seconds` of the connection opening,
   or of the previous answer on a kept-alive connection, else the connection is closed (uvicorn
   times a connection only once it has answered, and not while a request's headers trickle in);
 - a process holds at most `max_connections` open connections, and one client address at most
   `max_client_connections` of them (a trusted proxy: no cap); past either, a new connection is
   answered 503 and closed at once;
-- the server's own refusals (a malformed request, headers over the cap: 400 and 431) are the
-  app's error shape: JSON, `Cache-Control: no-store`, the security headers; the connection is
-  then closed (what the client still sends is dropped for up to LINGER_SECONDS, so that the
-  answer reaches it).
+- the server's own refusals (a malformed request: 400; headers over the cap: 431; a connection
+  past a cap: 503) are the app's error shape: JSON, `Cache-Control: no-store`, the security
+  headers; the connection is then closed (what the client still sends is dropped for up to
+  LINGER_SECONDS, so that the answer reaches it).
 
 uvicorn's `timeout_keep_alive` closes a kept-alive connection idle after an answer. The limits
 travel in EdgeConfig, so the worker processes of `--workers N` get them too.
@@ -24,10 +27,8 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
-import h11
 import uvicorn
-from h11._connection import DEFAULT_MAX_INCOMPLETE_EVENT_SIZE as DEFAULT_MAX_HEADER_BYTES
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from panel.serve.guard import error_body, error_headers
 
@@ -36,12 +37,16 @@ PROTOCOL = f"{__name__}:EdgeProtocol"
 LINGER_SECONDS = 2.0
 LINGER_BYTES = 1024 * 1024
 """After a refusal, what the client still sends is read and dropped, this long at most."""
+HEAD_SLACK = 64 * 1024
+"""What an incomplete head may hold past max_header_bytes before it is refused (a read may
+bring the tail of a previous request with it); the guard holds complete heads to the cap."""
 
 
 @dataclass(frozen=True)
 class Edge:
     """The connection limits uvicorn's Config does not hold."""
 
+    max_header_bytes: int = 16 * 1024
     header_seconds: float = 10.0
     max_connections: int = 1000
     max_client_connections: int = 64
@@ -64,14 +69,17 @@ class EdgeConfig(uvicorn.Config):
         self.edge = edge
 
 
-class EdgeProtocol(H11Protocol):
-    """uvicorn's h11 protocol with a deadline for request headers, connection caps and the
-    app's error shape on its own refusals (see the module docstring)."""
+class EdgeProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with a cap and a deadline for request headers, connection
+    caps and the app's error shape on its own refusals (see the module docstring)."""
 
     def __init__(self, config: uvicorn.Config, *args: Any, **kwargs: Any) -> None:
         super().__init__(config, *args, **kwargs)
         self.edge: Edge = getattr(config, "edge", Edge())
         self._head_timer: asyncio.TimerHandle | None = None
+        self._head_open = True
+        """A request's line and headers have begun (or may) and are not complete yet."""
+        self._head_bytes = 0
         self._lingering = False
         self._dropped = 0
 
@@ -104,12 +112,23 @@ class EdgeProtocol(H11Protocol):
                 self.transport.close()
             return
         super().data_received(data)
-        if self.conn.their_state is not h11.IDLE:  # a whole request line and headers came
-            self._disarm_head_timer()
+        if self._head_open and not self._lingering:
+            self._head_bytes += len(data)
+            if self._head_bytes > self.edge.max_header_bytes + HEAD_SLACK:
+                self._refuse(431, "the request line and headers are larger than the server takes")
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._head_open, self._head_bytes = True, 0
+
+    def on_headers_complete(self) -> None:
+        self._head_open = False
+        self._disarm_head_timer()
+        super().on_headers_complete()
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        if not self.transport.is_closing() and self.conn.their_state is h11.IDLE:
+        if not self.transport.is_closing():
             self._arm_head_timer()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -126,19 +145,17 @@ class EdgeProtocol(H11Protocol):
             self._head_timer = None
 
     def _head_too_slow(self) -> None:
-        """Close a connection whose request line and headers did not all come in time."""
+        """Close a connection that is serving no request and whose next request's line and
+        headers did not all come in time."""
         self._head_timer = None
-        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+        serving = self.cycle is not None and not self.cycle.response_complete
+        if not serving and not self.pipeline and not self.transport.is_closing():
             self.logger.info("panel: closed a connection whose request headers came too slowly")
             self.transport.close()
 
     def send_400_response(self, msg: str) -> None:
-        """Refuse a request h11 cannot read: 431 when its headers passed the cap, else 400."""
-        pending = len(self.conn.trailing_data[0])
-        if pending > (self.config.h11_max_incomplete_event_size or DEFAULT_MAX_HEADER_BYTES):
-            self._refuse(431, "the request line and headers are larger than the server takes")
-        else:
-            self._refuse(400, "not an HTTP/1.1 request this server can read")
+        """Refuse a request the parser cannot read (400), in the app's error shape."""
+        self._refuse(400, "not an HTTP/1.1 request this server can read")
 
     def _refuse(self, status: int, detail: str, extra: dict[str, str] | None = None) -> None:
         """Answer status with the app's error shape and close the connection: our side at

@@ -317,16 +317,18 @@ class Store:
         ).fetchone()
         return (0, 0) if row is None else (int(row[0]), int(row[1]))
 
-    def vote_networks(self, tool: str) -> int:
-        """Return how many distinct client networks the votes on tool came from; a vote
-        without one (the command line's, or one cast before networks were kept) counts as a
-        network of its own."""
+    def vote_summary(self, tool: str) -> tuple[int, int, int]:
+        """Return tool's ship votes, skip votes and how many distinct client networks its votes
+        came from, in one statement; a vote without a network (the command line's, or one
+        cast before networks were kept) counts as a network of its own."""
         row = self.db.execute(
-            """SELECT count(DISTINCT network) + count(*) FILTER (WHERE network IS NULL)
-               FROM votes WHERE tool = ?""",
+            """SELECT t.ship, t.skip,
+                      (SELECT count(DISTINCT network) + count(*) FILTER (WHERE network IS NULL)
+                       FROM votes WHERE tool = t.tool)
+               FROM vote_totals t WHERE t.tool = ?""",
             (tool,),
         ).fetchone()
-        return int(row[0])
+        return (0, 0, 0) if row is None else (int(row[0]), int(row[1]), int(row[2]))
 
     def probe(self, name: str) -> None:
         """Write one row (the time, under name) and commit it: proof that the store takes
@@ -507,7 +509,7 @@ def insert_vote(
     keep the tool's totals: a new vote adds one, a changed vote moves one, the same vote again
     changes nothing. Exactly once even when two transactions race: the insert and the update
     each either change a row or not, and only a change moves the totals. networks: the client
-    network the vote came from and its wider one (`panel serve`; see recent_votes)."""
+    network the vote came from and its wider one (`panel serve`; see network_votes)."""
     who, now = voter_id(voter), time.time()
     network, wide = networks or (None, None)
     added = db.execute(
@@ -539,26 +541,23 @@ def insert_vote(
     )
 
 
-def has_vote(db: Connection, tool: str, voter: str) -> bool:
-    """Return whether voter has a vote on tool (read in the caller's transaction)."""
-    found = db.execute(
-        "SELECT 1 FROM votes WHERE tool = ? AND voter = ?", (tool, voter_id(voter))
-    ).fetchone()
-    return found is not None
-
-
-def recent_votes(
-    db: Connection, tool: str, wide: bool, network: str, since: float
-) -> tuple[int, float]:
-    """Return how many voters' votes on tool came from network (the narrow one, or with wide
-    the wider one) at `since` or later, and when the oldest of them was cast (`since` if none):
-    a voter's latest vote counts, with its time."""
-    column = "wide" if wide else "network"
+def network_votes(
+    db: Connection, tool: str, voter: str, networks: tuple[str, str], since: float
+) -> list[tuple[int, float]] | None:
+    """Return, for each of networks (the client's, its wider one), how many voters' votes on
+    tool came from it at `since` or later and when the oldest was cast (`since` if none), in
+    one statement of the caller's transaction; None if voter has a vote on tool already (a
+    changed vote adds none). A voter's latest vote counts, with its network and time."""
+    recent = "SELECT {} FROM votes WHERE tool = ? AND {} = ? AND at >= ?"
     row = db.execute(
-        f"SELECT count(*), min(at) FROM votes WHERE tool = ? AND {column} = ? AND at >= ?",
-        (tool, network, since),
+        f"""SELECT EXISTS (SELECT 1 FROM votes WHERE tool = ? AND voter = ?),
+                   ({recent.format("count(*)", "network")}), ({recent.format("min(at)", "network")}),
+                   ({recent.format("count(*)", "wide")}), ({recent.format("min(at)", "wide")})""",
+        (tool, voter_id(voter), *(tool, networks[0], since) * 2, *(tool, networks[1], since) * 2),
     ).fetchone()
-    return int(row[0]), float(row[1] if row[1] is not None else since)
+    if row[0]:
+        return None
+    return [(int(row[1]), float(row[2] or since)), (int(row[3]), float(row[4] or since))]
 
 
 def _finite_or(value: float, default: float) -> float:

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 
 from panel.store import Store
-from panel.testing.postgres import PostgresServer
-from panel.testing.serving import RunningServer, panel_serve
+from panel.testing.postgres import PostgresServer, serve
+from panel.testing.serving import RunningServer, panel_serve, wait_until_healthy
 from tests.serve.test_api import NEW_CARD, SMOL, seeded
 
 pytestmark = pytest.mark.slow
@@ -131,6 +131,33 @@ def cast(
         headers={"cookie": cookie, "origin": server.origin, **headers},
         source=source,
     )
+
+
+class Crowd:
+    """Voters voting at once: a thread per group of cookies, each voting in turn until one
+    is not counted (the rest vote later)."""
+
+    def __init__(self, server: RunningServer, groups: list[list[str]]) -> None:
+        self.server = server
+        self.answers: dict[str, Answer] = {}
+        self._lock = threading.Lock()
+        self._threads = [threading.Thread(target=self._vote, args=(g,)) for g in groups]
+        for thread in self._threads:
+            thread.start()
+
+    def _vote(self, cookies: list[str]) -> None:
+        for cookie in cookies:
+            answer = cast(self.server, cookie)
+            with self._lock:
+                self.answers[cookie] = answer
+            if answer.status != 200:
+                return
+
+    def join(self) -> dict[str, Answer]:
+        """Return every answer once every group is done (each within two minutes)."""
+        for thread in self._threads:
+            thread.join(120)
+        return dict(self.answers)
 
 
 def closed_within(sock: socket.socket, seconds: float) -> float | None:
@@ -394,16 +421,8 @@ def test_a_locked_sqlite_store_answers_in_time_and_reads_go_on(tmp_path: Path) -
             assert request(server, "GET", f"/api/tools/{SMOL}").status == 200
             assert time.monotonic() - started < 1.5  # not behind the stuck write
 
-            answers: list[Answer] = []
-            voters = [
-                threading.Thread(target=lambda c=c: answers.append(cast(server, c)))
-                for c in cookies
-            ]
             started = time.monotonic()
-            for voter in voters:
-                voter.start()
-            for voter in voters:
-                voter.join(20)
+            answers = list(Crowd(server, [[cookie] for cookie in cookies]).join().values())
             assert time.monotonic() - started < 6.5
             assert [a.status for a in answers] == [503] * 3
             assert all(a.has_the_error_shape() and a.json()["stored"] == "no" for a in answers)
@@ -419,11 +438,7 @@ def test_a_locked_sqlite_store_answers_in_time_and_reads_go_on(tmp_path: Path) -
 @pytest.fixture
 def private_postgres() -> Iterator[PostgresServer]:
     """A PostgreSQL server of this test's own (it is crashed on purpose)."""
-    server = PostgresServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from serve()
 
 
 def test_a_postgres_outage_is_told_in_time_and_served_through(
@@ -446,10 +461,7 @@ def test_a_postgres_outage_is_told_in_time_and_served_through(
             assert voted.json()["stored"] in ("no", "unknown")
         finally:
             private_postgres.resume()
-        deadline = time.monotonic() + 60
-        while request(server, "GET", "/healthz").status != 200:
-            assert time.monotonic() < deadline, "not healthy again within a minute"
-            time.sleep(0.5)
+        wait_until_healthy(server.url, 60)
         assert cast(server, cookie).status == 200
     assert stored_votes(db) == (1, 0)
 
@@ -463,25 +475,11 @@ def test_a_vote_cut_by_a_postgres_crash_is_stored_only_when_the_answer_allows(
     db = private_postgres.database()
     with served(db, tmp_path, voter_min_age="0", network_votes="1000") as server:
         cookies = [new_cookie(server) for _ in range(40)]
-        answers: dict[str, Answer] = {}
-        lock = threading.Lock()
-
-        def vote_all(mine: list[str]) -> None:
-            for cookie in mine:
-                answer = cast(server, cookie)
-                with lock:
-                    answers[cookie] = answer
-                if answer.status != 200:
-                    return  # the rest of these voters vote once the store is back
-
-        voters = [threading.Thread(target=vote_all, args=(cookies[n::4],)) for n in range(4)]
-        for voter in voters:
-            voter.start()
-        while len(answers) < 8:
+        crowd = Crowd(server, [cookies[n::4] for n in range(4)])
+        while len(crowd.answers) < 8:
             time.sleep(0.01)
         private_postgres.crash()  # as `pg_ctl stop -m immediate`, votes in flight
-        for voter in voters:
-            voter.join(120)
+        answers = crowd.join()  # each group stops at its first vote not counted
         private_postgres.resume()
         store = Store(db)
         try:
@@ -494,10 +492,7 @@ def test_a_vote_cut_by_a_postgres_crash_is_stored_only_when_the_answer_allows(
         finally:
             store.close()
         assert any(answer.status == 503 for answer in answers.values())
-        deadline = time.monotonic() + 60
-        while request(server, "GET", "/healthz").status != 200:
-            assert time.monotonic() < deadline
-            time.sleep(0.5)
+        wait_until_healthy(server.url, 60)
         for cookie in cookies:  # every voter sends again: safe, each counts once
             assert cast(server, cookie).status == 200
     assert stored_votes(db) == (40, 0)
