@@ -319,14 +319,9 @@ class Store:
 
     def vote_summary(self, tool: str) -> tuple[int, int, int]:
         """Return tool's ship votes, skip votes and how many distinct client networks its votes
-        came from, in one statement; a vote without a network (the command line's, or one
-        cast before networks were kept) counts as a network of its own."""
+        came from (kept by insert_vote: one row read)."""
         row = self.db.execute(
-            """SELECT t.ship, t.skip,
-                      (SELECT count(DISTINCT network) + count(*) FILTER (WHERE network IS NULL)
-                       FROM votes WHERE tool = t.tool)
-               FROM vote_totals t WHERE t.tool = ?""",
-            (tool,),
+            "SELECT ship, skip, networks FROM vote_totals WHERE tool = ?", (tool,)
         ).fetchone()
         return (0, 0, 0) if row is None else (int(row[0]), int(row[1]), int(row[2]))
 
@@ -508,8 +503,11 @@ def insert_vote(
     """Record voter's vote on tool inside the caller's transaction (see Store.save_vote), and
     keep the tool's totals: a new vote adds one, a changed vote moves one, the same vote again
     changes nothing. Exactly once even when two transactions race: the insert and the update
-    each either change a row or not, and only a change moves the totals. networks: the client
-    network the vote came from and its wider one (`panel serve`; see network_votes)."""
+    each either change a row or not, and only a change moves the totals.
+
+    networks: the client network a web vote came from and its wider one (`panel serve`, see
+    network_votes); a vote keeps the network of the voter's first vote on the tool. The totals
+    count the distinct networks too (a vote without one counts as a network of its own)."""
     who, now = voter_id(voter), time.time()
     network, wide = networks or (None, None)
     added = db.execute(
@@ -519,9 +517,8 @@ def insert_vote(
     ).rowcount
     if not added:
         changed = db.execute(
-            """UPDATE votes SET vote = ?, at = ?, network = ?, wide = ?
-               WHERE tool = ? AND voter = ? AND vote != ?""",
-            (vote, now, network, wide, tool, who, vote),
+            "UPDATE votes SET vote = ?, at = ? WHERE tool = ? AND voter = ? AND vote != ?",
+            (vote, now, tool, who, vote),
         ).rowcount
         if not changed:
             return
@@ -534,11 +531,23 @@ def insert_vote(
         return
     ship, skip = (1, 0) if vote == "ship" else (0, 1)
     db.execute(
-        """INSERT INTO vote_totals (tool, ship, skip) VALUES (?, ?, ?)
+        """INSERT INTO vote_totals (tool, ship, skip, networks) VALUES (?, ?, ?, ?)
            ON CONFLICT (tool) DO UPDATE SET ship = vote_totals.ship + excluded.ship,
-               skip = vote_totals.skip + excluded.skip""",
-        (tool, ship, skip),
+               skip = vote_totals.skip + excluded.skip,
+               networks = vote_totals.networks + excluded.networks""",
+        (tool, ship, skip, _new_network(db, tool, network)),
     )
+
+
+def _new_network(db: Connection, tool: str, network: str | None) -> int:
+    """Return 1 if network had no vote on tool yet (remembering it now), else 0; a vote
+    without a network is a network of its own."""
+    if network is None:
+        return 1
+    return db.execute(
+        "INSERT INTO vote_networks (tool, network) VALUES (?, ?) ON CONFLICT DO NOTHING",
+        (tool, network),
+    ).rowcount
 
 
 def network_votes(

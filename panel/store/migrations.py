@@ -414,10 +414,12 @@ def m014_review_conditions(db: Connection, dialect: Dialect) -> None:
 def m016_vote_networks(db: Connection, dialect: Dialect) -> None:
     """`panel serve` keeps the client network each web vote came from (`network`: an IPv4
     address or an IPv6 /64; `wide`: the IPv4 address or the IPv6 /48), to cap what one network
-    adds to a tool in a day and to say how many networks stand behind a tool's votes; votes
-    cast before, and the command line's, have none. `serve_probes` is the row each server's
-    health check writes to prove the store takes writes. (Numbered 16: 15 is another change's;
-    self-contained, so the two may be applied in either order once renumbered.)"""
+    adds to a tool in a day, and keeps how many distinct networks stand behind each tool's votes
+    (`vote_totals.networks`, with the networks seen in `vote_networks`), so a summary still
+    reads one row. Votes cast before, and the command line's, have no network: each counts as
+    a network of its own. `serve_probes` is the row each server's health check writes to prove
+    the store takes writes. (Numbered 16: 15 is another change's; self-contained, so the two
+    may be applied in either order once renumbered.)"""
     _execute_script(
         db,
         dialect,
@@ -426,6 +428,13 @@ def m016_vote_networks(db: Connection, dialect: Dialect) -> None:
         ALTER TABLE votes ADD COLUMN wide TEXT;
         CREATE INDEX votes_by_network ON votes (tool, network, at);
         CREATE INDEX votes_by_wide ON votes (tool, wide, at);
+        CREATE TABLE vote_networks (
+            tool TEXT NOT NULL REFERENCES tools(slug),
+            network TEXT NOT NULL,
+            PRIMARY KEY (tool, network)
+        );
+        ALTER TABLE vote_totals ADD COLUMN networks INTEGER NOT NULL DEFAULT 0;
+        UPDATE vote_totals SET networks = ship + skip;
         CREATE TABLE serve_probes (
             name TEXT PRIMARY KEY,
             at REAL NOT NULL

@@ -325,7 +325,8 @@ def test_a_tool_summary_has_the_panel_and_the_community(client: TestClient) -> N
     assert answer.status_code == 200
     assert answer.headers["cache-control"] == "no-store"
     found = answer.json()
-    assert set(found) == {"tool", "panel", "community", "your_vote"}
+    assert set(found) == {"tool", "panel", "community", "your_vote", "votes_in"}
+    assert found["votes_in"] == 0  # an old enough cookie (voter_min_age 0 here)
     assert found["tool"]["slug"] == SMOL and found["tool"]["name"] == "SmolVLM-3B"
     assert found["panel"]["label"] == "Ship · 3 ship / 1 skip"
     assert found["panel"]["ship_pct"] == 75
