@@ -118,6 +118,7 @@ class Lane:
         self._waiting = 0
         self._lock = threading.Lock()
         self._busy_since: float | None = None
+        self._busy_ms = 0
 
     @property
     def waiting(self) -> int:
@@ -143,10 +144,12 @@ class Lane:
         if store is None:
             raise RuntimeError("the desk is not open")
         if not is_url(store.location):
-            left = deadline - time.monotonic() - DEADLINE_MARGIN
+            left = int((deadline - time.monotonic() - DEADLINE_MARGIN) * 1000)
             if left <= 0:
                 raise StoreUnavailable("the store is busy: this call's time ran out in line")
-            store.db.execute(f"PRAGMA busy_timeout = {int(left * 1000)}")
+            if abs(left - self._busy_ms) > 100:  # most calls begin at once: set it seldom
+                store.db.execute(f"PRAGMA busy_timeout = {left}")
+                self._busy_ms = left
         self._busy_since = time.monotonic()
         try:
             return fn(store, *args)
@@ -219,22 +222,20 @@ class Desk:
         a store fault is raised as StoreUnavailable (see the module docstring)."""
         lane = min(lanes, key=lambda lane: lane.waiting)
         future = lane.submit(time.monotonic() + CALL_SECONDS, fn, *args)
-        answer = asyncio.wrap_future(future)
+        answer = asyncio.wrap_future(future)  # cancelling it cancels a call not begun
+        late = asyncio.get_running_loop().call_later(CALL_SECONDS, answer.cancel)
         try:
-            return await asyncio.wait_for(asyncio.shield(answer), CALL_SECONDS)
-        except TimeoutError:
-            answer.add_done_callback(_forget)
-            if future.cancel():
-                raise StoreUnavailable(
-                    f"the store is busy: not reached within {CALL_SECONDS:g} s", written=False
-                ) from None
-            raise StoreUnavailable(
-                f"the store did not answer within {CALL_SECONDS:g} s", written=None
-            ) from None
+            return await answer
+        except asyncio.CancelledError:
+            if not late.cancelled() and answer.cancelled() and not _cancelling():
+                raise _given_up(future) from None
+            raise
         except Exception as exc:
             if isinstance(exc, StoreUnavailable) or not store_fault(exc):
                 raise
             raise StoreUnavailable(fault_reason(exc), written=False) from exc
+        finally:
+            late.cancel()
 
     # --- what the API asks ----------------------------------------------------------------
 
@@ -377,6 +378,22 @@ class Desk:
         if lane.store is None:
             lane.store = open_store(self.settings.db, HEALTH_SECONDS - DEADLINE_MARGIN)
         lane.store.probe(self._probe_name)
+
+
+def _cancelling() -> bool:
+    """Return whether the running task itself is being cancelled (not just a call given up)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
+def _given_up(future: Future[Any]) -> StoreUnavailable:
+    """Return the error of a call given up after CALL_SECONDS: nothing written if it never
+    began (it never will), else not known (it may still land)."""
+    if future.cancelled():
+        return StoreUnavailable(
+            f"the store is busy: not reached within {CALL_SECONDS:g} s", written=False
+        )
+    return StoreUnavailable(f"the store did not answer within {CALL_SECONDS:g} s", written=None)
 
 
 def _forget(future: asyncio.Future[Any]) -> None:
