@@ -36,6 +36,8 @@ log = logging.getLogger("uvicorn.error")  # uvicorn's own log: our lines show be
 
 VOTER_COOKIE = "panel_voter"
 VOTER_SALT = "panel.voter"
+VOTER_CACHE = 4096
+"""Cookies whose signature check is remembered (per process)."""
 COOKIE_SECONDS = 400 * 24 * 3600
 """How long a browser keeps its voter cookie: 400 days, the most browsers allow."""
 
@@ -87,6 +89,8 @@ class Voters:
         from itsdangerous import Signer
 
         self._signer = Signer(key, salt=VOTER_SALT)
+        self._read = functools.lru_cache(maxsize=VOTER_CACHE)(self._unsigned)
+        """A browser sends its cookie with every request: its signature is checked once."""
 
     def new(self) -> tuple[str, str]:
         """Return a new voter id and its cookie value."""
@@ -96,10 +100,13 @@ class Voters:
     def voter(self, cookie: str | None) -> tuple[str, float] | None:
         """Return the voter id a cookie value carries and when it was made (0: not said),
         None if it is missing or forged."""
-        from itsdangerous import BadSignature
-
         if not cookie or len(cookie) > 200:
             return None
+        return self._read(cookie)
+
+    def _unsigned(self, cookie: str) -> tuple[str, float] | None:
+        from itsdangerous import BadSignature
+
         try:
             value = self._signer.unsign(cookie).decode("ascii")
         except (BadSignature, UnicodeDecodeError):
@@ -168,15 +175,17 @@ class Guard:
         complete ones are measured here.)"""
         if len(scope["headers"]) > self.max_headers:
             return 431, f"more than {self.max_headers} header fields"
-        size = sum(len(name) + len(value) + 4 for name, value in scope["headers"])
-        if size + len(scope["raw_path"]) + len(scope["query_string"]) > self.max_header_bytes:
-            return (
-                431,
-                f"the request line and headers are larger than {self.max_header_bytes} bytes",
-            )
-        host = HTTPConnection(scope).headers.get("host", "")
-        if not host_allowed(host, self.hosts):
-            return 400, f"this server does not serve the host {host[:100]!r}"
+        size, host = len(scope["raw_path"]) + len(scope["query_string"]), b""
+        for name, value in scope["headers"]:
+            size += len(name) + len(value) + 4
+            if name == b"host":
+                host = value
+        if size > self.max_header_bytes:
+            limit = self.max_header_bytes
+            return 431, f"the request line and headers are larger than {limit} bytes"
+        shown = host.decode("latin-1")
+        if not host_allowed(shown, self.hosts):
+            return 400, f"this server does not serve the host {shown[:100]!r}"
         return None
 
 
