@@ -38,7 +38,7 @@ from panel.personas import Persona
 from panel.queue.pairs import add_card
 from panel.queue.store import QueueStore
 from panel.results import tool_document
-from panel.store import Store, insert_vote, network_votes
+from panel.store import Store, insert_vote, vote_standing
 from panel.store.sql import Connection, is_url
 
 T = TypeVar("T")
@@ -92,6 +92,10 @@ class Refused(PanelError):
     def __init__(self, message: str, wait: float) -> None:
         super().__init__(message)
         self.wait = wait
+
+
+class _NoSuchTool(Exception):
+    """Raised inside a vote's transaction to roll it back: the tool is not stored."""
 
 
 def store_fault(exc: BaseException) -> bool:
@@ -281,17 +285,18 @@ class Desk:
     def _vote(
         self, store: Store, tool: str, voter: str, verdict: str, networks: tuple[str, str]
     ) -> Voted:
-        if not store.has_tool(tool):
-            return Voted(unknown=True)
-        # The spend, the day's caps and the vote are one transaction: a vote past a limit is
-        # not stored, and a vote stored has been paid for.
+        # The spend, the day's caps and the vote are one transaction: a vote past a limit, or
+        # on no stored tool, is not stored (and spends nothing); a vote stored has been paid for.
         cost = 60.0 / self.settings.vote_rate
         cast = functools.partial(
             self._cast, tool=tool, voter=WEB_VOTER + voter, verdict=verdict, networks=networks
         )
-        wait = store.reserve(
-            VOTE_BUDGET + networks[0], "", [("votes", cost, VOTE_BURST_SECONDS)], then=cast
-        )
+        try:
+            wait = store.reserve(
+                VOTE_BUDGET + networks[0], "", [("votes", cost, VOTE_BURST_SECONDS)], then=cast
+            )
+        except _NoSuchTool:
+            return Voted(unknown=True)
         if wait > 0:
             raise Refused("too many votes from your address", wait)
         try:
@@ -307,13 +312,16 @@ class Desk:
     def _cast(
         self, db: Connection, *, tool: str, voter: str, verdict: str, networks: tuple[str, str]
     ) -> None:
-        """Store the vote, unless it would add a vote past the day's cap of the client's
-        network or wider network on this tool (a voter changing their vote adds none)."""
+        """Store the vote, unless the tool is not stored or the vote would add one past the
+        day's cap of the client's network or wider network on this tool (a voter changing
+        their vote adds none)."""
         now = time.time()
-        recent = network_votes(db, tool, voter, networks, now - DAY_SECONDS)
+        standing = vote_standing(db, tool, voter, networks, now - DAY_SECONDS)
+        if not standing.tool_known:
+            raise _NoSuchTool
         caps = (self.settings.network_votes, self.settings.wide_network_votes)
-        for (count, oldest), cap in zip(recent or [], caps, strict=False):
-            if count >= cap:
+        for (count, oldest), cap in zip(standing.recent, caps, strict=True):
+            if count >= cap and not standing.voted:
                 raise Refused(
                     f"your network has added {cap} votes to this tool in 24 h, the most it may",
                     oldest + DAY_SECONDS - now,

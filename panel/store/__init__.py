@@ -506,7 +506,7 @@ def insert_vote(
     each either change a row or not, and only a change moves the totals.
 
     networks: the client network a web vote came from and its wider one (`panel serve`, see
-    network_votes); a vote keeps the network of the voter's first vote on the tool. The totals
+    vote_standing); a vote keeps the network of the voter's first vote on the tool. The totals
     count the distinct networks too (a vote without one counts as a network of its own)."""
     who, now = voter_id(voter), time.time()
     network, wide = networks or (None, None)
@@ -550,23 +550,41 @@ def _new_network(db: Connection, tool: str, network: str | None) -> int:
     ).rowcount
 
 
-def network_votes(
+@dataclass(frozen=True)
+class VoteStanding:
+    """What a web vote meets in the store before it is cast (see vote_standing)."""
+
+    tool_known: bool
+    voted: bool
+    """The voter has a vote on the tool already (a changed vote adds none)."""
+    recent: list[tuple[int, float]]
+    """For the client's network and its wider one: how many voters' votes on the tool came
+    from it since the moment asked about, and when the oldest of them was cast."""
+
+
+def vote_standing(
     db: Connection, tool: str, voter: str, networks: tuple[str, str], since: float
-) -> list[tuple[int, float]] | None:
-    """Return, for each of networks (the client's, its wider one), how many voters' votes on
-    tool came from it at `since` or later and when the oldest was cast (`since` if none), in
-    one statement of the caller's transaction; None if voter has a vote on tool already (a
-    changed vote adds none). A voter's latest vote counts, with its network and time."""
+) -> VoteStanding:
+    """Return whether tool is stored, whether voter has a vote on it, and for each of networks
+    (the client's, its wider one) how many voters' votes on tool came from it at `since` or
+    later and when the oldest was cast (`since` if none): one statement, in the caller's
+    transaction. A voter's latest vote counts, with its time and its first network."""
     recent = "SELECT {} FROM votes WHERE tool = ? AND {} = ? AND at >= ?"
     row = db.execute(
-        f"""SELECT EXISTS (SELECT 1 FROM votes WHERE tool = ? AND voter = ?),
+        f"""SELECT EXISTS (SELECT 1 FROM tools WHERE slug = ?),
+                   EXISTS (SELECT 1 FROM votes WHERE tool = ? AND voter = ?),
                    ({recent.format("count(*)", "network")}), ({recent.format("min(at)", "network")}),
                    ({recent.format("count(*)", "wide")}), ({recent.format("min(at)", "wide")})""",
-        (tool, voter_id(voter), *(tool, networks[0], since) * 2, *(tool, networks[1], since) * 2),
+        (
+            tool,
+            tool,
+            voter_id(voter),
+            *(tool, networks[0], since) * 2,
+            *(tool, networks[1], since) * 2,
+        ),
     ).fetchone()
-    if row[0]:
-        return None
-    return [(int(row[1]), float(row[2] or since)), (int(row[3]), float(row[4] or since))]
+    counts = [(int(row[2]), float(row[3] or since)), (int(row[4]), float(row[5] or since))]
+    return VoteStanding(bool(row[0]), bool(row[1]), counts)
 
 
 def _finite_or(value: float, default: float) -> float:
