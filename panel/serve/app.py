@@ -167,7 +167,7 @@ def run(serving: Serving, sock: socket.socket, *, workers: int, log_level: str) 
         edge=Edge(
             max_header_bytes=settings.max_header_bytes,
             header_seconds=settings.header_seconds,
-            max_connections=settings.max_connections,
+            max_connections=connection_cap(settings.max_connections),
             max_client_connections=settings.max_client_connections,
             trusted_proxy=tuple(settings.trusted_proxy),
         ),
@@ -188,6 +188,22 @@ def run(serving: Serving, sock: socket.socket, *, workers: int, log_level: str) 
     server.run(sockets=[sock])
     if not server.started:
         raise PanelError("the server did not start (see the lines above)")
+
+
+FILES_KEPT = 64
+"""Open files a server process keeps for itself (the store, the site, logs) besides its
+connections."""
+
+
+def connection_cap(wanted: int) -> int:
+    """Return the cap on open connections per process: the one wanted, lowered to what the
+    process's file limit (`ulimit -n`) leaves once FILES_KEPT are set aside."""
+    import resource
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return wanted
+    return max(4, min(wanted, soft - FILES_KEPT))
 
 
 def describe(serving: Serving, sock: socket.socket, workers: int) -> dict[str, Any]:

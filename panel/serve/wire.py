@@ -87,7 +87,7 @@ class EdgeProtocol(HttpToolsProtocol):
         super().connection_made(transport)
         refused = self._over_a_cap()
         if refused is not None:
-            self._refuse(503, refused, {"retry-after": "5"})
+            self._refuse(503, refused, {"retry-after": "5"}, linger=False)
             return
         self._arm_head_timer()
 
@@ -157,16 +157,22 @@ class EdgeProtocol(HttpToolsProtocol):
         """Refuse a request the parser cannot read (400), in the app's error shape."""
         self._refuse(400, "not an HTTP/1.1 request this server can read")
 
-    def _refuse(self, status: int, detail: str, extra: dict[str, str] | None = None) -> None:
-        """Answer status with the app's error shape and close the connection: our side at
-        once, theirs after LINGER_SECONDS or LINGER_BYTES (a socket closed with unread data
-        resets, and the client could lose the answer before reading it)."""
+    def _refuse(
+        self, status: int, detail: str, extra: dict[str, str] | None = None, linger: bool = True
+    ) -> None:
+        """Answer status with the app's error shape and close the connection: at once when the
+        client has sent nothing (a connection past a cap: its file is freed at once), else our
+        side at once and theirs after LINGER_SECONDS or LINGER_BYTES (a socket closed with
+        unread data resets, and the client could lose the answer before reading it)."""
         self._disarm_head_timer()
         body = error_body(detail)
         headers = error_headers(status, len(body), {**(extra or {}), "connection": "close"})
         head = f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\n".encode()
         head += b"".join(name + b": " + value + b"\r\n" for name, value in headers)
         self.transport.write(head + b"\r\n" + body)
+        if not linger:
+            self.transport.close()
+            return
         self._lingering = True
         if self.transport.can_write_eof():
             self.transport.write_eof()

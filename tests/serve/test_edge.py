@@ -303,6 +303,33 @@ def test_connections_are_capped_per_client_and_per_process(tmp_path: Path) -> No
                 sock.close()
 
 
+def test_one_client_cannot_take_every_file_of_the_server(tmp_path: Path) -> None:
+    """Finding 1 as it was met: `ulimit -n 256`, one client opening 300 idle connections."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))  # the server inherits it
+    try:
+        serving = served(str(tmp_path / "panel.db"), tmp_path)
+        server = serving.__enter__()
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    held: list[socket.socket] = []
+    try:
+        held += [connect(server, "127.0.0.1") for _ in range(300)]
+        time.sleep(1)
+        answered = select.select(held, [], [], 0)[0]  # at once: those past the client's cap
+        assert len(answered) == 300 - 64
+        assert {read_answer(sock).status for sock in answered} == {503}
+        started = time.monotonic()
+        assert request(server, "GET", "/healthz", source="127.0.0.2").status == 200
+        assert time.monotonic() - started < 2
+    finally:
+        for sock in held:
+            sock.close()
+        serving.__exit__(None, None, None)
+
+
 # --- finding 2: votes one network cannot stuff ------------------------------------------------
 
 
