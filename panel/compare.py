@@ -75,15 +75,23 @@ PROBABILITY_MARGIN = 0.05
 
 
 def community(store: Store, slug: str) -> dict[str, Any]:
-    """Return the community vote summary of a tool."""
-    ship, skip = store.vote_counts(slug)
+    """Return the community vote summary of a tool: its votes, and how many distinct client
+    networks they came from (Store.vote_summary: many votes from few networks show)."""
+    ship, skip, networks = store.vote_summary(slug)
     votes = ship + skip
     pct = round(100 * ship / votes) if votes else None
     if not votes:
         label = "No community votes yet"
     else:
         label = f"{votes} vote{'s' if votes != 1 else ''} · {pct}% ship"
-    return {"votes": votes, "ship": ship, "skip": skip, "ship_pct": pct, "label": label}
+    return {
+        "votes": votes,
+        "ship": ship,
+        "skip": skip,
+        "ship_pct": pct,
+        "label": label,
+        "networks": networks,
+    }
 
 
 _VS = re.compile(r"(?=-vs-)")

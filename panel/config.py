@@ -151,6 +151,37 @@ class Settings(BaseModel):
     """Addresses or networks (CIDR) of the reverse proxies in front of `panel serve`: only a
     request from one of them has its client address and scheme read from X-Forwarded-For and
     X-Forwarded-Proto. Empty: the forwarding headers are ignored."""
+    allowed_hosts: Annotated[list[str], BeforeValidator(_words)] = []
+    """Host names `panel serve` answers to (a name, or *.example.com for its subdomains); a
+    request naming another Host is refused with 400 and changes nothing. Empty: the loopback
+    names only (localhost, 127.0.0.1, ::1), and then the server must listen on loopback."""
+    voter_min_age: Annotated[float, Field(ge=0, le=3600, allow_inf_nan=False)] = 2.0
+    """Seconds a voter cookie must have been held (since the page that set it) before its
+    votes count: a script minting cookies by the thousand must also wait."""
+    network_votes: Annotated[int, Field(ge=1, le=1_000_000)] = 20
+    """Votes one client network (an IPv4 address, an IPv6 /64) may add to one tool in 24 h."""
+    wide_network_votes: Annotated[int, Field(ge=1, le=1_000_000)] = 100
+    """Votes one IPv6 /48 (a site's whole allocation) may add to one tool in 24 h."""
+    card_rate: Annotated[int, Field(ge=1, le=1_000_000)] = 60
+    """Cards an hour POST /api/cards takes with the submit token (an hour's worth at once)."""
+    card_address_rate: Annotated[int, Field(ge=1, le=1_000_000)] = 20
+    """Cards an hour POST /api/cards takes from one client address (or IPv6 /64)."""
+    card_queue: Annotated[int, Field(ge=1, le=1_000_000)] = 50
+    """Tools at most waiting for their reviews in the queue; past it, a card is refused (429)."""
+    max_header_bytes: Annotated[int, Field(ge=1024, le=1024 * 1024)] = 16 * 1024
+    """The most bytes a request's line and headers may take (h11's incomplete-event cap)."""
+    max_headers: Annotated[int, Field(ge=8, le=1000)] = 64
+    """The most header fields a request may carry."""
+    header_seconds: Annotated[float, Field(gt=0, le=600, allow_inf_nan=False)] = 10.0
+    """Seconds a connection has to send a whole request line and headers (from its opening, or
+    from the end of the previous answer); then it is closed."""
+    keep_alive_seconds: Annotated[int, Field(ge=1, le=600)] = 5
+    """Seconds an idle keep-alive connection is kept open after an answer."""
+    max_connections: Annotated[int, Field(ge=4, le=1_000_000)] = 1000
+    """Open connections one server process holds at most; past it, a new one is answered 503
+    and closed (keep it well under the process's file limit, `ulimit -n`)."""
+    max_client_connections: Annotated[int, Field(ge=1, le=1_000_000)] = 64
+    """Open connections one client address may hold in one process (a trusted proxy: no cap)."""
 
     _base_url_from_file: bool = PrivateAttr(default=False)
     _sources: dict[str, str] = PrivateAttr(default_factory=dict)
@@ -171,10 +202,15 @@ class Settings(BaseModel):
     @field_validator("signing_key", "submit_token")
     @classmethod
     def _long_enough(cls, value: SecretStr | None, info: Any) -> SecretStr | None:
+        """Strip surrounding white space (a header is read stripped, so must the setting be),
+        then ask for enough characters."""
         least = {"signing_key": 32, "submit_token": 16}[info.field_name or ""]
-        if value is not None and len(value.get_secret_value().strip()) < least:
+        if value is None:
+            return None
+        stripped = value.get_secret_value().strip()
+        if len(stripped) < least:
             raise ValueError(f"must be at least {least} characters (a random string)")
-        return value
+        return SecretStr(stripped)
 
     @field_validator("trusted_proxy")
     @classmethod
@@ -189,6 +225,32 @@ class Settings(BaseModel):
                     f"{item!r} is not an IP address or network (e.g. 127.0.0.1, 10.0.0.0/8)"
                 ) from None
         return value
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _host_names(cls, value: list[str]) -> list[str]:
+        import ipaddress
+        import re
+
+        name = re.compile(
+            r"(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
+        )
+        found = []
+        for item in value:
+            host = item.strip().lower()
+            bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+            try:
+                found.append(str(ipaddress.ip_address(bare)))
+                continue
+            except ValueError:
+                pass
+            if not name.fullmatch(host):
+                raise ValueError(
+                    f"{item!r} is not a host name (e.g. verdicts.example.com, *.example.com; "
+                    "no scheme, port or path)"
+                )
+            found.append(host)
+        return found
 
     def key_goes_to(self, env: str, base_url: str | None) -> bool:
         """Return whether $<env>_API_KEY may be sent to base_url: the provider's own endpoint,

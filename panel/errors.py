@@ -241,8 +241,19 @@ class RefusalError(AnswerError):
 
 
 class StoreUnavailable(PanelError):
-    """The database went away in the middle of a transaction (a PostgreSQL restart, a lost
-    network): nothing of that transaction was written. Worth trying again once it is back."""
+    """The database could not finish what was asked: it went away in the middle of a
+    transaction (a PostgreSQL restart, a lost network), or `panel serve` gave up on it (locked
+    past its wait, read-only, a full disk, too slow to answer). Worth trying again once it is
+    back.
+
+    `written` says what became of the transaction: False, nothing of it was written (rolled
+    back, or never begun); None, not known (the connection was lost with its COMMIT on the
+    way, or the call was still running when given up on: it may have landed); True, it was
+    written, and what failed came after it."""
+
+    def __init__(self, message: str, *, path: str | None = None, written: bool | None = False):
+        super().__init__(message, path=path)
+        self.written = written
 
 
 class CostCeilingReached(ProviderError):

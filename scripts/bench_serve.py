@@ -2,7 +2,8 @@
 server (started as a user would: `panel serve --workers W`) on each backend, beside the same load
 against a bare Starlette app under the same uvicorn that returns a constant (the ceiling).
 
-Each voter first gets its cookie (a GET, not timed), then votes on distinct tools (so every vote
+Each voter first gets its cookie (a GET, not timed; then a wait of voter_min_age, the
+moment before a new cookie's votes count), then votes on distinct tools (so every vote
 is one row: the store's totals must equal what was sent, tool by tool, or the run fails). As
 behind a reverse proxy, each voter comes from an address of its own (X-Forwarded-For from the
 trusted proxy, 127.0.0.1), and every vote spends from its address's budget in the store's
@@ -45,6 +46,8 @@ from panel.testing.postgres import PostgresServer
 from panel.testing.serving import panel_serve, stop, wait_until_healthy
 
 VOTE_RATE_OUT_OF_THE_WAY = "1000000"
+COOKIE_AGE_SECONDS = 2.2
+"""What the load waits, untimed, between getting the cookies and voting (voter_min_age: 2 s)."""
 SIGNING_KEY = "bench-signing-key-" + "b" * 40
 
 
@@ -176,6 +179,7 @@ def vote_plan(
 async def _drive(url: str, plan: list[tuple[int, str, str]], voters: int, in_flight: int) -> Load:
     host, port = url.split("//")[1].rstrip("/").split(":")
     cookies = await _cookies(host, int(port), voters)
+    await asyncio.sleep(COOKIE_AGE_SECONDS)  # a new cookie's votes count after a moment
     origin = f"http://{host}:{port}"
     requests = []
     for voter, tool, verdict in plan:

@@ -54,6 +54,16 @@ def serve(
             "Env: PANEL_TRUSTED_PROXY.",
         ),
     ] = None,
+    allowed_hosts: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allowed-host",
+            metavar="NAME",
+            help="A host name the server answers to (repeatable; *.example.com for its "
+            "subdomains); a request for another Host is refused (400). Needed when --host is "
+            "not loopback; default: localhost, 127.0.0.1 and ::1. Env: PANEL_ALLOWED_HOSTS.",
+        ),
+    ] = None,
     submit_token: Annotated[
         str | None,
         typer.Option(
@@ -115,13 +125,18 @@ def serve(
 
     from panel.errors import InputError
     from panel.personas import load_personas
-    from panel.serve.app import Serving, describe, listening_socket, run
+    from panel.serve.app import Serving, describe, is_loopback, listening_socket, run
     from panel.serve.keys import signing_key as key_of
     from panel.store import Store
     from panel.store.sql import is_url
 
     if log_level not in LOG_LEVELS:
         raise InputError(f"--log-level must be one of {', '.join(LOG_LEVELS)}, got {log_level!r}")
+    if not settings.allowed_hosts and not is_loopback(host):
+        raise InputError(
+            f"--host {host} listens beyond this machine: name the host names the site is "
+            "served under (--allowed-host verdicts.example.com, or PANEL_ALLOWED_HOSTS)"
+        )
     load_personas(settings.personas_dir())  # a broken persona folder: one line, before anything
     try:
         settings.out.mkdir(parents=True, exist_ok=True)

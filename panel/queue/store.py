@@ -399,6 +399,18 @@ class QueueStore(_Tables):
         ).fetchall()
         return [row[0] for row in rows]
 
+    def waiting_tools(self) -> int:
+        """Return how many tools have reviews or comparisons waiting in the queue (not done
+        or failed yet): what `panel serve` caps card submissions by."""
+        return int(
+            self._one(
+                """SELECT count(*) FROM (
+                       SELECT tool FROM tasks WHERE state IN ('pending', 'running')
+                       UNION SELECT a FROM jobs WHERE state IN ('pending', 'running')
+                       UNION SELECT b FROM jobs WHERE state IN ('pending', 'running')) w"""
+            )[0]
+        )
+
     # --- claiming ------------------------------------------------------------------------------
 
     def claim_job(self, owner: str, lease: float) -> tuple[int, str, str] | None:

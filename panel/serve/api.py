@@ -2,43 +2,61 @@
 
     POST /api/votes        {"tool": SLUG, "verdict": "ship"|"skip"}  ->  200 {"tool",
                            "your_vote", "community"}; one vote per voter per tool, the latest
-                           counts. 403 from another origin or without a voter cookie, 429 past
-                           the address's vote rate, 404 for an unknown tool, 422 for a bad body.
+                           counts. 403 from another origin or without a voter cookie, 429 while
+                           the voter cookie is too new or past the address's vote rate or its
+                           network's day cap on the tool, 404 for an unknown tool, 422 for a bad
+                           body.
     GET  /api/tools/{slug} ->  {"tool", "panel", "community": {"votes", "ship", "skip",
-                           "ship_pct", "label"}, "your_vote"}; 404 for an unknown slug.
+                           "ship_pct", "label", "networks"}, "your_vote", "votes_in": seconds
+                           before this browser's votes count}; 404 for an unknown slug.
     POST /api/cards        a tool card as JSON (a card file's schema and limits), with
                            Authorization: Bearer TOKEN and ?compare=SLUG (repeatable) ->
                            202 {"tool", "queued", "pages"}; 422 with the CLI's one-line reason
-                           for a bad card; 404 when no submit token is configured.
-    GET  /healthz          ->  {"ok": true} (503 when the store does not answer).
+                           for a bad card; 429 past the token's or the address's hourly cards or
+                           with the review queue full; 404 when no submit token is configured.
+    GET  /healthz          ->  {"ok": true} once the store took a write, or 503 {"ok": false,
+                           "error": why} within about 2 s.
 
-Every error is {"error": one line}. Nothing a visitor types is stored: a vote is a slug the
-store knows, a verdict of two words and the server's own voter id.
+Every error is {"error": one line} with the security headers and Cache-Control: no-store; a
+store that fails is 503 with Retry-After, and for a write it also says whether the write was
+stored ("stored": "no", "yes" or "unknown"). Nothing a visitor types is stored: a vote is a slug
+the store knows, a verdict of two words, the server's own voter id and the client's network.
 """
 
 from __future__ import annotations
 
 import hmac
+import logging
+import math
 import re
+import time
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from panel.cards import MAX_CARD_BYTES, SLUG_PATTERN, card_from_bytes
-from panel.errors import InputError, validation_problem
+from panel.config import Settings
+from panel.errors import InputError, StoreUnavailable, validation_problem
 from panel.parsing import ParseError, load_json
-from panel.serve.desk import Desk
-from panel.serve.guard import client_address, foreign_origin, json_body_expected, read_body
+from panel.serve.desk import RETRY_SECONDS, Desk, Refused
+from panel.serve.guard import (
+    client_address,
+    client_networks,
+    foreign_origin,
+    json_body_expected,
+    read_body,
+)
 
 VOTE_BODY_BYTES = 1024
 MAX_COMPARE = 20
 """Comparisons one submitted card may name."""
 NO_STORE = {"cache-control": "no-store"}
 SLUG = re.compile(SLUG_PATTERN)
+log = logging.getLogger("uvicorn.error")
 
 
 class VoteIn(BaseModel):
@@ -73,14 +91,10 @@ async def post_vote(request: Request) -> Response:
         )
     json_body_expected(request)
     vote = _vote_from(await read_body(request, VOTE_BODY_BYTES))
-    voted = await _desk(request).vote(vote.tool, voter, vote.verdict, client_address(request))
-    if voted.wait > 0:
-        seconds = max(1, round(voted.wait + 0.5))
-        raise HTTPException(
-            429,
-            f"too many votes from your address: wait {seconds} s",
-            {"retry-after": str(seconds)},
-        )
+    young = _votes_in(request)
+    if young > 0:
+        raise Refused("this browser's voter cookie is new: its votes count a moment later", young)
+    voted = await _desk(request).vote(vote.tool, voter, vote.verdict, client_networks(request))
     if voted.unknown:
         raise HTTPException(404, f"no tool {vote.tool!r} on this site")
     return answer({"tool": vote.tool, "your_vote": voted.your_vote, "community": voted.community})
@@ -99,12 +113,20 @@ def _vote_from(body: bytes) -> VoteIn:
         raise HTTPException(422, f"{field or 'body'}: {problem}") from None
 
 
+def _votes_in(request: Request) -> float:
+    """Return the seconds before the votes of this request's voter cookie count (0: they do):
+    a cookie counts voter_min_age seconds after the answer that set it."""
+    made: float = request.state.voter_since
+    settings: Settings = request.app.state.settings
+    return max(0.0, made + settings.voter_min_age - time.time())
+
+
 async def get_tool(request: Request) -> Response:
     slug = request.path_params["slug"]
     found = None if not SLUG.match(slug) else await _desk(request).tool(slug, request.state.voter)
     if found is None:
         raise HTTPException(404, f"no tool {slug[:100]!r} on this site")
-    return answer(found)
+    return answer({**found, "votes_in": math.ceil(_votes_in(request) * 10) / 10})
 
 
 async def post_card(request: Request) -> Response:
@@ -131,27 +153,51 @@ async def post_card(request: Request) -> Response:
         raise HTTPException(422, "compare: each must be the slug of a stored tool")
     try:
         card = card_from_bytes(body, "card", as_json=True)
-        queued = await _desk(request).submit(card, compare_with)
+        queued = await _desk(request).submit(card, compare_with, client_address(request))
     except InputError as exc:
         raise HTTPException(422, str(exc)) from None
     return answer(queued, 202)
 
 
 async def healthz(request: Request) -> Response:
-    try:
-        await _desk(request).healthy()
-    except Exception as exc:  # the store is down: say so, do not crash the worker
-        return answer({"ok": False, "error": type(exc).__name__}, 503)
+    problem = await _desk(request).health()
+    if problem is not None:
+        return answer({"ok": False, "error": problem}, 503, {"retry-after": str(RETRY_SECONDS)})
     return answer({"ok": True})
 
 
 async def http_error(request: Request, exc: Exception) -> Response:
-    """Return an HTTPException as {"error": ...} (API) or a line of text (site)."""
+    """Return an HTTPException as every error is answered, the site's files' too (a missing
+    page): {"error": ...}, not stored by any cache."""
     assert isinstance(exc, HTTPException)
-    headers = dict(exc.headers or {})
-    if request.url.path.startswith("/api/") or request.url.path == "/healthz":
-        return answer({"error": exc.detail}, exc.status_code, headers)
-    return PlainTextResponse(f"{exc.status_code} {exc.detail}\n", exc.status_code, headers)
+    return answer({"error": exc.detail}, exc.status_code, dict(exc.headers or {}))
+
+
+async def refused(request: Request, exc: Exception) -> Response:
+    """Return a request past one of its limits (desk.Refused) as 429 with Retry-After."""
+    assert isinstance(exc, Refused)
+    seconds = max(1, round(exc.wait + 0.5))
+    return answer({"error": f"{exc.message}: wait {seconds} s"}, 429, {"retry-after": str(seconds)})
+
+
+STORED = {False: "no", True: "yes", None: "unknown"}
+
+
+async def store_error(request: Request, exc: Exception) -> Response:
+    """Return a store fault as 503 with Retry-After; for a write, whether it was stored (a vote
+    whose outcome is unknown may be sent again: a vote replaces the voter's earlier one)."""
+    assert isinstance(exc, StoreUnavailable)
+    log.warning("panel: %s %s: the store failed: %s", request.method, request.url.path, exc)
+    body: dict[str, Any] = {"error": f"the store is unavailable ({exc.message}): try again shortly"}
+    if request.method == "POST":
+        body["stored"] = STORED[exc.written]
+        if exc.written is None:
+            body["error"] = (
+                f"the store did not confirm the write ({exc.message}): it may have been "
+                "stored; sending it again is safe (a vote replaces the voter's earlier one, a "
+                "card the stored card of its slug)"
+            )
+    return answer(body, 503, {"retry-after": str(RETRY_SECONDS)})
 
 
 ROUTES = [

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import json
 import os
 import socket
@@ -25,12 +26,12 @@ from starlette.routing import Mount
 
 from panel.compare import write_script
 from panel.config import SECRET_SETTINGS, Settings
-from panel.errors import InputError, PanelError, add_secret
+from panel.errors import InputError, PanelError, StoreUnavailable, add_secret
 from panel.personas import load_personas
-from panel.serve.api import ROUTES, http_error
-from panel.serve.desk import Desk
+from panel.serve.api import ROUTES, http_error, refused, store_error
+from panel.serve.desk import Desk, Refused
 from panel.serve.files import SiteFiles
-from panel.serve.guard import Guard, Voters
+from panel.serve.guard import LOOPBACK_HOSTS, Guard, Voters
 from panel.serve.keeper import Keeper
 from panel.serve.keys import signing_key
 
@@ -92,7 +93,11 @@ def make_app(serving: Serving) -> Starlette:
     app = Starlette(
         routes=[*ROUTES, Mount("/", SiteFiles(directory=settings.out, html=True))],
         middleware=_middleware(settings, Voters(key)),
-        exception_handlers={HTTPException: http_error},
+        exception_handlers={
+            HTTPException: http_error,
+            StoreUnavailable: store_error,
+            Refused: refused,
+        },
         lifespan=lifespan,
     )
     app.state.desk = desk
@@ -108,8 +113,21 @@ def _middleware(settings: Settings, voters: Voters) -> list[Middleware]:
         from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
         found.append(Middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxy))
-    found.append(Middleware(Guard, voters=voters))
+    hosts = tuple(settings.allowed_hosts) or LOOPBACK_HOSTS
+    limits = {"max_headers": settings.max_headers, "max_header_bytes": settings.max_header_bytes}
+    found.append(Middleware(Guard, voters=voters, hosts=hosts, **limits))
     return found
+
+
+def is_loopback(host: str) -> bool:
+    """Return whether --host is a loopback address or name (only then may allowed_hosts be
+    left empty)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def app_from_env() -> Starlette:
@@ -140,9 +158,21 @@ def run(serving: Serving, sock: socket.socket, *, workers: int, log_level: str) 
     import uvicorn
     from uvicorn.supervisors import Multiprocess
 
+    from panel.serve.wire import Edge, EdgeConfig
+
     os.environ[ENV] = serving.to_json()
-    config = uvicorn.Config(
+    settings = serving.settings
+    config = EdgeConfig(
         f"{__name__}:app_from_env",
+        edge=Edge(
+            max_header_bytes=settings.max_header_bytes,
+            header_seconds=settings.header_seconds,
+            max_connections=connection_cap(settings.max_connections),
+            max_client_connections=settings.max_client_connections,
+            trusted_proxy=tuple(settings.trusted_proxy),
+        ),
+        timeout_keep_alive=settings.keep_alive_seconds,
+        ws="none",
         factory=True,
         workers=workers,
         log_level=log_level,
@@ -158,6 +188,22 @@ def run(serving: Serving, sock: socket.socket, *, workers: int, log_level: str) 
     server.run(sockets=[sock])
     if not server.started:
         raise PanelError("the server did not start (see the lines above)")
+
+
+FILES_KEPT = 64
+"""Open files a server process keeps for itself (the store, the site, logs) besides its
+connections."""
+
+
+def connection_cap(wanted: int) -> int:
+    """Return the cap on open connections per process: the one wanted, lowered to what the
+    process's file limit (`ulimit -n`) leaves once FILES_KEPT are set aside."""
+    import resource
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return wanted
+    return max(4, min(wanted, soft - FILES_KEPT))
 
 
 def describe(serving: Serving, sock: socket.socket, workers: int) -> dict[str, Any]:

@@ -6,7 +6,8 @@ Votes do not rebuild anything: the pages' script reads the counts live from the 
 without script shows the counts of its last build. The keeper looks every few seconds; the
 workers of one machine share the work through a lock file and a mark of the store version the
 site was built from (both dotfiles in the output folder, which the server never serves). The
-keeper also forgets the vote budgets of addresses that have been quiet for long enough.
+keeper also forgets the vote and card budgets of addresses that have been quiet for long
+enough.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pathlib import Path
 from panel.config import Settings
 from panel.files import write_atomic
 from panel.personas import Persona
-from panel.serve.desk import VOTE_BUDGET
+from panel.serve.desk import CARD_BUDGET, VOTE_BUDGET
 from panel.site import build_site
 from panel.store import Store
 
@@ -93,6 +94,7 @@ class Keeper:
     def _forget_budgets(self, store: Store) -> None:
         if time.monotonic() - self._forgotten_at >= FORGET_EVERY:
             store.forget_budgets(VOTE_BUDGET)
+            store.forget_budgets(CARD_BUDGET)
             self._forgotten_at = time.monotonic()
 
     def close(self) -> None:

@@ -314,6 +314,24 @@ class Store:
         ).fetchone()
         return (0, 0) if row is None else (int(row[0]), int(row[1]))
 
+    def vote_summary(self, tool: str) -> tuple[int, int, int]:
+        """Return tool's ship votes, skip votes and how many distinct client networks its votes
+        came from (kept by insert_vote: one row read)."""
+        row = self.db.execute(
+            "SELECT ship, skip, networks FROM vote_totals WHERE tool = ?", (tool,)
+        ).fetchone()
+        return (0, 0, 0) if row is None else (int(row[0]), int(row[1]), int(row[2]))
+
+    def probe(self, name: str) -> None:
+        """Write one row (the time, under name) and commit it: proof that the store takes
+        writes (a locked, read-only or full store fails here as a vote would)."""
+        with self.transaction() as db:
+            db.execute(
+                """INSERT INTO serve_probes (name, at) VALUES (?, ?)
+                   ON CONFLICT (name) DO UPDATE SET at = excluded.at""",
+                (name, time.time()),
+            )
+
     def vote_of(self, tool: str, voter: str) -> str | None:
         """Return voter's vote on tool ("ship" or "skip"), None if they have not voted."""
         row = self.db.execute(
@@ -476,16 +494,23 @@ def voter_id(voter: str) -> str:
     return " ".join(text.casefold().split())
 
 
-def insert_vote(db: Connection, tool: str, voter: str, vote: str) -> None:
+def insert_vote(
+    db: Connection, tool: str, voter: str, vote: str, networks: tuple[str, str] | None = None
+) -> None:
     """Record voter's vote on tool inside the caller's transaction (see Store.save_vote), and
     keep the tool's totals: a new vote adds one, a changed vote moves one, the same vote again
     changes nothing. Exactly once even when two transactions race: the insert and the update
-    each either change a row or not, and only a change moves the totals."""
+    each either change a row or not, and only a change moves the totals.
+
+    networks: the client network a web vote came from and its wider one (`panel serve`, see
+    vote_standing); a vote keeps the network of the voter's first vote on the tool. The totals
+    count the distinct networks too (a vote without one counts as a network of its own)."""
     who, now = voter_id(voter), time.time()
+    network, wide = networks or (None, None)
     added = db.execute(
-        """INSERT INTO votes (tool, voter, vote, at) VALUES (?, ?, ?, ?)
+        """INSERT INTO votes (tool, voter, vote, at, network, wide) VALUES (?, ?, ?, ?, ?, ?)
            ON CONFLICT (tool, voter) DO NOTHING""",
-        (tool, who, vote, now),
+        (tool, who, vote, now, network, wide),
     ).rowcount
     if not added:
         changed = db.execute(
@@ -503,11 +528,60 @@ def insert_vote(db: Connection, tool: str, voter: str, vote: str) -> None:
         return
     ship, skip = (1, 0) if vote == "ship" else (0, 1)
     db.execute(
-        """INSERT INTO vote_totals (tool, ship, skip) VALUES (?, ?, ?)
+        """INSERT INTO vote_totals (tool, ship, skip, networks) VALUES (?, ?, ?, ?)
            ON CONFLICT (tool) DO UPDATE SET ship = vote_totals.ship + excluded.ship,
-               skip = vote_totals.skip + excluded.skip""",
-        (tool, ship, skip),
+               skip = vote_totals.skip + excluded.skip,
+               networks = vote_totals.networks + excluded.networks""",
+        (tool, ship, skip, _new_network(db, tool, network)),
     )
+
+
+def _new_network(db: Connection, tool: str, network: str | None) -> int:
+    """Return 1 if network had no vote on tool yet (remembering it now), else 0; a vote
+    without a network is a network of its own."""
+    if network is None:
+        return 1
+    return db.execute(
+        "INSERT INTO vote_networks (tool, network) VALUES (?, ?) ON CONFLICT DO NOTHING",
+        (tool, network),
+    ).rowcount
+
+
+@dataclass(frozen=True)
+class VoteStanding:
+    """What a web vote meets in the store before it is cast (see vote_standing)."""
+
+    tool_known: bool
+    voted: bool
+    """The voter has a vote on the tool already (a changed vote adds none)."""
+    recent: list[tuple[int, float]]
+    """For the client's network and its wider one: how many voters' votes on the tool came
+    from it since the moment asked about, and when the oldest of them was cast."""
+
+
+def vote_standing(
+    db: Connection, tool: str, voter: str, networks: tuple[str, str], since: float
+) -> VoteStanding:
+    """Return whether tool is stored, whether voter has a vote on it, and for each of networks
+    (the client's, its wider one) how many voters' votes on tool came from it at `since` or
+    later and when the oldest was cast (`since` if none): one statement, in the caller's
+    transaction. A voter's latest vote counts, with its time and its first network."""
+    recent = "SELECT {} FROM votes WHERE tool = ? AND {} = ? AND at >= ?"
+    row = db.execute(
+        f"""SELECT EXISTS (SELECT 1 FROM tools WHERE slug = ?),
+                   EXISTS (SELECT 1 FROM votes WHERE tool = ? AND voter = ?),
+                   ({recent.format("count(*)", "network")}), ({recent.format("min(at)", "network")}),
+                   ({recent.format("count(*)", "wide")}), ({recent.format("min(at)", "wide")})""",
+        (
+            tool,
+            tool,
+            voter_id(voter),
+            *(tool, networks[0], since) * 2,
+            *(tool, networks[1], since) * 2,
+        ),
+    ).fetchone()
+    counts = [(int(row[2]), float(row[3] or since)), (int(row[4]), float(row[5] or since))]
+    return VoteStanding(bool(row[0]), bool(row[1]), counts)
 
 
 def _finite_or(value: float, default: float) -> float:

@@ -450,7 +450,39 @@ def m015_pair_conditions(db: Connection, dialect: Dialect) -> None:
 
 
 @migration
-def m016_decision_probabilities(db: Connection, dialect: Dialect) -> None:
+def m016_vote_networks(db: Connection, dialect: Dialect) -> None:
+    """`panel serve` keeps the client network each web vote came from (`network`: an IPv4
+    address or an IPv6 /64; `wide`: the IPv4 address or the IPv6 /48), to cap what one network
+    adds to a tool in a day, and keeps how many distinct networks stand behind each tool's votes
+    (`vote_totals.networks`, with the networks seen in `vote_networks`), so a summary still
+    reads one row. Votes cast before, and the command line's, have no network: each counts as
+    a network of its own. `serve_probes` is the row each server's health check writes to prove
+    the store takes writes."""
+    _execute_script(
+        db,
+        dialect,
+        """
+        ALTER TABLE votes ADD COLUMN network TEXT;
+        ALTER TABLE votes ADD COLUMN wide TEXT;
+        CREATE INDEX votes_by_network ON votes (tool, network, at);
+        CREATE INDEX votes_by_wide ON votes (tool, wide, at);
+        CREATE TABLE vote_networks (
+            tool TEXT NOT NULL REFERENCES tools(slug),
+            network TEXT NOT NULL,
+            PRIMARY KEY (tool, network)
+        );
+        ALTER TABLE vote_totals ADD COLUMN networks INTEGER NOT NULL DEFAULT 0;
+        UPDATE vote_totals SET networks = ship + skip;
+        CREATE TABLE serve_probes (
+            name TEXT PRIMARY KEY,
+            at REAL NOT NULL
+        )
+        """,
+    )
+
+
+@migration
+def m017_decision_probabilities(db: Connection, dialect: Dialect) -> None:
     """A review's score and a pair judgment's pick as the judge weighed them: JSON of each
     value's probability where the provider reported them (panel.providers.decisions), else
     null. Rows stored before have none."""

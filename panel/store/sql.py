@@ -371,8 +371,10 @@ class PostgresDatabase(Database):
                     raise
                 self._give_up_after(deadline)
             time.sleep(0.2)
+        committing = False
         try:
             yield _PgConnection(conn)
+            committing = True
             conn.execute("COMMIT")
         except BaseException as exc:
             if not conn.broken:
@@ -380,7 +382,11 @@ class PostgresDatabase(Database):
                     conn.execute("ROLLBACK")
             if self._gone(conn, exc):
                 raise StoreUnavailable(
-                    "lost the database during a transaction", path=self.where
+                    "lost the database with a commit on the way: it may have landed"
+                    if committing
+                    else "lost the database during a transaction: nothing of it was written",
+                    path=self.where,
+                    written=None if committing else False,
                 ) from None
             raise
         finally:

@@ -97,7 +97,7 @@
   var MESSAGES = {
     403: "Your vote was refused: this browser needs cookies on for this site to vote.",
     404: "This tool is not on the site any more.",
-    429: "Too many votes from your address: try again in a minute.",
+    429: "Too many votes from your address or network: try again later.",
   };
 
   function each(selector, fn) {
@@ -151,28 +151,51 @@
     options.credentials = "same-origin";
     options.headers = Object.assign({ Accept: "application/json" }, options.headers || {});
     return fetch(new URL(path, api), options).then(function (response) {
+      var wait = Number(response.headers.get("Retry-After")) || 0;
       return response.json().then(
         function (body) {
-          return { status: response.status, body: body };
+          return { status: response.status, body: body, wait: wait };
         },
         function () {
-          return { status: response.status, body: {} };
+          return { status: response.status, body: {}, wait: wait };
         }
       );
     });
   }
 
-  function cast(box, slug, verdict) {
+  function later(seconds) {
+    return new Promise(function (resolve) {
+      window.setTimeout(resolve, seconds * 1000);
+    });
+  }
+
+  // A vote the server found too early (a clock off, 429 with a short Retry-After) is sent
+  // again once, when the server says.
+  function post(slug, verdict, retries) {
+    return request("votes", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ tool: slug, verdict: verdict }),
+    }).then(function (answer) {
+      if (answer.status === 429 && retries > 0 && answer.wait > 0 && answer.wait <= 5) {
+        return later(answer.wait).then(function () {
+          return post(slug, verdict, retries - 1);
+        });
+      }
+      return answer;
+    });
+  }
+
+  function cast(box, slug, verdict, ready) {
     var buttons = box.querySelectorAll("button[data-verdict]");
     Array.prototype.forEach.call(buttons, function (b) {
       b.disabled = true;
     });
     say(box, "");
-    request("votes", {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ tool: slug, verdict: verdict }),
-    })
+    later(Math.max(0, ready - Date.now()) / 1000)
+      .then(function () {
+        return post(slug, verdict, 1);
+      })
       .then(function (answer) {
         if (answer.status === 200) {
           show(slug, answer.body);
@@ -199,10 +222,13 @@
           return; // no API here: the buttons stay hidden
         }
         show(slug, answer.body);
+        // a new voter cookie counts a moment after the page set it: a vote waits till then
+        var wait = Number(answer.body.votes_in) || 0;
+        var ready = Date.now() + (wait > 0 ? wait * 1000 + 250 : 0);
         box.addEventListener("click", function (event) {
           var button = event.target.closest("button[data-verdict]");
           if (button && box.contains(button)) {
-            cast(box, slug, button.getAttribute("data-verdict"));
+            cast(box, slug, button.getAttribute("data-verdict"), ready);
           }
         });
         box.hidden = false;

@@ -93,6 +93,15 @@ class PostgresServer:
         (mode fast: sessions are ended; immediate: as a crash), and it is back when this returns."""
         self._pg_ctl("restart", "-m", mode)
 
+    def crash(self) -> None:
+        """Stop the server as a crash would (`pg_ctl stop -m immediate`: every connection cut,
+        commits in flight may or may not land), keeping its data: down until resume()."""
+        self._pg_ctl("stop", "-m", "immediate")
+
+    def resume(self) -> None:
+        """Start a server crash() stopped; it takes connections when this returns."""
+        self._pg_ctl("start")
+
     def stop(self) -> None:
         self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop")
         shutil.rmtree(self.root, ignore_errors=True)

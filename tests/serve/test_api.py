@@ -34,6 +34,7 @@ SMOL, MISTRAL = "smolvlm-3b", "mistral-8x22b-v2"
 
 def seeded(db: str, out: Path, **more: Any) -> Settings:
     """Return settings of a store holding seed 000 (two tools, four reviews each)."""
+    more = {"allowed_hosts": ["testserver"], "voter_min_age": 0, **more}
     settings = Settings(db=db, out=out, signing_key=KEY, **more)
     store = Store(db)
     try:
@@ -98,6 +99,7 @@ def test_one_vote_per_voter_and_tool_the_latest_counts(
             "skip": 0,
             "ship_pct": 100,
             "label": "1 vote · 100% ship",
+            "networks": 1,
         },
     }
     assert vote(client, SMOL, "ship").json()["community"]["votes"] == 1  # no double
@@ -158,7 +160,7 @@ def test_a_vote_without_a_valid_voter_cookie_stores_nothing(
         refused = vote(browser, SMOL, "ship")
         assert refused.status_code == 403
         assert "no valid voter cookie" in refused.json()["error"]
-    other_key = Settings(db=settings.db, out=settings.out, signing_key=SecretStr("x" * 40))
+    other_key = settings.model_copy(update={"signing_key": SecretStr("x" * 40)})
     with client_of(other_key) as elsewhere:  # a cookie signed with another key is no cookie
         elsewhere.get("/")
         stolen = elsewhere.cookies["panel_voter"]
@@ -323,7 +325,8 @@ def test_a_tool_summary_has_the_panel_and_the_community(client: TestClient) -> N
     assert answer.status_code == 200
     assert answer.headers["cache-control"] == "no-store"
     found = answer.json()
-    assert set(found) == {"tool", "panel", "community", "your_vote"}
+    assert set(found) == {"tool", "panel", "community", "your_vote", "votes_in"}
+    assert found["votes_in"] == 0  # an old enough cookie (voter_min_age 0 here)
     assert found["tool"]["slug"] == SMOL and found["tool"]["name"] == "SmolVLM-3B"
     assert found["panel"]["label"] == "Ship · 3 ship / 1 skip"
     assert found["panel"]["ship_pct"] == 75
@@ -333,6 +336,7 @@ def test_a_tool_summary_has_the_panel_and_the_community(client: TestClient) -> N
         "skip": 0,
         "ship_pct": None,
         "label": "No community votes yet",
+        "networks": 0,
     }
     assert found["your_vote"] is None
     for slug in ("no-such-tool", "Bad%20Slug", "smolvlm-3b~padding", "x" * 300):

@@ -97,8 +97,11 @@ def wait_label(page: Page, tool: str, text: str) -> None:
 
 
 def click_vote(page: Page, tool: str, verdict: str) -> int:
-    """Click a vote button and return the status of the POST it sends."""
-    with page.expect_response(lambda r: r.url.endswith("/api/votes")) as sent:
+    """Click a vote button and return the status of the POST that ends it (a click in the
+    first seconds after the page set the voter cookie is answered 429, and the script sends
+    the vote again when the server says)."""
+    ended = lambda r: r.url.endswith("/api/votes") and r.status != 429  # noqa: E731
+    with page.expect_response(ended) as sent:
         page.locator(f'[data-vote="{tool}"] button[data-verdict="{verdict}"]').click()
     return sent.value.status
 

@@ -60,6 +60,7 @@ def test_processes_on_postgres_share_votes_limits_and_the_queue(
         "PANEL_SIGNING_KEY": KEY,
         "PANEL_SUBMIT_TOKEN": TOKEN,
         "PANEL_VOTE_RATE": "3",
+        "PANEL_VOTER_MIN_AGE": "0",  # a fresh cookie votes at once here (see test_edge)
     }
     a_env = {**shared, "PANEL_OUT": str(tmp_path / "a")}  # two machines: a site folder each
     b_env = {**shared, "PANEL_OUT": str(tmp_path / "b")}

@@ -325,6 +325,43 @@ def test_vote_totals_are_filled_from_the_votes_of_an_older_store(db: str, card: 
         store.close()
 
 
+def test_vote_networks_are_counted_from_an_older_store_on(db: str, card: ToolCard) -> None:
+    """Votes from before networks were kept count as a network each; new web votes count by
+    their network, once per network; a voter's changed vote keeps its first network; the day's
+    count of a network's voters reads only recent votes of that network."""
+    from panel.store import insert_vote, vote_standing
+
+    with store_before("m016_vote_networks", db, card) as con:
+        for voter in ("ana", "bo"):
+            con.execute(
+                "INSERT INTO votes (tool, voter, vote, at) VALUES (?, ?, 'ship', 0)",
+                (card.slug, voter),
+            )
+        con.execute("INSERT INTO vote_totals (tool, ship, skip) VALUES (?, 2, 0)", (card.slug,))
+    store = Store(db)
+    here, there = ("192.0.2.1", "192.0.2.1"), ("2001:db8:1:1::/64", "2001:db8:1::/48")
+    try:
+        assert store.vote_summary(card.slug) == (2, 0, 2)
+        with store.transaction() as con:
+            insert_vote(con, card.slug, "web:a", "ship", here)
+            insert_vote(con, card.slug, "web:b", "skip", here)
+            insert_vote(con, card.slug, "web:c", "skip", there)
+            insert_vote(con, card.slug, "web:a", "skip", there)  # changed: still from here
+        assert store.vote_summary(card.slug) == (2, 3, 4)
+        now, later = time.time(), time.time() + 60
+        with store.transaction() as con:
+            standing = vote_standing(con, card.slug, "web:a", here, now - 60)
+            assert standing.tool_known and standing.voted
+            assert [n for n, _ in standing.recent] == [2, 2]
+            fresh = vote_standing(con, card.slug, "web:new", there, now - 60)
+            assert not fresh.voted and [n for n, _ in fresh.recent] == [1, 1]
+            assert all(abs(at - now) < 60 for _, at in fresh.recent)
+            assert vote_standing(con, card.slug, "web:new", here, later).recent == [(0, later)] * 2
+            assert not vote_standing(con, "no-such-tool", "web:a", here, now).tool_known
+    finally:
+        store.close()
+
+
 def test_spent_budgets_of_quiet_clients_are_forgotten(db: str) -> None:
     store = Store(db)
     try:
