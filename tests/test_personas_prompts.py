@@ -207,10 +207,9 @@ def test_a_pair_prompt_fences_each_card_as_a_review_shows_it(
     assert first == shown  # the same card lines a single review shows
     assert shared.index("The first tool card") < shared.index("Name: Other")
     assert "outcome" not in shared.lower() and "90" not in first  # a label is never shown
-    assert (
-        '"prefers"' in builder.messages[1]["content"]
-        and "Builder" in builder.messages[1]["content"]
-    )
+    # The answer format is said once, in the part the four personas share; the persona's own.
+    assert '"prefers"' in shared and '"prefers"' not in builder.messages[1]["content"]
+    assert "Builder" in builder.messages[1]["content"]
     swapped = prompts.pair(personas[0], other, labelled)
     assert swapped.version == builder.version and swapped.messages != builder.messages
 

@@ -253,7 +253,7 @@ def test_a_pair_task_finished_meanwhile_is_not_reopened(tmp_path: Path, db: str)
     cards = make_cards(tmp_path / "cards", 2)
     (tmp_path / "q.csv").write_text(f"{cards[0]},{cards[1]}\n")
     assert panel("queue", "add", tmp_path / "q.csv", "--pairwise", "--db", db).returncode == 0
-    settings = Settings(db=db, provider="local", out=tmp_path / "out")
+    settings = Settings(db=db, provider="local", out=tmp_path / "out", local_model="tiny")
     store = Store(db)
     runtime = open_runtime(settings, store=store)
     try:
