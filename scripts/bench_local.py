@@ -61,7 +61,7 @@ async def bench(
     totals = Stats()
     try:
         warm = load_card(ROOT / "examples" / "smolvlm-3b.yaml")
-        await runtime.review(warm, personas=runtime.personas[:1], fresh=True)
+        await runtime.answer(runtime.plan(runtime.reviews([warm])[:1], fresh=True).planned)
         for _ in range(repeat):
             for path in paths:
                 card = load_card(path)
