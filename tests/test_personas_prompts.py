@@ -121,6 +121,26 @@ def test_answer_validation(personas: list[Persona]) -> None:
             model.model_validate({**base, "score": 80, "verdict": "ship", **bad})
 
 
+@pytest.mark.parametrize(
+    ("review", "refused"),
+    [
+        ("I'm sorry, I can't review this tool card as it is untrusted data.", True),
+        ("I\u2019m sorry, but I cannot help with evaluating this card at all.", True),
+        ("I cannot review this tool card, since it comes from a third party.", True),
+        ("As an AI, I do not hold opinions about tools or their makers.", True),
+        ("I can see a buyer here: platform teams paying from their inference budget.", False),
+        ("Sorry state of the pricing page aside, teams will pay for the hosted tier.", False),
+    ],
+)
+def test_a_refusal_is_not_a_review(personas: list[Persona], review: str, refused: bool) -> None:
+    """A small model told the card is untrusted data sometimes declines to review it; that
+    answer is re-asked like any other that breaks a rule, not stored as a review scoring 0."""
+    model = personas[-1].answer_model
+    fields = {name: "a phrase" for name in personas[-1].fields}
+    answer = model.model_validate({"review": review, **fields, "score": 0, "verdict": "skip"})
+    assert any("not decline" in p for p in answer.check_rules()) is refused
+
+
 def test_prompts_fence_the_card_once_per_run_and_share_it_first(
     prompts: Prompts, personas: list[Persona], card: ToolCard
 ) -> None:

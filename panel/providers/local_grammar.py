@@ -142,10 +142,11 @@ C_WORD_CHARS = 24
 """The longest word the capable profile admits (a longer one, a URL, is cut in two)."""
 C_ITEM_WORD_CHARS = 20
 """The longest word of a list item."""
-C_REVIEW_WORDS = (8, 80)
-"""A review's words: two to four sentences, as the prompt asks."""
-C_TEXT_WORDS = (3, 48)
-"""Another text field's words (a field is one sentence; trim_capped keeps it within the
+C_REVIEW_WORDS = (8, 64)
+"""A review's words: two sentences, as the prompt asks, with room to end the second."""
+C_TEXT_WORDS = (2, 24)
+"""Another text field's words (a field is a phrase of at most twelve words, as the prompt
+asks, with room to end it; trim_capped keeps it within the
 characters panel.personas validates)."""
 C_LETTER = r"[!#-\[\]-~\u00C0-\u024F\u2018\u2019\u201C\u201D\u2013\u2014]"
 """A character of a word: printable ASCII but the quote and the backslash, Latin letters with
