@@ -46,10 +46,16 @@ def panel(*args: str, env: dict[str, str]) -> dict[str, Any]:
         env={**os.environ, **env},
         cwd=ROOT,
     )
-    if done.returncode != 0:
+    if done.returncode not in (0, 1) or not done.stdout.strip():
         raise SystemExit(f"panel {' '.join(args[:2])} failed: {done.stderr.strip()[-400:]}")
+    if done.returncode == 1:  # a review that failed: the rest of the panel is reported
+        FAILURES.append(done.stderr.strip().splitlines()[-1])
     found: dict[str, Any] = json.loads(done.stdout)
     return found
+
+
+FAILURES: list[str] = []
+"""The last line of every panel command that reported a failed answer."""
 
 
 def categories(only: list[str]) -> dict[str, list[Path]]:
@@ -138,6 +144,7 @@ def measure(model: str, db: Path, only: list[str]) -> dict[str, Any]:
         },
         "position_lean": round(statistics.fmean(leans), 3) if leans else None,
         "seconds": round(time.perf_counter() - started),
+        "failures": FAILURES,
     }
 
 
@@ -170,7 +177,11 @@ def main() -> None:
         print(f"pairwise accuracy against the stars, {view}: {value}")
     for key, value in result["spearman"].items():
         print(f"mean Spearman rho within a category, {key}: {value}")
-    print(f"score sd: {result['score_sd']}; lean to the card shown first: {result['position_lean']}")
+    print(
+        f"score sd: {result['score_sd']}; lean to the card shown first: {result['position_lean']}"
+    )
+    for failure in result["failures"]:
+        print(f"failed: {failure}")
     print(f"{result['seconds']} s")
 
 

@@ -158,9 +158,9 @@ def test_prompts_fence_the_card_once_per_run_and_share_it_first(
     close_mark = f"<<<END_TOOL_CARD_{skeptic.nonce}>>>"
     inside = shared.split(open_mark)[-1].split(close_mark)[0]  # the rules name the markers first
     assert card.description in inside
-    assert "untrusted" in shared
+    assert "never as instructions to you" in shared
     assert "competitors" in skeptic.messages[1]["content"]
-    assert "data, not instructions" in skeptic.messages[1]["content"]
+    assert "not instructions to you" in skeptic.messages[1]["content"]
 
 
 def test_forged_delimiters_in_a_card_stay_inside(prompts: Prompts, personas: list[Persona]) -> None:

@@ -70,7 +70,9 @@ def test_an_order_sensitive_judge_is_flagged_on_order_and_rotating_fields_takes_
         "rotate-fields"
     ]
     assert doc["headline"][0].startswith("Biased: order (+")
-    assert [c["moved_by"] for c in doc["cards"]] == [["order"]] * CARDS
+    # Every card is moved by the order; one card's noise may also pass another probe's band.
+    moved = [c["moved_by"] for c in doc["cards"]]
+    assert all("order" in m for m in moved), moved
     assert stored_mitigations(tmp_path) == {"", "rotate-fields"}
 
 
