@@ -16,6 +16,10 @@ the stars, within each category:
 - the spread of the scores (sd of a card's mean score, and of every persona's score);
 - the lean towards the card shown first, read from the probabilities.
 
+With --probes CARD... it also runs `panel eval` on those cards in the same store, without and
+with the mitigations rotate-fields, blind-names and strip-injection, and prints each probe's
+mean score change beside the null (the same card asked again) and what the eval reads from it.
+
 Figures, not a test: docs/trust-and-eval.md keeps them with their date and command.
 """
 
@@ -148,6 +152,27 @@ def measure(model: str, db: Path, only: list[str]) -> dict[str, Any]:
     }
 
 
+MITIGATIONS = "rotate-fields,blind-names,strip-injection"
+
+
+def probes(model: str, db: Path, cards: list[str]) -> dict[str, Any]:
+    """Run panel eval on cards without and with the mitigations; return each probe's figures."""
+    env = {"PANEL_LOCAL_MODEL": model, "PANEL_DB": str(db / "panel.db"), "PANEL_OUT": str(db)}
+    document = panel("eval", *cards, "--mitigations", MITIGATIONS, env=env)
+    found: dict[str, Any] = {"cards": len(document["cards"]), "headline": document["headline"]}
+    for name, row in document["mitigations"]["probes"].items():
+        found[name] = {
+            when: {
+                "mean_delta": side["mean_delta"],
+                "flip_rate": side["flip_rate"],
+                "beyond_noise": (side.get("beyond_noise") or {}).get("mean_delta"),
+                "reading": side["reading"],
+            }
+            for when, side in row.items()
+        }
+    return found
+
+
 def share(found: list[bool]) -> float | None:
     return round(sum(found) / len(found), 3) if found else None
 
@@ -159,6 +184,14 @@ def main() -> None:
     parser.add_argument("--model", required=True, help="a catalogue name or a GGUF path")
     parser.add_argument("--db", type=Path, help="the store's folder (default: a new one)")
     parser.add_argument("--categories", default="", help="file prefixes, e.g. serving,coding")
+    parser.add_argument(
+        "--probes",
+        nargs="*",
+        default=None,
+        metavar="CARD",
+        help="also run panel eval's probes on these cards or folders",
+    )
+    parser.add_argument("--skip-launches", action="store_true", help="only the probes")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     folder = args.db or Path(f"/tmp/panel-bench-judge-{Path(args.model).stem}")
@@ -167,9 +200,18 @@ def main() -> None:
         f"panel bench-judge: {args.model}, {os.cpu_count()} cores, "
         f"{time.strftime('%Y-%m-%d %H:%M')}, load {os.getloadavg()[0]:.2f}, store {folder}"
     )
-    result = measure(args.model, folder, [c for c in args.categories.split(",") if c])
+    result: dict[str, Any] = {"model": args.model}
+    if not args.skip_launches:
+        result = measure(args.model, folder, [c for c in args.categories.split(",") if c])
+    if args.probes is not None:
+        result["probes"] = probes(args.model, folder, args.probes or ["examples"])
     if args.json:
         print(json.dumps(result, indent=2))
+        return
+    for name, row in result.get("probes", {}).items():
+        if isinstance(row, dict):
+            print(f"probe {name}: " + "; ".join(f"{when} {v}" for when, v in row.items()))
+    if args.skip_launches:
         return
     print(f"pairs judged: {result['pairs']} (each by 4 personas in both orders)")
     print(f"position consistency (sampled answers): {result['position_consistency']}")
