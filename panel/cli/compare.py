@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from panel.cli import output
-from panel.cli.options import JsonOpt, uses_settings
+from panel.cli.options import AllowPrivateOpt, JsonOpt, uses_settings
 
 if TYPE_CHECKING:
     from panel.config import Settings
@@ -15,7 +15,9 @@ if TYPE_CHECKING:
 
 ToolArg = Annotated[
     str,
-    typer.Argument(help="A card file or the slug of a stored tool.", show_default=False),
+    typer.Argument(
+        help="A card file, the slug of a stored tool, or a launch page URL.", show_default=False
+    ),
 ]
 
 
@@ -46,6 +48,7 @@ def compare(
         ),
     ] = False,
     as_json: JsonOpt = False,
+    allow_private: AllowPrivateOpt = None,
 ) -> None:
     """Compare two tools side by side: writes <out>/compare/<a>-vs-<b>.html, .md and .json.
 

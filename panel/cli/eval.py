@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from panel.cli import output
-from panel.cli.options import JsonOpt, uses_settings
+from panel.cli.options import AllowPrivateOpt, JsonOpt, uses_settings
 from panel.errors import InputError
 from panel.eval.fmt import effect, num, reused_cost, share, signed
 
@@ -18,17 +18,17 @@ if TYPE_CHECKING:
     from panel.mitigations import Mitigations
     from panel.runs.eval import Evaluated
 
-DEFAULT_CARDS = Path("examples")
+DEFAULT_CARDS = "examples"
 
 
 @uses_settings(run=True)
 def eval_command(
     settings: Settings,
     cards: Annotated[
-        list[Path] | None,
+        list[str] | None,
         typer.Argument(
             metavar="CARD",
-            help="Tool card files, or folders of them. Default: examples/.",
+            help="Tool card files, folders of them, or launch page URLs. Default: examples/.",
             show_default=False,
         ),
     ] = None,
@@ -58,6 +58,7 @@ def eval_command(
         ),
     ] = None,
     as_json: JsonOpt = False,
+    allow_private: AllowPrivateOpt = None,
 ) -> None:
     """Measure the panel: the spread of each persona's scores, their agreement, consistency,
     the stability of samples (--samples 2 or more), the score change under five probes of every
@@ -93,7 +94,7 @@ def eval_command(
 
 async def _eval(
     settings: Settings,
-    paths: list[Path],
+    args: list[str],
     as_json: bool,
     compare: Mitigations | None,
     pairwise: bool = False,
@@ -102,14 +103,14 @@ async def _eval(
     from panel.runs.eval import eval_cards, evaluate
     from panel.runtime import open_runtime
 
-    cards = eval_cards(paths)
-    needed = cards_to_test()
-    too_few = [
-        f"{len(cards)} card(s): too few to test the probes for bias (the per-card test "
-        f"needs {needed}); this eval measures spread, agreement and noise, not bias"
-    ]
     runtime = open_runtime(settings)
     try:
+        cards = await eval_cards(runtime, args)
+        needed = cards_to_test()
+        too_few = [
+            f"{len(cards)} card(s): too few to test the probes for bias (the per-card test "
+            f"needs {needed}); this eval measures spread, agreement and noise, not bias"
+        ]
         terminal = output.Terminal(
             settings.max_cost,
             quiet=as_json,

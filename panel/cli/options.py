@@ -188,6 +188,15 @@ StripInjectionOpt = Annotated[
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of tables.")]
+AllowPrivateOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--allow-private/--no-allow-private",
+        help="Let a launch page or feed be fetched from a loopback, private or link-local "
+        "address (tests, intranets). Env: PANEL_ALLOW_PRIVATE.",
+        show_default=False,
+    ),
+]
 
 
 def _run_options(
