@@ -83,8 +83,9 @@ class Fetched:
             return self.body.decode("utf-8", errors="replace")
 
 
-def refused_address(address: str) -> str | None:
-    """Return why an IP address may not be fetched ("a loopback address"), None if public."""
+def refused(host: str, address: str) -> str | None:
+    """Return why host, at address, may not be fetched ("a loopback address"), None if it may:
+    the one guard of every hop (tests stand a loopback server in for a public host here)."""
     ip = ipaddress.ip_address(address.split("%", 1)[0])
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
@@ -131,8 +132,11 @@ class GuardedBackend(httpcore2.AsyncNetworkBackend):
         addresses = await _resolve(host, port)
         if not self.allow_private:
             for address in addresses:
-                if (why := refused_address(address)) is not None:
-                    raise Refused(f"{host} resolves to {address}, {why}; {_PRIVATE_HINT}")
+                if (why := refused(host, address)) is not None:
+                    what = (
+                        address if host.strip("[]") == address else f"{host} resolves to {address},"
+                    )
+                    raise Refused(f"{what} {why}: refused ({_PRIVATE_HINT})")
         return await self._inner.connect_tcp(
             addresses[0], port, timeout, local_address, socket_options
         )

@@ -119,7 +119,7 @@ def read_page(source: str, kind: str, body: str, fetched_at: dt.datetime) -> Pag
     if kind == "html":
         text, facts = _html_text(body, source), html_facts(body, source)
     else:
-        text, facts = body, _text_facts(body)
+        text, facts = _markdown(body)
     text = _tidy(text)
     if len(text) < MIN_TEXT_CHARS:
         raise PageError(source, f"holds no readable text ({len(text)} characters)")
@@ -131,10 +131,18 @@ def read_page(source: str, kind: str, body: str, fetched_at: dt.datetime) -> Pag
     return Page(source, kind, text, facts, fetched_at, tuple(findings))
 
 
+_NOT_PROSE = re.compile(r"```.*?```|`[^`\n]*`|\S+://\S+|<[^>]+>", re.DOTALL)
+_IDEOGRAPHS = re.compile("[\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff]")
+
+
 def english_share(text: str) -> float:
-    """Return the share of text's words that are common English words."""
-    words = re.findall(r"[^\W\d_]+", text.casefold())
-    return sum(word in _ENGLISH for word in words) / len(words) if words else 0.0
+    """Return the share of text's words that are common English words, code and addresses
+    left out, every Chinese, Japanese or Korean character counted as a word."""
+    prose = _NOT_PROSE.sub(" ", text).casefold()
+    ideographs = len(_IDEOGRAPHS.findall(prose))
+    words = re.findall(r"[^\W\d_]+", _IDEOGRAPHS.sub(" ", prose))
+    total = len(words) + ideographs
+    return sum(word in _ENGLISH for word in words) / total if total else 0.0
 
 
 def _tidy(text: str) -> str:
@@ -154,10 +162,31 @@ def _html_text(html: str, source: str) -> str:
     return str(text or "")
 
 
-def _text_facts(text: str) -> dict[str, str]:
-    """Return what a Markdown or text page states of itself: its first heading as its title."""
+_FRONT_MATTER = re.compile(r"\A---\s*\n(.*?)\n---\s*\n", re.DOTALL)
+
+
+def _markdown(text: str) -> tuple[str, dict[str, str]]:
+    """Return a Markdown or text page's text without its YAML front matter, and what it states
+    of itself: the front matter's title and description, else its first heading as title."""
+    facts: dict[str, str] = {}
+    front = _FRONT_MATTER.match(text)
+    if front:
+        text = text[front.end() :]
+        for name in ("title", "description"):
+            said = re.search(rf"^{name}:\s*(.+)$", front.group(1), re.MULTILINE)
+            _put(facts, name, said.group(1).strip().strip("\"'") if said else None)
     heading = re.search(r"^\s*#{1,2}\s+(.+)$", text, re.MULTILINE)
-    return {"title": heading.group(1).strip()} if heading else {}
+    _put(facts, "title", heading.group(1).strip() if heading else None)
+    return _MARKUP.sub(_words_of_markup, text), facts
+
+
+_MARKUP = re.compile(r"!?\[([^\]\n]*)\]\([^)\s]*\)|<[^>\n]+>")
+"""A Markdown link or image (its words kept, its address dropped) or an HTML tag (dropped):
+what a README carries that is no prose."""
+
+
+def _words_of_markup(match: re.Match[str]) -> str:
+    return match.group(1) or " "
 
 
 def html_facts(html: str, source: str) -> dict[str, str]:
@@ -284,22 +313,36 @@ def licence_id(text: str) -> str | None:
 def supported_licence(said: str | None, page: Page) -> str | None:
     """Return the licence a card may name: the one said, in its SPDX name where known, if the
     page spells it some way; else the licence the page's metadata states; else None."""
-    if said and said.strip().casefold() not in UNKNOWN:
+    if said and "://" in said:  # a link to a licence file: the licence its path names, if any
+        said = licence_id(_last_segment(said))
+    if said and normalised(said).strip() not in _NO_LICENCE:
         spdx = licence_id(said)
         spellings = LICENCES.get(spdx, ()) if spdx else ()
         if any(f" {s} " in page.haystack() for s in spellings) or found(said, page):
             return spdx or said.strip()
-    stated = page.facts.get("license")
+    stated = page.facts.get("license", "")
+    if "://" in stated:  # a link to a licence file names no licence, unless its path does
+        return licence_id(_last_segment(stated))
     if stated:
         return licence_id(stated) or (stated if len(stated) <= 60 else None)
     return None
 
 
+_NO_LICENCE = UNKNOWN | {"license", "licence", "see license", "license file", "other"}
+
+
+def _last_segment(url: str) -> str:
+    """Return the last part of a URL's path, without a .txt, .md or .html suffix."""
+    last = url.rstrip("/").rsplit("/", 1)[-1]
+    return re.sub(r"\.(txt|md|html?)$", "", last, flags=re.IGNORECASE)
+
+
 def supported_value(said: str | None, page: Page, fact: str) -> str | None:
     """Return a name or maker as a card may give it: the one said if the page has it, else
     what the metadata states of it (`fact`), else None."""
-    if said and said.strip().casefold() not in UNKNOWN and found(said, page):
-        return said.strip()
+    said = (said or "").strip().rstrip(".,;:")
+    if said.casefold() not in UNKNOWN and found(said, page):
+        return said
     return page.facts.get(fact)
 
 
