@@ -133,9 +133,7 @@ class GuardedBackend(httpcore2.AsyncNetworkBackend):
         if not self.allow_private:
             for address in addresses:
                 if (why := refused(host, address)) is not None:
-                    what = (
-                        address if host.strip("[]") == address else f"{host} resolves to {address},"
-                    )
+                    what = f"{address} is" if _literal(host) else f"{host} resolves to {address},"
                     raise Refused(f"{what} {why}: refused ({_PRIVATE_HINT})")
         return await self._inner.connect_tcp(
             addresses[0], port, timeout, local_address, socket_options

@@ -8,14 +8,28 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from panel.cli import output
-from panel.cli.options import AllowPrivateOpt, uses_settings
+from panel.cli.options import (
+    AllowPrivateOpt,
+    BaseUrlOpt,
+    CassettesOpt,
+    DbOpt,
+    LocalModelOpt,
+    MaxCostOpt,
+    ModelOpt,
+    PricesOpt,
+    PromptsOpt,
+    ProviderOpt,
+    RecordOpt,
+    StructuredOpt,
+    uses_settings,
+)
 
 if TYPE_CHECKING:
     from panel.config import Settings
     from panel.intake import Intake
 
 
-@uses_settings(run=True)
+@uses_settings()
 def card(
     settings: Settings,
     source: Annotated[
@@ -33,6 +47,17 @@ def card(
         ),
     ] = None,
     allow_private: AllowPrivateOpt = None,
+    provider: ProviderOpt = None,
+    model: ModelOpt = None,
+    local_model: LocalModelOpt = None,
+    base_url: BaseUrlOpt = None,
+    structured_output: StructuredOpt = None,
+    max_cost: MaxCostOpt = None,
+    prices: PricesOpt = None,
+    db: DbOpt = None,
+    prompts: PromptsOpt = None,
+    record: RecordOpt = None,
+    cassettes: CassettesOpt = None,
 ) -> None:
     """Read a launch page into a tool card (YAML) that every command accepts.
 

@@ -144,6 +144,7 @@ class PageServer(LoopbackServer):
         super().__init__()
         self.pages: dict[str, Reply | bytes] = dict(pages or {})
         self.hits: dict[str, int] = {}
+        self.agents: set[str] = set()
 
     @classmethod
     def of_folder(cls, folder: Path) -> PageServer:
@@ -154,6 +155,7 @@ class PageServer(LoopbackServer):
         path = seen.path.split("?", 1)[0]
         with self._lock:
             self.hits[path] = self.hits.get(path, 0) + 1
+            self.agents.add(seen.headers.get("user-agent", ""))
         found = self.pages.get(path)
         if found is None:
             return Reply(404, "<h1>Not Found</h1>")
