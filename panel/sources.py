@@ -30,7 +30,8 @@ from panel.injection import Finding, scan_text
 MAX_TEXT_CHARS = 12_000
 """What a model reads of a page's text (its start: a launch page says what it is first)."""
 MIN_TEXT_CHARS = 80
-"""A page with less text than this is empty for panel's purposes."""
+"""A page with less text than this (its metadata's description counted: an app shell's text is
+filled by a script) is empty for panel's purposes."""
 ENGLISH_SHARE = 0.03
 """The least share of a page's words that must be common English words: the personas and
 prompts read English, and a page in another language is refused rather than translated."""
@@ -121,9 +122,9 @@ def read_page(source: str, kind: str, body: str, fetched_at: dt.datetime) -> Pag
     else:
         text, facts = _markdown(body)
     text = _tidy(text)
-    if len(text) < MIN_TEXT_CHARS:
+    if len(text) + len(facts.get("description", "")) < MIN_TEXT_CHARS:
         raise PageError(source, f"holds no readable text ({len(text)} characters)")
-    if english_share(text) < ENGLISH_SHARE:
+    if english_share(text) < ENGLISH_SHARE and len(text) >= MIN_TEXT_CHARS:
         raise PageError(source, "is not in English (the panel's prompts and personas read English)")
     findings = scan_text("page", text) + [
         f for name, value in facts.items() for f in scan_text(f"page {name}", value)
@@ -175,18 +176,36 @@ def _markdown(text: str) -> tuple[str, dict[str, str]]:
         for name in ("title", "description"):
             said = re.search(rf"^{name}:\s*(.+)$", front.group(1), re.MULTILINE)
             _put(facts, name, said.group(1).strip().strip("\"'") if said else None)
-    heading = re.search(r"^\s*#{1,2}\s+(.+)$", text, re.MULTILINE)
-    _put(facts, "title", heading.group(1).strip() if heading else None)
-    return _MARKUP.sub(_words_of_markup, text), facts
+    _put(facts, "title", _first_heading(text))
+    return _prose_of(text), facts
 
 
-_MARKUP = re.compile(r"!?\[([^\]\n]*)\]\([^)\s]*\)|<[^>\n]+>")
-"""A Markdown link or image (its words kept, its address dropped) or an HTML tag (dropped):
-what a README carries that is no prose."""
+_CODE_OR_COMMENT = re.compile(r"```.*?```|~~~.*?~~~|<!--.*?-->", re.S)
+_H1 = re.compile(r"^[ \t]*#[ \t]+([^\n]+)$|<h1[^>]*>(.*?)</h1>", re.M | re.S | re.I)
+_H2 = re.compile(r"^[ \t]*##[ \t]+([^\n]+)$|<h2[^>]*>(.*?)</h2>", re.M | re.S | re.I)
 
 
-def _words_of_markup(match: re.Match[str]) -> str:
-    return match.group(1) or " "
+def _first_heading(text: str) -> str | None:
+    """Return a Markdown page's first top heading (# or an HTML <h1>, as READMEs write
+    them), else its first second-level one, without markup."""
+    text = _CODE_OR_COMMENT.sub(" ", text)
+    for pattern in (_H1, _H2):
+        if (match := pattern.search(text)) is not None:
+            heading = " ".join(_prose_of(match.group(1) or match.group(2)).split()).strip("# ")
+            if heading:
+                return heading
+    return None
+
+
+_IMAGE = re.compile(r"!\[[^\]\n]*\]\([^)\s]*\)")
+_LINK_OR_TAG = re.compile(r"\[([^\]\n]*)\]\([^)\s]*\)|</?[A-Za-z!][^<>]{0,2000}>")
+
+
+def _prose_of(markdown: str) -> str:
+    """Return Markdown without what a README carries that is no prose: images and badges and
+    HTML tags dropped, links as their words."""
+    text = _IMAGE.sub("", markdown)
+    return _LINK_OR_TAG.sub(lambda m: m.group(1) or " ", text)
 
 
 def html_facts(html: str, source: str) -> dict[str, str]:
@@ -340,7 +359,7 @@ def _last_segment(url: str) -> str:
 def supported_value(said: str | None, page: Page, fact: str) -> str | None:
     """Return a name or maker as a card may give it: the one said if the page has it, else
     what the metadata states of it (`fact`), else None."""
-    said = (said or "").strip().rstrip(".,;:")
+    said = " ".join((said or "").split()).rstrip(".,;:")
     if said.casefold() not in UNKNOWN and found(said, page):
         return said
     return page.facts.get(fact)
@@ -393,7 +412,9 @@ def _as_float(text: str) -> float | None:
         return None
 
 
-_TERM = re.compile(r"[$€£]?\d+(?:[.,]\d+)*(?:\s?%|[A-Za-z]{0,3})?|\b[A-Z][\w.+-]*\w")
+_TERM = re.compile(
+    r"(?<![\w.])[$€£]?\d+(?:[.,]\d+)*(?:\s?%|[A-Za-z]{0,3})?(?!\w)|\b[A-Z][\w.+-]*\w"
+)
 _COMMON_CAPITALS = frozenset(
     [
         "I",
@@ -438,7 +459,7 @@ def unsupported_terms(text: str, page: Page) -> list[str]:
     the simple check of an invented claim."""
     hay = page.haystack()
     missing: list[str] = []
-    for sentence in _sentences(text):
+    for sentence in _sentences(_NOT_PROSE.sub(" ", text)):  # code and addresses claim nothing
         for index, match in enumerate(_TERM.finditer(sentence)):
             term = match.group().rstrip(".")
             opening = match.start() == 0 or (index == 0 and not sentence[: match.start()].strip())

@@ -26,10 +26,11 @@ _FENCE = re.compile(r"<<<TOOL_CARD>>>\n(.*?)\n<<<END_TOOL_CARD>>>", re.DOTALL)
 _FACT = re.compile(r"^Page (\w+): (.+)$", re.MULTILINE)
 _HEADING = re.compile(r"^\s*#{1,2}\s+(.+?)\s*#*$", re.MULTILINE)
 _MAKER = re.compile(
-    r"\b(?:by|from|built by|made by|developed by)\s+((?:[A-Z][\w&.-]*)(?:\s+[A-Z][\w&.-]*){0,2})"
-    r"|((?:[A-Z][\w&.-]*)(?:\s+[A-Z][\w&.-]*){0,2})\s+(?:releases|released|launches|launched|"
+    r"\b(?:by|from|built by|made by|developed by) ((?:[A-Z][\w&-]*)(?: [A-Z][\w&-]*){0,2})"
+    r"|((?:[A-Z][\w&-]*)(?: [A-Z][\w&-]*){0,2}) (?:releases|released|launches|launched|"
     r"introduces|announced)\b"
 )
+_NOT_MAKERS = {"We", "I", "It", "This", "The", "URL", "PyPI", "GitHub", "Unknown"}
 _LICENCE = re.compile(
     r"\b(MIT|Apache[- ]2\.0|Apache License,? Version 2\.0|Apache License 2\.0|GPL-?3\.0|GPLv3|"
     r"AGPL-?3\.0|AGPLv3|BSD-3-Clause|MPL-2\.0)\b(?=[^.\n]{0,40}\blicen[cs]e|\s+licen[cs]e)"
@@ -103,12 +104,13 @@ def page_reading(text: str, facts: dict[str, str]) -> dict[str, str]:
     name = (
         facts.get("name")
         or (introduced.group(1) if introduced else None)
-        or _first(_HEADING, text)
         or title
+        or _first(_HEADING, text)
         or "Unknown"
     )
     name = re.split(r"\s+[-|:–]\s+|:\s", name)[0].strip()
     maker = facts.get("maker") or _first(_MAKER, text[:1500]) or "Unknown"
+    maker = "Unknown" if maker in _NOT_MAKERS else maker
     price = _first(_PRICE, text)
     entry = price or ("Free" if _FREE.search(text) else "Unknown")
     if entry == "Unknown" and facts.get("price") in ("0", "0.0", "0.00"):
