@@ -123,13 +123,8 @@ def _reading(
     assert isinstance(answer, CardAnswer)
     (page,) = subjects
     assert isinstance(page, Page)
-    return StoredCard(
-        url=page.url,
-        text_hash=page.content_hash(),
-        fields=answer.model_dump(),
-        cost_usd=cost,
-        **how,
-    )
+    one = {k: v for k, v in how.items() if k not in ("sample", "mitigations")}
+    return StoredCard(page.url, page.content_hash(), answer.model_dump(), cost_usd=cost, **one)
 
 
 def _render_review(

@@ -106,6 +106,13 @@ def run(
     )
 
 
+def add_feed(
+    tmp_path: Path, llm: FakeOpenAI, feed: str, *more: str
+) -> subprocess.CompletedProcess[str]:
+    """Run `panel queue add --feed FEED --allow-private --json` (and more flags)."""
+    return run(tmp_path, llm, "queue", "add", "--feed", feed, "--allow-private", "--json", *more)
+
+
 def rows(tmp_path: Path, sql: str) -> list[tuple[object, ...]]:
     path = tmp_path / "panel.db"
     if not path.exists():
@@ -252,12 +259,12 @@ def test_queue_add_feed_queues_new_entries_once(
     links = [f"{pages.url}/launch.html", f"{pages.url}/missing.html", f"{pages.url}/other.md"]
     pages.pages["/feed.xml"] = rss(links).encode()
     feed = f"{pages.url}/feed.xml"
-    first = run(tmp_path, reader, "queue", "add", "--feed", feed, "--allow-private", "--json")
+    first = add_feed(tmp_path, reader, feed)
     assert first.returncode == 0, first.stderr
     added = json.loads(first.stdout)
     assert (added["entries"], added["seen"], added["tools"]) == (2, 0, 2)
     assert len(added["skipped"]) == 1 and "HTTP 404" in added["skipped"][0]
-    again = run(tmp_path, reader, "queue", "add", "--feed", feed, "--allow-private", "--json")
+    again = add_feed(tmp_path, reader, feed)
     assert json.loads(again.stdout)["entries"] == 0 and json.loads(again.stdout)["seen"] == 2
     assert reader.requests == 2  # each page read once
     tasks = rows(tmp_path, "SELECT count(*) FROM tasks")
@@ -277,17 +284,8 @@ def test_queue_add_feed_compares_with_a_category(
             "items": [{"id": "q1", "url": f"{pages.url}/launch.html", "title": "Quillmate"}],
         }
     ).encode()
-    result = run(
-        tmp_path,
-        reader,
-        "queue",
-        "add",
-        "--feed",
-        f"{pages.url}/feed.json",
-        "--compare-with",
-        "category:developer-tools",
-        "--allow-private",
-        "--json",
+    result = add_feed(
+        tmp_path, reader, f"{pages.url}/feed.json", "--compare-with", "category:developer-tools"
     )
     assert result.returncode == 0, result.stderr
     added = json.loads(result.stdout)
@@ -300,16 +298,7 @@ def test_a_feed_of_10000_entries_is_bounded(
     pages.pages["/big.xml"] = rss(
         [f"{pages.url}/launch.html?n={n}" for n in range(10_000)]
     ).encode()
-    result = run(
-        tmp_path,
-        reader,
-        "queue",
-        "add",
-        "--feed",
-        f"{pages.url}/big.xml",
-        "--allow-private",
-        "--json",
-    )
+    result = add_feed(tmp_path, reader, f"{pages.url}/big.xml")
     assert result.returncode == 0, result.stderr
     added = json.loads(result.stdout)
     assert added["entries"] == 100 and "9900 entries past the first 100" in added["skipped"]
@@ -328,6 +317,6 @@ def test_an_invalid_feed_is_one_line(
 ) -> None:
     pages.pages["/bad-feed.xml"] = Reply(200, body, {"content-type": "application/rss+xml"})
     feed = f"{pages.url}/bad-feed.xml"
-    result = run(tmp_path, reader, "queue", "add", "--feed", feed, "--allow-private")
+    result = add_feed(tmp_path, reader, feed)
     assert result.returncode == 2 and words in result.stderr, result.stderr
     assert result.stderr.count("\n") == 1

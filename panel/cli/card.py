@@ -8,28 +8,14 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from panel.cli import output
-from panel.cli.options import (
-    AllowPrivateOpt,
-    BaseUrlOpt,
-    CassettesOpt,
-    DbOpt,
-    LocalModelOpt,
-    MaxCostOpt,
-    ModelOpt,
-    PricesOpt,
-    PromptsOpt,
-    ProviderOpt,
-    RecordOpt,
-    StructuredOpt,
-    uses_settings,
-)
+from panel.cli.options import uses_settings
 
 if TYPE_CHECKING:
     from panel.config import Settings
     from panel.intake import Intake
 
 
-@uses_settings()
+@uses_settings(asks=True)
 def card(
     settings: Settings,
     source: Annotated[
@@ -46,18 +32,6 @@ def card(
             "--output", "-o", metavar="FILE", help="Write the card here (default: print it)."
         ),
     ] = None,
-    allow_private: AllowPrivateOpt = None,
-    provider: ProviderOpt = None,
-    model: ModelOpt = None,
-    local_model: LocalModelOpt = None,
-    base_url: BaseUrlOpt = None,
-    structured_output: StructuredOpt = None,
-    max_cost: MaxCostOpt = None,
-    prices: PricesOpt = None,
-    db: DbOpt = None,
-    prompts: PromptsOpt = None,
-    record: RecordOpt = None,
-    cassettes: CassettesOpt = None,
 ) -> None:
     """Read a launch page into a tool card (YAML) that every command accepts.
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from panel.cli import output
-from panel.cli.options import AllowPrivateOpt, JsonOpt, uses_settings
+from panel.cli.options import JsonOpt, uses_settings
 
 if TYPE_CHECKING:
     from panel.config import Settings
@@ -48,7 +48,6 @@ def compare(
         ),
     ] = False,
     as_json: JsonOpt = False,
-    allow_private: AllowPrivateOpt = None,
 ) -> None:
     """Compare two tools side by side: writes <out>/compare/<a>-vs-<b>.html, .md and .json.
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from panel.cli import output
-from panel.cli.options import AllowPrivateOpt, JsonOpt, uses_settings
+from panel.cli.options import JsonOpt, uses_settings
 from panel.errors import InputError
 from panel.eval.fmt import effect, num, reused_cost, share, signed
 
@@ -58,7 +58,6 @@ def eval_command(
         ),
     ] = None,
     as_json: JsonOpt = False,
-    allow_private: AllowPrivateOpt = None,
 ) -> None:
     """Measure the panel: the spread of each persona's scores, their agreement, consistency,
     the stability of samples (--samples 2 or more), the score change under five probes of every

@@ -10,7 +10,6 @@ import typer
 
 from panel.cli import output
 from panel.cli.options import (
-    AllowPrivateOpt,
     DbOpt,
     JsonOpt,
     PersonasOpt,
@@ -24,7 +23,7 @@ MAX_FEED_ENTRIES = 100
 
 if TYPE_CHECKING:
     from panel.config import Settings
-    from panel.queue.pairs import Added
+    from panel.queue.pairs import Added, Fed
     from panel.queue.store import QueueStore
     from panel.runs.queue import Drained
     from panel.store import Store
@@ -96,7 +95,6 @@ def add(
     ] = False,
     db: DbOpt = None,
     personas: PersonasOpt = None,
-    allow_private: AllowPrivateOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Queue comparisons from a file of pairs, or new launches from a feed (--feed). A pair
@@ -110,26 +108,29 @@ def add(
     from dataclasses import asdict
 
     from panel.errors import InputError
+    from panel.queue.pairs import Fed
 
     if (file is None) == (feed is None):
         raise InputError("give a FILE of pairs or --feed URL (one of the two)")
     if compare_with is not None and feed is None:
         raise InputError("--compare-with goes with --feed")
-    added = output.run(_add(settings, file, feed, compare_with, pairwise))
+    done = output.run(_add(settings, file, feed, compare_with, pairwise))
+    added = done.added if isinstance(done, Fed) else done
     if as_json:
-        output.echo_json(asdict(added), indent=None)
+        feed_part = asdict(done) if isinstance(done, Fed) else {}
+        feed_part.pop("added", None)  # its counts are the top level's
+        output.echo_json(asdict(added) | feed_part, indent=None)
         return
-    for reason in added.skipped:
-        output.note(f"skipped: {reason}")
+    if isinstance(done, Fed):
+        for reason in done.skipped:
+            output.note(f"skipped: {reason}")
+        output.say(
+            f"feed: {done.entries} new entr(y/ies) queued, {done.seen} seen before, "
+            f"{len(done.skipped)} skipped"
+        )
     reviews = added.tools * _panel_size(settings)  # what `queue status` counts as reviews
     output.say(
-        (
-            f"feed: {added.entries} new entr(y/ies) queued, {added.seen} seen before, "
-            f"{len(added.skipped)} skipped; "
-            if feed is not None
-            else ""
-        )
-        + f"queued {added.jobs} comparison(s) ({added.already} already queued or done) "
+        f"queued {added.jobs} comparison(s) ({added.already} already queued or done) "
         f"over {added.tools} tool(s): {reviews} review(s), {added.tasks} to run "
         f"({reviews - added.tasks} stored already)"
         + (f", {settings.samples} samples each" if settings.samples > 1 else "")
@@ -149,7 +150,7 @@ async def _add(
     feed: str | None,
     compare_with: str | None,
     pairwise: bool,
-) -> Added:
+) -> Added | Fed:
     """Queue what `queue add` names; a runtime (its model) is opened only to read pages."""
     from panel.cards import is_url
     from panel.intake import cards_at

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from panel.cli import output
-from panel.cli.options import AllowPrivateOpt, JsonOpt, uses_settings
+from panel.cli.options import JsonOpt, uses_settings
 
 if TYPE_CHECKING:
     from panel.config import Settings
@@ -34,7 +34,6 @@ def review(
         typer.Option("--persona", metavar="PERSONA", help="Only this persona (repeatable)."),
     ] = None,
     as_json: JsonOpt = False,
-    allow_private: AllowPrivateOpt = None,
 ) -> None:
     """Review tool cards with the panel; print a scorecard and write outputs/reviews/<slug>.json.
 

@@ -113,12 +113,22 @@ class Added:
     tasks: int = 0
     """Review tasks."""
     pair_tasks: int = 0
+
+    def count(self, more: Added) -> None:
+        """Add what another `queue add` step did to this one's counts."""
+        for name, value in vars(more).items():
+            setattr(self, name, getattr(self, name) + value)
+
+
+@dataclass
+class Fed:
+    """What `queue add --feed` did: what it queued, and the feed's entries queued, seen
+    before, and skipped (each with its reason)."""
+
+    added: Added = field(default_factory=Added)
     entries: int = 0
-    """Feed entries queued (`--feed`)."""
     seen: int = 0
-    """Feed entries skipped as seen before."""
     skipped: list[str] = field(default_factory=list)
-    """Feed entries skipped, each with its reason."""
 
 
 def add_pairs(
@@ -184,26 +194,26 @@ async def add_feed(
     others: list[ToolCard],
     *,
     pairwise: bool = False,
-) -> Added:
+) -> Fed:
     """Queue a review of each new entry of the feed at url (its link read into a card), and
     its comparison with each of others; an entry seen before is skipped, and so is one whose
     page cannot be read (with its reason: it is tried again next time). Idempotent."""
     feed = await read_feed(url, runtime.settings)
-    added = Added(skipped=list(feed.problems))
+    fed = Fed(skipped=list(feed.problems))
     if feed.total > MAX_ENTRIES:
-        added.skipped.append(f"{feed.total - MAX_ENTRIES} entries past the first {MAX_ENTRIES}")
+        fed.skipped.append(f"{feed.total - MAX_ENTRIES} entries past the first {MAX_ENTRIES}")
     personas, samples = runtime.personas, runtime.settings.samples
     for entry in feed.entries:
         if queue.store.seen_entry(entry.names) is not None:
-            added.seen += 1
+            fed.seen += 1
             continue
         try:
             card = (await card_from(runtime, entry.link)).card
         except PageError as exc:
-            added.skipped.append(str(exc))
+            fed.skipped.append(str(exc))
             continue
         except ProviderError as exc:
-            added.skipped.append(f"{entry.link}: {exc}")
+            fed.skipped.append(f"{entry.link}: {exc}")
             continue
         pairs = [(card, other) for other in others if other.slug != card.slug]
         if pairs:
@@ -211,10 +221,9 @@ async def add_feed(
         else:
             done = add_card(queue, personas, card, [], samples)
         queue.store.remember_entry(feed.url, entry.names, card.slug)
-        added.entries += 1
-        for name in ("jobs", "already", "tools", "tasks", "pair_tasks"):
-            setattr(added, name, getattr(added, name) + getattr(done, name))
-    return added
+        fed.entries += 1
+        fed.added.count(done)
+    return fed
 
 
 def _add_reviews(

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from panel.cards import ToolCard
 from panel.errors import ConfigError, StoreUnavailable, scrub
@@ -129,22 +129,24 @@ class StoredPair:
 
 @dataclass(frozen=True)
 class StoredCard:
-    """A card read from a launch page, as the model answered (`fields`): what of it a card
-    keeps is decided in code when the card is made (panel.intake), never stored twice."""
+    """A card read from a launch page: what the model answered (`fields`) of the page at `url`
+    whose content hashed to `text_hash`, and how it was asked. What of it a card keeps is
+    decided in code when the card is made (panel.intake), never stored twice. A reading has one
+    sample, and no mitigation shapes it."""
 
     url: str
     text_hash: str
+    fields: dict[str, Any]
     persona: str
     prompt_version: str
     provider: str
     model: str
-    fields: dict[str, Any]
+    temperature: float
     attempts: int
     created_at: float
-    sample: int = 0
-    mitigations: tuple[str, ...] = ()
-    temperature: float = 0.0
     cost_usd: float | None = None
+    sample: ClassVar[int] = 0
+    mitigations: ClassVar[tuple[str, ...]] = ()
 
     @property
     def key(self) -> Key:
@@ -715,13 +717,7 @@ def insert_answer(db: Connection, cards: tuple[Subject, ...], answer: Stored) ->
             answer.second,
             answer.first_hash,
             answer.second_hash,
-            answer.persona,
-            answer.prompt_version,
-            answer.provider,
-            answer.model,
-            mitigations_key(answer.mitigations),
-            answer.temperature,
-            answer.sample,
+            *_asked(answer),
             answer.prefers,
             answer.reason,
             answer.attempts,
@@ -823,6 +819,14 @@ def _card_from_row(row: Any) -> ToolCard:
     return card.with_findings([Finding(**f) for f in json.loads(row["findings"])])
 
 
+def _asked(answer: Stored) -> tuple[object, ...]:
+    """Return the columns of an answer's key besides its cards, in the order every table of
+    answers lists them: persona, prompt version, provider, model, mitigations, temperature,
+    sample."""
+    how = (answer.persona, answer.prompt_version, answer.provider, answer.model)
+    return (*how, mitigations_key(answer.mitigations), answer.temperature, answer.sample)
+
+
 def mitigations_key(names: tuple[str, ...]) -> str:
     """Return how the store spells a review's mitigations: their names joined by commas."""
     return ",".join(names)
@@ -843,13 +847,7 @@ def _upsert_review(db: Connection, card: ToolCard, review: StoredReview) -> None
         (
             card.slug,
             card.content_hash(),
-            review.persona,
-            review.prompt_version,
-            review.provider,
-            review.model,
-            mitigations_key(review.mitigations),
-            review.temperature,
-            review.sample,
+            *_asked(review),
             review.score,
             review.verdict,
             review.review,
@@ -887,13 +885,7 @@ def _upsert_page_card(db: Connection, answer: StoredCard) -> None:
         (
             answer.url,
             answer.text_hash,
-            answer.persona,
-            answer.prompt_version,
-            answer.provider,
-            answer.model,
-            mitigations_key(answer.mitigations),
-            answer.temperature,
-            answer.sample,
+            *_asked(answer),
             json.dumps(answer.fields, ensure_ascii=False),
             answer.attempts,
             answer.created_at,
@@ -903,7 +895,6 @@ def _upsert_page_card(db: Connection, answer: StoredCard) -> None:
 
 
 def _page_card_from_row(row: Any) -> StoredCard:
-    data = {k: row[k] for k in row.keys() if k != "id"}
+    data = {k: row[k] for k in row.keys() if k not in ("id", "sample", "mitigations")}
     data["fields"] = json.loads(data["fields"])
-    data["mitigations"] = _mitigations_of(data["mitigations"])
     return StoredCard(**data)

@@ -24,6 +24,7 @@ def test_a_reading_is_found_under_its_key(db: str) -> None:
             provider="openai",
             model="fake",
             fields={"name": "Quillmate"},
+            temperature=0.0,
             attempts=1,
             created_at=1.0,
         )
