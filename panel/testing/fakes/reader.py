@@ -140,11 +140,16 @@ CONTENT_TYPES = {
 
 class PageServer(LoopbackServer):
     """A loopback server of saved pages: `pages` maps a path ("/ollama.md") to a Reply, or to
-    the bytes of a file served with its suffix's content type. Counts what it served."""
+    the bytes of a file served with its suffix's content type; any other path is 404, or with
+    `made_up`, a short launch page of its own naming the path's last part (a feed's links to
+    pages never saved). Counts what it served."""
 
-    def __init__(self, pages: dict[str, Reply | bytes] | None = None) -> None:
+    def __init__(
+        self, pages: dict[str, Reply | bytes] | None = None, *, made_up: bool = False
+    ) -> None:
         super().__init__()
         self.pages: dict[str, Reply | bytes] = dict(pages or {})
+        self.made_up = made_up
         self.hits: dict[str, int] = {}
         self.agents: set[str] = set()
 
@@ -159,9 +164,22 @@ class PageServer(LoopbackServer):
             self.hits[path] = self.hits.get(path, 0) + 1
             self.agents.add(seen.headers.get("user-agent", ""))
         found = self.pages.get(path)
+        if found is None and self.made_up:
+            return Reply(200, made_up_page(path.rstrip("/").rsplit("/", 1)[-1]))
         if found is None:
             return Reply(404, "<h1>Not Found</h1>")
         if isinstance(found, Reply):
             return found
         kind = CONTENT_TYPES.get(Path(path).suffix.lower(), "application/octet-stream")
         return Reply(200, found, {"content-type": kind})
+
+
+def made_up_page(name: str) -> str:
+    """Return a short English launch page about the tool `name` (HTML)."""
+    return (
+        f"<html><head><title>{name}</title></head><body><article><h1>{name}</h1>"
+        f"<p>{name} is a new open model in the library. It runs on your own machine with one "
+        f"command, and it is free to use for developers and teams.</p>"
+        f"<p>Pull {name} and run it from the command line or from the API.</p>"
+        "</article></body></html>"
+    )
