@@ -320,3 +320,77 @@ def test_an_invalid_feed_is_one_line(
     result = add_feed(tmp_path, reader, feed)
     assert result.returncode == 2 and words in result.stderr, result.stderr
     assert result.stderr.count("\n") == 1
+
+
+CORPUS = REPO / "examples" / "intake"
+
+
+def corpus_server(made_up: bool = False) -> PageServer:
+    """A server of the saved corpus (pages/ and feeds/ at their paths, {base} in the hand-written
+    feeds made the server's own address)."""
+    server = PageServer(made_up=made_up)
+    for folder in ("pages", "feeds"):
+        for path in sorted((CORPUS / folder).iterdir()):
+            server.pages[f"/{folder}/{path.name}"] = path.read_bytes()
+    return server
+
+
+def served_feed(server: PageServer, name: str, real_host: str = "") -> str:
+    """Return the URL of a corpus feed, its {base} (or real_host) replaced by the server's."""
+    text = (CORPUS / "feeds" / name).read_text(encoding="utf-8").replace("{base}", server.url)
+    if real_host:
+        text = text.replace(real_host, server.url)
+    server.pages[f"/served/{name}"] = text.encode()
+    return f"{server.url}/served/{name}"
+
+
+def test_the_saved_feeds_queue_each_launch_once(tmp_path: Path, reader: FakeOpenAI) -> None:
+    """The corpus's hand-written Atom feed (11 entries) and JSON Feed (all 26 pages) share their
+    ids: the second queues only what the first did not, and every page panel refuses (another
+    language, an app shell with no text) is skipped with its reason, each time."""
+    with corpus_server() as server:
+        atom = json.loads(add_feed(tmp_path, reader, served_feed(server, "corpus.atom.xml")).stdout)
+        both = json.loads(add_feed(tmp_path, reader, served_feed(server, "corpus.json")).stdout)
+    assert atom["entries"] + len(atom["skipped"]) == 11
+    assert both["seen"] == atom["entries"]
+    assert atom["entries"] + both["entries"] + len(both["skipped"]) == 26
+    assert all("127.0.0.1" in line for line in both["skipped"])
+    assert any("not in English" in line for line in both["skipped"])
+
+
+def test_a_real_feed_a_month_later_queues_only_its_new_entries(
+    tmp_path: Path, reader: FakeOpenAI
+) -> None:
+    """The Ollama library's real Atom feed on 2026-06-15 and 2026-07-15: 16 of July's 20
+    entries were in June's (same id), so July queues 4; the empty feed of July 24 queues none.
+    Its links point at ollama.com; the server stands in with a made-up page for each."""
+    real = "https://ollama.com"
+    with corpus_server(made_up=True) as server:
+        june = add_feed(
+            tmp_path,
+            reader,
+            served_feed(server, "ollama-models-recent-20-2026-06-15.atom.xml", real),
+        )
+        july = add_feed(
+            tmp_path,
+            reader,
+            served_feed(server, "ollama-models-recent-20-2026-07-15.atom.xml", real),
+        )
+        empty = add_feed(
+            tmp_path,
+            reader,
+            served_feed(server, "ollama-models-recent-20-2026-07-24-empty.atom.xml", real),
+        )
+    assert json.loads(june.stdout)["entries"] == 20, june.stderr
+    assert (json.loads(july.stdout)["entries"], json.loads(july.stdout)["seen"]) == (4, 16)
+    assert json.loads(empty.stdout)["entries"] == 0 and empty.returncode == 0
+
+
+def test_a_file_of_pairs_takes_urls(tmp_path: Path, pages: PageServer, reader: FakeOpenAI) -> None:
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text(f"{pages.url}/launch.html,{REPO / 'examples' / 'smolvlm-3b.yaml'}\n")
+    result = run(tmp_path, reader, "queue", "add", str(pairs), "--allow-private", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["jobs"] == 1 and reader.requests == 1
+    stored = run(tmp_path, reader, "compare", f"{pages.url}/launch.html", "smolvlm-3b", "--stored")
+    assert stored.returncode == 2 and "--stored calls no model" in stored.stderr

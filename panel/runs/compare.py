@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from panel.cards import ToolCard, resolve_card
+from panel.cards import ToolCard, is_url, resolve_card
 from panel.compare import write_pages
 from panel.errors import CostCeilingReached, InputError, ProviderError
 from panel.intake import cards_at
@@ -54,6 +54,8 @@ async def compare_tools(
     stored reviews and judgments instead, whoever wrote them, and calls no model. Judgments
     stored earlier that this run would reuse are shown even without pairwise.
     """
+    if stored and any(is_url(arg) for arg in args):
+        raise InputError("--stored calls no model, so it reads no page: give a slug or a card file")
     pair = await resolve_pair(args, runtime)
     if stored:
         judged = runtime.latest_pairs((pair[0].slug, pair[1].slug))
