@@ -371,7 +371,8 @@ _AMOUNT = re.compile(
 _CURRENCY = {"$": "USD", "€": "EUR", "£": "GBP"}
 _FREE = re.compile(
     r"\bfree\b\s+(?:plan|tier|forever|trial|version|to use|of charge|for (?:everyone|personal|individuals|developers|non-commercial))"
-    r"|\b(?:price|pricing|cost)\s*:?\s*free\b|\bfree and open[- ]source\b|\bis free\b",
+    r"|\b(?:price|pricing|cost)\s*:?\s*free\b|\bfree and open[- ]source\b|\bis free\b"
+    r"|\b(?:completely|totally|entirely|100%)\s+free\b|\bfor free\b",
     re.IGNORECASE,
 )
 
