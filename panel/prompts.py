@@ -31,7 +31,7 @@ from panel.mitigations import Mitigations, View
 from panel.personas import CARD_CATEGORIES, CARD_SCHEMA, Persona
 from panel.providers.base import Message
 from panel.rules import SHIP_THRESHOLD
-from panel.sources import Page
+from panel.sources import SHOWN_FACT_CHARS, Page
 
 TEMPLATES = ("card.j2", "persona.j2", "reask.j2")
 PAIR_TEMPLATES = ("pair.j2", "pair_persona.j2")
@@ -233,7 +233,9 @@ class Prompts:
             "open": f"<<<TOOL_CARD_{nonce}>>>",
             "close": f"<<<END_TOOL_CARD_{nonce}>>>",
             "url": soften(page.url),
-            "facts": [(f"Page {k}", soften(v)) for k, v in sorted(page.facts.items())],
+            "facts": [
+                (f"Page {k}", soften(v[:SHOWN_FACT_CHARS])) for k, v in sorted(page.facts.items())
+            ],
             "text": soften(page.shown_text()),
             "categories": CARD_CATEGORIES,
         }

@@ -27,8 +27,19 @@ from panel.cards import clean_text, slugify
 from panel.errors import PageError
 from panel.injection import Finding, scan_text
 
-MAX_TEXT_CHARS = 12_000
-"""What a model reads of a page's text (its start: a launch page says what it is first)."""
+HEAD_CHARS = 1800
+"""What a model reads of a page's text from its start (a launch page says what it is first)."""
+FACT_LINES_CHARS = 600
+"""Then at most this much of the later lines that may state a fact (a licence, a price, a
+maker): with the prompt, about 1,100 tokens, so a page fits the embedded model's context of
+2,048 tokens a sequence with room for its answer. The checks read the whole page."""
+SHOWN_FACT_CHARS = 200
+"""What a model reads of each metadata fact."""
+_FACT_LINES = (
+    re.compile(r"licen[cs]|pric|[$€£]\s?\d|\bfree\b", re.I),
+    re.compile(r"copyright|©|\bby\b|author|maintain|develop|creat", re.I),
+)
+"""Later lines that may state a fact: a licence or a price first, then a maker."""
 MIN_TEXT_CHARS = 80
 """A page with less text than this (its metadata's description counted: an app shell's text is
 filled by a script) is empty for panel's purposes."""
@@ -103,11 +114,23 @@ class Page:
         return 0
 
     def shown_text(self) -> str:
-        """Return the text a model reads (at most MAX_TEXT_CHARS, cut at a line end)."""
-        if len(self.text) <= MAX_TEXT_CHARS:
+        """Return the text a model reads: the start of the page (HEAD_CHARS, cut at a line
+        end), then the later lines that may state a fact (FACT_LINES_CHARS)."""
+        if len(self.text) <= HEAD_CHARS + FACT_LINES_CHARS:
             return self.text
-        head = self.text[:MAX_TEXT_CHARS]
-        return head[: head.rfind("\n")] if "\n" in head else head
+        head = self.text[:HEAD_CHARS]
+        head = head[: head.rfind("\n")] if "\n" in head else head
+        lines = [line.strip()[:300] for line in self.text[len(head) :].splitlines()]
+        picked: set[int] = set()
+        for pattern in _FACT_LINES:
+            for number, line in enumerate(lines):
+                size = sum(len(lines[n]) + 1 for n in picked) + len(line)
+                if line and number not in picked and pattern.search(line):
+                    if size > FACT_LINES_CHARS:
+                        break
+                    picked.add(number)
+        found = "\n".join(lines[n] for n in sorted(picked))
+        return head + ("\n[…]\n" + found if found else "")
 
     def haystack(self) -> str:
         """Return everything a fact may be found in: the text and the metadata, normalised."""
