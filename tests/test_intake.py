@@ -394,3 +394,14 @@ def test_a_file_of_pairs_takes_urls(tmp_path: Path, pages: PageServer, reader: F
     assert json.loads(result.stdout)["jobs"] == 1 and reader.requests == 1
     stored = run(tmp_path, reader, "compare", f"{pages.url}/launch.html", "smolvlm-3b", "--stored")
     assert stored.returncode == 2 and "--stored calls no model" in stored.stderr
+
+
+def test_eval_takes_urls_beside_card_files(
+    tmp_path: Path, pages: PageServer, reader: FakeOpenAI
+) -> None:
+    example = str(REPO / "examples" / "smolvlm-3b.yaml")
+    result = run(
+        tmp_path, reader, "eval", f"{pages.url}/launch.html", example, "--allow-private", "--json"
+    )
+    assert result.returncode == 0, result.stderr[-800:]
+    assert reader.requests > 1 and len(rows(tmp_path, "SELECT url FROM page_cards")) == 1
