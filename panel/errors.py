@@ -177,6 +177,15 @@ class CardError(InputError):
         super().__init__(problem, path=path, field=field)
 
 
+class PageError(InputError):
+    """A launch page (`panel card`, a URL given for a card, a feed) could not be used: out of
+    reach, refused (its address, type, size or time), or not readable as a launch page. Names
+    the URL (or file) it came from; nothing of it is stored."""
+
+    def __init__(self, source: str, problem: str) -> None:
+        super().__init__(problem, path=source)
+
+
 class ConfigError(InputError):
     """A persona file, prompt template, config file or setting is unusable."""
 

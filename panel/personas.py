@@ -355,6 +355,62 @@ def load_personas(folder: Path, only: list[str] | None = None) -> list[Persona]:
     return personas
 
 
+CARD_CATEGORIES = (
+    "Developer Tools",
+    "Coding Agents",
+    "Multi-Agent Frameworks",
+    "Local Model Runners",
+    "LLM Serving Engines",
+    "Desktop Chat Apps",
+    "Self-Hosted Chat UIs",
+    "Open Models",
+    "Image & Video",
+    "Audio & Speech",
+    "Productivity",
+    "Research",
+)
+"""The categories a card read from a page is put in (the examples' own)."""
+
+_Said = Annotated[str, Field(min_length=1, max_length=FIELD_MAX_CHARS)]
+
+
+class CardAnswer(Checked):
+    """A model's reading of a launch page: the card's fields as the page states them, "Unknown"
+    where it does not. What a card keeps of it is decided in code (panel.intake), not here."""
+
+    name: Annotated[_Said, Field(description="The tool's name, as the page writes it.")]
+    maker: Annotated[
+        _Said, Field(description="Who makes it (company, lab or person), as the page names it.")
+    ]
+    tagline: Annotated[_Said, Field(description="One short sentence: what the tool is.")]
+    category: Annotated[_Said, Field(description="One of the categories listed.")]
+    pricing: Annotated[
+        _Said, Field(description='"Free", "Freemium", "Paid", "Open source" or "Unknown".')
+    ]
+    entry: Annotated[
+        _Said, Field(description='The lowest price to start, as the page states it, or "Unknown".')
+    ]
+    license: Annotated[_Said, Field(description='The licence the page names, or "Unknown".')]
+    description: Annotated[
+        _Said,
+        Field(description="Two to four sentences on what it does and for whom, from the page."),
+    ]
+
+
+READER = Persona(
+    key="reader",
+    display_name="Reader",
+    order=0,
+    role="You read the launch page of an AI tool and fill in its tool card.",
+    judges="what the page states, nothing else",
+    questions=["What does the page say the tool is, who makes it, what it costs and its licence?"],
+)
+"""Who reads a launch page into a card (`panel card`): not on the panel, never reviews; the
+run's provider and model answer for it."""
+
+
 PAIR_SCHEMA: dict[str, Any] = _portable(PairAnswer.model_json_schema())
 """The portable JSON schema of every persona's pair answer (reason first: the model reasons
 before it picks)."""
+CARD_SCHEMA: dict[str, Any] = _portable(CardAnswer.model_json_schema())
+"""The portable JSON schema of a page's reading, fields in the order the model writes them."""

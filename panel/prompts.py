@@ -28,23 +28,28 @@ import jinja2.sandbox
 from panel.cards import ToolCard
 from panel.errors import ConfigError
 from panel.mitigations import Mitigations, View
-from panel.personas import Persona
+from panel.personas import CARD_CATEGORIES, CARD_SCHEMA, Persona
 from panel.providers.base import Message
 from panel.rules import SHIP_THRESHOLD
+from panel.sources import SHOWN_FACT_CHARS, Page
 
 TEMPLATES = ("card.j2", "persona.j2", "reask.j2")
 PAIR_TEMPLATES = ("pair.j2", "pair_persona.j2")
 """The templates of a pair judgment (two cards side by side), needed only when one is asked."""
+READING_TEMPLATE = "reading.j2"
+"""The template of a launch page read into a card (`panel card`), needed only when one is."""
+READING_ASK = "Now fill in the tool card of the page above as one JSON object."
 
 _MARKER_LIKE = re.compile(r"<{3,}|>{3,}")
 
 
+def soften(text: str) -> str:
+    """Return text with runs of three or more < or > as one ‹ or ›: nothing looks like a fence."""
+    return _MARKER_LIKE.sub(lambda m: "‹" if m.group()[0] == "<" else "›", text)
+
+
 def fenced(card: ToolCard) -> ToolCard:
     """Return card as the prompt shows it: runs of three or more < or > become one ‹ or ›."""
-
-    def soften(text: str) -> str:
-        return _MARKER_LIKE.sub(lambda m: "‹" if m.group()[0] == "<" else "›", text)
-
     changes = {
         name: soften(value)
         for name, value in card.model_dump().items()
@@ -129,7 +134,7 @@ class Prompts:
         except jinja2.TemplateError as exc:
             raise ConfigError(f"{exc}", path=str(self.folder / name)) from None
 
-    def fence(self, card: ToolCard) -> str:
+    def fence(self, card: ToolCard | Page) -> str:
         """Return the nonce of card's delimiters in this run: shared by its calls, unguessable."""
         digest = hmac.new(self._fence_key, card.content_hash().encode(), hashlib.sha256)
         return digest.hexdigest()[:12]
@@ -207,6 +212,38 @@ class Prompts:
             {"role": "user", "content": self._render("persona.j2", **context)},
         ]
         return Prompt(messages=messages, version=self.version(persona), nonce=self.fence(card))
+
+    def reading_version(self, persona: Persona) -> str:
+        """Return the prompt version of a page's reading (the template, the re-ask and the
+        answer's schema; the reader is no persona file)."""
+        path = self.folder / READING_TEMPLATE
+        if not path.is_file():
+            raise ConfigError(
+                f"prompt template {READING_TEMPLATE} not found", path=str(self.folder)
+            )
+        sources = path.read_bytes() + (self.folder / "reask.j2").read_bytes()
+        schema = json.dumps(CARD_SCHEMA, sort_keys=True).encode()
+        return hashlib.sha256(sources + schema + persona.key.encode()).hexdigest()[:12]
+
+    def reading(self, persona: Persona, page: Page) -> Prompt:
+        """Return the messages asking for page's card: the page (what its metadata states,
+        then its text, softened) between the delimiters of its fence in this run."""
+        nonce = self.fence(page)
+        context = {
+            "open": f"<<<TOOL_CARD_{nonce}>>>",
+            "close": f"<<<END_TOOL_CARD_{nonce}>>>",
+            "url": soften(page.url),
+            "facts": [
+                (f"Page {k}", soften(v[:SHOWN_FACT_CHARS])) for k, v in sorted(page.facts.items())
+            ],
+            "text": soften(page.shown_text()),
+            "categories": CARD_CATEGORIES,
+        }
+        messages: list[Message] = [
+            {"role": "system", "content": self._render(READING_TEMPLATE, **context)},
+            {"role": "user", "content": READING_ASK},
+        ]
+        return Prompt(messages=messages, version=self.reading_version(persona), nonce=nonce)
 
     def reask(self, problems: list[str]) -> str:
         """Return the follow-up message that asks the model to fix its answer."""

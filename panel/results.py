@@ -122,7 +122,7 @@ def tool_document(
     )
     return {
         "schema": SCHEMA,
-        "tool": card.model_dump(mode="json", exclude={"outcome"}),
+        "tool": card.model_dump(mode="json", exclude={"outcome"} | _unless(card.source, "source")),
         "panel": panel,
         "reviews": entries,
         "judge": judge(entries),
@@ -184,3 +184,8 @@ def _provider_model(name: str) -> tuple[str, str]:
     """Return "provider/model" as (provider, model); a model name may hold slashes."""
     provider, _, model = name.partition("/")
     return provider, model
+
+
+def _unless(value: object, name: str) -> set[str]:
+    """Return {name} if value is None: a field a document leaves out rather than shows empty."""
+    return {name} if value is None else set()

@@ -136,7 +136,7 @@ class Reviewer:
             question.kind.version(self.prompts, persona),
             self.provider_for(persona).name,
             self.model_for(persona),
-            self.mitigations.shaping(*question.cards),
+            question.kind.shaping(self.mitigations, question.cards),
             self.temperature_for(question.samples),
             sample,
         )

@@ -18,6 +18,7 @@ import typer
 from typer.core import TyperGroup
 
 from panel.cli import (
+    card,
     compare,
     eval,
     golden,
@@ -88,6 +89,7 @@ def main(
 
 
 app.command("review")(review.review)
+app.command("card")(card.card)
 app.command("compare")(compare.compare)
 app.command("eval")(eval.eval_command)
 app.command("personas")(personas.personas)

@@ -15,7 +15,9 @@ if TYPE_CHECKING:
 
 ToolArg = Annotated[
     str,
-    typer.Argument(help="A card file or the slug of a stored tool.", show_default=False),
+    typer.Argument(
+        help="A card file, the slug of a stored tool, or a launch page URL.", show_default=False
+    ),
 ]
 
 

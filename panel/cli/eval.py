@@ -18,17 +18,17 @@ if TYPE_CHECKING:
     from panel.mitigations import Mitigations
     from panel.runs.eval import Evaluated
 
-DEFAULT_CARDS = Path("examples")
+DEFAULT_CARDS = "examples"
 
 
 @uses_settings(run=True)
 def eval_command(
     settings: Settings,
     cards: Annotated[
-        list[Path] | None,
+        list[str] | None,
         typer.Argument(
             metavar="CARD",
-            help="Tool card files, or folders of them. Default: examples/.",
+            help="Tool card files, folders of them, or launch page URLs. Default: examples/.",
             show_default=False,
         ),
     ] = None,
@@ -93,7 +93,7 @@ def eval_command(
 
 async def _eval(
     settings: Settings,
-    paths: list[Path],
+    args: list[str],
     as_json: bool,
     compare: Mitigations | None,
     pairwise: bool = False,
@@ -102,14 +102,14 @@ async def _eval(
     from panel.runs.eval import eval_cards, evaluate
     from panel.runtime import open_runtime
 
-    cards = eval_cards(paths)
-    needed = cards_to_test()
-    too_few = [
-        f"{len(cards)} card(s): too few to test the probes for bias (the per-card test "
-        f"needs {needed}); this eval measures spread, agreement and noise, not bias"
-    ]
     runtime = open_runtime(settings)
     try:
+        cards = await eval_cards(runtime, args)
+        needed = cards_to_test()
+        too_few = [
+            f"{len(cards)} card(s): too few to test the probes for bias (the per-card test "
+            f"needs {needed}); this eval measures spread, agreement and noise, not bias"
+        ]
         terminal = output.Terminal(
             settings.max_cost,
             quiet=as_json,

@@ -188,6 +188,16 @@ StripInjectionOpt = Annotated[
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of tables.")]
+AllowPrivateOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--allow-private/--no-allow-private",
+        help="Let a launch page or feed (a URL given for a card, `queue add --feed`) be "
+        "fetched from a loopback, private or link-local address: tests, intranets. Env: "
+        "PANEL_ALLOW_PRIVATE.",
+        show_default=False,
+    ),
+]
 
 
 def _run_options(
@@ -211,22 +221,34 @@ def _run_options(
     out: OutOpt = None,
     record: RecordOpt = None,
     cassettes: CassettesOpt = None,
+    allow_private: AllowPrivateOpt = None,
 ) -> None:
     """The options of every command that runs the panel (review, compare, eval, queue run)."""
 
 
 RUN_OPTIONS = tuple(inspect.signature(_run_options, eval_str=True).parameters.values())
+MODEL_OPTIONS = tuple(
+    p
+    for p in RUN_OPTIONS
+    if p.name
+    in {"provider", "model", "local_model", "base_url", "structured_output", "logprobs"}
+    | {"max_cost", "prices", "db", "prompts", "record", "cassettes", "allow_private"}
+)
+"""The options of a command that asks the model but runs no panel (`panel card`)."""
 
 
-def uses_settings(*, run: bool = False) -> Callable[[Callable[..., None]], Callable[..., None]]:
+def uses_settings(
+    *, run: bool = False, asks: bool = False
+) -> Callable[[Callable[..., None]], Callable[..., None]]:
     """Make a command take `settings` built from its flags: those of its own parameters that
     name a setting and, with run, the options every run shares (RUN_OPTIONS, declared once
-    here), then PANEL_* variables, then the config file. A flag left at None is "not given".
+    here; with asks, those of them a command that only asks the model needs: MODEL_OPTIONS),
+    then PANEL_* variables, then the config file. A flag left at None is "not given".
     """
 
     def decorate(command: Callable[..., None]) -> Callable[..., None]:
         own = _parameters(command)
-        shared = RUN_OPTIONS if run else ()
+        shared = RUN_OPTIONS if run else MODEL_OPTIONS if asks else ()
         names = {p.name for p in shared}
 
         @functools.wraps(command)

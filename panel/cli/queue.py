@@ -9,10 +9,21 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from panel.cli import output
-from panel.cli.options import DbOpt, JsonOpt, PersonasOpt, SamplesOpt, in_range, uses_settings
+from panel.cli.options import (
+    DbOpt,
+    JsonOpt,
+    PersonasOpt,
+    SamplesOpt,
+    in_range,
+    uses_settings,
+)
+
+MAX_FEED_ENTRIES = 100
+"""panel.feeds.MAX_ENTRIES, said in the help without importing the feed reader."""
 
 if TYPE_CHECKING:
     from panel.config import Settings
+    from panel.queue.pairs import Added, Fed
     from panel.queue.store import QueueStore
     from panel.runs.queue import Drained
     from panel.store import Store
@@ -40,17 +51,38 @@ def _open_queue(settings: Settings, *, must_exist: str | None = None) -> tuple[S
 
 
 @app.command("add")
-@uses_settings()
+@uses_settings(run=True)
 def add(
     settings: Settings,
     file: Annotated[
-        Path,
+        Path | None,
         typer.Argument(
             metavar="FILE",
-            help='CSV (a,b per line) or JSONL ({"a": ..., "b": ...}) of card paths or slugs.',
+            help='CSV (a,b per line) or JSONL ({"a": ..., "b": ...}) of card paths, slugs or '
+            "launch page URLs.",
             show_default=False,
         ),
-    ],
+    ] = None,
+    feed: Annotated[
+        str | None,
+        typer.Option(
+            "--feed",
+            metavar="URL",
+            help="An RSS, Atom or JSON feed of launches: each new entry's page is read into a "
+            "card (as `panel card` does) and its review queued; entries seen before are "
+            f"skipped, and only the first {MAX_FEED_ENTRIES} of a feed are looked at. Safe "
+            "to run from cron.",
+        ),
+    ] = None,
+    compare_with: Annotated[
+        str | None,
+        typer.Option(
+            "--compare-with",
+            metavar="SLUG|category:NAME",
+            help="With --feed: also queue each new tool's comparison with this stored tool, or "
+            "with every stored tool of a category.",
+        ),
+    ] = None,
     samples: SamplesOpt = None,
     pairwise: Annotated[
         bool,
@@ -65,33 +97,86 @@ def add(
     personas: PersonasOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Queue comparisons. A pair already queued or done adds nothing; every card is checked first.
+    """Queue comparisons from a file of pairs, or new launches from a feed (--feed). A pair
+    already queued or done adds nothing; every card is checked first.
 
-    With --samples N each persona answers each tool N times when the queue runs.
+    With --samples N each persona answers each tool N times when the queue runs. A URL (in
+    the file, or a feed's entry) is read into a card now, by the run's model. In a feed, an
+    entry whose page cannot be read is skipped with its reason (and tried again next time);
+    the rest are queued. Exit 2 if the feed itself cannot be read.
     """
     from dataclasses import asdict
 
-    from panel.personas import load_personas
-    from panel.queue.pairs import add_pairs, read_pairs
+    from panel.errors import InputError
+    from panel.queue.pairs import Fed
 
-    panel_personas = load_personas(settings.personas_dir())
+    if (file is None) == (feed is None):
+        raise InputError("give a FILE of pairs or --feed URL (one of the two)")
+    if compare_with is not None and feed is None:
+        raise InputError("--compare-with goes with --feed")
+    done = output.run(_add(settings, file, feed, compare_with, pairwise))
+    added = done.added if isinstance(done, Fed) else done
+    if as_json:
+        feed_part = asdict(done) if isinstance(done, Fed) else {}
+        feed_part.pop("added", None)  # its counts are the top level's
+        output.echo_json(asdict(added) | feed_part, indent=None)
+        return
+    if isinstance(done, Fed):
+        for reason in done.skipped:
+            output.note(f"skipped: {reason}")
+        output.say(
+            f"feed: {done.entries} new entr(y/ies) queued, {done.seen} seen before, "
+            f"{len(done.skipped)} skipped"
+        )
+    reviews = added.tools * _panel_size(settings)  # what `queue status` counts as reviews
+    output.say(
+        f"queued {added.jobs} comparison(s) ({added.already} already queued or done) "
+        f"over {added.tools} tool(s): {reviews} review(s), {added.tasks} to run "
+        f"({reviews - added.tasks} stored already)"
+        + (f", {settings.samples} samples each" if settings.samples > 1 else "")
+        + (f", then {added.pair_tasks} pair judgment(s) in both orders" if pairwise else "")
+    )
+
+
+def _panel_size(settings: Settings) -> int:
+    from panel.personas import load_personas
+
+    return len(load_personas(settings.personas_dir()))
+
+
+async def _add(
+    settings: Settings,
+    file: Path | None,
+    feed: str | None,
+    compare_with: str | None,
+    pairwise: bool,
+) -> Added | Fed:
+    """Queue what `queue add` names; a runtime (its model) is opened only to read pages."""
+    from panel.cards import is_url
+    from panel.intake import cards_at
+    from panel.personas import load_personas
+    from panel.queue.pairs import add_feed, add_pairs, others_named, read_pairs, read_refs
+    from panel.runtime import open_runtime
+
     store, queue = _open_queue(settings)
     try:
-        pairs = read_pairs(file, store)
-        added = add_pairs(queue, panel_personas, pairs, settings.samples, pairwise=pairwise)
+        urls = [r for _, a, b in (read_refs(file) if file else []) for r in (a, b) if is_url(r)]
+        if file is not None and not urls:
+            pairs = read_pairs(file, store)
+            panel = load_personas(settings.personas_dir())
+            return add_pairs(queue, panel, pairs, settings.samples, pairwise=pairwise)
+        runtime = open_runtime(settings, store=store)
+        try:
+            if feed is not None:
+                others = others_named(store, compare_with)
+                return await add_feed(queue, runtime, feed, others, pairwise=pairwise)
+            assert file is not None
+            pairs = read_pairs(file, store, await cards_at(runtime, urls))
+            return add_pairs(queue, runtime.personas, pairs, settings.samples, pairwise=pairwise)
+        finally:
+            await runtime.aclose()
     finally:
         store.close()
-    if as_json:
-        output.echo_json(asdict(added), indent=None)
-    else:
-        reviews = added.tools * len(panel_personas)  # what `queue status` counts as reviews
-        output.say(
-            f"queued {added.jobs} comparison(s) ({added.already} already queued or done) "
-            f"over {added.tools} tool(s): {reviews} review(s), {added.tasks} to run "
-            f"({reviews - added.tasks} stored already)"
-            + (f", {settings.samples} samples each" if settings.samples > 1 else "")
-            + (f", then {added.pair_tasks} pair judgment(s) in both orders" if pairwise else "")
-        )
 
 
 @app.command("run")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -19,8 +18,13 @@ if TYPE_CHECKING:
 def review(
     settings: Settings,
     cards: Annotated[
-        list[Path],
-        typer.Argument(metavar="CARD", help="Tool card files (YAML or JSON).", show_default=False),
+        list[str],
+        typer.Argument(
+            metavar="CARD",
+            help="Tool card files (YAML or JSON), or launch page URLs (read into cards as "
+            "`panel card` does).",
+            show_default=False,
+        ),
     ],
     fresh: Annotated[
         bool, typer.Option("--fresh", help="Ask the model again even if a review is stored.")
@@ -41,15 +45,15 @@ def review(
 
 
 async def _review(
-    settings: Settings, paths: list[Path], only: list[str] | None, *, fresh: bool, as_json: bool
+    settings: Settings, args: list[str], only: list[str] | None, *, fresh: bool, as_json: bool
 ) -> Ended:
-    from panel.cards import load_cards
+    from panel.intake import named_cards
     from panel.runs.review import review_cards
     from panel.runtime import open_runtime
 
-    cards = load_cards(paths)  # every card is checked before any model call
     runtime = open_runtime(settings, only)
     try:
+        cards = await named_cards(runtime, args)  # every file checked before any call
         show = output.Terminal(settings.max_cost, quiet=as_json)
         printed = None if as_json else output.print_scorecard
         reviewed = await review_cards(

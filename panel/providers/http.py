@@ -12,6 +12,10 @@ it). CappedClient bounds both, for every request either SDK makes (live calls, b
 - a redirect is not followed (an API does not move; a base URL that redirects is a mistake or
   a trap): it is one line naming where it points.
 
+A launch page (panel.fetch) is read by the same client: a subclass returns redirects to be
+followed hop by hop, refuses an answer by its headers before reading it (`accept`) and says
+its errors as page errors (`too_slow`, `too_large`).
+
 Failures are panel errors, raised inside the SDK's call and passed through by the providers'
 error mapping: over the cap a ProviderError (retrying a server that sends too much does not
 help), past the deadline a TransientProviderError (worth a retry, as a timeout is).
@@ -24,7 +28,7 @@ from typing import Any
 
 import httpx2
 
-from panel.errors import ProviderError, TransientProviderError
+from panel.errors import PanelError, ProviderError, TransientProviderError
 
 MIB = 2**20
 BATCH_FILE_SHARE = 64
@@ -66,16 +70,13 @@ class CappedClient(httpx2.AsyncClient):
             async with asyncio.timeout(self.deadline):
                 response = await super().send(request, stream=True, **kwargs)
                 try:
+                    self.accept(response, where)
                     body = await self._body(response, where)
                 finally:
                     await response.aclose()
         except TimeoutError:
-            raise TransientProviderError(
-                f"{self.provider}: {where} did not answer in full within {self.deadline:g} s "
-                "(the timeout setting bounds the whole call)",
-                provider=self.provider,
-            ) from None
-        if response.has_redirect_location:
+            raise self.too_slow(where) from None
+        if response.has_redirect_location and not self.returns_redirects:
             target = response.headers.get("location", "")[:200]
             raise ProviderError(
                 f"{self.provider}: {where} redirected to {target} (redirects are not followed: "
@@ -93,6 +94,29 @@ class CappedClient(httpx2.AsyncClient):
             extensions=response.extensions,
         )
 
+    returns_redirects = False
+    """Whether a redirect is returned to the caller (to follow it hop by hop, checking each)
+    rather than refused."""
+
+    def accept(self, response: httpx2.Response, where: str) -> None:
+        """Refuse an answer by its status and headers, before its body is read (none here)."""
+
+    def too_slow(self, where: str) -> PanelError:
+        """Return the error of an answer not read whole within the deadline."""
+        return TransientProviderError(
+            f"{self.provider}: {where} did not answer in full within {self.deadline:g} s "
+            "(the timeout setting bounds the whole call)",
+            provider=self.provider,
+        )
+
+    def too_large(self, where: str, cap: int) -> PanelError:
+        """Return the error of an answer past the cap once decompressed."""
+        return ProviderError(
+            f"{self.provider}: the answer from {where} is larger than {size_words(cap)} "
+            "once decompressed (max_response_bytes); it was not read further",
+            provider=self.provider,
+        )
+
     def cap_for(self, request: httpx2.Request) -> int:
         """Return the most bytes an answer to request may hold once decompressed."""
         if request.method == "GET" and request.url.path.endswith(_BATCH_FILE_PATHS):
@@ -100,18 +124,14 @@ class CappedClient(httpx2.AsyncClient):
         return self.max_bytes
 
     async def _body(self, response: httpx2.Response, where: str) -> bytes:
-        """Return the decompressed body, or raise ProviderError once it passes the cap."""
+        """Return the decompressed body, or raise `too_large` once it passes the cap."""
         cap = self.cap_for(response.request)
         parts: list[bytes] = []
         size = 0
         async for chunk in response.aiter_bytes():
             size += len(chunk)
             if size > cap:
-                raise ProviderError(
-                    f"{self.provider}: the answer from {where} is larger than {size_words(cap)} "
-                    "once decompressed (max_response_bytes); it was not read further",
-                    provider=self.provider,
-                )
+                raise self.too_large(where, cap)
             parts.append(chunk)
         return b"".join(parts)
 

@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import csv
 import io
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from panel.cards import ToolCard, resolve_card
-from panel.errors import CardError, InputError
+from panel.cards import ToolCard, category_slug, resolve_card
+from panel.errors import CardError, InputError, PageError, ProviderError
+from panel.feeds import MAX_ENTRIES, read_feed
 from panel.files import read_capped
+from panel.intake import card_from
 from panel.parsing import ParseError, load_json
 from panel.personas import Persona
 from panel.queue.store import QueueStore
+from panel.runtime import Runtime
 from panel.store import PAIR, REVIEW, Store
 
 MAX_PAIRS_BYTES = 8 * 2**20
@@ -24,8 +28,9 @@ MAX_PAIRS = 50_000
 """A queue file holds at most this many pairs (each may cost eight model calls)."""
 
 
-def read_pairs(path: Path, store: Store) -> list[tuple[ToolCard, ToolCard]]:
-    """Read a CSV (`a,b` per line) or JSONL (`{"a": ..., "b": ...}`) file of pairs; validate all."""
+def read_refs(path: Path) -> list[tuple[int, str, str]]:
+    """Return the pairs a CSV (`a,b` per line) or JSONL (`{"a": ..., "b": ...}`) file names,
+    as (line, a, b): card paths, slugs or URLs."""
     try:
         text = read_capped(path, MAX_PAIRS_BYTES).decode("utf-8")
     except UnicodeDecodeError:
@@ -60,6 +65,15 @@ def read_pairs(path: Path, store: Store) -> list[tuple[ToolCard, ToolCard]]:
         raise CardError(str(path), "no pairs in file")
     if len(raw) > MAX_PAIRS:
         raise CardError(f"{path}:{raw[MAX_PAIRS][0]}", f"more than {MAX_PAIRS} pairs in one file")
+    return raw
+
+
+def read_pairs(
+    path: Path, store: Store, read: Mapping[str, ToolCard] | None = None
+) -> list[tuple[ToolCard, ToolCard]]:
+    """Read a file of pairs (read_refs) and validate every card; a URL's card is the one
+    `read` holds (panel.intake reads them first)."""
+    raw = read_refs(path)
     cards: dict[str, ToolCard] = {}
     pairs = []
     for number, a, b in raw:
@@ -72,7 +86,7 @@ def read_pairs(path: Path, store: Store) -> list[tuple[ToolCard, ToolCard]]:
                 else str(path.parent / ref)
             )
             try:
-                card = cards.get(ref) or resolve_card(candidate, store.get_tool)
+                card = cards.get(ref) or resolve_card(candidate, store.get_tool, read)
             except InputError as exc:
                 raise CardError(f"{path}:{number}", str(exc)) from None
             cards[ref] = card
@@ -99,6 +113,22 @@ class Added:
     tasks: int = 0
     """Review tasks."""
     pair_tasks: int = 0
+
+    def count(self, more: Added) -> None:
+        """Add what another `queue add` step did to this one's counts."""
+        for name, value in vars(more).items():
+            setattr(self, name, getattr(self, name) + value)
+
+
+@dataclass
+class Fed:
+    """What `queue add --feed` did: what it queued, and the feed's entries queued, seen
+    before, and skipped (each with its reason)."""
+
+    added: Added = field(default_factory=Added)
+    entries: int = 0
+    seen: int = 0
+    skipped: list[str] = field(default_factory=list)
 
 
 def add_pairs(
@@ -140,6 +170,60 @@ def add_card(
         return add_pairs(queue, personas, [(card, other) for other in others], samples)
     queue.store.save_tool(card)
     return Added(tools=1, tasks=_add_reviews(queue, personas, {card.slug: card}, samples))
+
+
+def others_named(store: Store, spec: str | None) -> list[ToolCard]:
+    """Return the stored tools `--compare-with` names: a slug, or every tool of a category
+    (`category:NAME`, matched as its slug); none named, none."""
+    if spec is None:
+        return []
+    if spec.startswith("category:"):
+        wanted = category_slug(spec.removeprefix("category:"))
+        found = [card for card in store.tools() if category_slug(card.category) == wanted]
+    else:
+        found = [card] if (card := store.get_tool(spec)) else []
+    if not found:
+        raise InputError("names no stored tool", field="--compare-with", path=spec)
+    return found
+
+
+async def add_feed(
+    queue: QueueStore,
+    runtime: Runtime,
+    url: str,
+    others: list[ToolCard],
+    *,
+    pairwise: bool = False,
+) -> Fed:
+    """Queue a review of each new entry of the feed at url (its link read into a card), and
+    its comparison with each of others; an entry seen before is skipped, and so is one whose
+    page cannot be read (with its reason: it is tried again next time). Idempotent."""
+    feed = await read_feed(url, runtime.settings)
+    fed = Fed(skipped=list(feed.problems))
+    if feed.total > MAX_ENTRIES:
+        fed.skipped.append(f"{feed.total - MAX_ENTRIES} entries past the first {MAX_ENTRIES}")
+    personas, samples = runtime.personas, runtime.settings.samples
+    for entry in feed.entries:
+        if queue.store.seen_entry(entry.names) is not None:
+            fed.seen += 1
+            continue
+        try:
+            card = (await card_from(runtime, entry.link)).card
+        except PageError as exc:
+            fed.skipped.append(str(exc))
+            continue
+        except ProviderError as exc:
+            fed.skipped.append(f"{entry.link}: {exc}")
+            continue
+        pairs = [(card, other) for other in others if other.slug != card.slug]
+        if pairs:
+            done = add_pairs(queue, personas, pairs, samples, pairwise=pairwise)
+        else:
+            done = add_card(queue, personas, card, [], samples)
+        queue.store.remember_entry(feed.url, entry.names, card.slug)
+        fed.entries += 1
+        fed.added.count(done)
+    return fed
 
 
 def _add_reviews(

@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from panel.cards import ToolCard, resolve_card
+from panel.cards import ToolCard, is_url, resolve_card
 from panel.compare import write_pages
 from panel.errors import CostCeilingReached, InputError, ProviderError
+from panel.intake import cards_at
 from panel.questions import Question
 from panel.runs import Ended, Show, carrying_out, ended
 from panel.runtime import Runtime
@@ -26,9 +27,10 @@ class Compared:
     ended: Ended
 
 
-def resolve_pair(args: tuple[str, str], runtime: Runtime) -> tuple[ToolCard, ToolCard]:
-    """Return the two distinct tools the arguments name."""
-    a, b = (resolve_card(arg, runtime.tool) for arg in args)
+async def resolve_pair(args: tuple[str, str], runtime: Runtime) -> tuple[ToolCard, ToolCard]:
+    """Return the two distinct tools the arguments name (card files, stored slugs or URLs)."""
+    read = await cards_at(runtime, args)
+    a, b = (resolve_card(arg, runtime.tool, read) for arg in args)
     if a.slug == b.slug:
         raise InputError(f"{args[0]} and {args[1]} are the same tool ({a.slug})")
     return a, b
@@ -52,7 +54,9 @@ async def compare_tools(
     stored reviews and judgments instead, whoever wrote them, and calls no model. Judgments
     stored earlier that this run would reuse are shown even without pairwise.
     """
-    pair = resolve_pair(args, runtime)
+    if stored and any(is_url(arg) for arg in args):
+        raise InputError("--stored calls no model, so it reads no page: give a slug or a card file")
+    pair = await resolve_pair(args, runtime)
     if stored:
         judged = runtime.latest_pairs((pair[0].slug, pair[1].slug))
         if pairwise and not judged:

@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from panel.cards import CARD_SUFFIXES, ToolCard, load_cards
+from panel.cards import CARD_SUFFIXES, ToolCard, is_url
 from panel.errors import CostCeilingReached, InputError
 from panel.eval.evaluate import ORIGINAL, Arm, Collected, Reused, eval_document, failure, variants
 from panel.eval.pairwise import VARIANT, labelled_pairs, pairwise_section
+from panel.intake import named_cards
 from panel.mitigations import Mitigations
 from panel.review import answers_of
 from panel.runs import Ended, Show, carrying_out, ended
@@ -27,23 +28,24 @@ class Evaluated:
     ended: Ended
 
 
-def card_files(paths: list[Path]) -> list[Path]:
-    """Return the card files named: files as given, folders as their *.yaml, *.yml, *.json."""
-    found: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            found += sorted(p for p in path.iterdir() if p.suffix.lower() in CARD_SUFFIXES)
+def card_files(args: list[str]) -> list[str]:
+    """Return the cards named: files and URLs as given, folders as their *.yaml, *.yml, *.json."""
+    found: list[str] = []
+    for arg in args:
+        path = Path(arg)
+        if not is_url(arg) and path.is_dir():
+            found += sorted(str(p) for p in path.iterdir() if p.suffix.lower() in CARD_SUFFIXES)
         else:
-            found.append(path)
+            found.append(arg)
     return found
 
 
-def eval_cards(paths: list[Path]) -> list[ToolCard]:
-    """Return the cards an eval reads, every one checked before any call."""
-    files = card_files(paths)
-    if not files:
-        raise InputError("no card files", path=", ".join(str(p) for p in paths))
-    return load_cards(files)
+async def eval_cards(runtime: Runtime, args: list[str]) -> list[ToolCard]:
+    """Return the cards an eval reads (URLs read into cards), every file checked before any call."""
+    named = card_files(args)
+    if not named:
+        raise InputError("no card files", path=", ".join(args))
+    return await named_cards(runtime, named)
 
 
 async def evaluate(

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from panel.cards import ToolCard
 from panel.errors import ConfigError, StoreUnavailable, scrub
@@ -27,9 +27,19 @@ from panel.rules import MAX_REPORTED_TOKENS, MAX_RETRY_AFTER
 from panel.store import migrations
 from panel.store.sql import Connection, Database, connect
 
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    from panel.sources import Page
+
+    Subject: TypeAlias = ToolCard | Page
+    """What a question is asked about: tool cards, or a launch page (a card is read from it)."""
+
 REVIEW = "review"
 PAIR = "pair"
-"""The kinds of question a judge is asked: one card reviewed, two cards judged side by side."""
+CARD = "card"
+"""The kinds of question a judge is asked: one card reviewed, two cards judged side by side,
+a launch page read into a card."""
 
 
 @dataclass(frozen=True)
@@ -117,8 +127,34 @@ class StoredPair:
         return _key_of(PAIR, (self.first_hash, self.second_hash), self)
 
 
-Stored = StoredReview | StoredPair
-"""An answer as kept in the store, of either kind."""
+@dataclass(frozen=True)
+class StoredCard:
+    """A card read from a launch page: what the model answered (`fields`) of the page at `url`
+    whose content hashed to `text_hash`, and how it was asked. What of it a card keeps is
+    decided in code when the card is made (panel.intake), never stored twice. A reading has one
+    sample, and no mitigation shapes it."""
+
+    url: str
+    text_hash: str
+    fields: dict[str, Any]
+    persona: str
+    prompt_version: str
+    provider: str
+    model: str
+    temperature: float
+    attempts: int
+    created_at: float
+    cost_usd: float | None = None
+    sample: ClassVar[int] = 0
+    mitigations: ClassVar[tuple[str, ...]] = ()
+
+    @property
+    def key(self) -> Key:
+        return _key_of(CARD, (self.text_hash,), self)
+
+
+Stored = StoredReview | StoredPair | StoredCard
+"""An answer as kept in the store, of any kind."""
 
 
 def _key_of(kind: str, hashes: tuple[str, ...], answer: Stored) -> Key:
@@ -225,7 +261,7 @@ class Store:
 
     def save(
         self,
-        cards: tuple[ToolCard, ...],
+        cards: tuple[Subject, ...],
         answer: Stored,
         *,
         call: CallRecord | None = None,
@@ -297,6 +333,28 @@ class Store:
         newest = {_pair_question_key(j): _pair_question(j) for j in judgments}
         found = [j for j in judgments if _pair_question(j) == newest[_pair_question_key(j)]]
         return sorted(found, key=lambda j: (j.first, j.second, j.persona, j.sample))
+
+    # --- feed entries -------------------------------------------------------------------------
+
+    def seen_entry(self, names: list[str]) -> str | None:
+        """Return the tool queued for a feed entry known by any of names (its id, link or
+        content hash), None if none was seen."""
+        marks = ", ".join("?" for _ in names)
+        row = self.db.execute(
+            f"SELECT tool FROM feed_entries WHERE entry IN ({marks}) LIMIT 1", tuple(names)
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def remember_entry(self, feed: str, names: list[str], tool: str) -> None:
+        """Remember a feed entry queued as tool under each of its names (after it is queued:
+        queueing it again adds nothing, so a crash between the two loses nothing)."""
+        now = time.time()
+        with self.transaction() as db:
+            db.executemany(
+                """INSERT INTO feed_entries (entry, feed, tool, seen_at) VALUES (?, ?, ?, ?)
+                   ON CONFLICT (entry) DO NOTHING""",
+                [(name, feed, tool, now) for name in names],
+            )
 
     # --- community votes and comparisons ------------------------------------------------------
 
@@ -629,13 +687,19 @@ def insert_comparison(db: Connection, a: str, b: str) -> None:
     )
 
 
-def insert_answer(db: Connection, cards: tuple[ToolCard, ...], answer: Stored) -> None:
+def insert_answer(db: Connection, cards: tuple[Subject, ...], answer: Stored) -> None:
     """Store the cards and a validated answer about them, inside the caller's transaction (see
-    Store.save); a newer answer with the same key replaces the old one."""
+    Store.save); a newer answer with the same key replaces the old one. A page is not a tool:
+    only the card read from it is stored."""
     for card in cards:
-        upsert_tool(db, card)
+        if isinstance(card, ToolCard):
+            upsert_tool(db, card)
     if isinstance(answer, StoredReview):
+        assert isinstance(cards[0], ToolCard)
         _upsert_review(db, cards[0], answer)
+        return
+    if isinstance(answer, StoredCard):
+        _upsert_page_card(db, answer)
         return
     db.execute(
         """INSERT INTO pair_judgments (first_tool, second_tool, first_hash, second_hash, persona,
@@ -653,13 +717,7 @@ def insert_answer(db: Connection, cards: tuple[ToolCard, ...], answer: Stored) -
             answer.second,
             answer.first_hash,
             answer.second_hash,
-            answer.persona,
-            answer.prompt_version,
-            answer.provider,
-            answer.model,
-            mitigations_key(answer.mitigations),
-            answer.temperature,
-            answer.sample,
+            *_asked(answer),
             answer.prefers,
             answer.reason,
             answer.attempts,
@@ -672,6 +730,7 @@ def insert_answer(db: Connection, cards: tuple[ToolCard, ...], answer: Stored) -
 _TABLES = {
     REVIEW: ("reviews", ("card_hash",)),
     PAIR: ("pair_judgments", ("first_hash", "second_hash")),
+    CARD: ("page_cards", ("text_hash",)),
 }
 """Where each kind of answer is kept, and the columns of its cards' content hashes."""
 
@@ -706,7 +765,12 @@ def count_stored(db: Connection, key: Key, samples: int) -> int:
 
 
 def _from_row(kind: str, row: Any) -> Stored:
-    return _review_from_row(row) if kind == REVIEW else _pair_from_row(row)
+    readers: dict[str, Callable[[Any], Stored]] = {
+        REVIEW: _review_from_row,
+        PAIR: _pair_from_row,
+        CARD: _page_card_from_row,
+    }
+    return readers[kind](row)
 
 
 def _probabilities_json(probabilities: dict[str, dict[str, float]] | None) -> str | None:
@@ -755,6 +819,14 @@ def _card_from_row(row: Any) -> ToolCard:
     return card.with_findings([Finding(**f) for f in json.loads(row["findings"])])
 
 
+def _asked(answer: Stored) -> tuple[object, ...]:
+    """Return the columns of an answer's key besides its cards, in the order every table of
+    answers lists them: persona, prompt version, provider, model, mitigations, temperature,
+    sample."""
+    how = (answer.persona, answer.prompt_version, answer.provider, answer.model)
+    return (*how, mitigations_key(answer.mitigations), answer.temperature, answer.sample)
+
+
 def mitigations_key(names: tuple[str, ...]) -> str:
     """Return how the store spells a review's mitigations: their names joined by commas."""
     return ",".join(names)
@@ -775,13 +847,7 @@ def _upsert_review(db: Connection, card: ToolCard, review: StoredReview) -> None
         (
             card.slug,
             card.content_hash(),
-            review.persona,
-            review.prompt_version,
-            review.provider,
-            review.model,
-            mitigations_key(review.mitigations),
-            review.temperature,
-            review.sample,
+            *_asked(review),
             review.score,
             review.verdict,
             review.review,
@@ -805,3 +871,30 @@ def _review_from_row(row: Any) -> StoredReview:
 def _mitigations_of(text: str) -> tuple[str, ...]:
     """Return the mitigations as the store spells them (mitigations_key), as names."""
     return tuple(name for name in text.split(",") if name)
+
+
+def _upsert_page_card(db: Connection, answer: StoredCard) -> None:
+    db.execute(
+        """INSERT INTO page_cards (url, text_hash, persona, prompt_version, provider, model,
+               mitigations, temperature, sample, fields, attempts, created_at, cost_usd)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+           ON CONFLICT (text_hash, persona, prompt_version, provider, model, mitigations,
+               temperature, sample) DO UPDATE SET
+               url = excluded.url, fields = excluded.fields, attempts = excluded.attempts,
+               created_at = excluded.created_at, cost_usd = excluded.cost_usd""",
+        (
+            answer.url,
+            answer.text_hash,
+            *_asked(answer),
+            json.dumps(answer.fields, ensure_ascii=False),
+            answer.attempts,
+            answer.created_at,
+            answer.cost_usd,
+        ),
+    )
+
+
+def _page_card_from_row(row: Any) -> StoredCard:
+    data = {k: row[k] for k in row.keys() if k not in ("id", "sample", "mitigations")}
+    data["fields"] = json.loads(data["fields"])
+    return StoredCard(**data)

@@ -496,6 +496,46 @@ def m017_decision_probabilities(db: Connection, dialect: Dialect) -> None:
     )
 
 
+@migration
+def m020_page_cards(db: Connection, dialect: Dialect) -> None:
+    """Cards read from launch pages (`panel card`, a URL given for a card): the model's answer
+    to the third kind of question, keyed like the others by what it read (the page's text
+    hash), the reader, prompt version, provider, model, temperature and sample; a page whose
+    text is unchanged is not read again. `feed_entries` holds every feed entry queued (`queue
+    add --feed`), under each thing that names it (its id, its link, the hash of its content),
+    so an entry seen before is skipped."""
+    _execute_script(
+        db,
+        dialect,
+        """
+        CREATE TABLE page_cards (
+            id INTEGER PRIMARY KEY,
+            url TEXT NOT NULL,
+            text_hash TEXT NOT NULL,
+            persona TEXT NOT NULL,
+            prompt_version TEXT NOT NULL,
+            provider TEXT NOT NULL,
+            model TEXT NOT NULL,
+            mitigations TEXT NOT NULL DEFAULT '',
+            temperature REAL NOT NULL DEFAULT 0,
+            sample INTEGER NOT NULL DEFAULT 0,
+            fields TEXT NOT NULL,
+            attempts INTEGER NOT NULL,
+            created_at REAL NOT NULL,
+            cost_usd REAL,
+            UNIQUE (text_hash, persona, prompt_version, provider, model, mitigations,
+                temperature, sample)
+        );
+        CREATE TABLE feed_entries (
+            entry TEXT PRIMARY KEY,
+            feed TEXT NOT NULL,
+            tool TEXT NOT NULL,
+            seen_at REAL NOT NULL
+        )
+        """,
+    )
+
+
 def check(database: Database, *, write: bool, first: str) -> int:
     """Return the store's schema version if panel may use it; raise ConfigError if not.
 
