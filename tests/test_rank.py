@@ -4,6 +4,7 @@ tolerance, and `rankings` gives every category's document at once, as `ranking` 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -88,20 +89,12 @@ SETS = [(6, 10, 8, 1), (12, 30, 8, 2), (20, 60, 8, 3)]
 
 
 @pytest.mark.parametrize(("tools", "pairs", "per_pair", "seed"), SETS)
-def test_the_strengths_are_choix_ilsr_pairwise(
+def test_the_strengths_are_choix_and_the_intervals_agree_with_the_bootstrap_they_replace(
     tools: int, pairs: int, per_pair: int, seed: int
 ) -> None:
     judgments = synthetic(tools, pairs, per_pair, seed)
-    strengths, _, _ = fit(Judged.of(tools, judgments), REGULARISATION, LEVEL)
+    strengths, low, high = fit(Judged.of(tools, judgments), REGULARISATION, LEVEL)
     assert np.abs(strengths - _choix(tools, judgments)).max() < 1e-6
-
-
-@pytest.mark.parametrize(("tools", "pairs", "per_pair", "seed"), SETS)
-def test_the_intervals_agree_with_the_pair_bootstrap_they_replace(
-    tools: int, pairs: int, per_pair: int, seed: int
-) -> None:
-    judgments = synthetic(tools, pairs, per_pair, seed)
-    _, low, high = fit(Judged.of(tools, judgments), REGULARISATION, LEVEL)
     boot_low, boot_high = bootstrap(tools, judgments)
     ends = np.concatenate([np.abs(low - boot_low), np.abs(high - boot_high)])
     ratio = (high - low) / (boot_high - boot_low)
@@ -127,22 +120,13 @@ def _cards(count: int, categories: tuple[str, ...]) -> list[ToolCard]:
 
 
 def _stored(cards: list[ToolCard], judgments: list[Judgment]) -> list[StoredPair]:
+    one = StoredPair(
+        *("first", "second", "a", "b", "builder", "1", "openai", "fake-model", "tie", "because"),
+        attempts=1,
+        created_at=0.0,
+    )
     return [
-        StoredPair(
-            first=cards[first].slug,
-            second=cards[second].slug,
-            first_hash="a",
-            second_hash="b",
-            persona="builder",
-            prompt_version="1",
-            provider="openai",
-            model="fake-model",
-            prefers=prefers,
-            reason="because",
-            attempts=1,
-            created_at=0.0,
-            sample=n,
-        )
+        replace(one, first=cards[first].slug, second=cards[second].slug, prefers=prefers, sample=n)
         for n, (first, second, prefers) in enumerate(judgments)
     ]
 
