@@ -43,7 +43,7 @@ from panel.store import (
     insert_comparison,
     upsert_tool,
 )
-from panel.store.sql import Connection, Dialect
+from panel.store.sql import Connection, Dialect, dialect_of
 
 STATES = ("pending", "running", "done", "failed")
 
@@ -318,6 +318,20 @@ def claim_statement(spec: _Claimable, dialect: Dialect, returning: str) -> str:
                RETURNING {returning}"""
     # (the compound wrapped in one more SELECT: SQLite then finds the rows by their key's
     # index, not by a scan of the table)
+
+
+def hint_statement(spec: _Claimable, dialect: Dialect) -> str:
+    """Return the statement that hints ready the rows of a kind (jobs, pair tasks) of one
+    reviewed tool (parameters: the tool twice).
+
+    Every row of the tool, whatever its state (the hint counts only while pending), so each
+    side is read by its own index (an OR beside the state would read the index by state: every
+    pending row); locked in key order, so two workers hinting the rows of a pair queued in both
+    orders cannot deadlock."""
+    key = ", ".join(spec.key)
+    return f"""UPDATE {spec.table} SET ready = 1 WHERE ({key}) IN (
+                   SELECT {key} FROM (SELECT {key} FROM {spec.table} WHERE a = ? OR b = ?
+                       ORDER BY {key}{dialect.for_update}) mine)"""
 
 
 class QueueStore(_Tables):
@@ -842,12 +856,8 @@ def _hint(db: Connection, kind: str, tools: tuple[str, ...]) -> None:
     each see the other's as not done yet, and the write locks each row (PostgreSQL), so a
     prune either waits for this transaction or is written over by it."""
     if kind == REVIEW:
-        for table in ("jobs", "pair_tasks"):
-            db.execute(
-                f"""UPDATE {table} SET ready = 1
-                    WHERE (a = ? OR b = ?) AND state = 'pending'""",
-                tools * 2,
-            )
+        for spec in (CLAIMS["job"], CLAIMS[PAIR]):
+            db.execute(hint_statement(spec, dialect_of(db)), tools * 2)
     else:
         db.execute(
             "UPDATE jobs SET ready = 1 WHERE a = ? AND b = ? AND state = 'pending'",

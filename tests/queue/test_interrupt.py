@@ -8,12 +8,14 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from panel.queue.store import CLAIMS, claim_statement
+from panel.queue.store import CLAIMS, claim_statement, hint_statement
 from panel.store import PAIR, REVIEW, Store
+from panel.store.sql import Dialect
 from panel.testing.fakes.openai import FakeOpenAI
 from tests.cli.test_cli import panel
 from tests.queue.test_queue import env_for, make_cards, pairs_file, query
@@ -95,21 +97,43 @@ def _fill(store: Store, tools: int = 2_000, jobs: int = 20_000) -> None:
 @pytest.mark.parametrize("kind", ["job", REVIEW, PAIR])
 def test_a_claim_reads_its_indexes_and_stops_at_the_first_row(db: str, kind: str) -> None:
     spec = CLAIMS[kind]
-    store = Store(db)
-    try:
-        _fill(store)
-        sql = claim_statement(spec, store.db.dialect, "1")
-        for value in ("'me'", "30.0", "0.0", "1", "1", "1"):  # EXPLAIN takes no parameters
-            sql = sql.replace("?", value, 1)
-        if store.db.dialect.name == "postgres":
-            plan = "\n".join(row[0] for row in store.db.execute("EXPLAIN " + sql).fetchall())
-        else:
-            rows = store.db.execute("EXPLAIN QUERY PLAN " + sql).fetchall()
-            plan = "\n".join(row[-1] for row in rows)
-    finally:
-        store.close()
+    claim = lambda dialect: claim_statement(spec, dialect, "1")  # noqa: E731
+    plan = _plan_in_a_full_queue(db, claim, ("'me'", "30.0", "0.0", "1", "1", "1"))
     assert f"{spec.table}_claimable" in plan and f"{spec.table}_leased" in plan, plan
     # each look is a range of its index in the order asked for: no sort, no scan of the table
     assert "TEMP B-TREE" not in plan and "Sort" not in plan, plan
+    _no_scan_of(spec.table, plan)
+
+
+@pytest.mark.parametrize("kind", ["job", PAIR])
+def test_a_finished_review_hints_only_the_rows_of_its_tool(db: str, kind: str) -> None:
+    spec = CLAIMS[kind]
+    hint = lambda dialect: hint_statement(spec, dialect)  # noqa: E731
+    plan = _plan_in_a_full_queue(db, hint, ("'tool-00001'", "'tool-00001'"))
+    assert "_by_b" in plan, plan  # the second tool's own index, beside the first's
+    _no_scan_of(spec.table, plan)
+
+
+def _plan_in_a_full_queue(
+    db: str, statement: Callable[[Dialect], str], params: tuple[str, ...]
+) -> str:
+    """Return the plan of a statement in a store holding a catalogue-size queue: SQLite's
+    EXPLAIN QUERY PLAN, else PostgreSQL's EXPLAIN (its ? parameters written in: EXPLAIN takes
+    none on PostgreSQL)."""
+    store = Store(db)
+    try:
+        _fill(store)
+        sql = statement(store.db.dialect)
+        for value in params:
+            sql = sql.replace("?", value, 1)
+        if store.db.dialect.name == "postgres":
+            return "\n".join(row[0] for row in store.db.execute("EXPLAIN " + sql).fetchall())
+        rows = store.db.execute("EXPLAIN QUERY PLAN " + sql).fetchall()
+        return "\n".join(row[-1] for row in rows)
+    finally:
+        store.close()
+
+
+def _no_scan_of(table: str, plan: str) -> None:
     scans = [line for line in plan.splitlines() if line.startswith("SCAN t")]  # t: the table
-    assert not scans and f"Seq Scan on {spec.table}" not in plan, plan
+    assert not scans and f"Seq Scan on {table}" not in plan, plan
