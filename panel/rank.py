@@ -269,10 +269,10 @@ def fit(
 ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
     """Return the tools' strengths (log scale, mean 0) and the low and high ends of their
     `level` intervals, from the judged pairs of one joined set of tools."""
-    from scipy.stats import norm
+    from statistics import NormalDist  # scipy.stats would add 1.5 s of imports to `panel rank`
 
     strengths = _strengths(judged, alpha)
-    spread = norm.ppf(0.5 + level / 2) * _standard_errors(judged, strengths, alpha)
+    spread = NormalDist().inv_cdf(0.5 + level / 2) * _standard_errors(judged, strengths, alpha)
     return strengths, strengths - spread, strengths + spread
 
 
