@@ -1,8 +1,8 @@
 """Benchmark a catalogue (issue #31): the queue, the site, the ranking and a user's commands in a
 full store, at each size, against a loopback OpenAI-compatible model with a fixed latency.
 
-For each size N (comparisons; N/10 tools, each in about 20 pairs) it queues the whole batch at
-once into a fresh store (`panel queue add`), drains it (`panel queue run`: 4 reviews per tool,
+For each size N (comparisons; N/10 tools, each in about 20 pairs, in a seeded random order) it
+queues the whole batch at once into a fresh store (`panel queue add`), drains it (`panel queue run`: 4 reviews per tool,
 then every comparison's pages), builds the site (`panel site build`, `--full` where the build
 has it), then in the full store: `panel review` of one edited card, the site build after it
 (incremental where the build is), `panel compare` of a pair not queued, and `panel rank --json`
@@ -24,6 +24,7 @@ import argparse
 import contextlib
 import itertools
 import os
+import random
 import subprocess
 import sys
 import tempfile
@@ -43,6 +44,8 @@ from panel.store import Store  # noqa: E402
 
 PER_TOOL = 10
 """Comparisons per tool: N comparisons over N / 10 tools."""
+SEED = 31
+"""The order the pairs are queued in (shuffled, seeded)."""
 
 
 def panel(*args: str | Path) -> list[str]:
@@ -129,6 +132,9 @@ def catalogue(size: int, fresh_db: Callable[[], str], latency: float, concurrenc
         folder, out, db = Path(tmp), Path(tmp) / "site", fresh_db()
         (folder / "cards").mkdir()
         batch = write_batch(folder / "cards", tools, size)
+        # in no useful order, as a real catalogue queues them (in the ring's order, each job
+        # would be ready in the order of its id, which hides a claim that reads waiting jobs)
+        random.Random(SEED).shuffle(batch)
         (folder / "pairs.csv").write_text("".join(f"{a},{b}\n" for a, b in batch))
         env = env_for(base_url, db, out)
         run = lambda *args: timed(panel(*args), env)  # noqa: E731
