@@ -13,7 +13,11 @@ backend implements their methods and nothing else of the queue changes.
 Every statement serves both engines (SQLite and PostgreSQL, see panel.store.sql). Claiming is
 one UPDATE ... RETURNING of rows picked by a SELECT that skips rows other workers hold locked
 (PostgreSQL: FOR UPDATE SKIP LOCKED; SQLite's IMMEDIATE transaction lets one writer in at a
-time), so any number of processes on any number of machines never claim the same unit. A
+time), so any number of processes on any number of machines never claim the same unit. It
+costs O(log n) however much is queued (claim_statement): it reads an index of leases that ran
+out and one of the pending rows hinted ready, each stopping at its first free row. A job or a
+pair task waiting for reviews loses its hint when a claim passes it over (_prune) and gets it
+back when a unit it waits for is done (_hint), so waiting rows are not read again and again. A
 claimed unit carries its owner and a lease; `heartbeat` renews the leases of an owner, and a
 unit whose lease ran out (its worker died) is claimable again. Leases are set and compared on
 the database's clock (Dialect.now), never a worker's: machines whose clocks disagree still
@@ -259,10 +263,12 @@ class _Tables:
         """Claim up to limit rows free to claim, in one statement; return them (`returning`).
 
         Free: held by a worker whose lease ran out (oldest lease first), else pending and
-        hinted ready (in key order), and ready indeed. Each look is a range of a partial index
-        (m018) that stops at its first free row, so a claim costs O(log n) however much is
-        queued; the rows it passed over as not ready lose their hint (see _prune), so no claim
-        passes them over again until a unit they wait for is done.
+        hinted ready (in key order), and ready indeed. Each look is a range of an index (m018)
+        that stops at its first free row, so a claim costs O(log n) however much is queued; the
+        rows it passed over as not ready lose their hint (see _prune), so no claim passes them
+        over again until a unit they wait for is done. (When the first row claimed was one whose
+        lease ran out, the prune may look at more rows than the claim passed over: a rare case,
+        and each row is checked again before its hint is taken off.)
         """
         with self.store.transaction() as db:
             rows = db.execute(
@@ -301,7 +307,9 @@ class _Tables:
 def claim_statement(spec: _Claimable, dialect: Dialect, returning: str) -> str:
     """Return the one statement that claims rows of a kind (parameters: owner, lease, now, and
     the limit three times): the rows whose lease ran out, oldest first, then the pending ones
-    hinted ready, in key order, each a range of its partial index that stops at its first row."""
+    hinted ready, in key order, each a range of its index that stops at its first row. (The
+    compound is wrapped in one more SELECT: SQLite then finds the rows to update by their
+    key's index, not by a scan of the table.)"""
     key, now, skip = ", ".join(spec.key), dialect.now, dialect.skip_locked
     free = spec.free()
     return f"""UPDATE {spec.table} SET state = 'running', lease_owner = ?,
@@ -316,8 +324,6 @@ def claim_statement(spec: _Claimable, dialect: Dialect, returning: str) -> str:
                        ORDER BY {key} LIMIT ?{skip}) fresh
                    LIMIT ?) claimed)
                RETURNING {returning}"""
-    # (the compound wrapped in one more SELECT: SQLite then finds the rows by their key's
-    # index, not by a scan of the table)
 
 
 def hint_statement(spec: _Claimable, dialect: Dialect) -> str:
