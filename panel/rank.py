@@ -203,7 +203,11 @@ def _fitted(
     index = {tool.slug: n for n, tool in enumerate(tools)}
     judged = Judged.of(
         len(tools),
-        [(index[j.first], index[j.second], j.prefers) for j in judgments if j.first in index],
+        [
+            (index[j.first], index[j.second], j.prefers)
+            for j in judgments
+            if j.first in index and j.second in index
+        ],
     )
     strengths, low, high = fit(judged, REGULARISATION, LEVEL)
     shown = [round(float(strength), 3) for strength in strengths]
