@@ -16,6 +16,7 @@ comparison for the queue run; files and bytes written for a build; the index and
 
 Usage: python scripts/bench_catalogue.py [--sizes 1000,20000,100000] [--backend sqlite|postgres]
                                          [--latency 0.001] [--concurrency 16] [--pg-url URL]
+                                         [--queue-only]
 """
 
 from __future__ import annotations
@@ -122,7 +123,13 @@ def kb(path: Path) -> str:
     return f"{path.stat().st_size / 1024:,.0f} KB" if path.exists() else "none"
 
 
-def catalogue(size: int, fresh_db: Callable[[], str], latency: float, concurrency: int) -> None:
+def catalogue(
+    size: int,
+    fresh_db: Callable[[], str],
+    latency: float,
+    concurrency: int,
+    queue_only: bool = False,
+) -> None:
     """Build one catalogue of `size` comparisons and print its figures."""
     tools = max(20, size // PER_TOOL)
     with (
@@ -144,6 +151,8 @@ def catalogue(size: int, fresh_db: Callable[[], str], latency: float, concurrenc
         line("queue add (all at once)", wall, cpu)
         wall, cpu = run("queue", "run", "--concurrency", str(concurrency))
         line("queue run", wall, cpu, f"{1000 * cpu / size:.1f} ms CPU a comparison")
+        if queue_only:
+            return
         full = ("--full",) if has_full_flag() else ()
         started = time.time()
         wall, cpu = run("site", "build", *full)
@@ -197,6 +206,7 @@ def main() -> None:
     parser.add_argument("--pg-url", default=None)
     parser.add_argument("--latency", type=float, default=0.001, help="seconds per model call")
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--queue-only", action="store_true", help="stop after the queue run")
     args = parser.parse_args()
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     print(
@@ -210,7 +220,7 @@ def main() -> None:
         databases(args.backend, args.pg_url, Path(stores)) as fresh_db,
     ):
         for size in (int(s) for s in args.sizes.split(",")):
-            catalogue(size, fresh_db, args.latency, args.concurrency)
+            catalogue(size, fresh_db, args.latency, args.concurrency, args.queue_only)
 
 
 if __name__ == "__main__":
