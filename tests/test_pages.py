@@ -565,7 +565,7 @@ def test_a_ranking_page_of_hostile_names_is_only_text() -> None:
         "generated_at": "2026-12-05T10:00:00+00:00",
         "pairs": 1,
         "judgments": 8,
-        "rounds": 1000,
+        "interval": "sandwich",
         "tools": [
             {
                 "slug": "a/../b",

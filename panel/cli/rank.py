@@ -31,9 +31,10 @@ def rank(
     """Rank the stored tools from every judged pair (compare, queue add or eval --pairwise).
 
     Each persona's answer in each order is one comparison (a tie is half a win each); a
-    Bradley-Terry model (choix) gives each tool a strength, 0 being the ranked tools' mean,
-    with a 90% interval by bootstrap over the judged pairs. Only tools joined by judged pairs
-    are ranked; the rest are listed apart. No model call.
+    Bradley-Terry model (choix's estimate, fitted on the sparse graph of the pairs) gives each
+    tool a strength, 0 being the ranked tools' mean, with a 90% interval from the fit's
+    standard errors, each pair's judgments counted as one draw. Only tools joined by judged
+    pairs are ranked; the rest are listed apart. No model call.
     """
     from panel.errors import InputError
     from panel.personas import load_personas

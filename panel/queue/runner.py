@@ -6,7 +6,8 @@ tool whose reviews are already stored. A job queued with --pairwise also has a p
 persona (its judgment of the pair in both orders), run once both tools' reviews are done.
 
 Crash safety: a worker holds what it works on under a lease that a heartbeat renews; a unit held
-by a dead worker (kill -9) comes back when its lease expires. Every state change is one
+by a dead worker (kill -9) comes back when its lease expires, and one held by an interrupted
+worker (Ctrl-C) at once. Every state change is one
 transaction, reviews are stored under a unique key, pages are written atomically. Several
 `queue run` processes on one store share the work (see panel.queue.store for the claiming).
 
@@ -22,6 +23,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 import socket
 import time
 import uuid
@@ -346,13 +348,38 @@ class QueueRunner:
                 self._polling = False
 
     async def run(self) -> RunStats:
-        """Drain the queue; return what this process did."""
+        """Drain the queue; return what this process did. Interrupted (Ctrl-C cancels the run),
+        it gives back what it holds, so other workers take it at once."""
         heartbeat = asyncio.create_task(heartbeat_loop(self.queue, self.owner, self.lease))
+        interrupted = _on_interrupt(asyncio.current_task())
         try:
             await asyncio.gather(*(self._worker() for _ in range(self.concurrency)))
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            with contextlib.suppress(StoreUnavailable):  # else its leases run out as a crash's
+                self.queue.give_back(self.owner)
+            if interrupted.is_set():
+                raise KeyboardInterrupt from None  # the app's boundary: exit 130
+            raise
         finally:
             heartbeat.cancel()
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                asyncio.get_running_loop().remove_signal_handler(signal.SIGINT)
         return self.stats
+
+
+def _on_interrupt(task: asyncio.Task[Any] | None) -> asyncio.Event:
+    """Cancel task at SIGINT (Ctrl-C), whatever this process inherited for it; return the event
+    set when it came. Cancelling ends every call in flight at once (a call is an await)."""
+    interrupted = asyncio.Event()
+
+    def cancel() -> None:
+        interrupted.set()
+        if task is not None:
+            task.cancel()
+
+    with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread
+        asyncio.get_running_loop().add_signal_handler(signal.SIGINT, cancel)
+    return interrupted
 
 
 async def heartbeat_loop(queue: QueueStore, owner: str, lease: float) -> None:

@@ -13,7 +13,11 @@ backend implements their methods and nothing else of the queue changes.
 Every statement serves both engines (SQLite and PostgreSQL, see panel.store.sql). Claiming is
 one UPDATE ... RETURNING of rows picked by a SELECT that skips rows other workers hold locked
 (PostgreSQL: FOR UPDATE SKIP LOCKED; SQLite's IMMEDIATE transaction lets one writer in at a
-time), so any number of processes on any number of machines never claim the same unit. A
+time), so any number of processes on any number of machines never claim the same unit. It
+costs O(log n) however much is queued (claim_statement): it reads an index of leases that ran
+out and one of the pending rows hinted ready, each stopping at its first free row. A job or a
+pair task waiting for reviews loses its hint when a claim passes it over (_prune) and gets it
+back when a unit it waits for is done (_hint), so waiting rows are not read again and again. A
 claimed unit carries its owner and a lease; `heartbeat` renews the leases of an owner, and a
 unit whose lease ran out (its worker died) is claimable again. Leases are set and compared on
 the database's clock (Dialect.now), never a worker's: machines whose clocks disagree still
@@ -43,7 +47,7 @@ from panel.store import (
     insert_comparison,
     upsert_tool,
 )
-from panel.store.sql import Connection
+from panel.store.sql import Connection, Dialect, dialect_of
 
 STATES = ("pending", "running", "done", "failed")
 
@@ -66,6 +70,23 @@ class Unit:
 
 
 @dataclass(frozen=True)
+class _Claimable:
+    """What a claim of one kind of row needs: its table, its key, what it waits for."""
+
+    table: str
+    key: tuple[str, ...]
+    waits: str = ""
+    """Whether row `{t}` is ready: every unit it waits for done ("" for a row that waits for
+    nothing). Checked on each row a claim takes; `ready` is only a hint (see _hint)."""
+    passes: str = ""
+    """What else a claim passes row `{t}` over for ("": nothing)."""
+
+    def free(self) -> str:
+        """Return the condition (on alias t) that a row the indexes offer may be claimed."""
+        return " AND ".join(c.format(t="t") for c in (self.waits, self.passes) if c) or "1 = 1"
+
+
+@dataclass(frozen=True)
 class _Table:
     """Where the queue keeps the units of one kind, and how a unit is matched."""
 
@@ -76,6 +97,8 @@ class _Table:
     """Whether batch item `i` asks for a sample of the unit row `{t}`."""
     jobs: str
     """The jobs that need the unit (its tools as parameters, twice for a review's one)."""
+    waits: str = ""
+    """Whether unit row `{t}` is ready (see _Claimable.waits)."""
 
     def where(self, alias: str = "") -> str:
         """Return the condition matching one unit (its tools, then its persona, as parameters)."""
@@ -88,6 +111,19 @@ class _Table:
                     WHERE b.state = 'submitted' AND i.outcome IS NULL
                       AND {self.item.format(t=alias)})"""
 
+    @property
+    def claims(self) -> _Claimable:
+        return _Claimable(
+            self.name,
+            (*self.columns, "persona"),
+            self.waits,
+            "NOT " + self.in_open_batch("{t}"),
+        )
+
+
+_REVIEWED = """NOT EXISTS (SELECT 1 FROM tasks r
+                           WHERE r.tool IN ({t}.a, {t}.b) AND r.state != 'done')"""
+"""Whether both tools of row `{t}` (a pair task, a job) are reviewed."""
 
 TABLES = {
     REVIEW: _Table(
@@ -103,24 +139,21 @@ TABLES = {
            AND ((i.tool = {t}.a AND i.second_tool = {t}.b)
                 OR (i.tool = {t}.b AND i.second_tool = {t}.a))""",
         "a = ? AND b = ?",
+        _REVIEWED,
     ),
 }
 
-_READY = {
-    REVIEW: "",
-    PAIR: """AND NOT EXISTS (SELECT 1 FROM tasks r
-                             WHERE r.tool IN (t.a, t.b) AND r.state != 'done')""",
-}
-"""What else a unit waits for before it is claimable: a pair task, its tools' reviews."""
+_JOBS = _Claimable(
+    "jobs",
+    ("id",),
+    _REVIEWED
+    + """ AND NOT EXISTS (SELECT 1 FROM pair_tasks p
+                          WHERE p.a = {t}.a AND p.b = {t}.b AND p.state != 'done')""",
+)
+"""A job is ready once its reviews (and pair judgments) are all done."""
 
-_READY_JOB = """SELECT j.id FROM jobs j
-                WHERE (j.state = 'pending' OR (j.state = 'running' AND j.lease_expires < {now}))
-                  AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.tool IN (j.a, j.b) AND t.state != 'done')
-                  AND NOT EXISTS (SELECT 1 FROM pair_tasks p
-                                  WHERE p.a = j.a AND p.b = j.b AND p.state != 'done')
-                ORDER BY j.id LIMIT 1"""
-"""The next job free to claim whose reviews (and pair judgments) are all done ({now}: the
-database's clock)."""
+CLAIMS = {"job": _JOBS, **{kind: table.claims for kind, table in TABLES.items()}}
+"""What is claimed, by name: a job, or a unit of a kind."""
 
 
 def _params(unit: Unit) -> tuple[str, ...]:
@@ -207,22 +240,11 @@ class _Tables:
         return self.store.db.dialect.now
 
     def _claim(self, kind: str, owner: str, lease: float, limit: int) -> list[Unit]:
-        """Claim up to limit units of a kind free to claim (pending, or held by a worker whose
-        lease ran out; not waiting in an open provider batch; a pair task's tools reviewed)."""
-        table, now = TABLES[kind], self._now
-        columns = ", ".join(table.columns)
-        with self.store.transaction() as db:
-            rows = db.execute(
-                f"""UPDATE {table.name} SET state = 'running', lease_owner = ?,
-                       lease_expires = {now} + ?, attempts = attempts + 1, updated_at = ?
-                   WHERE ({columns}, persona) IN (
-                       SELECT {columns}, persona FROM {table.name} t
-                       WHERE (state = 'pending' OR (state = 'running' AND lease_expires < {now}))
-                         AND NOT {table.in_open_batch("t")} {_READY[kind]}
-                       ORDER BY {columns}, persona LIMIT ?{self._skip_locked})
-                   RETURNING {columns}, persona, attempts, samples""",
-                (owner, lease, time.time(), limit),
-            ).fetchall()
+        """Claim up to limit units of a kind free to claim (see _claim_rows; not waiting in an
+        open provider batch; a pair task's tools reviewed)."""
+        table = TABLES[kind]
+        returning = ", ".join((*table.columns, "persona", "attempts", "samples"))
+        rows = self._claim_rows(table.claims, owner, lease, limit, returning)
         units = [
             Unit(
                 kind,
@@ -234,6 +256,88 @@ class _Tables:
             for row in rows
         ]
         return sorted(units, key=lambda unit: (unit.tools, unit.persona))
+
+    def _claim_rows(
+        self, spec: _Claimable, owner: str, lease: float, limit: int, returning: str
+    ) -> list[Any]:
+        """Claim up to limit rows free to claim, in one statement; return them (`returning`).
+
+        Free: held by a worker whose lease ran out (oldest lease first), else pending and
+        hinted ready (in key order), and ready indeed. Each look is a range of an index (m018)
+        that stops at its first free row, so a claim costs O(log n) however much is queued; the
+        rows it passed over as not ready lose their hint (see _prune), so no claim passes them
+        over again until a unit they wait for is done. (When the first row claimed was one whose
+        lease ran out, the prune may look at more rows than the claim passed over: a rare case,
+        and each row is checked again before its hint is taken off.)
+        """
+        with self.store.transaction() as db:
+            rows = db.execute(
+                claim_statement(spec, self.store.db.dialect, returning),
+                (owner, lease, time.time(), limit, limit, limit),
+            ).fetchall()
+            if spec.waits:
+                claimed = [tuple(row[c] for c in spec.key) for row in rows]
+                self._prune(db, spec, min(claimed) if len(claimed) == limit else None)
+        return list(rows)
+
+    def _prune(self, db: Connection, spec: _Claimable, before: tuple[Any, ...] | None) -> None:
+        """Take the ready hint off the hinted rows before `before` in key order (None: every
+        hinted row) that wait for a unit still: the rows a claim just passed over.
+
+        The rows are locked first (skipping those another worker holds), and whether each waits
+        is asked in a statement of its own, so it sees every unit finished before: a worker
+        that finishes a unit meanwhile sets the hint again after this transaction (see _hint).
+        """
+        key = ", ".join(spec.key)
+        marks = ", ".join("?" for _ in spec.key)
+        bound = "" if before is None else f"AND ({key}) < ({marks})"
+        stale = db.execute(
+            f"""SELECT {key} FROM {spec.table} t WHERE state = 'pending' AND ready = 1 {bound}
+                ORDER BY {key}{self._skip_locked}""",
+            before or (),
+        ).fetchall()
+        if stale:
+            db.executemany(
+                f"""UPDATE {spec.table} SET ready = 0 WHERE ({key}) = ({marks})
+                       AND NOT ({spec.waits.format(t=spec.table)})""",
+                [tuple(row) for row in stale],
+            )
+
+
+def claim_statement(spec: _Claimable, dialect: Dialect, returning: str) -> str:
+    """Return the one statement that claims rows of a kind (parameters: owner, lease, now, and
+    the limit three times): the rows whose lease ran out, oldest first, then the pending ones
+    hinted ready, in key order, each a range of its index that stops at its first row. (The
+    compound is wrapped in one more SELECT: SQLite then finds the rows to update by their
+    key's index, not by a scan of the table.)"""
+    key, now, skip = ", ".join(spec.key), dialect.now, dialect.skip_locked
+    free = spec.free()
+    return f"""UPDATE {spec.table} SET state = 'running', lease_owner = ?,
+                   lease_expires = {now} + ?, attempts = attempts + 1, updated_at = ?
+               WHERE ({key}) IN (SELECT {key} FROM (
+                   SELECT {key} FROM (SELECT {key} FROM {spec.table} t
+                       WHERE state = 'running' AND lease_expires < {now} AND {free}
+                       ORDER BY lease_expires LIMIT ?{skip}) leased
+                   UNION ALL
+                   SELECT {key} FROM (SELECT {key} FROM {spec.table} t
+                       WHERE state = 'pending' AND ready = 1 AND {free}
+                       ORDER BY {key} LIMIT ?{skip}) fresh
+                   LIMIT ?) claimed)
+               RETURNING {returning}"""
+
+
+def hint_statement(spec: _Claimable, dialect: Dialect) -> str:
+    """Return the statement that hints ready the rows of a kind (jobs, pair tasks) of one
+    reviewed tool (parameters: the tool twice).
+
+    Every row of the tool, whatever its state (the hint counts only while pending), so each
+    side is read by its own index (an OR beside the state would read the index by state: every
+    pending row); locked in key order, so two workers hinting the rows of a pair queued in both
+    orders cannot deadlock."""
+    key = ", ".join(spec.key)
+    return f"""UPDATE {spec.table} SET ready = 1 WHERE ({key}) IN (
+                   SELECT {key} FROM (SELECT {key} FROM {spec.table} WHERE a = ? OR b = ?
+                       ORDER BY {key}{dialect.for_update}) mine)"""
 
 
 class QueueStore(_Tables):
@@ -263,7 +367,7 @@ class QueueStore(_Tables):
                 if pairwise and not cursor.rowcount:
                     db.execute(
                         """UPDATE jobs SET pairwise = 1, state = CASE WHEN state = 'done'
-                               THEN 'pending' ELSE state END, updated_at = ?
+                               THEN 'pending' ELSE state END, ready = 1, updated_at = ?
                            WHERE a = ? AND b = ? AND pairwise = 0""",
                         (now, a.slug, b.slug),
                     )
@@ -317,6 +421,7 @@ class QueueStore(_Tables):
                             WHERE {table.where()} AND state != 'done'""",
                         (samples, *_params(unit)),
                     )
+            _hint(db, kind, tools)  # some may have been queued as done
         return pending
 
     def _reopen(
@@ -347,7 +452,7 @@ class QueueStore(_Tables):
             return 0
         db.execute(
             f"""UPDATE {table.name} SET state = 'pending', attempts = 0, last_error = NULL,
-                   updated_at = ? WHERE {table.where()} AND state = 'done'""",
+                   ready = 1, updated_at = ? WHERE {table.where()} AND state = 'done'""",
             (now, *_params(unit)),
         )
         return 1
@@ -384,7 +489,7 @@ class QueueStore(_Tables):
             return int(
                 db.execute(
                     """UPDATE jobs SET state = 'pending', attempts = 0, last_error = NULL,
-                           updated_at = ?
+                           ready = 1, updated_at = ?
                        WHERE state = 'done' AND EXISTS (SELECT 1 FROM tools t
                            WHERE t.slug IN (jobs.a, jobs.b) AND t.updated_at > jobs.updated_at)""",
                     (time.time(),),
@@ -414,22 +519,9 @@ class QueueStore(_Tables):
     # --- claiming ------------------------------------------------------------------------------
 
     def claim_job(self, owner: str, lease: float) -> tuple[int, str, str] | None:
-        """Claim the next job whose reviews are all done; return (id, a, b).
-
-        A plain read looks first: most attempts find nothing ready, and a read takes no lock.
-        """
-        ready = _READY_JOB.format(now=self._now)
-        if self._one(ready) is None:
-            return None
-        with self.store.transaction() as db:
-            row = db.execute(
-                f"""UPDATE jobs SET state = 'running', lease_owner = ?,
-                       lease_expires = {self._now} + ?, attempts = attempts + 1, updated_at = ?
-                   WHERE id = ({ready}{self._skip_locked})
-                   RETURNING id, a, b""",
-                (owner, lease, time.time()),
-            ).fetchone()
-        return (row["id"], row["a"], row["b"]) if row else None
+        """Claim the next job whose reviews are all done; return (id, a, b)."""
+        rows = self._claim_rows(CLAIMS["job"], owner, lease, 1, "id, a, b")
+        return (rows[0]["id"], rows[0]["a"], rows[0]["b"]) if rows else None
 
     def claim(self, kind: str, owner: str, lease: float) -> Unit | None:
         """Claim the next unit of a kind free to claim (see _claim)."""
@@ -459,18 +551,32 @@ class QueueStore(_Tables):
         `queue run --batch-api`, which collects them.
         """
         review, pair = TABLES[REVIEW], TABLES[PAIR]
+        # EXISTS, not a count: each look stops at the first row found
         row = self._one(
-            f"""SELECT (SELECT count(*) FROM tasks t WHERE state IN ('pending', 'running')
+            f"""SELECT EXISTS (SELECT 1 FROM tasks t WHERE state IN ('pending', 'running')
                          AND NOT {review.in_open_batch("t")})
-                    + (SELECT count(*) FROM jobs j WHERE state IN ('pending', 'running')
+                    OR EXISTS (SELECT 1 FROM jobs j WHERE state IN ('pending', 'running')
                          AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.tool IN (j.a, j.b)
                                          AND {review.in_open_batch("t")}))
-                    + (SELECT count(*) FROM pair_tasks p WHERE state IN ('pending', 'running')
+                    OR EXISTS (SELECT 1 FROM pair_tasks p WHERE state IN ('pending', 'running')
                          AND NOT {pair.in_open_batch("p")}
                          AND EXISTS (SELECT 1 FROM jobs j WHERE j.a = p.a AND j.b = p.b
                                      AND j.state IN ('pending', 'running')))"""
         )
         return bool(row[0])
+
+    def give_back(self, owner: str) -> None:
+        """Put back everything owner holds outside an open provider batch, the try not counted
+        (the run was interrupted: another worker takes it at once, not when the lease ends)."""
+        with self.store.transaction() as db:
+            for spec in CLAIMS.values():
+                passes = spec.passes.format(t=spec.table) or "1 = 1"
+                db.execute(
+                    f"""UPDATE {spec.table} SET state = 'pending', lease_owner = NULL, ready = 1,
+                           attempts = attempts - 1, updated_at = ?
+                       WHERE state = 'running' AND lease_owner = ? AND {passes}""",
+                    (time.time(), owner),
+                )
 
     # --- settling ------------------------------------------------------------------------------
 
@@ -491,7 +597,7 @@ class QueueStore(_Tables):
         with self.store.transaction() as db:
             db.execute(
                 f"""UPDATE {table.name} SET state = 'pending', last_error = ?, lease_owner = NULL,
-                       attempts = attempts - ?, updated_at = ?
+                       attempts = attempts - ?, ready = 1, updated_at = ?
                    WHERE {table.where()} AND lease_owner = ?""",
                 (
                     error if attempt else None,
@@ -517,7 +623,7 @@ class QueueStore(_Tables):
         with self.store.transaction() as db:
             db.execute(
                 """UPDATE jobs SET state = CASE WHEN attempts >= ? THEN 'failed' ELSE 'pending' END,
-                       last_error = ?, lease_owner = NULL, updated_at = ? WHERE id = ?""",
+                       last_error = ?, lease_owner = NULL, ready = 1, updated_at = ? WHERE id = ?""",
                 (max_attempts, error, time.time(), job),
             )
 
@@ -576,13 +682,13 @@ class QueueStore(_Tables):
             for table in ("tasks", "pair_tasks"):
                 db.execute(
                     f"""UPDATE {table} SET state = 'pending', attempts = 0, last_error = NULL,
-                           updated_at = ? WHERE state = 'failed'""",
+                           ready = 1, updated_at = ? WHERE state = 'failed'""",
                     (now,),
                 )
             return int(
                 db.execute(
                     """UPDATE jobs SET state = 'pending', attempts = 0, last_error = NULL,
-                           updated_at = ? WHERE state = 'failed'""",
+                           ready = 1, updated_at = ? WHERE state = 'failed'""",
                     (now,),
                 ).rowcount
             )
@@ -663,7 +769,7 @@ class BatchStore(_Tables):
             for table in TABLES.values():
                 db.execute(
                     f"""UPDATE {table.name} SET state = 'pending', lease_owner = NULL,
-                           updated_at = ?
+                           ready = 1, updated_at = ?
                        WHERE lease_owner = ? AND state = 'running'
                          AND NOT {table.in_open_batch(table.name)}""",
                     (time.time(), owner),
@@ -745,6 +851,24 @@ def finish_in(db: Connection, unit: Unit) -> None:
                updated_at = ? WHERE {table.where()}""",
         (time.time(), *_params(unit)),
     )
+    _hint(db, unit.kind, unit.tools)
+
+
+def _hint(db: Connection, kind: str, tools: tuple[str, ...]) -> None:
+    """Hint ready the pending jobs (and, after a review, the pair tasks) that wait for a unit
+    of a kind about the tools, as it is done: a claim checks them and takes the hint off those
+    still waiting (_Tables._prune). The hint is written whether or not they are ready now, and
+    whether or not they hold it already: two workers finishing a job's last two units at once
+    each see the other's as not done yet, and the write locks each row (PostgreSQL), so a
+    prune either waits for this transaction or is written over by it."""
+    if kind == REVIEW:
+        for spec in (CLAIMS["job"], CLAIMS[PAIR]):
+            db.execute(hint_statement(spec, dialect_of(db)), tools * 2)
+    else:
+        db.execute(
+            "UPDATE jobs SET ready = 1 WHERE a = ? AND b = ? AND state = 'pending'",
+            tools,
+        )
 
 
 def _fail(db: Connection, unit: Unit, error: str, job_error: str) -> int:

@@ -330,8 +330,13 @@ class Store:
             params,
         ).fetchall()
         judgments = [_pair_from_row(row) for row in rows]
-        newest = {_pair_question_key(j): _pair_question(j) for j in judgments}
-        found = [j for j in judgments if _pair_question(j) == newest[_pair_question_key(j)]]
+        questions = [_pair_question(j) for j in judgments]  # once each: 160,000 at 20,000 pairs
+        newest = {_pair_question_key(j): q for j, q in zip(judgments, questions, strict=True)}
+        found = [
+            j
+            for j, q in zip(judgments, questions, strict=True)
+            if q == newest[_pair_question_key(j)]
+        ]
         return sorted(found, key=lambda j: (j.first, j.second, j.persona, j.sample))
 
     # --- feed entries -------------------------------------------------------------------------

@@ -497,6 +497,37 @@ def m017_decision_probabilities(db: Connection, dialect: Dialect) -> None:
 
 
 @migration
+def m018_claimable_queue(db: Connection, dialect: Dialect) -> None:
+    """Claiming in O(log n) however much is queued (panel.queue.store): an index on what is
+    claimable (state, the ready hint, then the key in the order claims take it) and one on the
+    leases that can run out (state, lease_expires), so each look of a claim is a range that
+    stops at its first row; they replace the indexes by state alone. `ready` is the hint a
+    finished unit sets on the jobs and pair tasks that wait for it (a review task waits for
+    nothing: always 1); every row queued so far starts hinted, and the indexes on the second
+    tool find them."""
+    _execute_script(
+        db,
+        dialect,
+        """
+        ALTER TABLE jobs ADD COLUMN ready INTEGER NOT NULL DEFAULT 1;
+        ALTER TABLE tasks ADD COLUMN ready INTEGER NOT NULL DEFAULT 1;
+        ALTER TABLE pair_tasks ADD COLUMN ready INTEGER NOT NULL DEFAULT 1;
+        DROP INDEX jobs_by_state;
+        DROP INDEX tasks_by_state;
+        DROP INDEX pair_tasks_by_state;
+        CREATE INDEX jobs_claimable ON jobs (state, ready, id);
+        CREATE INDEX jobs_leased ON jobs (state, lease_expires);
+        CREATE INDEX jobs_by_b ON jobs (b);
+        CREATE INDEX tasks_claimable ON tasks (state, ready, tool, persona);
+        CREATE INDEX tasks_leased ON tasks (state, lease_expires);
+        CREATE INDEX pair_tasks_claimable ON pair_tasks (state, ready, a, b, persona);
+        CREATE INDEX pair_tasks_leased ON pair_tasks (state, lease_expires);
+        CREATE INDEX pair_tasks_by_b ON pair_tasks (b)
+        """,
+    )
+
+
+@migration
 def m020_page_cards(db: Connection, dialect: Dialect) -> None:
     """Cards read from launch pages (`panel card`, a URL given for a card): the model's answer
     to the third kind of question, keyed like the others by what it read (the page's text

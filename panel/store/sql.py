@@ -159,6 +159,12 @@ class Database(ABC):
     def close(self) -> None: ...
 
 
+def dialect_of(db: Connection) -> Dialect:
+    """Return the engine's words for a connection a transaction yielded (for a statement made
+    inside the caller's transaction, where the database object is out of reach)."""
+    return SQLITE if isinstance(db, sqlite3.Connection) else POSTGRES
+
+
 class SQLiteDatabase(Database):
     """A SQLite file, one connection; IMMEDIATE transactions let one writer in at a time."""
 
