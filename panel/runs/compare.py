@@ -11,7 +11,7 @@ from panel.cards import ToolCard, resolve_card
 from panel.compare import write_pages
 from panel.errors import CostCeilingReached, InputError, ProviderError
 from panel.questions import Question
-from panel.runs import Ended, Show, carrying_out, ended
+from panel.runs import Ended, Show, carrying_out, ended, refresh
 from panel.runtime import Runtime
 from panel.store import StoredReview
 
@@ -82,6 +82,7 @@ async def compare_tools(
         document = runtime.comparison(pair, lambda card: reviews[card.slug], judged)
     files = write_pages(document, runtime.settings.out)
     runtime.save_comparison(pair[0].slug, pair[1].slug)
+    refresh(runtime)  # its tools' pages, the listings and feeds that show it, the index
     return Compared(document, files, ended([]))
 
 

@@ -496,6 +496,23 @@ def m017_decision_probabilities(db: Connection, dialect: Dialect) -> None:
     )
 
 
+@migration
+def m019_site_indexes(db: Connection, dialect: Dialect) -> None:
+    """What the site reads through an index, not a scan: a card's comparisons on either side
+    (the primary key serves `a`), the comparisons by age (the listings and the feed), a
+    pair's judgments in either order, and a tool's reviews of its current card."""
+    _execute_script(
+        db,
+        dialect,
+        """
+        CREATE INDEX comparisons_by_b ON comparisons (b, a);
+        CREATE INDEX comparisons_by_age ON comparisons (created_at, a, b);
+        CREATE INDEX pair_judgments_by_second ON pair_judgments (second_tool, first_tool);
+        CREATE INDEX reviews_by_card ON reviews (tool, card_hash, created_at)
+        """,
+    )
+
+
 def check(database: Database, *, write: bool, first: str) -> int:
     """Return the store's schema version if panel may use it; raise ConfigError if not.
 
