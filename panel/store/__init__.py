@@ -692,9 +692,10 @@ def insert_call(db: Connection, call: CallRecord) -> None:
     )
 
 
-def insert_comparison(db: Connection, a: str, b: str) -> None:
-    """Record that the comparison of a and b was written (now), inside the caller's transaction."""
-    now = time.time()
+def insert_comparison(db: Connection, a: str, b: str, at: float | None = None) -> None:
+    """Record that the comparison of a and b was written (now, or at `at`), inside the caller's
+    transaction."""
+    now = time.time() if at is None else at
     db.execute(
         """INSERT INTO comparisons (a, b, created_at, updated_at) VALUES (?, ?, ?, ?)
            ON CONFLICT (a, b) DO UPDATE SET updated_at = excluded.updated_at""",
