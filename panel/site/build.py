@@ -77,9 +77,10 @@ def _templates_mark() -> str:
     return digest([(f.name, f.read_bytes()) for f in files if f.is_file()])
 
 
-def _version(personas: list[Persona], options: Options) -> str:
+def _version(personas: list[Persona]) -> str:
+    """Return the mark every page shares: the code's schema, the templates, the panel."""
     panel = [(p.key, p.display_name, p.order) for p in personas]
-    return digest(SCHEMA, _templates_mark(), panel, options)
+    return digest(SCHEMA, _templates_mark(), panel)
 
 
 def _chunks(items: list[Any], size: int) -> list[list[Any]]:
@@ -159,20 +160,17 @@ class SitePages:
         return max(1, -(-len(listed) // PAGE_SIZE))
 
     def _listings(self) -> Iterator[Page]:
+        compared, every = self.cat.compare_mark, partial(self._pair_page, None)
         yield from self._paged(
-            "browse/comparisons",
-            self.cat.comparisons[::-1],
-            self.cat.compare_mark,
-            partial(self._pair_page, None),
+            "browse/comparisons", self.cat.comparisons[::-1], compared, None, every
         )
         for category, listed in self.cat.listed.items():
+            # A category's pages show its name as spelled and link to its ranking, if any.
+            shows = (self.cat.categories[category], bool(self.cat.rank_mark(category)))
             render = partial(self._pair_page, category)
-            yield from self._paged(
-                f"category/{category}", listed[::-1], self.cat.compare_mark, render
-            )
-        yield from self._paged(
-            "browse/tools", list(self.cat.tools), self._tool_mark, self._tool_listing
-        )
+            yield from self._paged(f"category/{category}", listed[::-1], compared, shows, render)
+        tools = list(self.cat.tools)
+        yield from self._paged("browse/tools", tools, self._tool_mark, None, self._tool_listing)
 
     def _tool_mark(self, slug: str) -> tuple[str, int]:
         return self.cat.tools[slug].mark, len(self.cat.of_tool[slug])
@@ -182,14 +180,17 @@ class SitePages:
         folder: str,
         items: list[Any],
         item_mark: Callable[[Any], object],
+        shows: object,
         render: Callable[[int, bool, list[Any]], tuple[str, ...]],
     ) -> Iterator[Page]:
-        """Yield the pages of a listing of items (oldest first), then its index.html, the
-        newest page again under a name that stays."""
+        """Yield the pages of a listing of comparisons or tools (oldest first), then its
+        index.html, the newest page again under a name that stays; `shows` is what its pages
+        show beside their items."""
         chunks = _chunks(items, PAGE_SIZE)
         for number, chunk in enumerate(chunks, 1):
             newer = number < len(chunks)
-            mark = self.mark("list", folder, number, newer, [item_mark(i) for i in chunk])
+            marks = [item_mark(item) for item in chunk]
+            mark = self.mark("list", folder, shows, number, newer, marks)
             page = Page((f"{folder}/{number}.html",), mark, partial(render, number, newer, chunk))
             yield page
         yield Page((f"{folder}/index.html",), page.mark, page.render)
@@ -291,7 +292,8 @@ class SitePages:
     def _feed(self, category: str | None, items: list[Pair]) -> Page:
         name = None if category is None else self.cat.categories[category]
         path = "feed.atom" if name is None else pages.category_feed(name)
-        mark = self.mark("feed", name, [self.cat.compare_mark(p) for p in items])
+        marks = [self.cat.compare_mark(p) for p in items]
+        mark = self.mark("feed", name, self.options.base_url, marks)
         return Page((path,), mark, partial(self._feed_text, name, items))
 
     def _feed_text(self, name: str | None, items: list[Pair]) -> tuple[str, ...]:
@@ -356,12 +358,13 @@ class SitePages:
                 yield self._urlset(shards[-1], base, chunk)
         yield Page(
             ("sitemap.xml",),
-            self.mark("sitemap-index", shards),
+            self.mark("sitemap-index", base, shards),
             lambda: (pages.sitemap_index_xml(base, shards),),
         )
 
     def _urlset(self, path: str, base: str, urls: list[str]) -> Page:
-        return Page((path,), self.mark("urlset", urls), lambda: (pages.sitemap_xml(base, urls),))
+        mark = self.mark("urlset", base, urls)
+        return Page((path,), mark, lambda: (pages.sitemap_xml(base, urls),))
 
 
 @contextmanager
@@ -413,7 +416,7 @@ def build_site(
     with _locked(out):
         before: dict[str, list[str]] = _manifest(out).get("pages", {})
         catalogue = Catalogue(store, personas)
-        site = SitePages(catalogue, _version(personas, options), options)
+        site = SitePages(catalogue, _version(personas), options)
         after: dict[str, list[str]] = {}
         written = 0
         for page in site.pages():

@@ -70,7 +70,7 @@ def _tool(mark: ToolMark) -> Tool:
         name=card["name"],
         category=card.get("category") or "Developer Tools",
         created_at=mark.created_at,
-        mark=digest(mark.card_hash, mark.updated_at, mark.reviews, mark.votes),
+        mark=digest(mark.card_hash, mark.created_at, mark.updated_at, mark.reviews, mark.votes),
         updated=max(mark.updated_at, mark.reviews[1]),
     )
 
@@ -99,6 +99,7 @@ class Catalogue:
         self._asked = 0
         self._rankings: dict[str, dict[str, Any]] = {}
         self._rank_marks: dict[str, str | None] = {}
+        self._compare_marks: dict[str, str] = {}
 
     # --- how the catalogue is arranged ---------------------------------------------------------
 
@@ -142,13 +143,22 @@ class Catalogue:
 
     def compare_mark(self, pair: Pair) -> str:
         """Return the mark of a comparison: both tools' marks, the pair's judgments, its age."""
-        judged = self.judged.get(frozenset((pair.a, pair.b)))
-        return digest(self.tools[pair.a].mark, self.tools[pair.b].mark, judged, pair.created_at)
+        mark = self._compare_marks.get(pair.slug)
+        if mark is None:
+            judged = self.judged.get(frozenset((pair.a, pair.b)))
+            tools = self.tools[pair.a].mark, self.tools[pair.b].mark
+            mark = self._compare_marks[pair.slug] = digest(*tools, judged, pair.created_at)
+        return mark
 
     def updated(self, pair: Pair) -> float:
         """Return the time of a comparison's newest input."""
         judged = self.judged.get(frozenset((pair.a, pair.b)), (0, 0.0, 0.0))
         return max(self.tools[pair.a].updated, self.tools[pair.b].updated, judged[1])
+
+    @cached_property
+    def shown(self) -> set[frozenset[str]]:
+        """Return the pairs the site compares."""
+        return {frozenset((p.a, p.b)) for p in self.comparisons}
 
     @cached_property
     def _judged_in(self) -> dict[str, list[tuple[str, ...]]]:
@@ -172,8 +182,7 @@ class Catalogue:
         if not judged:
             return None
         members = sorted(s for s in self.tools if self.category_of(s) == category)
-        shown = {frozenset((p.a, p.b)) for p in self.comparisons}
-        compared = [frozenset(j[:2]) in shown for j in judged]
+        compared = [frozenset(j[:2]) in self.shown for j in judged]
         return digest(sorted(judged), [self.tools[s].mark for s in members], compared)
 
     # --- documents -----------------------------------------------------------------------------
@@ -253,9 +262,8 @@ class Catalogue:
         if category not in self._rankings:
             members = [s for s in sorted(self.tools) if self.category_of(s) == category]
             judgments = [j for found in self._all_judgments().values() for j in found]
-            shown = {frozenset((p.a, p.b)) for p in self.comparisons}
             cards = [self.card(s) for s in members]
-            document = ranking(cards, judgments, self.tools[members[0]].category, shown)
+            document = ranking(cards, judgments, self.tools[members[0]].category, self.shown)
             inside = set(members)
             newest = max(j.created_at for j in judgments if {j.first, j.second} <= inside)
             document["generated_at"] = iso(newest)
