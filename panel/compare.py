@@ -566,12 +566,16 @@ def write_pages(document: dict[str, Any], out: Path) -> dict[str, Path]:
     """Render a comparison document and write its .html, .md and .json, each atomically (and the
     site's scripts the page loads, if out lacks them)."""
     write_script(out)
-    base = out / "compare" / document["slug"]
-    files = {}
+    files = page_paths(document, out)
     for suffix, text in page_texts(document).items():
-        files[suffix[1:]] = base.with_suffix(suffix)
         write_atomic(files[suffix[1:]], text)
     return files
+
+
+def page_paths(document: dict[str, Any], out: Path) -> dict[str, Path]:
+    """Return where a comparison's three files are under out: {"html", "md", "json"}."""
+    base = out / "compare" / document["slug"]
+    return {kind: base.with_suffix(f".{kind}") for kind in ("html", "md", "json")}
 
 
 _scripts_written: set[Path] = set()

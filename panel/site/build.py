@@ -415,7 +415,7 @@ def build_site(
     out.mkdir(parents=True, exist_ok=True)
     with _locked(out):
         before: dict[str, list[str]] = _manifest(out).get("pages", {})
-        catalogue = Catalogue(store, personas)
+        catalogue = Catalogue(store, personas, None if full else out)
         site = SitePages(catalogue, _version(personas), options)
         after: dict[str, list[str]] = {}
         written = 0

@@ -14,6 +14,7 @@ import hashlib
 from collections import Counter
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -78,8 +79,11 @@ def _tool(mark: ToolMark) -> Tool:
 class Catalogue:
     """The store as one site build reads it (see the module docstring)."""
 
-    def __init__(self, store: Store, personas: list[Persona]) -> None:
+    def __init__(self, store: Store, personas: list[Persona], current: Path | None = None) -> None:
+        """current: the site whose comparison documents (compare/*.json) are as their marks
+        say, to read listings' entries from (None: make every entry)."""
         self.store = store
+        self.current = current
         self.personas = personas
         self._keys = {p.key for p in personas}
         marks = store.tool_marks()
@@ -94,7 +98,7 @@ class Catalogue:
         ]
         """Every comparison of two stored tools, newest first."""
         self._documents: dict[str, dict[str, Any]] = {}
-        self._compared: dict[str, dict[str, Any]] = {}
+        self._entries: dict[str, dict[str, Any]] = {}
         self._judgments: dict[frozenset[str], list[StoredPair]] | None = None
         self._asked = 0
         self._rankings: dict[str, dict[str, Any]] = {}
@@ -224,29 +228,36 @@ class Catalogue:
         return self._judgments
 
     def comparison(self, pair: Pair) -> dict[str, Any]:
-        """Return a comparison's document, dated by its newest input."""
-        if pair.slug not in self._compared:
-            a, b = self.tool_document(pair.a), self.tool_document(pair.b)
-            document = comparison_document(a, b, self.personas, self.store, self.judgments(pair))
-            document["generated_at"] = iso(self.updated(pair))
-            self._compared[pair.slug] = document
-        return self._compared[pair.slug]
+        """Return a comparison's document, dated by its newest input (and keep its entry)."""
+        a, b = self.tool_document(pair.a), self.tool_document(pair.b)
+        document = comparison_document(a, b, self.personas, self.store, self.judgments(pair))
+        document["generated_at"] = iso(self.updated(pair))
+        self._entries[pair.slug] = _entry(document, pair)
+        return document
 
     def entry(self, pair: Pair) -> dict[str, Any]:
-        """Return what the listings, the tool pages and the feeds show of a comparison."""
-        document = self.comparison(pair)
-        return {
-            "slug": document["slug"],
-            "title": document["title"],
-            "created_at": iso(pair.created_at),
-            "updated_at": document["generated_at"],
-            "a": summary(document["a"]),
-            "b": summary(document["b"]),
-            "head_to_head": document["head_to_head"],
-            "verdict": document["verdict"],
-            "judge": document["judge"],
-            "category": document["a"]["tool"]["category"],
-        }
+        """Return what the listings, the tool pages and the feeds show of a comparison: from
+        its document as rendered in this build, else as the site holds it (`current`: a page
+        the build did not render is as its mark says), else made now."""
+        found = self._entries.get(pair.slug)
+        if found is None:
+            document = self._current(pair)
+            found = _entry(document, pair) if document else self._entry_made(pair)
+            self._entries[pair.slug] = found
+        return found
+
+    def _entry_made(self, pair: Pair) -> dict[str, Any]:
+        self.comparison(pair)
+        return self._entries[pair.slug]
+
+    def _current(self, pair: Pair) -> dict[str, Any] | None:
+        if self.current is None:
+            return None
+        try:
+            found = orjson.loads((self.current / "compare" / f"{pair.slug}.json").read_bytes())
+        except (OSError, orjson.JSONDecodeError):
+            return None
+        return found if isinstance(found, dict) and found.get("slug") == pair.slug else None
 
     def tool_summary(self, slug: str) -> dict[str, Any]:
         """Return what the listings show of a tool, with its number of comparisons."""
@@ -311,4 +322,23 @@ def ranking_summary(document: dict[str, Any], href: str) -> dict[str, Any]:
         "top": document["tools"][0]["name"] if document["tools"] else None,
         "settled": document["settled"],
         "judge": document["judge"],
+    }
+
+
+def _entry(document: dict[str, Any], pair: Pair) -> dict[str, Any]:
+    """Return a comparison's entry (see Catalogue.entry): what a listing shows of its document."""
+    head_to_head = document["head_to_head"]
+    shown = {"summary": head_to_head["summary"]}
+    if "pairwise" in head_to_head:
+        shown["pairwise"] = {"summary": head_to_head["pairwise"]["summary"]}
+    return {
+        "slug": document["slug"],
+        "title": document["title"],
+        "created_at": iso(pair.created_at),
+        "a": summary(document["a"]),
+        "b": summary(document["b"]),
+        "head_to_head": shown,
+        "verdict": document["verdict"],
+        "judge": document["judge"],
+        "category": document["a"]["tool"]["category"],
     }

@@ -76,13 +76,15 @@ def opened(browser: Browser, url: str, viewport: dict[str, int] = DESKTOP) -> It
 
 
 def test_search_finds_filters_and_sorts_under_the_csp(browser: Browser, served: str) -> None:
+    from playwright.sync_api import expect  # (a string to wait for would be eval: the CSP says no)
+
     with opened(browser, served + "search.html") as seen:
         page = seen.page
         page.wait_for_selector("[data-search-results] li")
         assert page.is_hidden("[data-search-fallback]")
         assert page.locator("[data-search-results] li").count() == 30
         page.fill("[data-search-q]", "tool 00007")
-        page.wait_for_function("document.querySelectorAll('[data-search-results] li').length === 1")
+        expect(page.locator("[data-search-results] li")).to_have_count(1)
         assert "Tool 00007" in page.inner_text("[data-search-results]")
         page.fill("[data-search-q]", "")
         page.select_option("[data-search-category]", "Design")
@@ -96,9 +98,7 @@ def test_search_finds_filters_and_sorts_under_the_csp(browser: Browser, served: 
         assert all(url.startswith(served) for url in seen.requests), seen.requests
         assert served + "search/index.json" in seen.requests
     with opened(browser, served + "search.html?q=00012", PHONE) as seen:
-        seen.page.wait_for_function(
-            "document.querySelectorAll('[data-search-results] li').length === 1"
-        )
+        expect(seen.page.locator("[data-search-results] li")).to_have_count(1)
         screenshot(seen.page, "site-search-phone.png")
         assert _errors(seen) == []
 
