@@ -441,17 +441,20 @@ def build_site(
     }
 
 
+def update_site(store: Store, personas: list[Persona], out: Path) -> dict[str, int]:
+    """Bring the site under out up to date with the options it was last built with (its base
+    URL, its sitemap's limit; the defaults for a new site): what `panel serve` keeps."""
+    options = site_options(out)
+    return build_site(store, personas, out, options.base_url, sitemap_limit=options.sitemap_limit)
+
+
 def refresh_site(db: str | Path, personas: list[Persona], out: Path) -> dict[str, int] | None:
     """Bring the site under out up to date after a run changed the store (review, compare,
-    queue run), with the options it was built with; None (nothing done) where out holds no
-    site: `panel site build` makes one."""
+    queue run); None (nothing done) where out holds no site: `panel site build` makes one."""
     if not has_site(out):
         return None
-    options = site_options(out)
     store = Store(db, write=False)
     try:
-        return build_site(
-            store, personas, out, options.base_url, sitemap_limit=options.sitemap_limit
-        )
+        return update_site(store, personas, out)
     finally:
         store.close()
