@@ -232,7 +232,7 @@ class Catalogue:
         a, b = self.tool_document(pair.a), self.tool_document(pair.b)
         document = comparison_document(a, b, self.personas, self.store, self.judgments(pair))
         document["generated_at"] = iso(self.updated(pair))
-        self._entries[pair.slug] = _entry(document, pair)
+        self._entries[pair.slug] = entry_of(document, pair.created_at)
         return document
 
     def entry(self, pair: Pair) -> dict[str, Any]:
@@ -242,7 +242,7 @@ class Catalogue:
         found = self._entries.get(pair.slug)
         if found is None:
             document = self._current(pair)
-            found = _entry(document, pair) if document else self._entry_made(pair)
+            found = entry_of(document, pair.created_at) if document else self._entry_made(pair)
             self._entries[pair.slug] = found
         return found
 
@@ -325,8 +325,9 @@ def ranking_summary(document: dict[str, Any], href: str) -> dict[str, Any]:
     }
 
 
-def _entry(document: dict[str, Any], pair: Pair) -> dict[str, Any]:
-    """Return a comparison's entry (see Catalogue.entry): what a listing shows of its document."""
+def entry_of(document: dict[str, Any], created_at: float | str) -> dict[str, Any]:
+    """Return what a listing shows of a comparison document (see Catalogue.entry), made at
+    created_at (epoch seconds, or ISO)."""
     head_to_head = document["head_to_head"]
     shown = {"summary": head_to_head["summary"]}
     if "pairwise" in head_to_head:
@@ -334,7 +335,7 @@ def _entry(document: dict[str, Any], pair: Pair) -> dict[str, Any]:
     return {
         "slug": document["slug"],
         "title": document["title"],
-        "created_at": iso(pair.created_at),
+        "created_at": created_at if isinstance(created_at, str) else iso(created_at),
         "a": summary(document["a"]),
         "b": summary(document["b"]),
         "head_to_head": shown,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Iterable
+from dataclasses import replace
 
 from panel.cards import ToolCard
 from panel.store import Store, StoredReview, insert_comparison
@@ -33,22 +34,19 @@ def card(number: int, categories: tuple[str, ...] = CATEGORIES, tagline: str = "
 def reviews(tool: ToolCard, at: float, seed: int = 0) -> list[StoredReview]:
     """Return every persona's review of a card, made at `at`, with scores drawn from seed."""
     draw = random.Random(f"{tool.slug}/{seed}")
+    asked = StoredReview(
+        tool.slug, tool.content_hash(), "", "v1", "openai", "loopback", 0, "skip", "", {}, 1, at
+    )
     found = []
     for index, persona in enumerate(PERSONAS):
         score = draw.randint(20, 95)
         found.append(
-            StoredReview(
-                tool=tool.slug,
-                card_hash=tool.content_hash(),
+            replace(
+                asked,
                 persona=persona,
-                prompt_version="v1",
-                provider="openai",
-                model="loopback",
                 score=score,
                 verdict="ship" if score >= 60 else "skip",
                 review=f"The {persona} on {tool.name}: " + "a measured view. " * 12,
-                fields={},
-                attempts=1,
                 created_at=at + index / 100,
             )
         )

@@ -24,10 +24,10 @@ def _compare(store: Store, out: Path, a: str, b: str) -> None:
 def test_compare_brings_a_built_site_up_to_date(
     store: Store, personas: list[Persona], tmp_path: Path
 ) -> None:
-    catalogue.make(store, 10, 12)
     out = tmp_path / "site"
-    build_site(store, personas, out)
+    catalogue.make(store, 10, 12)
     catalogue.add_tools(store, [10])  # reviewed, never compared
+    build_site(store, personas, out)
     new = "tool-00000-vs-tool-00010"
     assert new not in (out / "index.html").read_text()
     _compare(store, out, "tool-00000", "tool-00010")
