@@ -231,3 +231,24 @@ def test_refresh_keeps_a_built_site_current_and_leaves_other_folders_alone(
     assert "tool-00000-vs-tool-00012.html" in tool_page
     assert "tool-00000-vs-tool-00012.html" in (out / "index.html").read_text()
     assert "tool-00000-vs-tool-00012" in (out / "sitemap.xml").read_text()  # its options kept
+
+
+def test_both_backends_build_the_same_site(
+    db: str, personas: list[Persona], tmp_path: Path
+) -> None:
+    """The store's reads for the site (marks, a card's comparisons, a pair's judgments) on
+    SQLite and PostgreSQL alike."""
+    store = Store(db)
+    try:
+        catalogue.make(store, 8, 14)
+        out = tmp_path / "site"
+        build_site(store, personas, out)
+        catalogue.edit(store, 2, "Edited")
+        assert 0 < build_site(store, personas, out)["written"] < 40
+        assert store.comparisons_of("tool-00002") == [
+            c for c in store.comparisons() if "tool-00002" in c[:2]
+        ]
+        build_site(store, personas, tmp_path / "fresh", full=True)
+        assert files(out) == files(tmp_path / "fresh")
+    finally:
+        store.close()
