@@ -88,16 +88,19 @@ def _chunks(items: list[Any], size: int) -> list[list[Any]]:
     return [items[i : i + size] for i in range(0, len(items), size)] or [[]]
 
 
+def _pair_mark(pair: Pair) -> str:
+    return pair.mark
+
+
 class SitePages:
     """Every page of the site, with its mark (see the module docstring)."""
 
-    def __init__(self, catalogue: Catalogue, version: str, options: Options) -> None:
+    def __init__(self, catalogue: Catalogue, options: Options) -> None:
         self.cat = catalogue
-        self.version = version
         self.options = options
 
     def mark(self, *parts: object) -> str:
-        return digest(self.version, *parts)
+        return digest(*parts)
 
     def pages(self) -> Iterator[Page]:
         yield from self._comparisons()
@@ -116,7 +119,7 @@ class SitePages:
         for pair in self.cat.comparisons:
             base = f"compare/{pair.slug}"
             files = (f"{base}.html", f"{base}.md", f"{base}.json")
-            mark = self.mark("compare", self.cat.compare_mark(pair))
+            mark = pair.mark
             yield Page(files, mark, partial(self._comparison, pair))
 
     def _comparison(self, pair: Pair) -> tuple[str, ...]:
@@ -127,7 +130,7 @@ class SitePages:
             mine = self.cat.of_tool[slug]
             shown = mine[:TOOL_COMPARISONS]
             ranked = self.cat.rank_mark(self.cat.category_of(slug))
-            marks = [self.cat.compare_mark(p) for p in shown]
+            marks = [p.mark for p in shown]
             mark = self.mark("tool", tool.mark, marks, len(mine), ranked)
             yield Page((f"tools/{slug}.html",), mark, partial(self._tool, slug, shown))
 
@@ -160,7 +163,7 @@ class SitePages:
         return max(1, -(-len(listed) // PAGE_SIZE))
 
     def _listings(self) -> Iterator[Page]:
-        compared, every = self.cat.compare_mark, partial(self._pair_page, None)
+        compared, every = _pair_mark, partial(self._pair_page, None)
         yield from self._paged(
             "browse/comparisons", self.cat.comparisons[::-1], compared, None, every
         )
@@ -254,7 +257,7 @@ class SitePages:
         newest = max((t.updated for t in self.cat.tools.values()), default=NEVER)
         mark = self.mark(
             "index",
-            [self.cat.compare_mark(p) for p in latest],
+            [p.mark for p in latest],
             self._categories(),
             ranks,
             [self._tool_mark(s) for s in list(self.cat.tools)[-LATEST_TOOLS:]],
@@ -292,7 +295,7 @@ class SitePages:
     def _feed(self, category: str | None, items: list[Pair]) -> Page:
         name = None if category is None else self.cat.categories[category]
         path = "feed.atom" if name is None else pages.category_feed(name)
-        marks = [self.cat.compare_mark(p) for p in items]
+        marks = [p.mark for p in items]
         mark = self.mark("feed", name, self.options.base_url, marks)
         return Page((path,), mark, partial(self._feed_text, name, items))
 
@@ -414,9 +417,13 @@ def build_site(
     options = Options(base_url, sitemap_limit)
     out.mkdir(parents=True, exist_ok=True)
     with _locked(out):
-        before: dict[str, list[str]] = _manifest(out).get("pages", {})
+        found = _manifest(out)
+        before: dict[str, list[str]] = found.get("pages", {})
+        version = _version(personas)
+        # Another panel or other templates: every page is out of date.
+        full = full or found.get("version") != version
         catalogue = Catalogue(store, personas, None if full else out)
-        site = SitePages(catalogue, _version(personas), options)
+        site = SitePages(catalogue, options)
         after: dict[str, list[str]] = {}
         written = 0
         for page in site.pages():
@@ -430,7 +437,7 @@ def build_site(
             for name in files:
                 (out / name).unlink(missing_ok=True)
         write_script(out)
-        manifest = {"schema": SCHEMA, **asdict(options), "pages": after}
+        manifest = {"schema": SCHEMA, "version": version, **asdict(options), "pages": after}
         write_atomic(out / MANIFEST, orjson.dumps(manifest).decode())
     return {
         "comparisons": len(catalogue.comparisons),

@@ -49,6 +49,8 @@ class Tool:
     slug: str
     name: str
     category: str
+    group: str
+    """Its category as a file name (category_slug): what the listings group by."""
     created_at: float
     mark: str
     updated: float
@@ -62,14 +64,18 @@ class Pair:
     b: str
     created_at: float
     slug: str
+    mark: str
+    """Both tools' marks, the pair's judgments and its age (what its pages show of it)."""
 
 
 def _tool(mark: ToolMark) -> Tool:
     card = orjson.loads(mark.card)
+    category = card.get("category") or "Developer Tools"
     return Tool(
         slug=mark.slug,
         name=card["name"],
-        category=card.get("category") or "Developer Tools",
+        category=category,
+        group=category_slug(category),
         created_at=mark.created_at,
         mark=digest(mark.card_hash, mark.created_at, mark.updated_at, mark.reviews, mark.votes),
         updated=max(mark.updated_at, mark.reviews[1]),
@@ -92,7 +98,7 @@ class Catalogue:
         """Every tool, oldest first."""
         self.judged = store.pair_marks()
         self.comparisons = [
-            Pair(a, b, created, comparison_slug(a, b))
+            self._pair(a, b, created)
             for a, b, created in store.comparisons()
             if a in self.tools and b in self.tools
         ]
@@ -103,7 +109,6 @@ class Catalogue:
         self._asked = 0
         self._rankings: dict[str, dict[str, Any]] = {}
         self._rank_marks: dict[str, str | None] = {}
-        self._compare_marks: dict[str, str] = {}
 
     # --- how the catalogue is arranged ---------------------------------------------------------
 
@@ -125,9 +130,14 @@ class Catalogue:
             seen.setdefault(category_slug(name), name)
         return dict(sorted(seen.items(), key=lambda item: item[1].casefold()))
 
+    def _pair(self, a: str, b: str, created_at: float) -> Pair:
+        judged = self.judged.get(frozenset((a, b)))
+        mark = digest(self.tools[a].mark, self.tools[b].mark, judged, created_at)
+        return Pair(a, b, created_at, comparison_slug(a, b), mark)
+
     def category_of(self, slug: str) -> str:
         """Return the file name of a tool's category."""
-        return category_slug(self.tools[slug].category)
+        return self.tools[slug].group
 
     @cached_property
     def listed(self) -> dict[str, list[Pair]]:
@@ -144,15 +154,6 @@ class Catalogue:
         return Counter(self.category_of(slug) for slug in self.tools)
 
     # --- marks ---------------------------------------------------------------------------------
-
-    def compare_mark(self, pair: Pair) -> str:
-        """Return the mark of a comparison: both tools' marks, the pair's judgments, its age."""
-        mark = self._compare_marks.get(pair.slug)
-        if mark is None:
-            judged = self.judged.get(frozenset((pair.a, pair.b)))
-            tools = self.tools[pair.a].mark, self.tools[pair.b].mark
-            mark = self._compare_marks[pair.slug] = digest(*tools, judged, pair.created_at)
-        return mark
 
     def updated(self, pair: Pair) -> float:
         """Return the time of a comparison's newest input."""
