@@ -370,6 +370,19 @@ class SitePages:
         return Page((path,), mark, lambda: (pages.sitemap_xml(base, urls),))
 
 
+def _others(files: tuple[str, ...]) -> list[str]:
+    """Return how the manifest keeps a page's other files: their suffixes (a comparison's .md
+    and .json beside its .html), so a line stays short."""
+    stem = files[0].rsplit(".", 1)[0]
+    return [name.removeprefix(stem) for name in files[1:]]
+
+
+def _files(key: str, others: list[str]) -> list[str]:
+    """Return the files of a page from its manifest line (see _others)."""
+    stem = key.rsplit(".", 1)[0]
+    return [key, *(stem + suffix for suffix in others)]
+
+
 @contextmanager
 def _locked(out: Path) -> Iterator[None]:
     """Hold the output folder's build lock: one build or refresh writes it at a time."""
@@ -427,12 +440,12 @@ def build_site(
         after: dict[str, list[str]] = {}
         written = 0
         for page in site.pages():
-            after[page.files[0]] = [page.mark, *page.files[1:]]
+            after[page.files[0]] = [page.mark, *_others(page.files)]
             if full or before.get(page.files[0], [None])[0] != page.mark:
                 for name, text in zip(page.files, page.render(), strict=True):
                     write_atomic(out / name, text)
                 written += 1
-        gone = [[key, *entry[1:]] for key, entry in before.items() if key not in after]
+        gone = [_files(key, entry[1:]) for key, entry in before.items() if key not in after]
         for files in gone:
             for name in files:
                 (out / name).unlink(missing_ok=True)
