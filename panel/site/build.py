@@ -16,12 +16,13 @@ tools, read by search.js when a visitor searches.
 from __future__ import annotations
 
 import fcntl
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from functools import cache, partial
+from operator import attrgetter
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -52,14 +53,19 @@ NEVER = 0.0
 """The time of a page with nothing in it."""
 
 
-@dataclass(frozen=True)
-class Page:
-    """A page of the site: the files it writes (the first names it), the mark of what it is
-    made from, and how its files' texts are made."""
+class Page(NamedTuple):
+    """A page of the site: its path, the mark of what it is made from, how its files' texts
+    are made, and the suffixes of its other files (a comparison's .md and .json beside its
+    .html)."""
 
-    files: tuple[str, ...]
+    path: str
     mark: str
     render: Callable[[], tuple[str, ...]]
+    others: tuple[str, ...] = ()
+
+    @property
+    def files(self) -> list[str]:
+        return _files(self.path, self.others)
 
 
 @dataclass(frozen=True)
@@ -88,8 +94,9 @@ def _chunks(items: list[Any], size: int) -> list[list[Any]]:
     return [items[i : i + size] for i in range(0, len(items), size)] or [[]]
 
 
-def _pair_mark(pair: Pair) -> str:
-    return pair.mark
+_pair_mark = attrgetter("mark")
+_OTHERS = (".md", ".json")
+"""The files of a comparison beside its HTML page."""
 
 
 class SitePages:
@@ -116,11 +123,9 @@ class SitePages:
     # --- comparisons, tools, rankings ----------------------------------------------------------
 
     def _comparisons(self) -> Iterator[Page]:
+        render = self._comparison
         for pair in self.cat.comparisons:
-            base = f"compare/{pair.slug}"
-            files = (f"{base}.html", f"{base}.md", f"{base}.json")
-            mark = pair.mark
-            yield Page(files, mark, partial(self._comparison, pair))
+            yield Page(f"compare/{pair.slug}.html", pair.mark, partial(render, pair), _OTHERS)
 
     def _comparison(self, pair: Pair) -> tuple[str, ...]:
         return tuple(page_texts(self.cat.comparison(pair)).values())
@@ -132,7 +137,7 @@ class SitePages:
             ranked = self.cat.rank_mark(self.cat.category_of(slug))
             marks = [p.mark for p in shown]
             mark = self.mark("tool", tool.mark, marks, len(mine), ranked)
-            yield Page((f"tools/{slug}.html",), mark, partial(self._tool, slug, shown))
+            yield Page(f"tools/{slug}.html", mark, partial(self._tool, slug, shown))
 
     def _tool(self, slug: str, shown: list[Pair]) -> tuple[str, ...]:
         category = self.cat.category_of(slug)
@@ -149,7 +154,7 @@ class SitePages:
             ranked = self.cat.rank_mark(category)
             if ranked:
                 render = partial(self._ranking, category)
-                yield Page((f"rank/{category}.html",), self.mark("rank", ranked), render)
+                yield Page(f"rank/{category}.html", self.mark("rank", ranked), render)
 
     def _ranking(self, category: str) -> tuple[str, ...]:
         return (pages.rank_html(self.cat.ranking(category)),)
@@ -194,9 +199,9 @@ class SitePages:
             newer = number < len(chunks)
             marks = [item_mark(item) for item in chunk]
             mark = self.mark("list", folder, shows, number, newer, marks)
-            page = Page((f"{folder}/{number}.html",), mark, partial(render, number, newer, chunk))
+            page = Page(f"{folder}/{number}.html", mark, partial(render, number, newer, chunk))
             yield page
-        yield Page((f"{folder}/index.html",), page.mark, page.render)
+        yield page._replace(path=f"{folder}/index.html")
 
     def _listing(self, number: int, newer: bool, **fields: Any) -> dict[str, Any]:
         return {
@@ -264,7 +269,7 @@ class SitePages:
             len(self.cat.comparisons),
             newest,
         )
-        return Page(("index.html",), mark, partial(self._index_page, latest, newest))
+        return Page("index.html", mark, partial(self._index_page, latest, newest))
 
     def _index_page(self, latest: list[Pair], newest: float) -> tuple[str, ...]:
         rankings = [
@@ -297,7 +302,7 @@ class SitePages:
         path = "feed.atom" if name is None else pages.category_feed(name)
         marks = [p.mark for p in items]
         mark = self.mark("feed", name, self.options.base_url, marks)
-        return Page((path,), mark, partial(self._feed_text, name, items))
+        return Page(path, mark, partial(self._feed_text, name, items))
 
     def _feed_text(self, name: str | None, items: list[Pair]) -> tuple[str, ...]:
         entries = [self.cat.entry(p) for p in items]
@@ -317,14 +322,11 @@ class SitePages:
         chunks = _chunks(list(self.cat.tools), SEARCH_SHARD)
         shards = [f"search/tools-{n}.json" for n in range(1, len(chunks) + 1)]
         meta = {"schema": "panel.search/1", "shards": shards, "categories": categories}
-        yield Page(
-            ("search.html", "search/index.json"),
-            self.mark("search", meta),
-            lambda: (pages.search_html(categories), json_text(meta)),
-        )
+        yield Page("search.html", self.mark(categories), lambda: (pages.search_html(categories),))
+        yield Page("search/index.json", self.mark(meta), lambda: (json_text(meta),))
         for path, chunk in zip(shards, chunks, strict=True):
             marks = [(self.cat.tools[s].mark, len(self.cat.of_tool[s])) for s in chunk]
-            yield Page((path,), self.mark("shard", marks), partial(self._shard, chunk))
+            yield Page(path, self.mark("shard", marks), partial(self._shard, chunk))
 
     def _shard(self, chunk: list[str]) -> tuple[str, ...]:
         rows = [pages.search_row(self.cat.tool_summary(slug)) for slug in chunk]
@@ -360,25 +362,18 @@ class SitePages:
                 shards.append(f"sitemaps/{kind}-{number}.xml")
                 yield self._urlset(shards[-1], base, chunk)
         yield Page(
-            ("sitemap.xml",),
+            "sitemap.xml",
             self.mark("sitemap-index", base, shards),
             lambda: (pages.sitemap_index_xml(base, shards),),
         )
 
     def _urlset(self, path: str, base: str, urls: list[str]) -> Page:
         mark = self.mark("urlset", base, urls)
-        return Page((path,), mark, lambda: (pages.sitemap_xml(base, urls),))
+        return Page(path, mark, lambda: (pages.sitemap_xml(base, urls),))
 
 
-def _others(files: tuple[str, ...]) -> list[str]:
-    """Return how the manifest keeps a page's other files: their suffixes (a comparison's .md
-    and .json beside its .html), so a line stays short."""
-    stem = files[0].rsplit(".", 1)[0]
-    return [name.removeprefix(stem) for name in files[1:]]
-
-
-def _files(key: str, others: list[str]) -> list[str]:
-    """Return the files of a page from its manifest line (see _others)."""
+def _files(key: str, others: Sequence[str]) -> list[str]:
+    """Return the files of a page from its path and the suffixes of its other files."""
     stem = key.rsplit(".", 1)[0]
     return [key, *(stem + suffix for suffix in others)]
 
@@ -440,8 +435,9 @@ def build_site(
         after: dict[str, list[str]] = {}
         written = 0
         for page in site.pages():
-            after[page.files[0]] = [page.mark, *_others(page.files)]
-            if full or before.get(page.files[0], [None])[0] != page.mark:
+            line = before.get(page.path)
+            after[page.path] = [page.mark, *page.others]
+            if full or line is None or line[0] != page.mark:
                 for name, text in zip(page.files, page.render(), strict=True):
                     write_atomic(out / name, text)
                 written += 1
