@@ -106,8 +106,8 @@ def comparison_slug(a: str, b: str) -> str:
     slug itself holds "-vs-" (so "a-vs-b" vs "c" and "a" vs "b-vs-c" would meet), the same
     followed by "--" and a hash of the pair. Plain names hold "-vs-" once, hashed ones twice."""
     plain = f"{a}-vs-{b}"
-    if len(_VS.findall(plain)) == 1:
-        return plain
+    if ("vs" not in a and "vs" not in b) or len(_VS.findall(plain)) == 1:
+        return plain  # (without "vs" in either slug, the joint is the one "-vs-")
     return f"{plain}--{hashlib.sha256(f'{a}/{b}'.encode()).hexdigest()[:12]}"
 
 

@@ -447,7 +447,8 @@ def build_site(
                 (out / name).unlink(missing_ok=True)
         write_script(out)
         manifest = {"schema": SCHEMA, "version": version, **asdict(options), "pages": after}
-        write_atomic(out / MANIFEST, orjson.dumps(manifest).decode())
+        if written or gone or {**found, "pages": before} != manifest:
+            write_atomic(out / MANIFEST, orjson.dumps(manifest).decode())
     return {
         "comparisons": len(catalogue.comparisons),
         "tools": len(catalogue.tools),

@@ -12,10 +12,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections import Counter
-from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -41,8 +40,7 @@ def iso(timestamp: float) -> str:
     return dt.datetime.fromtimestamp(timestamp, dt.UTC).isoformat(timespec="seconds")
 
 
-@dataclass(frozen=True)
-class Tool:
+class Tool(NamedTuple):
     """A tool as the listings see it: its name, category, when it was added, its mark and the
     time of its newest input."""
 
@@ -56,8 +54,7 @@ class Tool:
     updated: float
 
 
-@dataclass(frozen=True)
-class Pair:
+class Pair(NamedTuple):
     """A stored comparison: its two tools, when it was made and its page's name."""
 
     a: str
