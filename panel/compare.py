@@ -77,7 +77,11 @@ PROBABILITY_MARGIN = 0.05
 def community(store: Store, slug: str) -> dict[str, Any]:
     """Return the community vote summary of a tool: its votes, and how many distinct client
     networks they came from (Store.vote_summary: many votes from few networks show)."""
-    ship, skip, networks = store.vote_summary(slug)
+    return community_of(*store.vote_summary(slug))
+
+
+def community_of(ship: int, skip: int, networks: int) -> dict[str, Any]:
+    """Return the community vote summary of a tool's vote totals (see community)."""
     votes = ship + skip
     pct = round(100 * ship / votes) if votes else None
     if not votes:
@@ -102,8 +106,8 @@ def comparison_slug(a: str, b: str) -> str:
     slug itself holds "-vs-" (so "a-vs-b" vs "c" and "a" vs "b-vs-c" would meet), the same
     followed by "--" and a hash of the pair. Plain names hold "-vs-" once, hashed ones twice."""
     plain = f"{a}-vs-{b}"
-    if len(_VS.findall(plain)) == 1:
-        return plain
+    if ("vs" not in a and "vs" not in b) or len(_VS.findall(plain)) == 1:
+        return plain  # (without "vs" in either slug, the joint is the one "-vs-")
     return f"{plain}--{hashlib.sha256(f'{a}/{b}'.encode()).hexdigest()[:12]}"
 
 
@@ -421,9 +425,12 @@ def comparison_document(
     pairs: list[StoredPair] | None = None,
 ) -> dict[str, Any]:
     """Return the comparison document of two review documents (see the module docstring),
-    with the pairwise head-to-head when judgments of the pair are given."""
-    a = {**a, "community": community(store, a["tool"]["slug"])}
-    b = {**b, "community": community(store, b["tool"]["slug"])}
+    with the pairwise head-to-head when judgments of the pair are given; a document that
+    holds its "community" already keeps it (the site read the votes with every tool's)."""
+    a, b = (
+        doc if "community" in doc else {**doc, "community": community(store, doc["tool"]["slug"])}
+        for doc in (a, b)
+    )
     rows = _scorecard(a, b, personas)
     head_to_head = _head_to_head(a, b, rows)
     if pairs:
@@ -543,40 +550,51 @@ def comparison_for(
     return comparison_document(documents[0], documents[1], personas, store, pairs)
 
 
-def write_pages(document: dict[str, Any], out: Path) -> dict[str, Path]:
-    """Render a comparison document and write its .html, .md and .json, each atomically (and the
-    site's script the page loads, if out lacks it)."""
+def page_texts(document: dict[str, Any]) -> dict[str, str]:
+    """Return the texts of a comparison's three files, by suffix: its HTML and Markdown pages
+    and the document itself."""
     from panel import pages  # rendering is only needed here
 
-    write_script(out)
-    base = out / "compare" / document["slug"]
-    files = {
-        "html": base.with_suffix(".html"),
-        "md": base.with_suffix(".md"),
-        "json": base.with_suffix(".json"),
+    return {
+        ".html": pages.compare_html(document),
+        ".md": pages.compare_markdown(document),
+        ".json": json_text(document),
     }
-    write_atomic(files["html"], pages.compare_html(document))
-    write_atomic(files["md"], pages.compare_markdown(document))
-    write_atomic(files["json"], json_text(document))
+
+
+def write_pages(document: dict[str, Any], out: Path) -> dict[str, Path]:
+    """Render a comparison document and write its .html, .md and .json, each atomically (and the
+    site's scripts the page loads, if out lacks them)."""
+    write_script(out)
+    files = page_paths(document, out)
+    for suffix, text in page_texts(document).items():
+        write_atomic(files[suffix[1:]], text)
     return files
 
 
+def page_paths(document: dict[str, Any], out: Path) -> dict[str, Path]:
+    """Return where a comparison's three files are under out: {"html", "md", "json"}."""
+    base = out / "compare" / document["slug"]
+    return {kind: base.with_suffix(f".{kind}") for kind in ("html", "md", "json")}
+
+
 _scripts_written: set[Path] = set()
-"""Output folders this process has given the site's script already."""
+"""Output folders this process has given the site's scripts already."""
 
 
 def write_script(out: Path) -> None:
-    """Write the site's script (pages.SCRIPT_NAME) into out unless it is there as it should be:
-    the tool and comparison pages load it from the folder's root."""
+    """Write the site's scripts (pages.SCRIPTS) into out unless they are there as they should
+    be: the pages load them from the folder's root."""
     from panel import pages
 
     if out in _scripts_written:
         return
-    path, text = out / pages.SCRIPT_NAME, pages.vote_script()
-    try:
-        current = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        current = None
-    if current != text:
-        write_atomic(path, text)
+    for name in pages.SCRIPTS:
+        path, text = out / name, pages.script(name)
+        try:
+            current = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            current = None
+        if current != text:
+            write_atomic(path, text)
     _scripts_written.add(out)

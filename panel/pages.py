@@ -34,8 +34,25 @@ PAGE_CSP = (
 no inline script, no eval), no fetch but to the site itself, no form sent anywhere."""
 
 SCRIPT_NAME = "vote.js"
-"""The site's one script, at the root of the output folder: the vote buttons of tool and
-comparison pages (panel/templates/vote.js)."""
+"""The site's script of every page, at the root of the output folder: the vote buttons and
+the bookmarks (panel/templates/vote.js)."""
+SEARCH_SCRIPT = "search.js"
+"""The search page's script, beside it: the search over the site's own index."""
+SCRIPTS = (SCRIPT_NAME, SEARCH_SCRIPT)
+
+SEARCH_FIELDS = [
+    "slug",
+    "name",
+    "category",
+    "tagline",
+    "verdict",
+    "ship_pct",
+    "score_mean",
+    "votes",
+    "comparisons",
+    "added",
+]
+"""The columns of a row of the search index (a shard holds rows, not objects: a third the size)."""
 
 _MARKDOWN_INLINE = re.compile(r"([\\`*_~\[\]|])")
 _MARKDOWN_LIST_NUMBER = re.compile(r"^(\d+)([.)])")
@@ -224,6 +241,7 @@ def _environment(autoescape: bool) -> SandboxedEnvironment:
         datetime=human_time,
         field_items=field_items,
         field_label=field_label,
+        category_slug=category_slug,
         interval=interval_text,
         flag_title=flag_title,
         initial=initial,
@@ -279,16 +297,20 @@ def compare_markdown(doc: dict[str, Any]) -> str:
 
 
 def tool_html(
-    doc: dict[str, Any], comparisons: list[dict[str, Any]], rank: dict[str, Any] | None = None
+    doc: dict[str, Any],
+    comparisons: list[dict[str, Any]],
+    rank: dict[str, Any] | None = None,
+    more: dict[str, Any] | None = None,
 ) -> str:
     """Return the page of one tool: its review document with "community", its comparisons and
     its place in its category's ranking.
 
     comparisons are site index entries that involve the tool, newest first; rank is its entry
-    of the ranking document with "of" (tools ranked), "tiers" and "href", or None.
+    of the ranking document with "of" (tools ranked), "tiers" and "href", or None; more says
+    how many comparisons the tool has in all ("total") and where they are listed ("href").
     """
     return _MARKUP.get_template("tool.html.j2").render(
-        doc=doc, comparisons=comparisons, rank=rank, root="../"
+        doc=doc, comparisons=comparisons, rank=rank, more=more, root="../"
     )
 
 
@@ -305,10 +327,77 @@ def rank_html(doc: dict[str, Any]) -> str:
 
 
 def index_html(site: dict[str, Any]) -> str:
-    """Return the site's front page: latest comparisons, rankings and every tool."""
-    return _MARKUP.get_template("index.html.j2").render(
-        site=site, demo=demo_notice(site["comparisons"]), root=""
+    """Return the site's front page: the latest comparisons, the categories, the rankings and
+    the newest tools, with links to the listings of every comparison and tool."""
+    categories = site.get("categories", [])
+    feeds = [c["name"] for c in categories] or list(
+        dict.fromkeys(tool["category"] for tool in site.get("tools", []))
     )
+    context = {
+        "categories": [],
+        "rankings": [],
+        "tools": [],
+        "tool_count": len(site.get("tools", [])),
+        "tools_href": None,
+        "comparisons_href": None,
+        "comparison_count": len(site["comparisons"]),
+        **site,
+        "feed_categories": feeds,
+    }
+    return _MARKUP.get_template("index.html.j2").render(
+        site=context, demo=demo_notice(site["comparisons"]), root=""
+    )
+
+
+def listing_html(listing: dict[str, Any]) -> str:
+    """Return one page of a listing (two folders below the site's root): {"kind": "comparisons"
+    (site index entries) or "tools" (tool summaries), "title", "category" (its name or None),
+    "ranking" (its page or None), "entries" (newest first), "number", "first" (the first item's
+    number), "newer" and "older" (the neighbouring pages, or None)}."""
+    return _MARKUP.get_template("listing.html.j2").render(listing=listing, root="../../")
+
+
+def search_html(categories: list[str]) -> str:
+    """Return the search page (search.js reads the index): its filters name the categories."""
+    return _MARKUP.get_template("search.html.j2").render(categories=categories, root="")
+
+
+def search_row(tool: dict[str, Any]) -> list[Any]:
+    """Return a tool summary (with "comparisons" and "created_at") as a row of SEARCH_FIELDS."""
+    panel = tool["panel"]
+    return [
+        tool["slug"],
+        tool["name"],
+        tool["category"],
+        tool["tagline"],
+        tone(panel["verdict"]),
+        panel["ship_pct"],
+        panel["score_mean"],
+        tool["community"]["votes"],
+        tool["comparisons"],
+        tool["created_at"][:10],
+    ]
+
+
+def sitemap_xml(base: str, paths: list[str]) -> str:
+    """Return a sitemap (sitemaps.org) of the pages at paths under the site's URL base."""
+    urls = "".join(f"<url><loc>{_loc(base, path)}</loc></url>\n" for path in paths)
+    return f'{_XML}<urlset xmlns="{_SITEMAPS}">\n{urls}</urlset>\n'
+
+
+def sitemap_index_xml(base: str, paths: list[str]) -> str:
+    """Return a sitemap index of the sitemaps at paths under the site's URL base."""
+    maps = "".join(f"<sitemap><loc>{_loc(base, path)}</loc></sitemap>\n" for path in paths)
+    return f'{_XML}<sitemapindex xmlns="{_SITEMAPS}">\n{maps}</sitemapindex>\n'
+
+
+_XML = '<?xml version="1.0" encoding="UTF-8"?>\n'
+_SITEMAPS = "http://www.sitemaps.org/schemas/sitemap/0.9"
+
+
+def _loc(base: str, path: str) -> str:
+    """Return the escaped absolute URL of a page (its path's segments percent-encoded)."""
+    return html.escape(base + "/".join(quote(part, safe="") for part in path.split("/")))
 
 
 def demo_notice(entries: list[dict[str, Any]]) -> str | None:
@@ -322,11 +411,13 @@ def _in_category(item: dict[str, Any], category: str) -> bool:
     return category.casefold() in names | {item.get("category", "").casefold()}
 
 
-def atom_feed(site: dict[str, Any], category: str | None = None) -> str:
+def atom_feed(site: dict[str, Any], category: str | None = None, *, filtered: bool = False) -> str:
     """Return the Atom feed of the site's comparisons, or of those of one category (links
-    absolute when base_url is set)."""
+    absolute when base_url is set); filtered: the site's comparisons are the category's already."""
     base = site["base_url"].rstrip("/") + "/" if site["base_url"] else ""
-    items = [c for c in site["comparisons"] if category is None or _in_category(c, category)]
+    items = [
+        c for c in site["comparisons"] if category is None or filtered or _in_category(c, category)
+    ]
     self_href = "feed.atom" if category is None else category_feed(category)
     return xml_text(
         _MARKUP.get_template("feed.atom.j2").render(
@@ -337,7 +428,12 @@ def atom_feed(site: dict[str, Any], category: str | None = None) -> str:
 
 def vote_script() -> str:
     """Return the site's script (SCRIPT_NAME), which the tool and comparison pages load."""
-    return (TEMPLATES / SCRIPT_NAME).read_text(encoding="utf-8")
+    return script(SCRIPT_NAME)
+
+
+def script(name: str) -> str:
+    """Return one of the site's scripts (SCRIPTS)."""
+    return (TEMPLATES / name).read_text(encoding="utf-8")
 
 
 def xml_text(text: str) -> str:

@@ -213,13 +213,21 @@ class Runtime:
         return comparison_document(a, b, self.personas, self._store)
 
     def comparisons_showing(self, slug: str) -> list[dict[str, Any]]:
-        """Return the comparison document of every stored comparison that shows tool slug."""
+        """Return the comparison document of every stored comparison that shows tool slug:
+        its comparisons found through the store's index, one card read per other tool."""
+        card = self._store.get_tool(slug)
         found = []
-        for a, b, _ in self._store.comparisons():
-            card_a, card_b = self._store.get_tool(a), self._store.get_tool(b)
-            if slug in (a, b) and card_a and card_b:
-                found.append(self.comparison((card_a, card_b), None, self.latest_pairs((a, b))))
+        for a, b, _ in self._store.comparisons_of(slug) if card else []:
+            other = self._store.get_tool(b if a == slug else a)
+            if card and other:
+                pair = (card, other) if a == slug else (other, card)
+                found.append(self.comparison(pair, None, self.latest_pairs((a, b))))
         return found
+
+    def site_personas(self) -> list[Persona]:
+        """Return the personas the site shows: every persona of the settings' folder, as
+        `panel site build` loads them (a run may ask only some)."""
+        return load_personas(self.settings.personas_dir())
 
     def save_comparison(self, a: str, b: str) -> None:
         self._store.save_comparison(a, b)

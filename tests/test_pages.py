@@ -26,6 +26,7 @@ from panel.personas import load_personas
 from panel.rank import judge_of_pairs
 from panel.records import import_file
 from panel.results import tool_document
+from panel.site.catalogue import entry_of
 from panel.store import Store
 from tests.conftest import REPO
 
@@ -134,29 +135,7 @@ def hostile_comparison(folder: Path) -> dict[str, Any]:
 
 def site_entry(doc: dict[str, Any]) -> dict[str, Any]:
     """Return the site index entry of a comparison document."""
-
-    def side(entry: dict[str, Any]) -> dict[str, Any]:
-        tool = entry["tool"]
-        return {
-            "slug": tool["slug"],
-            "name": tool["name"],
-            "tagline": tool["tagline"],
-            "category": tool["category"],
-            "panel": entry["panel"],
-            "community": entry["community"],
-        }
-
-    return {
-        "slug": doc["slug"],
-        "title": doc["title"],
-        "created_at": doc["generated_at"],
-        "a": side(doc["a"]),
-        "b": side(doc["b"]),
-        "head_to_head": doc["head_to_head"],
-        "verdict": doc["verdict"],
-        "judge": doc["judge"],
-        "category": doc["a"]["tool"]["category"],
-    }
+    return entry_of(doc, doc["generated_at"])
 
 
 def site_index(docs: list[dict[str, Any]], base_url: str | None = None) -> dict[str, Any]:

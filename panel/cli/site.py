@@ -27,11 +27,17 @@ def build(
             help="Public URL of the site, for absolute links in the feed.",
         ),
     ] = None,
+    full: Annotated[
+        bool,
+        typer.Option("--full", help="Render every page, not only those whose inputs changed."),
+    ] = False,
     db: DbOpt = None,
     personas: PersonasOpt = None,
 ) -> None:
-    """Write index.html, tools/*.html, compare/*.html, rank/*.html (a ranking per category
-    whose tools were judged in pairs) and feed.atom from the store."""
+    """Bring the site up to date with the store: index.html, the listings (browse/,
+    category/), tools/*.html, compare/*.html, rank/*.html (a ranking per category whose tools
+    were judged in pairs), the feeds, the search index and, with --base-url, sitemap.xml. Only
+    the pages whose inputs changed are rendered; pages whose subject is gone are removed."""
     from panel.personas import load_personas
     from panel.site import build_site
     from panel.store import Store
@@ -40,10 +46,12 @@ def build(
     settings = settings_from({"out": out, "db": db, "personas": personas})
     store = Store(settings.db)
     try:
-        counts = build_site(store, load_personas(settings.personas_dir()), settings.out, base_url)
+        personas_found = load_personas(settings.personas_dir())
+        counts = build_site(store, personas_found, settings.out, base_url, full=full)
     finally:
         store.close()
     output.say(
-        f"wrote {settings.out / 'index.html'}: {counts['comparisons']} comparison(s), "
-        f"{counts['tools']} tool page(s), {counts['rankings']} ranking page(s), feed.atom"
+        f"{settings.out / 'index.html'}: {counts['comparisons']} comparison(s), "
+        f"{counts['tools']} tool page(s), {counts['rankings']} ranking page(s); "
+        f"{counts['written']} page(s) written, {counts['removed']} removed"
     )

@@ -87,3 +87,12 @@ def carrying_out(
     show.announce(runtime.estimate(plan))
     with progress or show.progress(plan.answers) as tick:
         yield tick
+
+
+def refresh(runtime: Runtime) -> dict[str, int] | None:
+    """Bring the site in the run's output folder up to date with what the run stored: the pages
+    that show what it changed (None: no site there, `panel site build` makes one)."""
+    from panel.site import refresh_site  # the pages' templates load only when a run ends
+
+    settings = runtime.settings
+    return refresh_site(settings.db, runtime.site_personas(), settings.out)

@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from panel.cards import ToolCard, is_url, resolve_card
-from panel.compare import write_pages
+from panel.compare import page_paths, write_pages
 from panel.errors import CostCeilingReached, InputError, ProviderError
 from panel.intake import cards_at
 from panel.questions import Question
-from panel.runs import Ended, Show, carrying_out, ended
+from panel.runs import Ended, Show, carrying_out, ended, refresh
 from panel.runtime import Runtime
 from panel.store import StoredReview
 
@@ -84,8 +84,11 @@ async def compare_tools(
         if not pairwise:
             judged = runtime.reusable_pairs(pair, runtime.settings.samples)
         document = runtime.comparison(pair, lambda card: reviews[card.slug], judged)
-    files = write_pages(document, runtime.settings.out)
+    out = runtime.settings.out
     runtime.save_comparison(pair[0].slug, pair[1].slug)
+    # Where a site is built, it writes the comparison's pages with every page that shows it
+    # (its tools', the listings, the feeds, the index); elsewhere the run writes its own.
+    files = page_paths(document, out) if refresh(runtime) else write_pages(document, out)
     return Compared(document, files, ended([]))
 
 

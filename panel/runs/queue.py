@@ -11,7 +11,7 @@ from panel.config import Settings
 from panel.queue.batch import Batcher
 from panel.queue.runner import QueueRunner, RunStats
 from panel.queue.store import BatchStore, QueueStore
-from panel.runs import Ended, Show, carrying_out, ended
+from panel.runs import Ended, Show, carrying_out, ended, refresh
 from panel.runtime import open_runtime
 from panel.store import Store
 
@@ -42,7 +42,10 @@ async def run_queue(
     try:
         runtime = open_runtime(settings, store=store)
         try:
-            return await _drain(runtime, store, show, max_attempts, lease, batch_poll)
+            drained = await _drain(runtime, store, show, max_attempts, lease, batch_poll)
+            if drained.stats.jobs_done:
+                refresh(runtime)  # once for the whole run: the pages of what it compared
+            return drained
         finally:
             await runtime.aclose()
     finally:

@@ -12,7 +12,7 @@ from panel.compare import write_pages
 from panel.errors import CostCeilingReached
 from panel.files import json_text, write_atomic
 from panel.results import review_path, tool_document
-from panel.runs import Ended, Show, carrying_out, ended
+from panel.runs import Ended, Show, carrying_out, ended, refresh
 from panel.runtime import Runtime
 
 
@@ -33,8 +33,9 @@ async def review_cards(
     on_document: Callable[[dict[str, Any]], None] = lambda _document: None,
 ) -> Reviewed:
     """Review every card (stored samples reused unless fresh), write outputs/reviews/<slug>.json
-    for each, hand each document to on_document as it is done, and rewrite the comparison pages
-    of any card that changed since it was stored."""
+    for each, hand each document to on_document as it is done, and bring the site in the
+    output folder up to date (panel.site; without a site there, rewrite the comparison pages
+    of any card that changed since it was stored)."""
     out = runtime.settings.out
     edited = [
         c.slug
@@ -54,9 +55,10 @@ async def review_cards(
             write_atomic(review_path(out, card.slug), json_text(document))
             documents.append(document)
             on_document(document)
-    for slug in edited:  # the comparison pages that show an edited card show it anew
-        for comparison in runtime.comparisons_showing(slug):
-            write_pages(comparison, out)
+    if refresh(runtime) is None:  # no site in out: only the pages that show an edited card
+        for slug in edited:
+            for comparison in runtime.comparisons_showing(slug):
+                write_pages(comparison, out)
     failures = [error["error"] for document in documents for error in document["errors"]]
     if not stopped:
         return Reviewed(documents, ended(failures))

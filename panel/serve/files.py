@@ -14,8 +14,11 @@ from pathlib import PurePath
 
 from starlette.staticfiles import StaticFiles
 
-SERVED_SUFFIXES = frozenset({".html", ".md", ".json", ".atom", ".js", ".css", ".svg", ".png"})
-"""What a site holds: pages, documents, the feed, the script, and the eval report's figures."""
+SERVED_SUFFIXES = frozenset(
+    {".html", ".md", ".json", ".atom", ".xml", ".js", ".css", ".svg", ".png"}
+)
+"""What a site holds: pages, documents, the feeds, the sitemaps, the scripts, and the eval
+report's figures."""
 
 
 class SiteFiles(StaticFiles):

@@ -1,5 +1,6 @@
-"""The site keeper: `panel serve` rebuilds the whole site (panel site build) when the store holds
-tools, reviews or comparisons the pages do not show yet, e.g. a card sent to POST /api/cards
+"""The site keeper: `panel serve` brings the site up to date (panel site build: the pages whose
+inputs changed, with the options of its last build) when the store holds tools, reviews or
+comparisons the pages do not show yet, e.g. a card sent to POST /api/cards
 once `queue run` has reviewed and compared it.
 
 Votes do not rebuild anything: the pages' script reads the counts live from the API, and a page
@@ -25,7 +26,7 @@ from panel.config import Settings
 from panel.files import write_atomic
 from panel.personas import Persona
 from panel.serve.desk import CARD_BUDGET, VOTE_BUDGET
-from panel.site import build_site
+from panel.site import update_site
 from panel.store import Store
 
 LOCK_FILE = ".panel-serve.lock"
@@ -81,7 +82,7 @@ class Keeper:
             if mark.exists() and mark.read_text(encoding="utf-8").strip() == version:
                 return False
             started = time.monotonic()
-            counts = build_site(self._store, self.personas, out)
+            counts = update_site(self._store, self.personas, out)
             write_atomic(mark, version + "\n")
         log.info(
             "panel: site rebuilt in %.1f s: %d comparison(s), %d tool page(s)",

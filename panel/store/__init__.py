@@ -157,6 +157,22 @@ Stored = StoredReview | StoredPair | StoredCard
 """An answer as kept in the store, of any kind."""
 
 
+@dataclass(frozen=True)
+class ToolMark:
+    """What a tool's pages are made from, read for every tool at once (Store.tool_marks): its
+    card (JSON) and content hash, when it was added and last changed, the reviews of its
+    current card (how many, the newest one's time, the sum of their times) and its votes
+    (ship, skip, networks)."""
+
+    slug: str
+    card: str
+    card_hash: str
+    created_at: float
+    updated_at: float
+    reviews: tuple[int, float, float]
+    votes: tuple[int, int, int]
+
+
 def _key_of(kind: str, hashes: tuple[str, ...], answer: Stored) -> Key:
     """Return the key a stored answer was made under (see Key)."""
     asked = (answer.persona, answer.prompt_version, answer.provider, answer.model)
@@ -411,7 +427,64 @@ class Store:
         rows = self.db.execute(
             "SELECT a, b, created_at FROM comparisons ORDER BY created_at DESC, a, b"
         ).fetchall()
+        return [(row[0], row[1], row[2]) for row in rows]  # by position: the site reads 100,000
+
+    def comparisons_of(self, slug: str) -> list[tuple[str, str, float]]:
+        """Return (a, b, created_at) of every comparison that shows tool slug, newest first:
+        an index look-up on either side, never a scan of every comparison."""
+        rows = self.db.execute(
+            """SELECT a, b, created_at FROM comparisons WHERE a = ?
+               UNION ALL SELECT a, b, created_at FROM comparisons WHERE b = ? AND a != ?
+               ORDER BY created_at DESC, a, b""",
+            (slug, slug, slug),
+        ).fetchall()
         return [(row["a"], row["b"], row["created_at"]) for row in rows]
+
+    def tool_marks(self) -> list[ToolMark]:
+        """Return what every tool's pages are made from, in one read: its card, when it was
+        added and changed, a tally of the reviews of its current card and its vote totals
+        (see ToolMark). What the site compares to know which pages are out of date."""
+        rows = self.db.execute(
+            """SELECT t.slug, t.card, t.card_hash, t.created_at, t.updated_at,
+                      r.n, r.newest, r.total, v.ship, v.skip, v.networks
+               FROM tools t
+               LEFT JOIN (SELECT r.tool, count(*) AS n, max(r.created_at) AS newest,
+                                 sum(r.created_at) AS total
+                          FROM reviews r JOIN tools c ON c.slug = r.tool AND c.card_hash = r.card_hash
+                          GROUP BY r.tool) r ON r.tool = t.slug
+               LEFT JOIN vote_totals v ON v.tool = t.slug
+               WHERE t.probe IS NULL ORDER BY t.created_at, t.slug"""
+        ).fetchall()
+        return [
+            ToolMark(
+                slug=row["slug"],
+                card=row["card"],
+                card_hash=row["card_hash"],
+                created_at=float(row["created_at"]),
+                updated_at=float(row["updated_at"]),
+                reviews=(int(row["n"] or 0), float(row["newest"] or 0), float(row["total"] or 0)),
+                votes=(int(row["ship"] or 0), int(row["skip"] or 0), int(row["networks"] or 0)),
+            )
+            for row in rows
+        ]
+
+    def pair_marks(self) -> dict[frozenset[str], tuple[int, float, float]]:
+        """Return, for every pair of tools judged side by side (of their current cards, either
+        order), how many judgments it has, the newest one's time and the sum of their times."""
+        rows = self.db.execute(
+            """SELECT p.first_tool, p.second_tool, count(*) AS n, max(p.created_at) AS newest,
+                      sum(p.created_at) AS total
+               FROM pair_judgments p
+               JOIN tools f ON f.slug = p.first_tool AND f.card_hash = p.first_hash
+               JOIN tools s ON s.slug = p.second_tool AND s.card_hash = p.second_hash
+               GROUP BY p.first_tool, p.second_tool ORDER BY p.first_tool, p.second_tool"""
+        ).fetchall()
+        marks: dict[frozenset[str], tuple[int, float, float]] = {}
+        for row in rows:
+            pair = frozenset((row[0], row[1]))
+            n, newest, total = marks.get(pair, (0, 0.0, 0.0))
+            marks[pair] = (n + int(row[2]), max(newest, float(row[3])), total + float(row[4]))
+        return marks
 
     def site_version(self) -> str:
         """Return a mark of what the site shows but the votes: it changes when a tool, a
@@ -682,9 +755,10 @@ def insert_call(db: Connection, call: CallRecord) -> None:
     )
 
 
-def insert_comparison(db: Connection, a: str, b: str) -> None:
-    """Record that the comparison of a and b was written (now), inside the caller's transaction."""
-    now = time.time()
+def insert_comparison(db: Connection, a: str, b: str, at: float | None = None) -> None:
+    """Record that the comparison of a and b was written (now, or at `at`), inside the caller's
+    transaction."""
+    now = time.time() if at is None else at
     db.execute(
         """INSERT INTO comparisons (a, b, created_at, updated_at) VALUES (?, ?, ?, ?)
            ON CONFLICT (a, b) DO UPDATE SET updated_at = excluded.updated_at""",

@@ -528,6 +528,23 @@ def m018_claimable_queue(db: Connection, dialect: Dialect) -> None:
 
 
 @migration
+def m019_site_indexes(db: Connection, dialect: Dialect) -> None:
+    """What the site reads through an index, not a scan: a card's comparisons on either side
+    (the primary key serves `a`), the comparisons by age (the listings and the feed), a
+    pair's judgments in either order, and a tool's reviews of its current card."""
+    _execute_script(
+        db,
+        dialect,
+        """
+        CREATE INDEX comparisons_by_b ON comparisons (b, a);
+        CREATE INDEX comparisons_by_age ON comparisons (created_at, a, b);
+        CREATE INDEX pair_judgments_by_second ON pair_judgments (second_tool, first_tool);
+        CREATE INDEX reviews_by_card ON reviews (tool, card_hash, created_at)
+        """,
+    )
+
+
+@migration
 def m020_page_cards(db: Connection, dialect: Dialect) -> None:
     """Cards read from launch pages (`panel card`, a URL given for a card): the model's answer
     to the third kind of question, keyed like the others by what it read (the page's text
