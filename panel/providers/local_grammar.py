@@ -184,10 +184,31 @@ def trim_capped(text: str, schema: dict[str, Any]) -> str:
         prop = schema.get("properties", {}).get(name, {})
         if not isinstance(value, str) or prop.get("type") != "string" or "enum" in prop:
             continue
+        if name == "reason" and _SECOND in value:
+            trimmed = _trim_halves(value)
+            data[name], changed = trimmed, changed or trimmed != value
+            continue
         limit = _most_chars(name)
         if len(value.split(" ")) >= _capable_words(name)[1] or len(value) > limit:
             data[name], changed = _cut(value, limit), True
     return json.dumps(data, ensure_ascii=False) if changed else text
+
+
+_SECOND = " The second tool"
+"""Where the grammar opens the second half of a pair's reason (see _comparison)."""
+
+
+def _trim_halves(reason: str) -> str:
+    """Return a pair's reason with each half that reached its word cap cut back to its last
+    whole sentence (at the cap a model glues its next words into one: "froma.phoneoverthe")."""
+    first, _, second = reason.partition(_SECOND)
+    second = _SECOND.lstrip() + second
+    halves = []
+    for half in (first, second):
+        if len(half.split(" ")) >= C_HALF_WORDS[1]:
+            half = _cut(half, len(half))
+        halves.append(half)
+    return " ".join(halves)
 
 
 def _most_chars(name: str) -> int:

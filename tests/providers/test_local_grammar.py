@@ -42,3 +42,16 @@ def test_a_field_cut_at_its_cap_ends_on_its_last_whole_sentence() -> None:
     assert cut == "It ships today." and len(cut) <= FIELD_MAX_CHARS
     short = json.dumps({"review": "Fine.", "kill_risk": "Short and whole"})
     assert trim_capped(short, schema) == short
+
+
+def test_each_half_of_a_pair_reason_that_reached_its_cap_ends_on_a_whole_sentence() -> None:
+    """At its word cap the 1.5B glued the rest of a sentence into one word ("used
+    froma.phoneoverthelocal."): that half loses its unfinished sentence, the other is kept."""
+    first = "The first tool card, Ollama Web UI, runs in Ollama. " + " ".join(["It"] * 37)
+    glued = first + " used froma.phoneoverthelocal."
+    second = "The second tool card, big-AGI, offers personas and voice input."
+    text = json.dumps({"reason": f"{glued} {second}", "prefers": "tie"})
+    reason = json.loads(trim_capped(text, PAIR_SCHEMA))["reason"]
+    assert reason == f"The first tool card, Ollama Web UI, runs in Ollama. {second}"
+    whole = json.dumps({"reason": f"The first tool is small. {second}", "prefers": "first"})
+    assert trim_capped(whole, PAIR_SCHEMA) == whole
