@@ -34,7 +34,7 @@ from functools import partial
 from typing import Any
 
 from panel.cards import ToolCard
-from panel.compare import write_pages
+from panel.compare import page_paths, write_pages
 from panel.errors import (
     CostCeilingReached,
     InputError,
@@ -71,6 +71,10 @@ class RunStats:
     jobs_failed: int = 0
     units: Counter[tuple[str, str]] = field(default_factory=Counter)
     """(kind, "done" or "failed") -> how many units."""
+    tools: set[str] = field(default_factory=set)
+    """The tools this process stored reviews of or compared: what the site's refresh shows."""
+    pairs: set[tuple[str, str]] = field(default_factory=set)
+    """The pairs this process judged or compared."""
     started: float = field(default_factory=time.monotonic)
 
     def settled(self, kind: str, outcome: str, jobs_failed: int = 0) -> None:
@@ -108,6 +112,11 @@ class QueueRunner:
         """By kind of unit: whether one may be claimable (see _claim)."""
         self._cards: dict[str, ToolCard] = {}
         self._store_misses = 0
+        from panel.site import has_site  # the site's templates load with a queue run only
+
+        self.site = has_site(runtime.settings.out)
+        """Whether the output folder holds a site: its refresh then writes the comparison pages
+        with the pages that show them, once, when the run ends."""
         self.stopped: CostCeilingReached | None = None
         """Set when --max-cost stops the run: workers take nothing new."""
 
@@ -191,6 +200,10 @@ class QueueRunner:
             )
             return
         self.stats.settled(unit.kind, "done")
+        if unit.kind == REVIEW:
+            self.stats.tools.update(unit.tools)
+        else:
+            self.stats.pairs.add((unit.tools[0], unit.tools[1]))
         # jobs may be ready now, and after a review, pair judgments of its tool
         self._check_jobs = True
         self._check[PAIR] = self._check[PAIR] or unit.kind == REVIEW
@@ -246,8 +259,11 @@ class QueueRunner:
         try:
             pair = (self._card(a), self._card(b))
             document = self.runtime.comparison(pair, self._reviews_of, self._stored(PAIR, pair))
-            # Rendering and writing run in a thread so the event loop keeps dispatching calls.
-            files = await asyncio.to_thread(write_pages, document, self.runtime.settings.out)
+            out = self.runtime.settings.out
+            if self.site:  # the run's refresh renders it with the pages that show it
+                files = page_paths(document, out)
+            else:  # in a thread, so the event loop keeps dispatching calls
+                files = await asyncio.to_thread(write_pages, document, out)
         except (OSError, InputError) as exc:
             await self._until_stored(
                 partial(self.queue.release_job, job, str(exc), self.max_attempts)
@@ -260,6 +276,8 @@ class QueueRunner:
             return
         await self._until_stored(partial(self.queue.finish_job, job, a, b, files))
         self.stats.jobs_done += 1
+        self.stats.tools.update((a, b))
+        self.stats.pairs.add((a, b))
 
     async def _worker(self) -> None:
         try:

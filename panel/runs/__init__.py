@@ -10,7 +10,7 @@ prints nothing itself.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -89,10 +89,14 @@ def carrying_out(
         yield tick
 
 
-def refresh(runtime: Runtime) -> dict[str, int] | None:
+def refresh(
+    runtime: Runtime, tools: Iterable[str] = (), pairs: Iterable[Iterable[str]] = ()
+) -> dict[str, int] | None:
     """Bring the site in the run's output folder up to date with what the run stored: the pages
-    that show what it changed (None: no site there, `panel site build` makes one)."""
-    from panel.site import refresh_site  # the pages' templates load only when a run ends
+    that show the tools whose reviews it stored and the pairs it compared or judged (None: no
+    site there, `panel site build` makes one)."""
+    from panel.site import Changed, refresh_site  # the pages' templates load only when a run ends
 
     settings = runtime.settings
-    return refresh_site(settings.db, runtime.site_personas(), settings.out)
+    changed = Changed(frozenset(tools), frozenset(frozenset(pair) for pair in pairs))
+    return refresh_site(settings.db, runtime.site_personas(), settings.out, changed)

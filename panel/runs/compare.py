@@ -88,7 +88,9 @@ async def compare_tools(
     runtime.save_comparison(pair[0].slug, pair[1].slug)
     # Where a site is built, it writes the comparison's pages with every page that shows it
     # (its tools', the listings, the feeds, the index); elsewhere the run writes its own.
-    files = page_paths(document, out) if refresh(runtime) else write_pages(document, out)
+    slugs = (pair[0].slug, pair[1].slug)
+    refreshed = refresh(runtime, tools=slugs, pairs=[slugs])
+    files = page_paths(document, out) if refreshed else write_pages(document, out)
     return Compared(document, files, ended([]))
 
 

@@ -43,8 +43,9 @@ async def run_queue(
         runtime = open_runtime(settings, store=store)
         try:
             drained = await _drain(runtime, store, show, max_attempts, lease, batch_poll)
-            if drained.stats.jobs_done:
-                refresh(runtime)  # once for the whole run: the pages of what it compared
+            stats = drained.stats
+            if stats.tools or stats.pairs:  # once for the whole run: the pages of what it stored
+                refresh(runtime, tools=stats.tools, pairs=stats.pairs)
             return drained
         finally:
             await runtime.aclose()
@@ -85,7 +86,11 @@ async def _drain(
                 notify=show.note,
             )
             await batcher.run()
-        stats = await runner.run()
+        try:
+            stats = await runner.run()
+        except KeyboardInterrupt:  # the pages of the jobs it finished, before it exits
+            refresh(runtime, tools=runner.stats.tools, pairs=runner.stats.pairs)
+            raise
     progress = queue.progress(started)
     summary = queue.status()
     seconds = time.monotonic() - stats.started

@@ -55,7 +55,8 @@ async def review_cards(
             write_atomic(review_path(out, card.slug), json_text(document))
             documents.append(document)
             on_document(document)
-    if refresh(runtime) is None:  # no site in out: only the pages that show an edited card
+    if refresh(runtime, tools=[card.slug for card in cards]) is None:
+        # no site in out: only the comparison pages that show an edited card
         for slug in edited:
             for comparison in runtime.comparisons_showing(slug):
                 write_pages(comparison, out)

@@ -8,6 +8,6 @@ built from the store as panel.site.catalogue reads it.
 
 from __future__ import annotations
 
-from panel.site.build import SITE_TITLE, build_site, has_site, refresh_site, update_site
+from panel.site.build import SITE_TITLE, Changed, build_site, has_site, refresh_site, update_site
 
-__all__ = ["SITE_TITLE", "build_site", "has_site", "refresh_site", "update_site"]
+__all__ = ["SITE_TITLE", "Changed", "build_site", "has_site", "refresh_site", "update_site"]

@@ -6,6 +6,15 @@ the output folder (MANIFEST, a dotfile `panel serve` never serves). A build rend
 whose mark changed and removes the pages whose subject is gone; `full` renders every page.
 The same store gives the same bytes either way: no page holds the clock.
 
+A run that knows what it changed (the tools whose reviews it stored, the pairs it compared or
+judged: `Changed`) refreshes from that instead of comparing every mark: the pages that can show
+what changed (its comparisons, their tools' pages, the listing pages and search shards that
+hold them, the newest page of each listing, the rankings of their categories, the index, the
+feeds and, when pages were added, the sitemap) are marked as a full build would mark them and
+rendered where their mark moved; no other page is looked at, so the refresh costs what changed,
+not the catalogue. A change that could move pages it cannot see (a tool's category renamed or
+moved) falls back to comparing every mark.
+
 Listings are numbered from the oldest item (page 1 holds the first PAGE_SIZE comparisons made),
 so a new comparison changes the newest page of its listings only; each page shows its items
 newest first. The feeds hold the newest FEED_SIZE; the sitemap (with a base URL) splits into a
@@ -99,12 +108,40 @@ _OTHERS = (".md", ".json")
 """The files of a comparison beside its HTML page."""
 
 
-class SitePages:
-    """Every page of the site, with its mark (see the module docstring)."""
+@dataclass(frozen=True)
+class Changed:
+    """What a run changed in the store: the tools whose card or reviews it stored, and the pairs
+    it compared or judged (each a frozenset of two slugs)."""
 
-    def __init__(self, catalogue: Catalogue, options: Options) -> None:
+    tools: frozenset[str] = frozenset()
+    pairs: frozenset[frozenset[str]] = frozenset()
+
+    def __bool__(self) -> bool:
+        return bool(self.tools or self.pairs)
+
+
+@dataclass
+class Scope:
+    """The pages a refresh from a Changed looks at (see the module docstring)."""
+
+    pairs: list[Pair]
+    tools: set[str]
+    categories: set[str]
+    """Categories whose ranking is looked at."""
+    listed: dict[str, set[int]]
+    """By listing folder, the numbers of its pages looked at."""
+    shards: set[int]
+    sitemap: bool
+
+
+class SitePages:
+    """Every page of the site, with its mark (see the module docstring); with a scope, only the
+    pages it names."""
+
+    def __init__(self, catalogue: Catalogue, options: Options, scope: Scope | None = None) -> None:
         self.cat = catalogue
         self.options = options
+        self.scope = scope
 
     def mark(self, *parts: object) -> str:
         return digest(*parts)
@@ -117,22 +154,23 @@ class SitePages:
         yield self._index()
         yield from self._feeds()
         yield from self._search()
-        if self.options.base_url:
+        if self.options.base_url and (self.scope is None or self.scope.sitemap):
             yield from self._sitemap()
 
     # --- comparisons, tools, rankings ----------------------------------------------------------
 
     def _comparisons(self) -> Iterator[Page]:
         render = self._comparison
-        for pair in self.cat.comparisons:
+        for pair in self.cat.comparisons if self.scope is None else self.scope.pairs:
             yield Page(f"compare/{pair.slug}.html", pair.mark, partial(render, pair), _OTHERS)
 
     def _comparison(self, pair: Pair) -> tuple[str, ...]:
         return tuple(page_texts(self.cat.comparison(pair)).values())
 
     def _tools(self) -> Iterator[Page]:
-        for slug, tool in self.cat.tools.items():
-            mine = self.cat.of_tool[slug]
+        slugs = self.cat.tools if self.scope is None else sorted(self.scope.tools)
+        for slug in slugs:
+            tool, mine = self.cat.tools[slug], self.cat.of_tool[slug]
             shown = mine[:TOOL_COMPARISONS]
             ranked = self.cat.rank_mark(self.cat.category_of(slug))
             marks = [p.mark for p in shown]
@@ -150,7 +188,7 @@ class SitePages:
         return (pages.tool_html(self.cat.tool_document(slug), entries, rank, more),)
 
     def _rankings(self) -> Iterator[Page]:
-        for category in self.cat.categories:
+        for category in self.cat.categories if self.scope is None else self.scope.categories:
             ranked = self.cat.rank_mark(category)
             if ranked:
                 render = partial(self._ranking, category)
@@ -195,13 +233,19 @@ class SitePages:
         index.html, the newest page again under a name that stays; `shows` is what its pages
         show beside their items."""
         chunks = _chunks(items, PAGE_SIZE)
-        for number, chunk in enumerate(chunks, 1):
-            newer = number < len(chunks)
+        numbers: Sequence[int] = range(1, len(chunks) + 1)
+        if self.scope is not None:
+            numbers = sorted(n for n in self.scope.listed.get(folder, ()) if 0 < n <= len(chunks))
+            if not numbers:
+                return
+        for number in numbers:
+            chunk, newer = chunks[number - 1], number < len(chunks)
             marks = [item_mark(item) for item in chunk]
             mark = self.mark("list", folder, shows, number, newer, marks)
             page = Page(f"{folder}/{number}.html", mark, partial(render, number, newer, chunk))
             yield page
-        yield page._replace(path=f"{folder}/index.html")
+        if number == len(chunks):
+            yield page._replace(path=f"{folder}/index.html")
 
     def _listing(self, number: int, newer: bool, **fields: Any) -> dict[str, Any]:
         return {
@@ -324,7 +368,9 @@ class SitePages:
         meta = {"schema": "panel.search/1", "shards": shards, "categories": categories}
         yield Page("search.html", self.mark(categories), lambda: (pages.search_html(categories),))
         yield Page("search/index.json", self.mark(meta), lambda: (json_text(meta),))
-        for path, chunk in zip(shards, chunks, strict=True):
+        for number, (path, chunk) in enumerate(zip(shards, chunks, strict=True)):
+            if self.scope is not None and number not in self.scope.shards:
+                continue
             marks = [(self.cat.tools[s].mark, len(self.cat.of_tool[s])) for s in chunk]
             yield Page(path, self.mark("shard", marks), partial(self._shard, chunk))
 
@@ -372,6 +418,71 @@ class SitePages:
         return Page(path, mark, lambda: (pages.sitemap_xml(base, urls),))
 
 
+def scope_of(cat: Catalogue, changed: Changed, found: dict[str, Any]) -> Scope | None:
+    """Return the pages a refresh from changed looks at, given the manifest found (see the
+    module docstring); None where every mark must be compared: the manifest does not say which
+    categories the site shows, or they are not the store's (a category renamed, a tool moved)."""
+    if found.get("categories") != cat.categories:
+        return None
+    spelled = found.get("tools") or {}
+    tools = {slug for slug in changed.tools if slug in cat.tools}
+    if any(
+        spelled.get(slug, cat.tools[slug].category) != cat.tools[slug].category for slug in tools
+    ):
+        return None
+    pairs = {p.slug: p for slug in tools for p in cat.of_tool[slug]}
+    for key in changed.pairs:
+        first = min(key)
+        pairs.update((p.slug, p) for p in cat.of_tool.get(first, ()) if {p.a, p.b} == key)
+    shown = tools | {p.a for p in pairs.values()} | {p.b for p in pairs.values()}
+    before = found.get("pages", {})
+    judged = {slug for key in changed.pairs for slug in key if slug in cat.tools}
+    categories = {cat.category_of(slug) for slug in shown | judged}
+    listed: dict[str, set[int]] = {}
+    flipped = False
+    for category in categories:
+        ranked, line = cat.rank_mark(category), before.get(f"rank/{category}.html")
+        if (ranked is None) != (line is None):  # its listings link to the ranking, or stop
+            listed[f"category/{category}"] = set(range(1, len(cat.listed[category]) + 2))
+            flipped = True
+        if ranked is not None and (line is None or line[0] != digest("rank", ranked)):
+            shown |= {slug for slug in cat.tools if cat.category_of(slug) == category}
+    touched = list(pairs.values())
+    _place(listed, "browse/comparisons", cat.comparisons, touched)
+    for category in {cat.category_of(slug) for p in touched for slug in (p.a, p.b)}:
+        mine = [p for p in touched if category in (cat.category_of(p.a), cat.category_of(p.b))]
+        _place(listed, f"category/{category}", cat.listed[category], mine)
+    order = {slug: n for n, slug in enumerate(cat.tools)}
+    places = [order[slug] for slug in shown]
+    last = max(0, len(order) - 1)
+    listed["browse/tools"] = {n // PAGE_SIZE + 1 for n in [*places, last, last - PAGE_SIZE]}
+    added = [f"compare/{p.slug}.html" for p in touched] + [f"tools/{s}.html" for s in shown]
+    return Scope(
+        pairs=touched,
+        tools=shown,
+        categories=categories,
+        listed=listed,
+        shards={n // SEARCH_SHARD for n in places},
+        sitemap=flipped or any(path not in before for path in added),
+    )
+
+
+def _place(
+    listed: dict[str, set[int]], folder: str, items: list[Pair], touched: list[Pair]
+) -> None:
+    """Add to listed[folder] the numbers of the pages of a listing (items newest first, its
+    pages numbered from the oldest) that hold the touched items, and its two newest pages (a
+    new item may start a page, and the one before it then links to it)."""
+    if not touched:
+        return
+    wanted = {p.slug for p in touched}
+    count = len(items)
+    numbers = listed.setdefault(folder, set())
+    numbers |= {(count - 1 - n) // PAGE_SIZE + 1 for n, p in enumerate(items) if p.slug in wanted}
+    newest = max(1, -(-count // PAGE_SIZE))
+    numbers |= {newest, newest - 1}
+
+
 def _files(key: str, others: Sequence[str]) -> list[str]:
     """Return the files of a page from its path and the suffixes of its other files."""
     stem = key.rsplit(".", 1)[0]
@@ -403,9 +514,10 @@ def has_site(out: Path) -> bool:
     return bool(_manifest(out))
 
 
-def site_options(out: Path) -> Options:
-    """Return the options the site in out was last built with (the defaults if none)."""
-    found = _manifest(out)
+def site_options(out: Path, found: dict[str, Any] | None = None) -> Options:
+    """Return the options the site in out was last built with (the defaults if none), from its
+    manifest (found, if read already)."""
+    found = _manifest(out) if found is None else found
     return Options(found.get("base_url"), int(found.get("sitemap_limit", SITEMAP_LIMIT)))
 
 
@@ -417,11 +529,13 @@ def build_site(
     *,
     full: bool = False,
     sitemap_limit: int = SITEMAP_LIMIT,
+    changed: Changed | None = None,
 ) -> dict[str, int]:
     """Bring the site under out up to date with the store: render every page whose inputs
     changed since it was written (every page with full), remove the pages whose subject is
     gone; return how many comparisons, tools and rankings it holds and how many pages were
-    written and removed."""
+    written and removed. With changed (what a run stored), look only at the pages that can
+    show it (see the module docstring)."""
     options = Options(base_url, sitemap_limit)
     out.mkdir(parents=True, exist_ok=True)
     with _locked(out):
@@ -431,8 +545,9 @@ def build_site(
         # Another panel or other templates: every page is out of date.
         full = full or found.get("version") != version
         catalogue = Catalogue(store, personas, None if full else out)
-        site = SitePages(catalogue, options)
-        after: dict[str, list[str]] = {}
+        scope = None if full or changed is None else scope_of(catalogue, changed, found)
+        site = SitePages(catalogue, options, scope)
+        after: dict[str, list[str]] = dict(before) if scope is not None else {}
         written = 0
         for page in site.pages():
             line = before.get(page.path)
@@ -446,7 +561,14 @@ def build_site(
             for name in files:
                 (out / name).unlink(missing_ok=True)
         write_script(out)
-        manifest = {"schema": SCHEMA, "version": version, **asdict(options), "pages": after}
+        manifest = {
+            "schema": SCHEMA,
+            "version": version,
+            **asdict(options),
+            "categories": catalogue.categories,
+            "tools": {slug: tool.category for slug, tool in catalogue.tools.items()},
+            "pages": after,
+        }
         if written or gone or {**found, "pages": before} != manifest:
             write_atomic(out / MANIFEST, orjson.dumps(manifest).decode())
     return {
@@ -458,20 +580,38 @@ def build_site(
     }
 
 
-def update_site(store: Store, personas: list[Persona], out: Path) -> dict[str, int]:
+def update_site(
+    store: Store,
+    personas: list[Persona],
+    out: Path,
+    changed: Changed | None = None,
+    options: Options | None = None,
+) -> dict[str, int]:
     """Bring the site under out up to date with the options it was last built with (its base
-    URL, its sitemap's limit; the defaults for a new site): what `panel serve` keeps."""
-    options = site_options(out)
-    return build_site(store, personas, out, options.base_url, sitemap_limit=options.sitemap_limit)
+    URL, its sitemap's limit; the defaults for a new site; `options` if read already): what
+    `panel serve` keeps; with changed, from what a run changed."""
+    options = options or site_options(out)
+    return build_site(
+        store,
+        personas,
+        out,
+        options.base_url,
+        sitemap_limit=options.sitemap_limit,
+        changed=changed,
+    )
 
 
-def refresh_site(db: str | Path, personas: list[Persona], out: Path) -> dict[str, int] | None:
+def refresh_site(
+    db: str | Path, personas: list[Persona], out: Path, changed: Changed | None = None
+) -> dict[str, int] | None:
     """Bring the site under out up to date after a run changed the store (review, compare,
-    queue run); None (nothing done) where out holds no site: `panel site build` makes one."""
-    if not has_site(out):
+    queue run), from what it changed where it says; None (nothing done) where out holds no
+    site: `panel site build` makes one."""
+    found = _manifest(out)
+    if not found:
         return None
     store = Store(db, write=False)
     try:
-        return update_site(store, personas, out)
+        return update_site(store, personas, out, changed, site_options(out, found))
     finally:
         store.close()

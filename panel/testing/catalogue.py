@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 
 from panel.cards import ToolCard
-from panel.store import Store, StoredReview, insert_comparison
+from panel.store import Store, StoredPair, StoredReview, insert_answer, insert_comparison
 
 PERSONAS = ("builder", "skeptic", "futurist", "founder")
 CATEGORIES = ("Developer Tools", "Productivity", "Design", "Writing")
@@ -68,6 +68,42 @@ def add_comparisons(store: Store, pairs: Iterable[tuple[int, int]], at: float) -
     with store.transaction() as db:
         for offset, (a, b) in enumerate(pairs):
             insert_comparison(db, f"tool-{a:05d}", f"tool-{b:05d}", at=at + offset)
+
+
+def judge(store: Store, pairs: Iterable[tuple[int, int]], at: float) -> int:
+    """Store every persona's judgment of each pair of numbered tools in both orders, made at
+    `at`, as one run with one model would have: the tool whose number is larger modulo 7 is
+    preferred four times in five. Return how many judgments were stored."""
+    stored = 0
+    with store.transaction() as db:
+        for n, (a, b) in enumerate(pairs):
+            cards = {x: store.get_tool(f"tool-{x:05d}") for x in (a, b)}
+            for persona in PERSONAS:
+                won = (n + len(persona)) % 5 != 0
+                for first, second in ((a, b), (b, a)):
+                    one, two = cards[first], cards[second]
+                    assert one is not None and two is not None, (first, second)
+                    prefers = "first" if (first % 7 > second % 7) == won else "second"
+                    insert_answer(
+                        db,
+                        (one, two),
+                        StoredPair(
+                            first=one.slug,
+                            second=two.slug,
+                            first_hash=one.content_hash(),
+                            second_hash=two.content_hash(),
+                            persona=persona,
+                            prompt_version="v1",
+                            provider="openai",
+                            model="loopback",
+                            prefers=prefers,
+                            reason=f"The {persona} prefers the {prefers} card.",
+                            attempts=1,
+                            created_at=at,
+                        ),
+                    )
+                    stored += 1
+    return stored
 
 
 def random_pairs(tools: int, count: int, seed: int = 1) -> list[tuple[int, int]]:

@@ -4,14 +4,17 @@ listings, feeds and sitemap at any size."""
 
 from __future__ import annotations
 
+import itertools
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import orjson
 import pytest
 
+from panel.compare import comparison_slug
 from panel.personas import Persona
-from panel.site import build, build_site, has_site, refresh_site
+from panel.site import Changed, build, build_site, has_site, refresh_site
+from panel.site.catalogue import Catalogue
 from panel.store import Store
 from panel.testing import catalogue
 
@@ -252,3 +255,81 @@ def test_both_backends_build_the_same_site(
         assert files(out) == files(tmp_path / "fresh")
     finally:
         store.close()
+
+
+def _refresh_is_a_full_build(
+    store: Store, personas: list[Persona], out: Path, fresh: Path, changed: Changed
+) -> dict[str, int]:
+    """Refresh the site in out from changed; check that it left nothing a full build would
+    write (every mark matches) and holds the bytes of a full build; return the refresh's
+    counts."""
+    base = "https://example.org/site/"
+    counts = build_site(store, personas, out, base, changed=changed)
+    again = build_site(store, personas, out, base)
+    assert (again["written"], again["removed"]) == (0, 0)
+    fresh = fresh / str(len(list(fresh.glob("*"))) if fresh.exists() else 0)  # a new folder
+    build_site(store, personas, fresh, base, full=True)
+    assert files(out) == files(fresh)
+    return counts
+
+
+def test_a_refresh_from_what_a_run_changed_gives_the_site_a_full_build_gives(
+    small: Store, personas: list[Persona], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each kind of change a run makes, refreshed from what it says it changed (see
+    build.scope_of), in listings of a few items a page and search shards of a few tools."""
+    monkeypatch.setattr(build, "PAGE_SIZE", 4)
+    monkeypatch.setattr(build, "SEARCH_SHARD", 5)
+    out, fresh = tmp_path / "site", tmp_path / "fresh"
+    build_site(small, personas, out, "https://example.org/site/")
+    slug = lambda n: f"tool-{n:05d}"  # noqa: E731
+    # `panel review` of an edited card
+    catalogue.edit(small, 3, "Does a new thing")
+    done = _refresh_is_a_full_build(small, personas, out, fresh, Changed(frozenset({slug(3)})))
+    assert 0 < done["written"] < 40
+    # `panel compare` of two stored tools not compared yet
+    shown = {frozenset(c[:2]) for c in small.comparisons()}
+    a, b = next(
+        p for p in itertools.combinations(range(12), 2) if frozenset(map(slug, p)) not in shown
+    )
+    catalogue.add_comparisons(small, [(a, b)], catalogue.START + 1000)
+    pair = frozenset({slug(a), slug(b)})
+    _refresh_is_a_full_build(small, personas, out, fresh, Changed(pair, frozenset({pair})))
+    # a queue run: new tools (one in a new category) with their reviews and comparisons
+    catalogue.add_tools(small, [12, 13])
+    catalogue.add_tools(small, [14], categories=("Robotics",))
+    new = [(12, 0), (13, 12), (14, 1), (14, 12)]
+    catalogue.add_comparisons(small, new, catalogue.START + 1100)
+    tools = frozenset(slug(n) for p in new for n in p)
+    pairs = frozenset(frozenset(map(slug, p)) for p in new)
+    _refresh_is_a_full_build(small, personas, out, fresh, Changed(tools, pairs))
+    # pairs of one category judged side by side: its ranking appears, its listings link to it
+    judged = [(0, 4), (4, 8), (0, 8)]
+    catalogue.judge(small, judged, catalogue.START + 1200)
+    pairs = frozenset(frozenset(map(slug, p)) for p in judged)
+    _refresh_is_a_full_build(small, personas, out, fresh, Changed(frozenset(), pairs))
+    assert (out / "rank" / "developer-tools.html").exists()
+    # a card of that category edited: the ranking shows it, and every tool page shows the rank
+    catalogue.edit(small, 8, "Ranked and edited")
+    _refresh_is_a_full_build(small, personas, out, fresh, Changed(frozenset({slug(8)})))
+    # a card moved to another category: pages the change cannot name move, every mark is read
+    moved = catalogue.card(5).model_copy(update={"category": "Robotics"})
+    small.import_records([moved], catalogue.reviews(moved, catalogue.START + 1300, seed=2))
+    _refresh_is_a_full_build(small, personas, out, fresh, Changed(frozenset({slug(5)})))
+
+
+def test_a_refresh_looks_at_the_pages_that_show_what_changed_not_the_catalogue(
+    store: Store, personas: list[Persona], tmp_path: Path
+) -> None:
+    catalogue.make(store, 300, 1500)
+    out = tmp_path / "site"
+    build_site(store, personas, out, "https://example.org/")
+    catalogue.edit(store, 7, "Edited")
+    cat = Catalogue(store, personas, out)
+    scope = build.scope_of(cat, Changed(frozenset({"tool-00007"})), build._manifest(out))
+    assert scope is not None and not scope.sitemap
+    looked = [page.path for page in build.SitePages(cat, build.Options(), scope).pages()]
+    every = sum(1 for _ in build.SitePages(cat, build.Options()).pages())
+    mine = store.comparisons_of("tool-00007")
+    assert {f"compare/{comparison_slug(a, b)}.html" for a, b, _ in mine} <= set(looked)
+    assert len(looked) < every / 20, (len(looked), every)
