@@ -2,10 +2,12 @@
 full store, at each size, against a loopback OpenAI-compatible model with a fixed latency.
 
 For each size N (comparisons; N/10 tools, each in about 20 pairs, in a seeded random order) it
-queues the whole batch at once into a fresh store (`panel queue add`), drains it (`panel queue run`: 4 reviews per tool,
-then every comparison's pages), builds the site (`panel site build`, `--full` where the build
-has it), then in the full store: `panel review` of one edited card, the site build after it
-(incremental where the build is), `panel compare` of a pair not queued, and `panel rank --json`
+queues the whole batch at once into a fresh store (`panel queue add`), drains it (`panel queue
+run`: 4 reviews per tool, then every comparison's pages), builds the site (`panel site build`, `--full` where the build
+has it), then in the full store: `panel review` of one edited card (which refreshes the site
+from it), the site build after it (incremental where the build is), the review of another
+edited card with no site in its output folder and the site's refresh from that card alone (a
+process of its own, as a run ends), `panel compare` of a pair not queued, and `panel rank --json`
 over every pair judged in both orders by every persona (8 judgments a pair, written straight
 into the store: asking the loopback model for them would only time the queue again). Each is
 a real process; its CPU (user + sys) is read from the children's rusage, so figures read on
@@ -47,6 +49,19 @@ PER_TOOL = 10
 """Comparisons per tool: N comparisons over N / 10 tools."""
 SEED = 31
 """The order the pairs are queued in (shuffled, seeded)."""
+
+
+REFRESH = """
+import os, sys
+from pathlib import Path
+from panel.config import data_dir
+from panel.personas import load_personas
+from panel.site import Changed, refresh_site
+personas = load_personas(data_dir("personas"))
+changed = Changed(frozenset(sys.argv[1:]))
+assert refresh_site(os.environ["PANEL_DB"], personas, Path(os.environ["PANEL_OUT"]), changed)
+"""
+"""A run's refresh of the site from the tools it changed, in a process of its own."""
 
 
 def panel(*args: str | Path) -> list[str]:
@@ -168,12 +183,26 @@ def catalogue(
         )
         edited = batch[0][0]
         edited.write_text(edited.read_text().replace("Does thing", "Now does thing"))
+        started = time.time()
         wall, cpu = run("review", edited)
-        line("review of one edited card (4 calls)", wall, cpu)
+        files, size_b = written_since(out, started)
+        line("review of one edited card (4 calls, refresh)", wall, cpu, f"{files:,} files")
         started = time.time()
         wall, cpu = run("site", "build")
         files, size_b = written_since(out, started)
         line("site build after it", wall, cpu, f"{files:,} files, {size_b / 1e6:,.1f} MB")
+        # The refresh alone: another card edited and reviewed with no site in its output
+        # folder, then the site refreshed from that card in a process of its own, as a run
+        # ends (panel.site.refresh_site, from what the run changed).
+        other = next(path for pair in batch for path in pair if path != edited)
+        other.write_text(other.read_text().replace("Does thing", "Now does thing"))
+        bare = {**env, "PANEL_OUT": str(folder / "no-site")}
+        wall, cpu = timed(panel("review", other), bare)
+        line("review of another edited card, no site", wall, cpu)
+        started = time.time()
+        wall, cpu = timed([sys.executable, "-c", REFRESH, load_card(other).slug], env)
+        files, size_b = written_since(out, started)
+        line("site refresh from that card alone", wall, cpu, f"{files:,} files")
         queued = {frozenset(pair) for pair in batch}
         spare = next(
             (a, b)

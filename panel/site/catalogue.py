@@ -226,6 +226,19 @@ class Catalogue:
                     self._judgments.setdefault(frozenset((j.first, j.second)), []).append(j)
         return self._judgments
 
+    @cached_property
+    def _judgments_in(self) -> dict[str, list[StoredPair]]:
+        """Return, by category, the judgments of two of its tools: each read once a build,
+        however many categories are ranked."""
+        found: dict[str, list[StoredPair]] = {category: [] for category in self.categories}
+        for judgments in self._all_judgments().values():
+            for j in judgments:
+                if j.first in self.tools and j.second in self.tools:
+                    category = self.category_of(j.first)
+                    if category == self.category_of(j.second):
+                        found[category].append(j)
+        return found
+
     def comparison(self, pair: Pair) -> dict[str, Any]:
         """Return a comparison's document, dated by its newest input (and keep its entry)."""
         a, b = self.tool_document(pair.a), self.tool_document(pair.b)
@@ -271,7 +284,7 @@ class Catalogue:
         judgment."""
         if category not in self._rankings:
             members = [s for s in sorted(self.tools) if self.category_of(s) == category]
-            judgments = [j for found in self._all_judgments().values() for j in found]
+            judgments = self._judgments_in[category]
             cards = [self.card(s) for s in members]
             document = ranking(cards, judgments, self.tools[members[0]].category, self.shown)
             inside = set(members)
