@@ -421,8 +421,11 @@ class SitePages:
 def scope_of(cat: Catalogue, changed: Changed, found: dict[str, Any]) -> Scope | None:
     """Return the pages a refresh from changed looks at, given the manifest found (see the
     module docstring); None where every mark must be compared: the manifest does not say which
-    categories the site shows, or they are not the store's (a category renamed, a tool moved)."""
-    if found.get("categories") != cat.categories:
+    categories the site shows, or one of them is gone or spelled anew, or a tool moved."""
+    shown_before = found.get("categories")
+    if not isinstance(shown_before, dict) or any(
+        cat.categories.get(key) != name for key, name in shown_before.items()
+    ):
         return None
     spelled = found.get("tools") or {}
     tools = {slug for slug in changed.tools if slug in cat.tools}

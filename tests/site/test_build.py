@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -265,12 +266,21 @@ def _refresh_is_a_full_build(
     counts."""
     base = "https://example.org/site/"
     counts = build_site(store, personas, out, base, changed=changed)
+    counts["scoped"] = SCOPES[-1] is not None
     again = build_site(store, personas, out, base)
     assert (again["written"], again["removed"]) == (0, 0)
     fresh = fresh / str(len(list(fresh.glob("*"))) if fresh.exists() else 0)  # a new folder
     build_site(store, personas, fresh, base, full=True)
     assert files(out) == files(fresh)
     return counts
+
+
+def slug(number: int) -> str:
+    return f"tool-{number:05d}"
+
+
+SCOPES: list[build.Scope | None] = []
+"""What build.scope_of returned, in order (None: every mark compared)."""
 
 
 def test_a_refresh_from_what_a_run_changed_gives_the_site_a_full_build_gives(
@@ -280,13 +290,19 @@ def test_a_refresh_from_what_a_run_changed_gives_the_site_a_full_build_gives(
     build.scope_of), in listings of a few items a page and search shards of a few tools."""
     monkeypatch.setattr(build, "PAGE_SIZE", 4)
     monkeypatch.setattr(build, "SEARCH_SHARD", 5)
+    scope_of = build.scope_of
+
+    def recorded(*args: Any) -> build.Scope | None:
+        SCOPES.append(scope_of(*args))
+        return SCOPES[-1]
+
+    monkeypatch.setattr(build, "scope_of", recorded)
     out, fresh = tmp_path / "site", tmp_path / "fresh"
     build_site(small, personas, out, "https://example.org/site/")
-    slug = lambda n: f"tool-{n:05d}"  # noqa: E731
     # `panel review` of an edited card
     catalogue.edit(small, 3, "Does a new thing")
     done = _refresh_is_a_full_build(small, personas, out, fresh, Changed(frozenset({slug(3)})))
-    assert 0 < done["written"] < 40
+    assert 0 < done["written"] < 40 and done["scoped"]
     # `panel compare` of two stored tools not compared yet
     shown = {frozenset(c[:2]) for c in small.comparisons()}
     a, b = next(
@@ -294,7 +310,9 @@ def test_a_refresh_from_what_a_run_changed_gives_the_site_a_full_build_gives(
     )
     catalogue.add_comparisons(small, [(a, b)], catalogue.START + 1000)
     pair = frozenset({slug(a), slug(b)})
-    _refresh_is_a_full_build(small, personas, out, fresh, Changed(pair, frozenset({pair})))
+    assert _refresh_is_a_full_build(small, personas, out, fresh, Changed(pair, frozenset({pair})))[
+        "scoped"
+    ]
     # a queue run: new tools (one in a new category) with their reviews and comparisons
     catalogue.add_tools(small, [12, 13])
     catalogue.add_tools(small, [14], categories=("Robotics",))
@@ -302,20 +320,25 @@ def test_a_refresh_from_what_a_run_changed_gives_the_site_a_full_build_gives(
     catalogue.add_comparisons(small, new, catalogue.START + 1100)
     tools = frozenset(slug(n) for p in new for n in p)
     pairs = frozenset(frozenset(map(slug, p)) for p in new)
-    _refresh_is_a_full_build(small, personas, out, fresh, Changed(tools, pairs))
+    assert _refresh_is_a_full_build(small, personas, out, fresh, Changed(tools, pairs))["scoped"]
     # pairs of one category judged side by side: its ranking appears, its listings link to it
     judged = [(0, 4), (4, 8), (0, 8)]
     catalogue.judge(small, judged, catalogue.START + 1200)
     pairs = frozenset(frozenset(map(slug, p)) for p in judged)
-    _refresh_is_a_full_build(small, personas, out, fresh, Changed(frozenset(), pairs))
+    assert _refresh_is_a_full_build(small, personas, out, fresh, Changed(frozenset(), pairs))[
+        "scoped"
+    ]
     assert (out / "rank" / "developer-tools.html").exists()
     # a card of that category edited: the ranking shows it, and every tool page shows the rank
     catalogue.edit(small, 8, "Ranked and edited")
-    _refresh_is_a_full_build(small, personas, out, fresh, Changed(frozenset({slug(8)})))
+    assert _refresh_is_a_full_build(small, personas, out, fresh, Changed(frozenset({slug(8)})))[
+        "scoped"
+    ]
     # a card moved to another category: pages the change cannot name move, every mark is read
     moved = catalogue.card(5).model_copy(update={"category": "Robotics"})
     small.import_records([moved], catalogue.reviews(moved, catalogue.START + 1300, seed=2))
-    _refresh_is_a_full_build(small, personas, out, fresh, Changed(frozenset({slug(5)})))
+    moved_to = Changed(frozenset({slug(5)}))
+    assert not _refresh_is_a_full_build(small, personas, out, fresh, moved_to)["scoped"]
 
 
 def test_a_refresh_looks_at_the_pages_that_show_what_changed_not_the_catalogue(
