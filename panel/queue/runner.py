@@ -95,6 +95,7 @@ class QueueRunner:
         max_attempts: int = 3,
         lease: float = LEASE_SECONDS,
         on_change: Callable[[], None] | None = None,
+        site: bool = False,
     ) -> None:
         self.runtime = runtime
         self.queue = queue
@@ -112,11 +113,9 @@ class QueueRunner:
         """By kind of unit: whether one may be claimable (see _claim)."""
         self._cards: dict[str, ToolCard] = {}
         self._store_misses = 0
-        from panel.site import has_site  # the site's templates load with a queue run only
-
-        self.site = has_site(runtime.settings.out)
-        """Whether the output folder holds a site: its refresh then writes the comparison pages
-        with the pages that show them, once, when the run ends."""
+        self.site = site
+        """Whether the output folder holds a site: the run's refresh then writes the comparison
+        pages with the pages that show them, once, when the run ends."""
         self.stopped: CostCeilingReached | None = None
         """Set when --max-cost stops the run: workers take nothing new."""
 

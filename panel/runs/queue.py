@@ -61,6 +61,8 @@ async def _drain(
     lease: float,
     batch_poll: float | None,
 ) -> Drained:
+    from panel.site import has_site  # the pages' templates load with a run, not before
+
     queue = QueueStore(store)
     runner = QueueRunner(
         runtime,
@@ -68,6 +70,7 @@ async def _drain(
         concurrency=runtime.settings.concurrency,
         max_attempts=max_attempts,
         lease=lease,
+        site=has_site(runtime.settings.out),
     )
     runner.reopen_stale()
     started = time.time()
