@@ -99,10 +99,12 @@ def _size(limit: int) -> str:
 
 def _remove_dead_temporaries(folder: Path) -> None:
     """Remove the temporary files in folder left by writers that are no longer running."""
-    for tmp in folder.glob(f".*{TEMP_SUFFIX}"):
-        writer = _TEMP_WRITER.search(tmp.name)
+    with os.scandir(folder) as entries:  # a plain listing: a site's folder holds 300,000 files
+        names = [e.name for e in entries if e.name[0] == "." and e.name.endswith(TEMP_SUFFIX)]
+    for name in names:
+        writer = _TEMP_WRITER.search(name)
         if writer and not _running(int(writer.group(1))):
-            tmp.unlink(missing_ok=True)
+            (folder / name).unlink(missing_ok=True)
 
 
 def _running(pid: int) -> bool:

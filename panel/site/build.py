@@ -372,11 +372,27 @@ class SitePages:
             if self.scope is not None and number not in self.scope.shards:
                 continue
             marks = [(self.cat.tools[s].mark, len(self.cat.of_tool[s])) for s in chunk]
-            yield Page(path, self.mark("shard", marks), partial(self._shard, chunk))
+            yield Page(path, self.mark("shard", marks), partial(self._shard, path, chunk))
 
-    def _shard(self, chunk: list[str]) -> tuple[str, ...]:
-        rows = [pages.search_row(self.cat.tool_summary(slug)) for slug in chunk]
+    def _shard(self, path: str, chunk: list[str]) -> tuple[str, ...]:
+        kept = self._rows_kept(path)
+        rows = [kept.get(slug) or pages.search_row(self.cat.tool_summary(slug)) for slug in chunk]
         return (orjson.dumps({"fields": pages.SEARCH_FIELDS, "tools": rows}).decode() + "\n",)
+
+    def _rows_kept(self, path: str) -> dict[str, list[Any]]:
+        """Return, by slug, the rows of a search shard as the site holds it, of the tools a
+        refresh does not look at (they are as they were: a refresh looks at every tool whose
+        card, reviews or comparisons changed); none in a build that compares every mark."""
+        if self.scope is None or self.cat.current is None:
+            return {}
+        try:
+            found = orjson.loads((self.cat.current / path).read_bytes())
+        except (OSError, orjson.JSONDecodeError):
+            return {}
+        if not isinstance(found, dict) or found.get("fields") != pages.SEARCH_FIELDS:
+            return {}
+        rows = [row for row in found.get("tools", []) if isinstance(row, list) and row]
+        return {row[0]: row for row in rows if row[0] not in self.scope.tools}
 
     def _addresses(self) -> dict[str, list[str]]:
         """Return every page's address by kind, each kind in an order that new pages extend."""
@@ -478,10 +494,10 @@ def _place(
     new item may start a page, and the one before it then links to it)."""
     if not touched:
         return
-    wanted = {p.slug for p in touched}
+    wanted = {id(p) for p in touched}  # the catalogue's own Pair objects
     count = len(items)
     numbers = listed.setdefault(folder, set())
-    numbers |= {(count - 1 - n) // PAGE_SIZE + 1 for n, p in enumerate(items) if p.slug in wanted}
+    numbers |= {(count - 1 - n) // PAGE_SIZE + 1 for n, p in enumerate(items) if id(p) in wanted}
     newest = max(1, -(-count // PAGE_SIZE))
     numbers |= {newest, newest - 1}
 
@@ -517,10 +533,8 @@ def has_site(out: Path) -> bool:
     return bool(_manifest(out))
 
 
-def site_options(out: Path, found: dict[str, Any] | None = None) -> Options:
-    """Return the options the site in out was last built with (the defaults if none), from its
-    manifest (found, if read already)."""
-    found = _manifest(out) if found is None else found
+def site_options(found: dict[str, Any]) -> Options:
+    """Return the options a site was last built with (the defaults if none), from its manifest."""
     return Options(found.get("base_url"), int(found.get("sitemap_limit", SITEMAP_LIMIT)))
 
 
@@ -540,9 +554,55 @@ def build_site(
     written and removed. With changed (what a run stored), look only at the pages that can
     show it (see the module docstring)."""
     options = Options(base_url, sitemap_limit)
+    built = _build(store, personas, out, lambda _found: options, full=full, changed=changed)
+    assert built is not None  # a build makes the site it does not find
+    return built
+
+
+def update_site(
+    store: Store, personas: list[Persona], out: Path, changed: Changed | None = None
+) -> dict[str, int]:
+    """Bring the site under out up to date with the options it was last built with (its base
+    URL, its sitemap's limit; the defaults for a new site): what `panel serve` keeps; with
+    changed, from what a run changed."""
+    built = _build(store, personas, out, site_options, changed=changed)
+    assert built is not None
+    return built
+
+
+def refresh_site(
+    db: str | Path, personas: list[Persona], out: Path, changed: Changed | None = None
+) -> dict[str, int] | None:
+    """Bring the site under out up to date after a run changed the store (review, compare,
+    queue run), from what it changed where it says, with the options it was last built with;
+    None (nothing done) where out holds no site: `panel site build` makes one."""
+    if not (out / MANIFEST).is_file():
+        return None
+    store = Store(db, write=False)
+    try:
+        return _build(store, personas, out, site_options, changed=changed, built_only=True)
+    finally:
+        store.close()
+
+
+def _build(
+    store: Store,
+    personas: list[Persona],
+    out: Path,
+    options_of: Callable[[dict[str, Any]], Options],
+    *,
+    full: bool = False,
+    changed: Changed | None = None,
+    built_only: bool = False,
+) -> dict[str, int] | None:
+    """Build the site under out (see build_site) with the options options_of gives from its
+    manifest, read once, under the build lock; with built_only, None where there is no site."""
     out.mkdir(parents=True, exist_ok=True)
     with _locked(out):
         found = _manifest(out)
+        if built_only and not found:
+            return None
+        options = options_of(found)
         before: dict[str, list[str]] = found.get("pages", {})
         version = _version(personas)
         # Another panel or other templates: every page is out of date.
@@ -581,40 +641,3 @@ def build_site(
         "written": written,
         "removed": len(gone),
     }
-
-
-def update_site(
-    store: Store,
-    personas: list[Persona],
-    out: Path,
-    changed: Changed | None = None,
-    options: Options | None = None,
-) -> dict[str, int]:
-    """Bring the site under out up to date with the options it was last built with (its base
-    URL, its sitemap's limit; the defaults for a new site; `options` if read already): what
-    `panel serve` keeps; with changed, from what a run changed."""
-    options = options or site_options(out)
-    return build_site(
-        store,
-        personas,
-        out,
-        options.base_url,
-        sitemap_limit=options.sitemap_limit,
-        changed=changed,
-    )
-
-
-def refresh_site(
-    db: str | Path, personas: list[Persona], out: Path, changed: Changed | None = None
-) -> dict[str, int] | None:
-    """Bring the site under out up to date after a run changed the store (review, compare,
-    queue run), from what it changed where it says; None (nothing done) where out holds no
-    site: `panel site build` makes one."""
-    found = _manifest(out)
-    if not found:
-        return None
-    store = Store(db, write=False)
-    try:
-        return update_site(store, personas, out, changed, site_options(out, found))
-    finally:
-        store.close()

@@ -54,15 +54,30 @@ class Tool(NamedTuple):
     updated: float
 
 
-class Pair(NamedTuple):
-    """A stored comparison: its two tools, when it was made and its page's name."""
+class Pair:
+    """A stored comparison: its two tools, when it was made, and (made when first asked: a
+    refresh asks for a few of 100,000) its page's name and its mark, a digest of both tools'
+    marks, the pair's judgments and its age (what its pages show of it)."""
 
-    a: str
-    b: str
-    created_at: float
-    slug: str
-    mark: str
-    """Both tools' marks, the pair's judgments and its age (what its pages show of it)."""
+    __slots__ = ("_catalogue", "_mark", "_slug", "a", "b", "created_at")
+
+    def __init__(self, a: str, b: str, created_at: float, catalogue: Catalogue) -> None:
+        self.a, self.b, self.created_at = a, b, created_at
+        self._catalogue = catalogue
+        self._slug: str | None = None
+        self._mark: str | None = None
+
+    @property
+    def slug(self) -> str:
+        if self._slug is None:
+            self._slug = comparison_slug(self.a, self.b)
+        return self._slug
+
+    @property
+    def mark(self) -> str:
+        if self._mark is None:
+            self._mark = self._catalogue.pair_mark(self.a, self.b, self.created_at)
+        return self._mark
 
 
 def _tool(mark: ToolMark) -> Tool:
@@ -94,10 +109,11 @@ class Catalogue:
         self.tools = {m.slug: _tool(m) for m in marks}
         """Every tool, oldest first."""
         self.judged = store.pair_marks()
+        tools = self.tools
         self.comparisons = [
-            self._pair(a, b, created)
+            Pair(a, b, created, self)
             for a, b, created in store.comparisons()
-            if a in self.tools and b in self.tools
+            if a in tools and b in tools
         ]
         """Every comparison of two stored tools, newest first."""
         self._documents: dict[str, dict[str, Any]] = {}
@@ -127,11 +143,11 @@ class Catalogue:
             seen.setdefault(category_slug(name), name)
         return dict(sorted(seen.items(), key=lambda item: item[1].casefold()))
 
-    def _pair(self, a: str, b: str, created_at: float) -> Pair:
+    def pair_mark(self, a: str, b: str, created_at: float) -> str:
+        """Return the mark of the comparison of a and b made at created_at (see Pair)."""
         judged = self.judged.get(frozenset((a, b))) if self.judged else None
         inputs = f"{self.tools[a].mark}/{self.tools[b].mark}/{judged}/{created_at!r}"
-        mark = hashlib.blake2b(inputs.encode(), digest_size=12).hexdigest()
-        return Pair(a, b, created_at, comparison_slug(a, b), mark)
+        return hashlib.blake2b(inputs.encode(), digest_size=12).hexdigest()
 
     def category_of(self, slug: str) -> str:
         """Return the file name of a tool's category."""
@@ -141,9 +157,12 @@ class Catalogue:
     def listed(self) -> dict[str, list[Pair]]:
         """Return each category's comparisons (those of a tool of it), newest first."""
         found: dict[str, list[Pair]] = {category: [] for category in self.categories}
+        group = {slug: tool.group for slug, tool in self.tools.items()}
         for pair in self.comparisons:
-            for category in {self.category_of(pair.a), self.category_of(pair.b)}:
-                found[category].append(pair)
+            first, second = group[pair.a], group[pair.b]
+            found[first].append(pair)
+            if second != first:
+                found[second].append(pair)
         return found
 
     @cached_property
