@@ -116,9 +116,6 @@ class Changed:
     tools: frozenset[str] = frozenset()
     pairs: frozenset[frozenset[str]] = frozenset()
 
-    def __bool__(self) -> bool:
-        return bool(self.tools or self.pairs)
-
 
 @dataclass
 class Scope:

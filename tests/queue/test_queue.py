@@ -106,6 +106,34 @@ def test_every_tool_is_reviewed_once_across_the_batch(tmp_path: Path, db: str) -
     assert all(job["files"]["html"].endswith(".html") for job in status["all"])
 
 
+def test_where_a_site_is_built_the_run_writes_its_pages_with_the_pages_that_show_them(
+    tmp_path: Path,
+) -> None:
+    """The runner leaves a built site's comparison pages to the run's refresh (from what the run
+    stored), which writes them with the tools' pages and the listings, as a full build would."""
+    cards = make_cards(tmp_path / "cards", 6)
+    out, db = tmp_path / "out", tmp_path / "panel.db"
+    with FakeOpenAI() as server:
+        env = env_for(server, db, out)
+        assert panel("queue", "add", pairs_file(tmp_path, cards, 3), env=env).returncode == 0
+        assert panel("queue", "run", env=env).returncode == 0
+        assert panel("site", "build", env=env).returncode == 0
+        assert panel("queue", "add", pairs_file(tmp_path, cards, 8), env=env).returncode == 0
+        result = panel("queue", "run", "--json", env=env)
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout)["run"]["jobs_done"] == 5
+        status = json.loads(panel("queue", "status", "--json", env=env).stdout)
+        assert all(Path(job["files"]["html"]).is_file() for job in status["all"])
+        for name in [Path(job["files"]["html"]).name for job in status["all"]]:
+            assert name in (out / "browse" / "comparisons" / "index.html").read_text()
+        full = tmp_path / "full"
+        done = panel("site", "build", "--full", "--out", str(full), env=env)
+        assert done.returncode == 0, done.stderr
+    for path in full.rglob("*"):
+        if path.is_file() and not path.name.startswith("."):
+            assert path.read_bytes() == (out / path.relative_to(full)).read_bytes(), path
+
+
 def test_tools_already_reviewed_cost_nothing(tmp_path: Path, db: str) -> None:
     out = tmp_path / "out"
     assert panel("import", SEED, "--db", db).returncode == 0
