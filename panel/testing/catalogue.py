@@ -73,35 +73,21 @@ def add_comparisons(store: Store, pairs: Iterable[tuple[int, int]], at: float) -
 def judge(store: Store, pairs: Iterable[tuple[int, int]], at: float) -> int:
     """Store every persona's judgment of each pair of numbered tools in both orders, made at
     `at`, as one run with one model would have: the tool whose number is larger modulo 7 is
-    preferred four times in five. Return how many judgments were stored."""
+    preferred four times in five (of their stored cards). Return how many were stored."""
     stored = 0
     with store.transaction() as db:
         for n, (a, b) in enumerate(pairs):
-            cards = {x: store.get_tool(f"tool-{x:05d}") for x in (a, b)}
-            for persona in PERSONAS:
-                won = (n + len(persona)) % 5 != 0
-                for first, second in ((a, b), (b, a)):
-                    one, two = cards[first], cards[second]
-                    assert one is not None and two is not None, (first, second)
+            stored_cards = {n: store.get_tool(f"tool-{n:05d}") for n in (a, b)}
+            for first, second in ((a, b), (b, a)):
+                one, two = stored_cards[first], stored_cards[second]
+                assert one is not None and two is not None, "judge stored tools only"
+                shown = (one.slug, two.slug, one.content_hash(), two.content_hash())
+                for persona in PERSONAS:
+                    won = (n + len(persona)) % 5 != 0
                     prefers = "first" if (first % 7 > second % 7) == won else "second"
-                    insert_answer(
-                        db,
-                        (one, two),
-                        StoredPair(
-                            first=one.slug,
-                            second=two.slug,
-                            first_hash=one.content_hash(),
-                            second_hash=two.content_hash(),
-                            persona=persona,
-                            prompt_version="v1",
-                            provider="openai",
-                            model="loopback",
-                            prefers=prefers,
-                            reason=f"The {persona} prefers the {prefers} card.",
-                            attempts=1,
-                            created_at=at,
-                        ),
-                    )
+                    why = f"The {persona} prefers the {prefers} card."
+                    answer = StoredPair(*shown, persona, "v1", "openai", "m", prefers, why, 1, at)
+                    insert_answer(db, (one, two), answer)
                     stored += 1
     return stored
 
