@@ -174,7 +174,7 @@ class Catalogue:
 
     def updated(self, pair: Pair) -> float:
         """Return the time of a comparison's newest input."""
-        judged = self.judged.get(frozenset((pair.a, pair.b)), (0, 0.0, 0.0))
+        judged = self.judged.get(frozenset((pair.a, pair.b)), (0, 0.0, 0))
         return max(self.tools[pair.a].updated, self.tools[pair.b].updated, judged[1])
 
     @cached_property

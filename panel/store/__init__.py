@@ -161,15 +161,16 @@ Stored = StoredReview | StoredPair | StoredCard
 class ToolMark:
     """What a tool's pages are made from, read for every tool at once (Store.tool_marks): its
     card (JSON) and content hash, when it was added and last changed, the reviews of its
-    current card (how many, the newest one's time, the sum of their times) and its votes
-    (ship, skip, networks)."""
+    current card (how many, the newest one's time, the sum of their times in microseconds: an
+    integer, so the same on either engine whatever order it adds them in) and its votes (ship,
+    skip, networks)."""
 
     slug: str
     card: str
     card_hash: str
     created_at: float
     updated_at: float
-    reviews: tuple[int, float, float]
+    reviews: tuple[int, float, int]
     votes: tuple[int, int, int]
 
 
@@ -449,7 +450,7 @@ class Store:
                       r.n, r.newest, r.total, v.ship, v.skip, v.networks
                FROM tools t
                LEFT JOIN (SELECT r.tool, count(*) AS n, max(r.created_at) AS newest,
-                                 sum(r.created_at) AS total
+                                 sum(CAST(r.created_at * 1000000 AS BIGINT)) AS total
                           FROM reviews r JOIN tools c ON c.slug = r.tool AND c.card_hash = r.card_hash
                           GROUP BY r.tool) r ON r.tool = t.slug
                LEFT JOIN vote_totals v ON v.tool = t.slug
@@ -462,28 +463,29 @@ class Store:
                 card_hash=row["card_hash"],
                 created_at=float(row["created_at"]),
                 updated_at=float(row["updated_at"]),
-                reviews=(int(row["n"] or 0), float(row["newest"] or 0), float(row["total"] or 0)),
+                reviews=(int(row["n"] or 0), float(row["newest"] or 0), int(row["total"] or 0)),
                 votes=(int(row["ship"] or 0), int(row["skip"] or 0), int(row["networks"] or 0)),
             )
             for row in rows
         ]
 
-    def pair_marks(self) -> dict[frozenset[str], tuple[int, float, float]]:
+    def pair_marks(self) -> dict[frozenset[str], tuple[int, float, int]]:
         """Return, for every pair of tools judged side by side (of their current cards, either
-        order), how many judgments it has, the newest one's time and the sum of their times."""
+        order), how many judgments it has, the newest one's time and the sum of their times
+        (in microseconds, see ToolMark)."""
         rows = self.db.execute(
             """SELECT p.first_tool, p.second_tool, count(*) AS n, max(p.created_at) AS newest,
-                      sum(p.created_at) AS total
+                      sum(CAST(p.created_at * 1000000 AS BIGINT)) AS total
                FROM pair_judgments p
                JOIN tools f ON f.slug = p.first_tool AND f.card_hash = p.first_hash
                JOIN tools s ON s.slug = p.second_tool AND s.card_hash = p.second_hash
                GROUP BY p.first_tool, p.second_tool ORDER BY p.first_tool, p.second_tool"""
         ).fetchall()
-        marks: dict[frozenset[str], tuple[int, float, float]] = {}
+        marks: dict[frozenset[str], tuple[int, float, int]] = {}
         for row in rows:
             pair = frozenset((row[0], row[1]))
-            n, newest, total = marks.get(pair, (0, 0.0, 0.0))
-            marks[pair] = (n + int(row[2]), max(newest, float(row[3])), total + float(row[4]))
+            n, newest, total = marks.get(pair, (0, 0.0, 0))
+            marks[pair] = (n + int(row[2]), max(newest, float(row[3])), total + int(row[4]))
         return marks
 
     def site_version(self) -> str:

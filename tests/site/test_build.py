@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -283,11 +284,24 @@ SCOPES: list[build.Scope | None] = []
 """What build.scope_of returned, in order (None: every mark compared)."""
 
 
+@pytest.fixture
+def small_on_both(db: str) -> Iterator[Store]:
+    """The small store, on SQLite and on PostgreSQL."""
+    store = Store(db)
+    try:
+        catalogue.make(store, 12, 30)
+        yield store
+    finally:
+        store.close()
+
+
 def test_a_refresh_from_what_a_run_changed_gives_the_site_a_full_build_gives(
-    small: Store, personas: list[Persona], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    small_on_both: Store, personas: list[Persona], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Each kind of change a run makes, refreshed from what it says it changed (see
-    build.scope_of), in listings of a few items a page and search shards of a few tools."""
+    build.scope_of), in listings of a few items a page and search shards of a few tools, on
+    both backends."""
+    small = small_on_both
     monkeypatch.setattr(build, "PAGE_SIZE", 4)
     monkeypatch.setattr(build, "SEARCH_SHARD", 5)
     scope_of = build.scope_of
