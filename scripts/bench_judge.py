@@ -42,7 +42,8 @@ LAUNCHES = ROOT / "examples" / "launches"
 
 
 def panel(*args: str, env: dict[str, str]) -> dict[str, Any]:
-    """Run a panel command with --json and return what it printed."""
+    """Run a panel command with --json and return what it printed; an empty document where a
+    comparison could not be made (a review its model could not give: the failure is kept)."""
     done = subprocess.run(
         [sys.executable, "-m", "panel", *args, "--json"],
         capture_output=True,
@@ -50,6 +51,9 @@ def panel(*args: str, env: dict[str, str]) -> dict[str, Any]:
         env={**os.environ, **env},
         cwd=ROOT,
     )
+    if args[0] == "compare" and done.returncode == 1 and not done.stdout.strip():
+        FAILURES.append(done.stderr.strip().splitlines()[-1])
+        return {}
     if done.returncode not in (0, 1) or not done.stdout.strip():
         raise SystemExit(f"panel {' '.join(args[:2])} failed: {done.stderr.strip()[-400:]}")
     if done.returncode == 1:  # a review that failed: the rest of the panel is reported
@@ -118,6 +122,8 @@ def measure(model: str, db: Path, only: list[str]) -> dict[str, Any]:
         persona_scores += [r["score"] for d in docs_list for r in d["reviews"]]
         for a, b in itertools.combinations(paths, 2):
             document = panel("compare", str(a), str(b), "--pairwise", env=env)
+            if not document:  # not judged: a review failed (see FAILURES)
+                continue
             better = "a" if stars(a) > stars(b) else "b"
             pairwise = document["head_to_head"]["pairwise"]
             read = pairwise.get("probabilities")
