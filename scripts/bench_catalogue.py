@@ -157,7 +157,9 @@ def catalogue(
         # in no useful order, as a real catalogue queues them (in the ring's order, each job
         # would be ready in the order of its id, which hides a claim that reads waiting jobs)
         random.Random(SEED).shuffle(batch)
-        (folder / "pairs.csv").write_text("".join(f"{a},{b}\n" for a, b in batch))
+        # paths beside the queue file: 100,000 absolute ones would pass queue add's 8 MiB cap
+        lines = (f"{a.relative_to(folder)},{b.relative_to(folder)}\n" for a, b in batch)
+        (folder / "pairs.csv").write_text("".join(lines))
         env = env_for(base_url, db, out)
         run = lambda *args: timed(panel(*args), env)  # noqa: E731
         print(f"{size:,} comparisons over {tools:,} tools", flush=True)
