@@ -349,7 +349,6 @@ def _standard_errors(
     tests/test_rank.py.
     """
     import numpy as np
-    from scipy.linalg import cho_factor, cho_solve
 
     n, i, j = judged.n, judged.first, judged.second
     weights = np.exp(strengths) * n / np.exp(strengths).sum()
@@ -358,13 +357,30 @@ def _standard_errors(
     information = played * p * (1 - p)
     bread = _laplacian(n, i, j, information).toarray()
     bread += alpha * n * (np.diag(weights) - np.outer(weights, weights) / n)
-    inverse = cho_solve(cho_factor(bread + 1.0 / n), np.eye(n)) - 1.0 / n  # B+, as B 1 = 0
+    inverse = _inverse(bread + 1.0 / n) - 1.0 / n  # B+, as B 1 = 0
     # HC3: each pair's residual over 1 - its leverage, as if the fit had not seen it
     leverage = information * (inverse[i, i] + inverse[j, j] - 2 * inverse[i, j])
     residual = (judged.wins - played * p) / (1 - np.minimum(leverage, 0.99))
     meat = _laplacian(n, i, j, residual**2)
     variance = np.einsum("ik,ki->i", inverse, np.asarray(meat @ inverse))
     return np.asarray(np.sqrt(np.maximum(variance, 0.0)), dtype=np.float64)
+
+
+def _inverse(matrix: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Return the inverse of a symmetric positive definite matrix from its Cholesky factor
+    (LAPACK's potrf then potri: n^3 flops, where solving for the identity costs 2.3 n^3), in
+    place of the matrix."""
+    import numpy as np
+    from scipy.linalg import lapack
+
+    factor, info = lapack.dpotrf(matrix, lower=False, overwrite_a=True)
+    if info == 0:
+        found, info = lapack.dpotri(factor, lower=False, overwrite_c=True)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"the information matrix is not positive definite ({info})")
+    upper = np.triu(found)
+    upper += np.triu(found, 1).T
+    return np.asarray(upper, dtype=np.float64)
 
 
 def _laplacian(
