@@ -189,7 +189,7 @@ class SitePages:
             ranked = self.cat.rank_mark(category)
             if ranked:
                 render = partial(self._ranking, category)
-                yield Page(f"rank/{category}.html", self.mark("rank", ranked), render)
+                yield Page(f"rank/{category}.html", _rank_page_mark(ranked), render)
 
     def _ranking(self, category: str) -> tuple[str, ...]:
         return (pages.rank_html(self.cat.ranking(category)),)
@@ -461,7 +461,7 @@ def scope_of(cat: Catalogue, changed: Changed, found: dict[str, Any]) -> Scope |
         if (ranked is None) != (line is None):  # its listings link to the ranking, or stop
             listed[f"category/{category}"] = set(range(1, len(cat.listed[category]) + 2))
             flipped = True
-        if ranked is not None and (line is None or line[0] != digest("rank", ranked)):
+        if ranked is not None and (line is None or line[0] != _rank_page_mark(ranked)):
             shown |= {slug for slug in cat.tools if cat.category_of(slug) == category}
     touched = list(pairs.values())
     _place(listed, "browse/comparisons", cat.comparisons, touched)
@@ -481,6 +481,11 @@ def scope_of(cat: Catalogue, changed: Changed, found: dict[str, Any]) -> Scope |
         shards={n // SEARCH_SHARD for n in places},
         sitemap=flipped or any(path not in before for path in added),
     )
+
+
+def _rank_page_mark(ranked: str) -> str:
+    """Return the mark of a category's ranking page from the ranking's mark."""
+    return digest("rank", ranked)
 
 
 def _place(
