@@ -95,7 +95,6 @@ class QueueRunner:
         max_attempts: int = 3,
         lease: float = LEASE_SECONDS,
         on_change: Callable[[], None] | None = None,
-        site: bool = False,
     ) -> None:
         self.runtime = runtime
         self.queue = queue
@@ -113,9 +112,9 @@ class QueueRunner:
         """By kind of unit: whether one may be claimable (see _claim)."""
         self._cards: dict[str, ToolCard] = {}
         self._store_misses = 0
-        self.site = site
-        """Whether the output folder holds a site: the run's refresh then writes the comparison
-        pages with the pages that show them, once, when the run ends."""
+        self.site = False
+        """Whether the output folder holds a site (the run says): the run's refresh then writes
+        the comparison pages with the pages that show them, once, when the run ends."""
         self.stopped: CostCeilingReached | None = None
         """Set when --max-cost stops the run: workers take nothing new."""
 

@@ -70,8 +70,8 @@ async def _drain(
         concurrency=runtime.settings.concurrency,
         max_attempts=max_attempts,
         lease=lease,
-        site=has_site(runtime.settings.out),
     )
+    runner.site = has_site(runtime.settings.out)
     runner.reopen_stale()
     started = time.time()
     measure = lambda: queue.progress(started)  # noqa: E731
