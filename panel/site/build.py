@@ -462,7 +462,7 @@ def scope_of(cat: Catalogue, changed: Changed, found: dict[str, Any]) -> Scope |
             listed[f"category/{category}"] = set(range(1, len(cat.listed[category]) + 2))
             flipped = True
         if ranked is not None and (line is None or line[0] != _rank_page_mark(ranked)):
-            shown |= {slug for slug in cat.tools if cat.category_of(slug) == category}
+            shown.update(cat.members[category])
     touched = list(pairs.values())
     _place(listed, "browse/comparisons", cat.comparisons, touched)
     for category in {cat.category_of(slug) for p in touched for slug in (p.a, p.b)}:
@@ -496,10 +496,10 @@ def _place(
     new item may start a page, and the one before it then links to it)."""
     if not touched:
         return
-    wanted = {id(p) for p in touched}  # the catalogue's own Pair objects
+    wanted = set(touched)  # the catalogue's own Pair objects, each one of a kind
     count = len(items)
     numbers = listed.setdefault(folder, set())
-    numbers |= {(count - 1 - n) // PAGE_SIZE + 1 for n, p in enumerate(items) if id(p) in wanted}
+    numbers |= {(count - 1 - n) // PAGE_SIZE + 1 for n, p in enumerate(items) if p in wanted}
     newest = max(1, -(-count // PAGE_SIZE))
     numbers |= {newest, newest - 1}
 

@@ -170,6 +170,14 @@ class Catalogue:
         """Return how many tools each category has."""
         return Counter(self.category_of(slug) for slug in self.tools)
 
+    @cached_property
+    def members(self) -> dict[str, list[str]]:
+        """Return each category's tools, by slug, in slug order."""
+        found: dict[str, list[str]] = {category: [] for category in self.categories}
+        for slug in sorted(self.tools):
+            found[self.category_of(slug)].append(slug)
+        return found
+
     # --- marks ---------------------------------------------------------------------------------
 
     def updated(self, pair: Pair) -> float:
@@ -203,7 +211,7 @@ class Catalogue:
         judged = self._judged_in.get(category)
         if not judged:
             return None
-        members = sorted(s for s in self.tools if self.category_of(s) == category)
+        members = self.members[category]
         compared = [frozenset(j[:2]) in self.shown for j in judged]
         return digest(sorted(judged), [self.tools[s].mark for s in members], compared)
 
@@ -302,7 +310,7 @@ class Catalogue:
         """Return the ranking document of a category (see rank_mark), dated by its newest
         judgment."""
         if category not in self._rankings:
-            members = [s for s in sorted(self.tools) if self.category_of(s) == category]
+            members = self.members[category]
             judgments = self._judgments_in[category]
             cards = [self.card(s) for s in members]
             document = ranking(cards, judgments, self.tools[members[0]].category, self.shown)
